@@ -32,6 +32,10 @@ type Release struct {
 	// published in the same minor's package repository.
 	CRIToolsPackage string
 	CNIPackage      string
+	// Flannel is the flannel release (image tag of ghcr.io/flannel-io/flannel) rendered for this release;
+	// FlannelCNIPlugin the tag of the matching ghcr.io/flannel-io/flannel-cni-plugin image.
+	Flannel          string
+	FlannelCNIPlugin string
 }
 
 // Minor returns "v1.34" for "v1.34.10".
@@ -46,11 +50,13 @@ var releases = []Release{
 		Kubernetes: "v1.34.10", Etcd: "3.6.5-0", EtcdModule: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1",
 		CRITools: "v1.36.0", CNIPlugins: "v1.9.1",
 		PackageRevision: "1.1", CRIToolsPackage: "1.36.0-1.1", CNIPackage: "1.9.1-1.1",
+		Flannel: "v0.28.10", FlannelCNIPlugin: "v1.9.1-flannel3",
 	},
 	{
 		Kubernetes: "v1.35.8", Etcd: "3.6.6-0", EtcdModule: "v3.6.6", CoreDNS: "v1.13.1", Pause: "3.10.1",
 		CRITools: "v1.36.0", CNIPlugins: "v1.9.1",
 		PackageRevision: "1.1", CRIToolsPackage: "1.36.0-1.1", CNIPackage: "1.9.1-1.1",
+		Flannel: "v0.28.10", FlannelCNIPlugin: "v1.9.1-flannel3",
 	},
 }
 
