@@ -125,6 +125,9 @@ func (c *Cluster) Default() {
 // defaultEndpointHost is the VIP when there is one, else the first control plane's private address
 // (its address when no private address is known).
 func defaultEndpointHost(s *ClusterSpec) string {
+	if s.LoadBalancer.Type == LoadBalancerExternal {
+		return "" // only the user knows the external load balancer's address
+	}
 	if s.LoadBalancer.VIP != "" {
 		return s.LoadBalancer.VIP
 	}

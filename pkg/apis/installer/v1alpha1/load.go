@@ -123,15 +123,24 @@ func parseSingleDocument(data []byte) (*yamlv3.Node, error) {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	var extra yamlv3.Node
-	if err := dec.Decode(&extra); err == nil {
+	if err := dec.Decode(&extra); err == nil && !emptyDocument(&extra) {
 		return nil, fmt.Errorf("line %d: a spec file holds exactly one document; found another", extra.Line)
-	} else if !errors.Is(err, io.EOF) {
+	} else if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yamlv3.MappingNode {
 		return nil, fmt.Errorf("line %d: the spec must be a mapping with apiVersion, kind, metadata and spec", doc.Line)
 	}
 	return doc.Content[0], nil
+}
+
+// emptyDocument is a document with no content, such as a trailing "---".
+func emptyDocument(d *yamlv3.Node) bool {
+	if len(d.Content) == 0 {
+		return true
+	}
+	c := d.Content[0]
+	return len(d.Content) == 1 && c.Kind == yamlv3.ScalarNode && c.Tag == "!!null"
 }
 
 // walkNode records the line of every field path and reports duplicate mapping keys with their path.

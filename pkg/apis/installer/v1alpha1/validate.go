@@ -427,20 +427,23 @@ func (v *validator) url(p *field.Path, value string, allowPath bool) {
 		v.add(field.Invalid(p, value, "must be an http:// or https:// URL"))
 		return
 	}
-	if !allowPath && u.Path != "" && u.Path != "/" {
-		v.add(field.Invalid(p, value, "a proxy URL has no path"))
-	}
+	shown := value
 	if u.User != nil {
 		if _, hasPassword := u.User.Password(); hasPassword {
-			v.add(field.Invalid(p, redactURL(u), "must not carry a password: specs live in git"))
+			// Never echo the secret back: every message about this field shows it redacted.
+			shown = redactURL(u)
+			v.add(field.Invalid(p, shown, "must not carry a password: specs live in git"))
 		}
+	}
+	if !allowPath && u.Path != "" && u.Path != "/" {
+		v.add(field.Invalid(p, shown, "a proxy URL has no path"))
 	}
 }
 
 func redactURL(u *url.URL) string {
 	c := *u
-	c.User = url.UserPassword(u.User.Username(), "<redacted>")
-	return c.String()
+	c.User = nil
+	return c.Scheme + "://" + u.User.Username() + ":<redacted>@" + strings.TrimPrefix(c.String(), c.Scheme+"://")
 }
 
 func (v *validator) runtime() {

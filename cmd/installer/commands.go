@@ -1,0 +1,287 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/buildinfo"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/versions"
+)
+
+func (a *app) newCreateCommand() *cobra.Command {
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Create resources (a cluster)",
+	}
+	var dryRun bool
+	cluster := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create the cluster the spec describes, or converge an existing one",
+		Long: `Connects to every host, gathers facts, runs preflight checks, installs the container runtime and the
+Kubernetes binaries, uploads the cluster PKI, runs kubeadm init on the first control plane, joins the
+other control planes one at a time and the workers in parallel, deploys the pod network and the
+cloud-controller-manager, waits for the nodes and CoreDNS, and writes the admin kubeconfig to the
+state directory. Re-running it on a converged cluster changes nothing; after a failure it resumes.`,
+		Example: `  installer create cluster -f cluster.yaml
+  installer create cluster -f cluster.yaml --dry-run     # same as: installer plan`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.loadSpecForHosts(); err != nil {
+				return err
+			}
+			return errNotImplemented("create cluster")
+		},
+	}
+	cluster.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be uploaded and run on each host; change nothing")
+	create.AddCommand(cluster)
+	return create
+}
+
+func (a *app) newJoinCommand() *cobra.Command {
+	join := &cobra.Command{
+		Use:   "join",
+		Short: "Join resources (nodes) to the cluster",
+	}
+	var hosts []string
+	node := &cobra.Command{
+		Use:   "node --host NAME [--host NAME...]",
+		Short: "Join hosts of the spec to the existing cluster as nodes",
+		Long: `Adds the named hosts (already listed in the spec) to the running cluster: a fresh short-lived bootstrap
+token on one control plane, then prepare, container runtime, binaries and kubeadm join on the named
+hosts only. Existing nodes are not touched.`,
+		Example: `  installer join node -f cluster.yaml --host w3
+  installer join node -f cluster.yaml --host w3 --host w4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ls, err := a.loadSpecForHosts()
+			if err != nil {
+				return err
+			}
+			if err := checkHostNames(ls.Cluster, hosts); err != nil {
+				return err
+			}
+			return errNotImplemented("join node")
+		},
+	}
+	node.Flags().StringSliceVar(&hosts, "host", nil, "name of a host in the spec to join (repeatable)")
+	_ = node.MarkFlagRequired("host")
+	join.AddCommand(node)
+	return join
+}
+
+func (a *app) newUpgradeCommand() *cobra.Command {
+	var (
+		to             string
+		dryRun         bool
+		maxUnavailable int
+		force          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade the cluster one minor version at a time",
+		Long: `Upgrades the cluster to the spec's kubernetesVersion (or --to): checks cluster health, takes an etcd
+snapshot into the state directory and verifies it, runs kubeadm upgrade apply on the first control
+plane and kubeadm upgrade node on the others one at a time, then drains, upgrades and uncordons every
+node (workers in batches of --max-unavailable). It refuses downgrades and never skips a minor version;
+it prints the chain of steps instead. A re-run after a failure continues where it stopped.
+
+Supported versions: ` + versions.SupportedList() + `.`,
+		Example: `  installer upgrade -f cluster.yaml --dry-run
+  installer upgrade -f cluster.yaml --to v1.35.8 --max-unavailable 2`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if to != "" {
+				if _, ok := versions.Lookup(to); !ok {
+					return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--to %s: not a supported version (%s)", to, versions.SupportedList()))
+				}
+			}
+			if maxUnavailable < 1 {
+				return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--max-unavailable %d: must be at least 1", maxUnavailable))
+			}
+			if _, err := a.loadSpecForHosts(); err != nil {
+				return err
+			}
+			return errNotImplemented("upgrade")
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "target version (default: the spec's kubernetesVersion)")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the upgrade plan per node; change nothing")
+	cmd.Flags().IntVar(&maxUnavailable, "max-unavailable", 1, "workers drained and upgraded at once")
+	cmd.Flags().BoolVar(&force, "force", false, "also evict pods that no controller manages while draining")
+	return cmd
+}
+
+func (a *app) newResetCommand() *cobra.Command {
+	var (
+		hosts  []string
+		yes    bool
+		dryRun bool
+	)
+	cmd := &cobra.Command{
+		Use:   "reset",
+		Short: "Remove Kubernetes from hosts and leave them clean and reusable",
+		Long: `Without --host, resets the whole cluster (workers first, then control planes); with --host, only those
+nodes. While the cluster is reachable each node is drained and deleted, and a control plane's etcd
+member removed. Then kubeadm reset runs on the host and what it leaves behind is removed: CNI
+configuration and interfaces, kube-proxy's and the CNI's firewall rules, /etc/kubernetes,
+/var/lib/etcd, /var/lib/kubelet; the kubelet is stopped and disabled. Asks for confirmation on a
+terminal unless --yes.`,
+		Example: `  installer reset -f cluster.yaml --host w2
+  installer reset -f cluster.yaml --yes
+  installer reset -f cluster.yaml --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ls, err := a.loadSpecForHosts()
+			if err != nil {
+				return err
+			}
+			if err := checkHostNames(ls.Cluster, hosts); err != nil {
+				return err
+			}
+			return errNotImplemented("reset")
+		},
+	}
+	cmd.Flags().StringSliceVar(&hosts, "host", nil, "reset only this host (repeatable)")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what would be removed; change nothing")
+	return cmd
+}
+
+func (a *app) newValidateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate",
+		Short: "Check the spec and the local files it names; touch no host",
+		Long: `Decodes the spec strictly (unknown and duplicate fields are errors), applies defaults, validates every
+field and checks the local files it names (SSH keys, known_hosts, CA files, the cloud config, the
+bundle directory). Prints "valid", or every problem as "<field path>: <problem>" and exits 2.
+It never opens a network connection.`,
+		Example: `  installer validate -f cluster.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.loadSpec(); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.streams.Out, "valid")
+			return nil
+		},
+	}
+}
+
+func (a *app) newRenderCommand() *cobra.Command {
+	var outDir string
+	cmd := &cobra.Command{
+		Use:   "render -o DIR",
+		Short: "Write every file the installer would put on each host, offline",
+		Long: `Works from the spec alone (host facts are assumed from the spec and defaults; plan uses real facts) and
+touches no host. Writes DIR/hosts/<host>/kubeadm.yaml (kubeadm's documents for that host),
+DIR/hosts/<host>/rootfs/<path> (every other file at its real path on the host) and DIR/cluster/
+(what is applied to the cluster). Loads or generates the PKI in the state directory. Secrets are
+masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys as <redacted>.`,
+		Example: `  installer render -f cluster.yaml -o out/`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.loadSpec(); err != nil {
+				return err
+			}
+			return errNotImplemented("render")
+		},
+	}
+	cmd.Flags().StringVarP(&outDir, "output", "o", "", "output directory")
+	_ = cmd.MarkFlagRequired("output")
+	return cmd
+}
+
+func (a *app) newPlanCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "plan",
+		Short: "Show what create cluster would do on each host (same as create cluster --dry-run)",
+		Long: `Connects read-only, gathers facts and prints per host and phase what would be uploaded (path, mode,
+checksum; the content with -v) and run. Secrets are masked. Changes nothing on any host.`,
+		Example: `  installer plan -f cluster.yaml
+  installer plan -f cluster.yaml -v`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.loadSpecForHosts(); err != nil {
+				return err
+			}
+			return errNotImplemented("plan")
+		},
+	}
+}
+
+func (a *app) newKubeconfigCommand() *cobra.Command {
+	var merge bool
+	cmd := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print the cluster's admin kubeconfig, or merge it into ~/.kube/config",
+		Long: `Prints the admin kubeconfig from the state directory (fetching it from a control plane when it is not
+there). With --merge it is added to ~/.kube/config as a new context instead.`,
+		Example: `  installer kubeconfig -f cluster.yaml > admin.conf
+  installer kubeconfig -f cluster.yaml --merge`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := a.loadSpec(); err != nil {
+				return err
+			}
+			return errNotImplemented("kubeconfig")
+		},
+	}
+	cmd.Flags().BoolVar(&merge, "merge", false, "add the cluster to ~/.kube/config as a new context")
+	return cmd
+}
+
+func (a *app) newVersionCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:     "version",
+		Short:   "Print the installer's version and the Kubernetes versions it supports",
+		Example: "  installer version\n  installer version -o json\n  installer version -o short",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := buildinfo.Get()
+			switch output {
+			case "short":
+				fmt.Fprintln(a.streams.Out, info.Version)
+			case "json":
+				out := struct {
+					buildinfo.Info
+					Kubernetes []string `json:"kubernetes"`
+				}{info, strings.Split(versions.SupportedList(), ", ")}
+				enc := json.NewEncoder(a.streams.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			case "":
+				fmt.Fprintf(a.streams.Out, "installer %s\n  commit:     %s\n  built:      %s\n  go:         %s %s\n  kubernetes: %s\n",
+					info.Version, info.Commit, info.Date, info.GoVersion, info.Platform, versions.SupportedList())
+			default:
+				return exitcode.New(exitcode.InvalidInput, fmt.Errorf("-o %q: use short or json", output))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: short or json")
+	return cmd
+}
+
+// checkHostNames verifies that every --host names a host of the spec.
+func checkHostNames(c *v1alpha1.Cluster, names []string) error {
+	var unknown []string
+	for _, n := range names {
+		if _, ok := c.Spec.Host(n); !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		var known []string
+		for _, h := range c.Spec.Hosts {
+			known = append(known, h.Name)
+		}
+		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--host %s: not in the spec (hosts: %s)", strings.Join(unknown, ", "), strings.Join(known, ", ")))
+	}
+	return nil
+}

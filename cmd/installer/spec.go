@@ -1,0 +1,92 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/state"
+)
+
+// loadedSpec is a spec that passed every check that needs no network: strict decoding, defaults,
+// validation and the local-inputs check.
+type loadedSpec struct {
+	Cluster  *v1alpha1.Cluster
+	Path     string
+	StateDir string
+}
+
+// loadSpec runs the whole offline pipeline. Every problem is reported at once, warnings go to stderr
+// as "warning: <path>: <text>", and invalid input is exit code 2.
+func (a *app) loadSpec() (*loadedSpec, error) {
+	path := a.global.File
+	c, err := v1alpha1.LoadFile(path)
+	if err != nil {
+		return nil, exitcode.New(exitcode.InvalidInput, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, exitcode.New(exitcode.InvalidInput, fmt.Errorf("spec path: %w", err))
+	}
+	c.Default()
+	c.ResolvePaths(filepath.Dir(abs), a.env.Home)
+	errs, warnings := v1alpha1.Validate(c)
+	for _, w := range warnings {
+		fmt.Fprintln(a.streams.Err, w.String())
+	}
+	if len(errs) == 0 {
+		errs = v1alpha1.CheckLocalInputs(c)
+	}
+	if len(errs) > 0 {
+		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: path, errs: errs})
+	}
+	dir := a.global.StateDir
+	if dir == "" {
+		if dir, err = state.DefaultDir(c.Metadata.Name, a.env.Getenv, a.env.Home); err != nil {
+			return nil, exitcode.New(exitcode.InvalidInput, err)
+		}
+	}
+	return &loadedSpec{Cluster: c, Path: path, StateDir: dir}, nil
+}
+
+// loadSpecForHosts additionally checks what a command that connects needs from the environment
+// (password and cloud credential variables).
+func (a *app) loadSpecForHosts() (*loadedSpec, error) {
+	ls, err := a.loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	if errs := v1alpha1.CheckEnvironment(ls.Cluster, a.env.Getenv); len(errs) > 0 {
+		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
+	}
+	return ls, nil
+}
+
+// specErrors prints one problem per line, as `spec.hosts[2].address: Invalid value: "x": reason`.
+type specErrors struct {
+	path string
+	errs field.ErrorList
+}
+
+func (e *specErrors) Error() string {
+	lines := make([]string, 0, len(e.errs)+1)
+	for _, fe := range e.errs {
+		lines = append(lines, fe.Error())
+	}
+	noun := "problems"
+	if len(e.errs) == 1 {
+		noun = "problem"
+	}
+	lines = append(lines, fmt.Sprintf("%s: %d %s; nothing was changed", e.path, len(e.errs), noun))
+	return strings.Join(lines, "\n")
+}
+
+// errNotImplemented is the honest answer of a command whose work a later release builds.
+func errNotImplemented(command string) error {
+	return exitcode.New(exitcode.NotImplemented, errors.New(command+": not implemented yet"))
+}
