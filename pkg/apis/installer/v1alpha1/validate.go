@@ -121,7 +121,7 @@ func (v *validator) hosts() {
 		} else if !isIPOrDNSName(h.Address) {
 			v.add(field.Invalid(hp.Child("address"), h.Address, "must be an IP address or a DNS name"))
 		}
-		if h.PrivateAddress == "" && h.Address != "" && net.ParseIP(h.Address) == nil {
+		if h.PrivateAddress == "" && h.Address != "" && net.ParseIP(h.Address) == nil && isIPOrDNSName(h.Address) {
 			v.add(field.Required(hp.Child("privateAddress"), "needed when address is a DNS name: the node IP must be an IP address"))
 		} else if h.PrivateAddress != "" && net.ParseIP(h.PrivateAddress) == nil {
 			v.add(field.Invalid(hp.Child("privateAddress"), h.PrivateAddress, "must be an IP address"))

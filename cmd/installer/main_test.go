@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// runCLI runs one command line in-process with a controlled environment. Any network dial fails the
+// test: no command may connect before its spec and local inputs are valid, and none connects yet.
+func runCLI(t *testing.T, env map[string]string, home string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	e := environment{
+		Getenv: func(k string) string { return env[k] },
+		Home:   home,
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			t.Fatalf("command %v dialed %s %s", args, network, address)
+			return nil, nil
+		},
+	}
+	code := run(context.Background(), args, streams{In: strings.NewReader(""), Out: &out, Err: &errb}, e)
+	return result{code, out.String(), errb.String()}
+}
+
+// validSpec writes a spec whose local inputs exist (a real key and known_hosts) and returns its path.
+func validSpec(t *testing.T, dir string) string {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "id"), pem.EncodeToMemory(block), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600))
+	spec := `apiVersion: installer.dev/v1alpha1
+kind: Cluster
+metadata: {name: test}
+spec:
+  kubernetesVersion: v1.34.10
+  ssh: {keyFile: id, knownHostsFile: known_hosts}
+  hosts:
+    - {name: cp1, address: 10.0.0.1, role: control-plane}
+    - {name: w1, address: 10.0.0.2, role: worker}
+`
+	p := filepath.Join(dir, "cluster.yaml")
+	must(t, os.WriteFile(p, []byte(spec), 0o644))
+	return p
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	r := runCLI(t, nil, dir, "validate", "-f", spec)
+	if r.code != 0 || r.stdout != "valid\n" || r.stderr != "" {
+		t.Fatalf("valid spec: %+v", r)
+	}
+
+	bad := filepath.Join(dir, "bad.yaml")
+	must(t, os.WriteFile(bad, []byte(`apiVersion: installer.dev/v1alpha1
+kind: Cluster
+metadata: {name: test}
+spec:
+  kubernetesVersion: v1.34.10
+  ssh: {keyFile: id, knownHostsFile: known_hosts}
+  hosts:
+    - {name: cp1, address: 10.0.0.1, role: control-plane}
+    - {name: cp2, address: 10.0.0.2, role: control-plane}
+    - {name: w1, address: "bad address", role: worker}
+`), 0o644))
+	r = runCLI(t, nil, dir, "validate", "-f", bad)
+	want := "warning: spec.hosts: 2 control planes: stacked etcd with an even member count tolerates no more failures than one fewer; use 1 or 3\n" +
+		`spec.hosts[2].address: Invalid value: "bad address": must be an IP address or a DNS name` + "\n" +
+		bad + ": 1 problem; nothing was changed\n"
+	if r.code != 2 || r.stderr != want || r.stdout != "" {
+		t.Fatalf("invalid spec: code %d\nstderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+	}
+
+	r = runCLI(t, nil, dir, "validate", "-f", filepath.Join(dir, "missing.yaml"))
+	if r.code != 2 || !strings.Contains(r.stderr, "missing.yaml: no such file or directory") {
+		t.Fatalf("missing spec: %+v", r)
+	}
+}
+
+// TestNoConnectionBeforeValidInput runs every command against an invalid spec and against a spec
+// whose local inputs are missing: each exits 2 and never dials.
+func TestNoConnectionBeforeValidInput(t *testing.T) {
+	dir := t.TempDir()
+	invalid := filepath.Join(dir, "invalid.yaml")
+	must(t, os.WriteFile(invalid, []byte("apiVersion: installer.dev/v1alpha1\nkind: Cluster\nmetadata: {name: x}\nspec: {hosts: [{name: cp1, address: 10.0.0.1, role: nope}]}\n"), 0o644))
+	noKey := filepath.Join(dir, "nokey.yaml")
+	must(t, os.WriteFile(noKey, []byte("apiVersion: installer.dev/v1alpha1\nkind: Cluster\nmetadata: {name: x}\nspec: {ssh: {keyFile: /nonexistent/key}, hosts: [{name: cp1, address: 10.0.0.1, role: control-plane}]}\n"), 0o644))
+	commands := [][]string{
+		{"create", "cluster"}, {"create", "cluster", "--dry-run"}, {"join", "node", "--host", "cp1"},
+		{"upgrade"}, {"reset", "--yes"}, {"validate"}, {"render", "-o", dir}, {"plan"}, {"kubeconfig"},
+	}
+	for _, spec := range []string{invalid, noKey} {
+		for _, c := range commands {
+			r := runCLI(t, nil, dir, append(c, "-f", spec)...)
+			if r.code != 2 {
+				t.Errorf("%v on %s: exit %d, want 2\n%s", c, filepath.Base(spec), r.code, r.stderr)
+			}
+			if !strings.Contains(r.stderr, "nothing was changed") {
+				t.Errorf("%v: stderr lacks the summary:\n%s", c, r.stderr)
+			}
+		}
+	}
+}
+
+// TestNotImplemented: commands whose work later issues build validate first, then say so honestly.
+func TestNotImplemented(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	for _, c := range [][]string{{"create", "cluster"}, {"join", "node", "--host", "w1"}, {"upgrade"}, {"reset", "--yes"}, {"render", "-o", dir}, {"plan"}, {"kubeconfig"}} {
+		r := runCLI(t, nil, dir, append(c, "-f", spec)...)
+		want := "error: " + strings.Join(c[:1+boolToInt(c[0] == "create" || c[0] == "join")], " ") + ": not implemented yet\n"
+		if r.code != 3 || r.stderr != want {
+			t.Errorf("%v: exit %d stderr %q; want 3 %q", c, r.code, r.stderr, want)
+		}
+	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func TestHostFlagChecked(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	r := runCLI(t, nil, dir, "join", "node", "-f", spec, "--host", "w9")
+	if r.code != 2 || r.stderr != "error: --host w9: not in the spec (hosts: cp1, w1)\n" {
+		t.Fatalf("%+v", r)
+	}
+	r = runCLI(t, nil, dir, "join", "node", "-f", spec)
+	if r.code != 2 || !strings.Contains(r.stderr, `required flag(s) "host" not set`) {
+		t.Fatalf("missing --host: %+v", r)
+	}
+}
+
+func TestUsageErrorsAreInvalidInput(t *testing.T) {
+	for _, args := range [][]string{{"frobnicate"}, {"validate", "--no-such-flag"}, {"version", "extra"}, {"--log-format", "xml", "version"}, {"--concurrency", "0", "version"}, {"upgrade", "--to", "v1.99.0"}} {
+		r := runCLI(t, nil, t.TempDir(), args...)
+		if r.code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%s)", args, r.code, r.stderr)
+		}
+	}
+}
+
+// TestDefaultsPrecedence: flags win over INSTALLER_* variables, which win over the config file.
+func TestDefaultsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	cfgDir := filepath.Join(dir, "cfg", "installer")
+	must(t, os.MkdirAll(cfgDir, 0o700))
+	must(t, os.WriteFile(filepath.Join(cfgDir, "config.yaml"), []byte("log-format: json\nfile: "+spec+"\n"), 0o600))
+	env := map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "cfg")}
+
+	// The config file supplies --file: validate finds the spec without -f.
+	r := runCLI(t, env, dir, "validate")
+	if r.code != 0 {
+		t.Fatalf("config file default for --file not used: %+v", r)
+	}
+	// INSTALLER_LOG_FORMAT beats the config file; an invalid value proves it was read.
+	env["INSTALLER_LOG_FORMAT"] = "yaml"
+	r = runCLI(t, env, dir, "validate")
+	if r.code != 2 || !strings.Contains(r.stderr, `--log-format: "yaml" is not text or json`) {
+		t.Fatalf("env var not applied: %+v", r)
+	}
+	// The flag beats both.
+	r = runCLI(t, env, dir, "validate", "--log-format", "text")
+	if r.code != 0 {
+		t.Fatalf("flag did not win: %+v", r)
+	}
+	// Unknown keys in the config file are errors, not silently ignored.
+	must(t, os.WriteFile(filepath.Join(cfgDir, "config.yaml"), []byte("state_dir: /x\n"), 0o600))
+	r = runCLI(t, map[string]string{"XDG_CONFIG_HOME": filepath.Join(dir, "cfg")}, dir, "version")
+	if r.code != 2 || !strings.Contains(r.stderr, `unknown key "state_dir"`) {
+		t.Fatalf("unknown config key: %+v", r)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	r := runCLI(t, nil, t.TempDir(), "version")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "installer dev\n") || !strings.Contains(r.stdout, "kubernetes: v1.34.10, v1.35.8") {
+		t.Fatalf("%+v", r)
+	}
+	r = runCLI(t, nil, t.TempDir(), "version", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"kubernetes": [`) || !strings.Contains(r.stdout, `"version": "dev"`) {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	r := runCLI(t, nil, t.TempDir(), "completion", "bash")
+	if r.code != 0 || !strings.Contains(r.stdout, "__start_installer") {
+		t.Fatalf("bash completion: code %d, %d bytes", r.code, len(r.stdout))
+	}
+}
