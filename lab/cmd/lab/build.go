@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"installer.dev/installer/lab/build"
+	"installer.dev/installer/lab/mirror"
+	"installer.dev/installer/pkg/versions"
+)
+
+func newBuildCmd() *cobra.Command {
+	var (
+		k8s      []string
+		cacheDir string
+		binOnly  bool
+		parallel int
+	)
+	cmd := &cobra.Command{
+		Use:   "build",
+		Short: "Build (or find cached) every lab binary and image of the pinned Kubernetes releases",
+		Long: `Builds the lab's components from Go modules into the cache (default ~/.cache/installer-lab):
+the Kubernetes commands, etcd, CoreDNS, crictl, CNI plugins, flannel, runc, the lab CCM and stand-ins,
+then the images and the binary mirror's files. Cached results return in seconds.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(k8s) == 0 {
+				for _, r := range versions.Releases() {
+					k8s = append(k8s, r.Kubernetes)
+				}
+			}
+			b := build.New(build.Options{CacheDir: cacheDir, Parallel: parallel, Log: cmd.ErrOrStderr()})
+			for _, v := range k8s {
+				start := time.Now()
+				set, err := b.Set(cmd.Context(), v)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "binaries %s: %d in %s\n", v, len(set.Paths), time.Since(start).Round(time.Millisecond))
+			}
+			if binOnly {
+				return nil
+			}
+			return buildArtifacts(cmd, cacheDir, k8s)
+		},
+	}
+	cmd.Flags().StringSliceVar(&k8s, "k8s", nil, "Kubernetes versions to build (default: every supported release)")
+	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache directory (default ~/.cache/installer-lab)")
+	cmd.Flags().BoolVar(&binOnly, "binaries-only", false, "build binaries only, no images or mirror files")
+	cmd.Flags().IntVarP(&parallel, "parallel", "p", 2, "go build -p")
+	return cmd
+}
+
+// buildArtifacts builds the images and the binary mirror's files on top of the binaries.
+func buildArtifacts(cmd *cobra.Command, cacheDir string, k8s []string) error {
+	start := time.Now()
+	c, err := mirror.Prepare(cmd.Context(), mirror.Options{CacheDir: cacheDir, Releases: k8s, Log: cmd.ErrOrStderr()})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "images: %d, mirror files: %d in %s\nimage layout: %s\nmirror files: %s\n",
+		len(c.Images), len(c.Files), time.Since(start).Round(time.Millisecond), c.LayoutDir, c.FilesDir)
+	return nil
+}
