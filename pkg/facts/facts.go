@@ -1,0 +1,98 @@
+// Package facts describes what is true of a host: the types every renderer and phase reads, the
+// commands that gather them over SSH and their parsers. Facts are gathered once per run and host;
+// `render` works offline from facts assumed from the spec (Assumed).
+package facts
+
+import (
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+)
+
+// Host is everything the installer knows about one machine.
+type Host struct {
+	// Name is the spec's host name (the node name).
+	Name     string
+	Hostname string
+	OS       OS
+	// Arch is the Go/Kubernetes architecture name: amd64, arm64.
+	Arch string
+	// CgroupVersion is 1 or 2 (0 when unknown).
+	CgroupVersion int
+	// InitSystem is "systemd" on every supported host.
+	InitSystem string
+	Interfaces []Interface
+	// DefaultRouteInterface is the interface of the IPv4 default route ("" when there is none).
+	DefaultRouteInterface string
+	ProductUUID           string
+	SwapEnabled           bool
+	// Installed versions ("" when absent), without a leading "v" for containerd ("1.6.20").
+	ContainerdVersion string
+	KubeletVersion    string
+	KubeadmVersion    string
+	KubectlVersion    string
+	// KubeletConfPresent: /etc/kubernetes/kubelet.conf exists (the host is a node already).
+	KubeletConfPresent bool
+	// AdminConfPresent: /etc/kubernetes/admin.conf exists (a control plane is initialised here).
+	AdminConfPresent bool
+	// Assumed marks facts made up from the spec for offline rendering, not read from the host.
+	Assumed bool
+}
+
+// OS identifies the distribution from /etc/os-release.
+type OS struct {
+	ID        string // debian, ubuntu, rhel, rocky, ...
+	VersionID string // 12, 22.04, 9.4
+	// PackageManager is apt, dnf or yum.
+	PackageManager string
+}
+
+// Interface is one network interface and its addresses (CIDR notation).
+type Interface struct {
+	Name  string
+	Addrs []string
+}
+
+// InterfaceFor returns the name of the interface holding ip ("" when none does).
+func (h Host) InterfaceFor(ip string) string {
+	for _, i := range h.Interfaces {
+		for _, a := range i.Addrs {
+			if addrIP(a) == ip {
+				return i.Name
+			}
+		}
+	}
+	return ""
+}
+
+func addrIP(cidr string) string {
+	for i := 0; i < len(cidr); i++ {
+		if cidr[i] == '/' {
+			return cidr[:i]
+		}
+	}
+	return cidr
+}
+
+// AssumedContainerdVersion is what offline rendering assumes a package install brings: Debian 12's
+// containerd, the one proven in the lab.
+const AssumedContainerdVersion = "1.6.20"
+
+// Assumed returns facts made up from the spec alone, for `render`: a fresh Debian 12 amd64 host on
+// cgroup v2 whose private address sits on eth0, with nothing installed.
+func Assumed(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) Host {
+	ifaces := []Interface{{Name: "eth0", Addrs: []string{h.NodeIP() + "/32"}}}
+	if spec.LoadBalancer.Interface != "" {
+		ifaces[0].Name = spec.LoadBalancer.Interface
+	}
+	return Host{
+		Name:                  h.Name,
+		Hostname:              h.Name,
+		OS:                    OS{ID: "debian", VersionID: "12", PackageManager: "apt"},
+		Arch:                  "amd64",
+		CgroupVersion:         2,
+		InitSystem:            "systemd",
+		Interfaces:            ifaces,
+		DefaultRouteInterface: ifaces[0].Name,
+		ContainerdVersion:     AssumedContainerdVersion,
+		Assumed:               true,
+	}
+}
