@@ -27,14 +27,11 @@ type file struct {
 	Checksum checksumStyle
 }
 
+// checksumStyle is the format of a .sha256 file: the zero value is dl.k8s.io's and cri-tools'
+// (the hex digest alone), sha256sum containernetworking/plugins' ("<hex>  <file name>").
 type checksumStyle int
 
-const (
-	// hashOnly is dl.k8s.io's and cri-tools' format: the hex digest alone.
-	hashOnly checksumStyle = iota
-	// sha256sum is containernetworking/plugins' format: "<hex>  <file name>".
-	sha256sum
-)
+const sha256sum checksumStyle = 1
 
 // Paths of the binary mirror for one release set, in upstream layout.
 func releaseFiles(set build.Set) []file {
