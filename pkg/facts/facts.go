@@ -4,6 +4,8 @@
 package facts
 
 import (
+	"time"
+
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
@@ -33,8 +35,24 @@ type Host struct {
 	KubeletConfPresent bool
 	// AdminConfPresent: /etc/kubernetes/admin.conf exists (a control plane is initialised here).
 	AdminConfPresent bool
+	// ListeningPorts are the TCP ports something listens on.
+	ListeningPorts []int
+	// RemoteTime is the host's clock (Unix seconds) when the facts were read; ClockSkew is how far
+	// it is ahead of the operator's clock (negative: behind).
+	RemoteTime float64
+	ClockSkew  time.Duration
 	// Assumed marks facts made up from the spec for offline rendering, not read from the host.
 	Assumed bool
+}
+
+// Listening reports whether something listens on TCP port p.
+func (h Host) Listening(p int) bool {
+	for _, q := range h.ListeningPorts {
+		if q == p {
+			return true
+		}
+	}
+	return false
 }
 
 // OS identifies the distribution from /etc/os-release.
