@@ -222,6 +222,7 @@ func recipe(img manifests.Image, set build.Set, t *tree) (*spec, error) {
 		if err := t.addBusybox(s.files); err != nil {
 			return nil, err
 		}
+		s.files.dir("/tmp", 0o1777)
 	case "keepalived":
 		usrMerge(s.files)
 		seen := map[string]bool{}
