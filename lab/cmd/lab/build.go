@@ -16,6 +16,7 @@ func newBuildCmd() *cobra.Command {
 		k8s      []string
 		cacheDir string
 		binOnly  bool
+		only     []string
 		parallel int
 	)
 	cmd := &cobra.Command{
@@ -31,6 +32,19 @@ then the images and the binary mirror's files. Cached results return in seconds.
 				}
 			}
 			b := build.New(build.Options{CacheDir: cacheDir, Parallel: parallel, Log: cmd.ErrOrStderr()})
+			if len(only) > 0 {
+				// What unit tests need (make test): just these binaries, nothing else.
+				for _, v := range k8s {
+					for _, n := range only {
+						p, err := b.Binary(cmd.Context(), n, v)
+						if err != nil {
+							return err
+						}
+						fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s\n", v, n, p)
+					}
+				}
+				return nil
+			}
 			for _, v := range k8s {
 				start := time.Now()
 				set, err := b.Set(cmd.Context(), v)
@@ -51,6 +65,7 @@ then the images and the binary mirror's files. Cached results return in seconds.
 	}
 	cmd.Flags().StringSliceVar(&k8s, "k8s", nil, "Kubernetes versions to build (default: every supported release)")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache directory (default ~/.cache/installer-lab)")
+	cmd.Flags().StringSliceVar(&only, "only", nil, "build only these binaries (e.g. kubeadm,etcd,kube-apiserver) and print their paths")
 	cmd.Flags().BoolVar(&binOnly, "binaries-only", false, "build binaries only, no images or mirror files")
 	cmd.Flags().IntVarP(&parallel, "parallel", "p", 2, "go build -p")
 	return cmd
