@@ -27,7 +27,7 @@ func cluster(version string, mutate func(*v1alpha1.ClusterSpec)) *v1alpha1.Clust
 func healthy(name, ip string) facts.Host {
 	return facts.Host{Name: name, Hostname: name, OS: facts.OS{ID: "debian", VersionID: "12", PackageManager: "apt"},
 		Arch: "amd64", CgroupVersion: 2, InitSystem: "systemd", DefaultRouteInterface: "eth0",
-		Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"203.0.113.9/24"}}, {Name: "eth1", Addrs: []string{ip + "/24"}}},
+		Interfaces:     []facts.Interface{{Name: "eth0", Addrs: []string{"203.0.113.9/24"}}, {Name: "eth1", Addrs: []string{ip + "/24"}}},
 		ListeningPorts: []int{22}, ProductUUID: "uuid-" + name}
 }
 

@@ -1,0 +1,224 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"sync"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// Connector opens the connection to one host of the spec.
+type Connector func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error)
+
+// Host is a phase's handle on one host: its spec, its facts and its one connection. Every remote
+// action goes through Query (reads, run in dry runs too), Exec and Upload (changes, only recorded in
+// dry runs), always as root.
+type Host struct {
+	Spec  v1alpha1.Host
+	Facts facts.Host
+	run   *Run
+	conn  ssh.Runner
+
+	mu  sync.Mutex
+	log io.Writer // the host's log file for this run; nil: none
+}
+
+// Name is the host's name in the spec.
+func (h *Host) Name() string { return h.Spec.Name }
+
+// Connected reports whether the connect phase opened this host's connection.
+func (h *Host) Connected() bool { return h.conn != nil }
+
+// Runner is the host's connection, for tunnels (DialContext) to its local ports.
+func (h *Host) Runner() ssh.Runner { return h.conn }
+
+// SetConnection installs the host's connection (the connect phase, and tests).
+func (h *Host) SetConnection(r ssh.Runner) { h.conn = r }
+
+// SetLog directs the host's command log (one file per host per run).
+func (h *Host) SetLog(w io.Writer) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.log = w
+}
+
+var errNotConnected = errors.New("not connected")
+
+// Query runs a command that changes nothing (it runs in dry runs too).
+func (h *Host) Query(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
+	if h.conn == nil {
+		return ssh.Result{}, errNotConnected
+	}
+	cmd.Sudo = true
+	res, err := h.conn.Run(ctx, cmd)
+	h.logCommand("query", cmd, res, err)
+	return res, err
+}
+
+// Exec runs a command that changes the host and counts it as a change. In a dry run it is only
+// recorded and reported as successful with empty output.
+func (h *Host) Exec(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
+	if h.conn == nil {
+		return ssh.Result{}, errNotConnected
+	}
+	cmd.Sudo = true
+	h.run.recordChange()
+	if h.run.DryRun {
+		h.run.plan(PlannedAction{Host: h.Name(), Command: displayCommand(cmd)})
+		return ssh.Result{}, nil
+	}
+	res, err := h.conn.Run(ctx, cmd)
+	h.logCommand("exec", cmd, res, err)
+	return res, err
+}
+
+// Upload writes a rendered file atomically when its content, mode or owner differ, and reports
+// whether it changed. In a dry run it compares checksums and records the upload.
+func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
+	if h.conn == nil {
+		return false, errNotConnected
+	}
+	mode := f.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	if f.Sensitive {
+		mode &= 0o600 // secrets are never readable by group or others
+	}
+	if h.run.DryRun {
+		same, err := h.sameContent(ctx, f.Path, f.SHA256(), mode)
+		if err != nil {
+			return false, err
+		}
+		if same {
+			return false, nil
+		}
+		h.run.recordChange()
+		h.run.plan(PlannedAction{Host: h.Name(), File: &PlannedFile{Path: f.Path, Mode: mode, SHA256: f.SHA256(), Display: f.Display(), Sensitive: f.Sensitive}})
+		return true, nil
+	}
+	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive})
+	if changed {
+		h.run.recordChange()
+	}
+	h.logf("upload %s (mode %04o, sha256 %s): changed=%v err=%v", f.Path, mode, f.SHA256()[:12], changed, err)
+	if err != nil {
+		return false, fmt.Errorf("upload %s: %w", f.Path, err)
+	}
+	return changed, nil
+}
+
+// UploadAll uploads files in path order and returns how many changed.
+func (h *Host) UploadAll(ctx context.Context, files []manifests.File) (int, error) {
+	sorted := append([]manifests.File(nil), files...)
+	manifests.SortFiles(sorted)
+	n := 0
+	for _, f := range sorted {
+		changed, err := h.Upload(ctx, f)
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// ReadFile reads a file as root; errors.Is(err, fs.ErrNotExist) when it is absent.
+func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
+	if h.conn == nil {
+		return nil, errNotConnected
+	}
+	return h.conn.ReadFile(ctx, path, ssh.ReadOptions{Sudo: true})
+}
+
+// sameContent reports whether path exists with the given checksum and mode (one round trip).
+func (h *Host) sameContent(ctx context.Context, path, sum string, mode fs.FileMode) (bool, error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `[ -f "$1" ] || exit 0; printf '%s %s\n' "$(sha256sum < "$1" | cut -d' ' -f1)" "$(stat -c %a "$1")"`, "sh", path}})
+	if err != nil {
+		return false, fmt.Errorf("compare %s: %w", path, err)
+	}
+	got := strings.Fields(string(res.Stdout))
+	return len(got) == 2 && got[0] == sum && got[1] == fmt.Sprintf("%o", mode), nil
+}
+
+func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {
+	if h.log == nil {
+		return
+	}
+	if cmd.Sensitive {
+		h.logf("%s <sensitive command>: err=%v", kind, err != nil)
+		return
+	}
+	h.logf("%s %s\n%s%s-> exit %d err=%v", kind, displayCommand(cmd), indent(res.Stdout), indent(res.Stderr), res.ExitCode, err)
+}
+
+func (h *Host) logf(format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.log != nil {
+		fmt.Fprintf(h.log, format+"\n", args...)
+	}
+}
+
+func indent(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return "  | " + strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n  | ") + "\n"
+}
+
+// displayCommand is what people may read of a command: the quoted argv with secrets redacted, or a
+// placeholder for sensitive commands.
+func displayCommand(cmd ssh.Cmd) string {
+	if cmd.Sensitive {
+		return "<sensitive command>"
+	}
+	line := ssh.Quote(cmd.Args)
+	for _, s := range cmd.Secrets {
+		if s != "" {
+			line = strings.ReplaceAll(line, s, manifests.Redacted)
+		}
+	}
+	return line
+}
+
+// PlannedAction is one change a dry run would make: a command or an upload.
+type PlannedAction struct {
+	Phase   string
+	Host    string
+	Command string
+	File    *PlannedFile
+}
+
+// PlannedFile is an upload a dry run would make; Display is masked for sensitive files.
+type PlannedFile struct {
+	Path      string
+	Mode      fs.FileMode
+	SHA256    string
+	Display   []byte
+	Sensitive bool
+}
+
+func (r *Run) plan(a PlannedAction) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a.Phase = r.phase
+	r.planned = append(r.planned, a)
+}
+
+// Planned returns what a dry run recorded, in the order it happened.
+func (r *Run) Planned() []PlannedAction {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]PlannedAction(nil), r.planned...)
+}

@@ -1,0 +1,226 @@
+// Package phases runs a command's workflow: a literal list of small phases executed in order by a
+// manager, each acting on hosts through a bounded fan-out. Phases are thin adapters: what to write
+// comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts,
+// and every remote action goes through a Host handle, so a dry run shares the code path and only
+// records what would change.
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+)
+
+// Phase is one step of a workflow. Names are hierarchical ("runtime/install").
+type Phase interface {
+	Name() string
+	Run(ctx context.Context, r *Run) error
+}
+
+// Skipper is implemented by phases that can tell up front that they have nothing to do; the
+// manager then reports the reason instead of running them.
+type Skipper interface {
+	ShouldRun(r *Run) (run bool, reason string)
+}
+
+// Run is the state of one command invocation: the spec (immutable), the hosts it acts on with their
+// connections and facts, and what the run has learned and changed. It is passed to every phase.
+type Run struct {
+	Cluster  *v1alpha1.Cluster
+	StateDir string
+	// Hosts are the hosts of the spec this run acts on, in spec order, by name.
+	Hosts map[string]*Host
+	order []string
+	// Concurrency bounds ForEachHost.
+	Concurrency int
+	// DryRun records changes instead of making them.
+	DryRun   bool
+	Log      *slog.Logger
+	Progress Progress
+	// Connect opens a host's connection; the connect phase calls it.
+	Connect Connector
+
+	mu      sync.Mutex
+	changes map[string]int // per phase name
+	phase   string
+	planned []PlannedAction
+	// values shared between phases (the bootstrap token, the admin client...), by key.
+	values map[string]any
+}
+
+// NewRun prepares a run over the named hosts of the spec (every host when names is empty).
+func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
+	r := &Run{Cluster: c, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
+		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}}
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, h := range c.Spec.Hosts {
+		if len(want) > 0 && !want[h.Name] {
+			continue
+		}
+		r.Hosts[h.Name] = &Host{Spec: h, run: r}
+		r.order = append(r.order, h.Name)
+		delete(want, h.Name)
+	}
+	for n := range want {
+		return nil, fmt.Errorf("host %s is not in the spec", n)
+	}
+	return r, nil
+}
+
+// AddHost makes another host of the spec available to phases (join node needs one control plane
+// beside the joining hosts).
+func (r *Run) AddHost(name string) (*Host, error) {
+	if h, ok := r.Hosts[name]; ok {
+		return h, nil
+	}
+	s, ok := r.Cluster.Spec.Host(name)
+	if !ok {
+		return nil, fmt.Errorf("host %s is not in the spec", name)
+	}
+	h := &Host{Spec: s, run: r}
+	r.Hosts[name] = h
+	r.order = append(r.order, name)
+	return h, nil
+}
+
+// All returns the run's hosts in spec order.
+func (r *Run) All() []*Host {
+	out := make([]*Host, 0, len(r.order))
+	for _, n := range r.order {
+		out = append(out, r.Hosts[n])
+	}
+	return out
+}
+
+// WithRole returns the run's hosts of one role in spec order.
+func (r *Run) WithRole(role v1alpha1.Role) []*Host {
+	var out []*Host
+	for _, h := range r.All() {
+		if h.Spec.Role == role {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// Set stores a value for later phases; Get reads it.
+func (r *Run) Set(key string, v any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.values[key] = v
+}
+
+// Get returns a value stored by an earlier phase.
+func (r *Run) Get(key string) (any, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.values[key]
+	return v, ok
+}
+
+func (r *Run) recordChange() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changes[r.phase]++
+}
+
+// Changes returns how many remote changes each phase made (or, in a dry run, would make).
+func (r *Run) Changes() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]int, len(r.changes))
+	for k, v := range r.changes {
+		out[k] = v
+	}
+	return out
+}
+
+// Timing is how long one phase took and what it changed.
+type Timing struct {
+	Phase    string
+	Duration time.Duration
+	Changes  int
+	Skipped  string
+}
+
+// Execute runs the phases in order. It stops at the first failing phase (wrapping its error with the
+// phase name) and between phases when ctx is cancelled (exit code 130).
+func Execute(ctx context.Context, r *Run, list []Phase) ([]Timing, error) {
+	var timings []Timing
+	for _, p := range list {
+		if err := ctx.Err(); err != nil {
+			return timings, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted before phase %s: %w", p.Name(), err))
+		}
+		r.mu.Lock()
+		r.phase = p.Name()
+		r.mu.Unlock()
+		if s, ok := p.(Skipper); ok {
+			if run, why := s.ShouldRun(r); !run {
+				r.Progress.PhaseSkipped(p.Name(), why)
+				timings = append(timings, Timing{Phase: p.Name(), Skipped: why})
+				continue
+			}
+		}
+		r.Progress.PhaseStarted(p.Name())
+		start := time.Now()
+		err := p.Run(ctx, r)
+		t := Timing{Phase: p.Name(), Duration: time.Since(start), Changes: r.Changes()[p.Name()]}
+		timings = append(timings, t)
+		r.Progress.PhaseDone(p.Name(), t.Duration, t.Changes, r.DryRun, err)
+		if err != nil {
+			if ctx.Err() != nil && exitcode.Of(err) == exitcode.Failure {
+				err = exitcode.New(exitcode.Interrupted, err)
+			}
+			return timings, fmt.Errorf("phase %s: %w", p.Name(), err)
+		}
+	}
+	return timings, nil
+}
+
+// ForEachHost runs fn on every host with at most limit running at once. It returns every host's
+// error, each wrapped as "host <name>: ...", joined. Hosts not yet started when ctx is cancelled
+// are not started.
+func ForEachHost(ctx context.Context, hosts []*Host, limit int, fn func(ctx context.Context, h *Host) error) error {
+	if limit < 1 {
+		limit = 1
+	}
+	sem := make(chan struct{}, limit)
+	errs := make([]error, len(hosts))
+	var wg sync.WaitGroup
+	for i, h := range hosts {
+		// Checked first: select picks at random when a slot is free as well.
+		if ctx.Err() != nil {
+			errs[i] = fmt.Errorf("host %s: not started: %w", h.Name(), ctx.Err())
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("host %s: not started: %w", h.Name(), ctx.Err())
+			continue
+		}
+		wg.Add(1)
+		go func(i int, h *Host) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			h.run.Progress.HostStarted(h.Name())
+			start := time.Now()
+			err := fn(ctx, h)
+			h.run.Progress.HostDone(h.Name(), time.Since(start), err)
+			if err != nil {
+				errs[i] = fmt.Errorf("host %s: %w", h.Name(), err)
+			}
+		}(i, h)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
