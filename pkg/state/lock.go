@@ -1,0 +1,78 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Lock is held for the whole of a run so two runs on one cluster cannot overlap. It is an flock on
+// <dir>/lock: the kernel releases it when the process dies, so a crashed run never leaves it stuck.
+type Lock struct {
+	f *os.File
+}
+
+// ErrLocked means another run holds the lock.
+var ErrLocked = errors.New("another installer run holds the state directory's lock")
+
+// Ensure creates the state directory (0700) and its subdirectories.
+func Ensure(dir string) error {
+	for _, d := range []string{dir, filepath.Join(dir, "logs"), filepath.Join(dir, "secrets")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+		if err := os.Chmod(d, 0o700); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// Acquire takes the lock without waiting. When another process holds it, the error names its pid.
+func Acquire(dir string) (*Lock, error) {
+	if err := Ensure(dir); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (pid %s, %s); wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
+		}
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Release frees the lock.
+func (l *Lock) Release() error {
+	if l == nil || l.f == nil {
+		return nil
+	}
+	err := syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	cerr := l.f.Close()
+	l.f = nil
+	return errors.Join(err, cerr)
+}
+
+// RunLogDir creates logs/<time>-<command>/ for one run's per-host log files.
+func RunLogDir(dir, command string, now time.Time) (string, error) {
+	d := filepath.Join(dir, "logs", now.UTC().Format("20060102T150405Z")+"-"+strings.ReplaceAll(command, " ", "-"))
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("run log dir: %w", err)
+	}
+	return d, nil
+}
