@@ -1,0 +1,119 @@
+// Package install builds the commands that put software on a host: distribution packages (apt,
+// dnf/yum) and binaries downloaded from mirrors with their published SHA-256 checked. The commands
+// are argv lists for pkg/ssh (values are positional parameters of constant scripts, never pasted
+// into shell text); the phases decide when to run them from facts.
+package install
+
+import (
+	"fmt"
+	"strings"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/versions"
+)
+
+// Paths where binaries land in every install mode (as the upstream packages put them, so switching
+// modes never leaves two copies).
+const (
+	BinDir       = "/usr/bin"
+	CrictlPath   = "/usr/local/bin/crictl"
+	CNIBinDir    = "/opt/cni/bin"
+	CNIVersionAt = "/opt/cni/bin/.installer-cni-plugins-version"
+)
+
+// KubeBinaryURL is dl.k8s.io's layout: <mirror>/release/v1.34.10/bin/linux/amd64/kubeadm.
+func KubeBinaryURL(mirror, version, arch, name string) string {
+	return fmt.Sprintf("%s/release/%s/bin/linux/%s/%s", strings.TrimRight(mirror, "/"), version, arch, name)
+}
+
+// CNIPluginsURL is the containernetworking/plugins release archive in GitHub's layout.
+func CNIPluginsURL(mirror, version, arch string) string {
+	return fmt.Sprintf("%s/containernetworking/plugins/releases/download/%s/cni-plugins-linux-%s-%s.tgz",
+		strings.TrimRight(mirror, "/"), version, arch, version)
+}
+
+// CrictlURL is the cri-tools release archive in GitHub's layout.
+func CrictlURL(mirror, version, arch string) string {
+	return fmt.Sprintf("%s/kubernetes-sigs/cri-tools/releases/download/%s/crictl-%s-linux-%s.tar.gz",
+		strings.TrimRight(mirror, "/"), version, version, arch)
+}
+
+// downloadScript fetches $1 and its published $1.sha256 (which holds the hex digest, optionally
+// followed by a file name), verifies the file and moves it to $2 with mode $3. The temporary file sits
+// beside the target so the final mv is atomic. $4, when set, is an HTTPS/HTTP proxy.
+const downloadScript = `set -eu
+url=$1 dest=$2 mode=$3 proxy=${4:-}
+if [ -n "$proxy" ]; then export https_proxy="$proxy" http_proxy="$proxy"; fi
+tmp="$dest.installer-download"
+trap 'rm -f "$tmp"' EXIT
+want=$(curl -fsSL --retry 3 --retry-connrefused "$url.sha256" | cut -d' ' -f1)
+case "$want" in *[!0-9a-f]*|'') echo "no valid checksum at $url.sha256" >&2; exit 1;; esac
+curl -fsSL --retry 3 --retry-connrefused -o "$tmp" "$url"
+got=$(sha256sum "$tmp" | cut -d' ' -f1)
+if [ "$got" != "$want" ]; then echo "checksum mismatch for $url: got $got, published $want" >&2; exit 1; fi
+chmod "$mode" "$tmp"
+mv -f "$tmp" "$dest"
+`
+
+// DownloadBinary returns the command that installs one verified binary at dest.
+func DownloadBinary(url, dest, proxy string) []string {
+	return []string{"sh", "-c", downloadScript, "download", url, dest, "0755", proxy}
+}
+
+// extractScript downloads and verifies an archive like downloadScript, then unpacks it into $2 and
+// writes $3 into the marker file $4 (so the next run can tell the version without executing anything).
+const extractScript = `set -eu
+url=$1 dir=$2 version=$3 marker=$4 proxy=${5:-}
+if [ -n "$proxy" ]; then export https_proxy="$proxy" http_proxy="$proxy"; fi
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
+want=$(curl -fsSL --retry 3 --retry-connrefused "$url.sha256" | cut -d' ' -f1)
+case "$want" in *[!0-9a-f]*|'') echo "no valid checksum at $url.sha256" >&2; exit 1;; esac
+curl -fsSL --retry 3 --retry-connrefused -o "$tmp" "$url"
+got=$(sha256sum "$tmp" | cut -d' ' -f1)
+if [ "$got" != "$want" ]; then echo "checksum mismatch for $url: got $got, published $want" >&2; exit 1; fi
+mkdir -p "$dir"
+tar -C "$dir" -xzf "$tmp" --no-same-owner
+if [ -n "$marker" ]; then printf '%s\n' "$version" > "$marker"; fi
+`
+
+// DownloadArchive returns the command that installs a verified .tar.gz into dir.
+func DownloadArchive(url, dir, version, marker, proxy string) []string {
+	return []string{"sh", "-c", extractScript, "extract", url, dir, version, marker, proxy}
+}
+
+// Proxy returns the proxy downloads on the host go through ("" for none).
+func Proxy(s *v1alpha1.ClusterSpec) string {
+	if s.Proxy.HTTPS != "" {
+		return s.Proxy.HTTPS
+	}
+	return s.Proxy.HTTP
+}
+
+// Tool is one downloadable binary with the version it must report.
+type Tool struct {
+	Name    string // kubeadm, kubelet, kubectl
+	Path    string
+	Version string
+	URL     string
+}
+
+// KubeTools lists kubeadm, kubelet and kubectl for a release from the binary mirror.
+func KubeTools(s *v1alpha1.ClusterSpec, arch string) []Tool {
+	var out []Tool
+	for _, n := range []string{"kubeadm", "kubelet", "kubectl"} {
+		out = append(out, Tool{Name: n, Path: BinDir + "/" + n, Version: s.KubernetesVersion,
+			URL: KubeBinaryURL(s.Install.BinaryMirror, s.KubernetesVersion, arch, n)})
+	}
+	return out
+}
+
+// Release returns the pinned release of the spec (validation guarantees it exists).
+func Release(s *v1alpha1.ClusterSpec) versions.Release {
+	r, _ := versions.Lookup(s.KubernetesVersion)
+	return r
+}
+
+// NodePrerequisites are what kubeadm's preflight and kube-proxy need on every node besides the
+// runtime; the upstream kubelet/kubeadm packages depend on them, binary installs add them.
+var NodePrerequisites = []string{"conntrack", "socat", "ethtool", "iptables", "ca-certificates", "curl"}

@@ -1,0 +1,173 @@
+package install
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+)
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// mirror serves files and their .sha256 the way dl.k8s.io does (digest only) or GitHub release
+// assets do (digest and file name).
+func mirror(t *testing.T, files map[string][]byte, sums map[string]string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s, ok := sums[r.URL.Path]; ok {
+			_, _ = w.Write([]byte(s))
+			return
+		}
+		if b, ok := files[r.URL.Path]; ok {
+			_, _ = w.Write(b)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func runLocal(t *testing.T, argv []string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+func TestDownloadBinary(t *testing.T) {
+	bin := []byte("#!/bin/sh\necho v1.34.10\n")
+	path := "/release/v1.34.10/bin/linux/amd64/kubeadm"
+	srv := mirror(t, map[string][]byte{path: bin, "/bad": bin},
+		map[string]string{path + ".sha256": sha(bin), "/bad.sha256": strings.Repeat("0", 64)})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "kubeadm")
+
+	if url := KubeBinaryURL(srv.URL+"/", "v1.34.10", "amd64", "kubeadm"); url != srv.URL+path {
+		t.Fatalf("KubeBinaryURL = %s", url)
+	}
+	out, err := runLocal(t, DownloadBinary(srv.URL+path, dest, ""))
+	if err != nil {
+		t.Fatalf("download: %v\n%s", err, out)
+	}
+	got, _ := os.ReadFile(dest)
+	st, _ := os.Stat(dest)
+	if !bytes.Equal(got, bin) || st.Mode().Perm() != 0o755 {
+		t.Fatalf("installed %q mode %v", got, st.Mode())
+	}
+
+	// A checksum mismatch leaves the installed binary alone and no temporary file behind.
+	out, err = runLocal(t, DownloadBinary(srv.URL+"/bad", dest, ""))
+	if err == nil || !strings.Contains(out, "checksum mismatch for "+srv.URL+"/bad") {
+		t.Fatalf("mismatch not refused: %v\n%s", err, out)
+	}
+	// A missing .sha256 is refused too.
+	out, err = runLocal(t, DownloadBinary(srv.URL+"/nosum", filepath.Join(dir, "x"), ""))
+	if err == nil {
+		t.Fatalf("download without a published checksum succeeded:\n%s", out)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("leftovers in %s: %v", dir, entries)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, bin) {
+		t.Error("a failed download replaced the installed binary")
+	}
+}
+
+func tgz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Uid: 1001}); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = tw.Write([]byte(body))
+	}
+	tw.Close()
+	gz.Close()
+	return buf.Bytes()
+}
+
+func TestDownloadArchive(t *testing.T) {
+	archive := tgz(t, map[string]string{"./bridge": "b", "./host-local": "h"})
+	url := CNIPluginsURL("http://m", "v1.9.1", "amd64")
+	if url != "http://m/containernetworking/plugins/releases/download/v1.9.1/cni-plugins-linux-amd64-v1.9.1.tgz" {
+		t.Fatalf("CNIPluginsURL = %s", url)
+	}
+	if c := CrictlURL("http://m/", "v1.36.0", "arm64"); c != "http://m/kubernetes-sigs/cri-tools/releases/download/v1.36.0/crictl-v1.36.0-linux-arm64.tar.gz" {
+		t.Fatalf("CrictlURL = %s", c)
+	}
+	p := "/containernetworking/plugins/releases/download/v1.9.1/cni-plugins-linux-amd64-v1.9.1.tgz"
+	srv := mirror(t, map[string][]byte{p: archive}, map[string]string{p + ".sha256": sha(archive) + "  cni-plugins-linux-amd64-v1.9.1.tgz\n"})
+	dir := filepath.Join(t.TempDir(), "cni", "bin")
+	marker := filepath.Join(dir, ".version")
+	out, err := runLocal(t, DownloadArchive(srv.URL+p, dir, "v1.9.1", marker, ""))
+	if err != nil {
+		t.Fatalf("extract: %v\n%s", err, out)
+	}
+	for name, body := range map[string]string{"bridge": "b", "host-local": "h", ".version": "v1.9.1\n"} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != body {
+			t.Errorf("%s = %q, %v", name, got, err)
+		}
+	}
+}
+
+// TestAptGet runs the apt wrapper with a stand-in apt-get that prints its arguments.
+func TestAptGet(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\nprintf '%s|' \"$DEBIAN_FRONTEND\" \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := &v1alpha1.ClusterSpec{Install: v1alpha1.Install{PackageProxy: "http://10.0.0.5:3142"}}
+	argv, err := PackageInstall(s, "apt", "containerd", "runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	want := "noninteractive|-o|Acquire::http::Proxy=http://10.0.0.5:3142|-q|-y|-o|DPkg::Lock::Timeout=300|-o|Dpkg::Options::=--force-confdef|-o|Dpkg::Options::=--force-confold|install|--no-install-recommends|containerd|runc|"
+	if string(out) != want {
+		t.Errorf("apt-get got\n%s\nwant\n%s", out, want)
+	}
+	if _, err := PackageInstall(s, "zypper", "x"); err == nil {
+		t.Error("unknown package manager accepted")
+	}
+}
+
+func TestPackageNames(t *testing.T) {
+	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.34.10", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
+	if got := RepositoryURL(s, "apt"); got != "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" {
+		t.Errorf("RepositoryURL apt = %s", got)
+	}
+	if got := RepositoryURL(s, "dnf"); got != "https://pkgs.k8s.io/core:/stable:/v1.34/rpm/" {
+		t.Errorf("RepositoryURL dnf = %s", got)
+	}
+	want := map[string]string{"kubeadm": "1.34.10-1.1", "kubelet": "1.34.10-1.1", "kubectl": "1.34.10-1.1", "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
+	if got := KubePackageVersions(s); !reflect.DeepEqual(got, want) {
+		t.Errorf("KubePackageVersions = %v", got)
+	}
+	s.ContainerRuntime.Containerd.Version = "1.6.20~ds1-1+deb12u3"
+	if got := ContainerdPackages(s, "apt"); !reflect.DeepEqual(got, []string{"containerd=1.6.20~ds1-1+deb12u3", "runc"}) {
+		t.Errorf("ContainerdPackages = %v", got)
+	}
+}

@@ -1,0 +1,96 @@
+package install
+
+import (
+	"fmt"
+	"strings"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+)
+
+// aptScript runs apt-get non-interactively: $1 is the apt cache proxy ("" for none), the rest are
+// apt-get's arguments. It waits for a dpkg lock held by another process (up to 5 minutes, e.g.
+// unattended-upgrades) instead of failing, and never kills it.
+const aptScript = `set -eu
+proxy=$1; shift
+export DEBIAN_FRONTEND=noninteractive
+set -- -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+if [ -n "$proxy" ]; then set -- -o "Acquire::http::Proxy=$proxy" "$@"; fi
+exec apt-get "$@"
+`
+
+// AptGet returns an apt-get command through the spec's package proxy.
+func AptGet(s *v1alpha1.ClusterSpec, args ...string) []string {
+	return append([]string{"sh", "-c", aptScript, "apt", s.Install.PackageProxy}, args...)
+}
+
+// dnfScript runs dnf (or yum) non-interactively: $1 is the package manager, $2 the proxy.
+const dnfScript = `set -eu
+pm=$1 proxy=$2; shift 2
+if [ -n "$proxy" ]; then set -- --setopt=proxy="$proxy" "$@"; fi
+exec "$pm" -y "$@"
+`
+
+// DNF returns a dnf/yum command through the spec's package proxy.
+func DNF(s *v1alpha1.ClusterSpec, pm string, args ...string) []string {
+	return append([]string{"sh", "-c", dnfScript, "dnf", pm, s.Install.PackageProxy}, args...)
+}
+
+// PackageInstall returns the command installing pkgs with the host's package manager (apt, dnf, yum).
+func PackageInstall(s *v1alpha1.ClusterSpec, pm string, pkgs ...string) ([]string, error) {
+	switch pm {
+	case "apt":
+		return AptGet(s, append([]string{"install", "--no-install-recommends"}, pkgs...)...), nil
+	case "dnf", "yum":
+		return DNF(s, pm, append([]string{"install"}, pkgs...)...), nil
+	}
+	return nil, fmt.Errorf("no supported package manager (found %q)", pm)
+}
+
+// PackageRefresh returns the command refreshing the package index (apt-get update; dnf makecache).
+func PackageRefresh(s *v1alpha1.ClusterSpec, pm string) ([]string, error) {
+	switch pm {
+	case "apt":
+		return AptGet(s, "update"), nil
+	case "dnf", "yum":
+		return DNF(s, pm, "makecache"), nil
+	}
+	return nil, fmt.Errorf("no supported package manager (found %q)", pm)
+}
+
+// ContainerdPackages names the runtime packages: Debian and Ubuntu ship containerd and runc;
+// RHEL-family hosts need Docker's containerd.io from a repository the host already has.
+func ContainerdPackages(s *v1alpha1.ClusterSpec, pm string) []string {
+	v := s.ContainerRuntime.Containerd.Version
+	switch pm {
+	case "apt":
+		if v != "" {
+			return []string{"containerd=" + v, "runc"}
+		}
+		return []string{"containerd", "runc"}
+	default:
+		if v != "" {
+			return []string{"containerd.io-" + v}
+		}
+		return []string{"containerd.io"}
+	}
+}
+
+// KubePackageVersions are the exact package versions of a release in the Kubernetes package
+// repository ("1.34.10-1.1").
+func KubePackageVersions(s *v1alpha1.ClusterSpec) map[string]string {
+	r := Release(s)
+	k := strings.TrimPrefix(r.Kubernetes, "v") + "-" + r.PackageRevision
+	return map[string]string{
+		"kubeadm": k, "kubelet": k, "kubectl": k,
+		"cri-tools": r.CRIToolsPackage, "kubernetes-cni": r.CNIPackage,
+	}
+}
+
+// RepositoryURL is the package repository of the spec's minor: <base>/v1.34/deb/ (or /rpm/).
+func RepositoryURL(s *v1alpha1.ClusterSpec, pm string) string {
+	kind := "deb"
+	if pm != "apt" {
+		kind = "rpm"
+	}
+	return fmt.Sprintf("%s/%s/%s/", strings.TrimRight(s.Install.PackageRepository, "/"), Release(s).Minor(), kind)
+}

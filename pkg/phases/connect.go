@@ -1,0 +1,104 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/preflight"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// Connect opens one connection per host (bounded fan-out). Any host that cannot be reached or
+// authenticated fails the run with exit code 4 before anything is changed anywhere.
+type Connect struct{}
+
+func (Connect) Name() string { return "connect" }
+
+func (Connect) Run(ctx context.Context, r *Run) error {
+	if r.Connect == nil {
+		return errors.New("no connector configured")
+	}
+	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Connected() {
+			return nil
+		}
+		conn, err := r.Connect(ctx, h.Spec)
+		if err != nil {
+			return err
+		}
+		h.SetConnection(conn)
+		return nil
+	})
+	if err != nil && isConnectionError(err) {
+		return exitcode.New(exitcode.Unreachable, err)
+	}
+	return err
+}
+
+// isConnectionError reports whether err holds an SSH error that means "cannot reach or log in".
+func isConnectionError(err error) bool {
+	var (
+		auth    *ssh.AuthError
+		hostKey *ssh.HostKeyError
+		unreach *ssh.UnreachableError
+		lost    *ssh.ConnectionLostError
+		sudo    *ssh.SudoError
+	)
+	return errors.As(err, &auth) || errors.As(err, &hostKey) || errors.As(err, &unreach) || errors.As(err, &lost) || errors.As(err, &sudo)
+}
+
+// GatherFacts reads every host's facts in one round trip each.
+type GatherFacts struct{}
+
+func (GatherFacts) Name() string { return "facts" }
+
+func (GatherFacts) Run(ctx context.Context, r *Run) error {
+	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		f, err := facts.Gather(ctx, h.Runner())
+		if err != nil {
+			return err
+		}
+		f.Name = h.Name()
+		h.Facts = f
+		return nil
+	})
+	if err != nil && isConnectionError(err) {
+		return exitcode.New(exitcode.Unreachable, err)
+	}
+	return err
+}
+
+// Preflight runs the installer's own checks on the gathered facts. Every finding is printed; any
+// blocking one stops the run with exit code 5 before anything is changed.
+type Preflight struct {
+	// Hosts limits the checks to these hosts (join node); empty means all.
+	Hosts []string
+}
+
+func (Preflight) Name() string { return "preflight" }
+
+func (p Preflight) Run(ctx context.Context, r *Run) error {
+	all := map[string]facts.Host{}
+	for _, h := range r.All() {
+		all[h.Name()] = h.Facts
+	}
+	findings := preflight.Check(r.Cluster, all, p.Hosts)
+	var blocking []string
+	for _, f := range findings {
+		if f.Blocking {
+			blocking = append(blocking, f.String())
+		} else {
+			r.Log.Warn(f.String())
+		}
+	}
+	if len(blocking) > 0 {
+		sort.Strings(blocking)
+		return exitcode.New(exitcode.Preflight, fmt.Errorf("%d blocking problem(s); nothing was changed:\n%s", len(blocking), strings.Join(blocking, "\n")))
+	}
+	return nil
+}
