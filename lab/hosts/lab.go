@@ -102,11 +102,17 @@ func (l *Lab) Up(ctx context.Context, topo Topology) (_ *State, err error) {
 	if _, err := os.Stat(l.statePath()); err == nil {
 		return nil, fmt.Errorf("a lab is already up in %s (run lab down first)", l.dir)
 	}
+	pub, priv := DefaultNetworks()
+	for _, n := range []Network{pub, priv} {
+		// Another lab (another state directory) would share the bridge: refuse rather than tangle.
+		if exists("/sys/class/net/" + n.Bridge) {
+			return nil, fmt.Errorf("bridge %s already exists: another lab is up on this machine", n.Bridge)
+		}
+	}
 	base, err := recordBaseline()
 	if err != nil {
 		return nil, err
 	}
-	pub, priv := DefaultNetworks()
 	st := &State{Topology: topo, Public: pub, Private: priv, Hosts: topo.plan(pub, priv), Baseline: base}
 	if err := l.saveState(st); err != nil {
 		return nil, err

@@ -26,11 +26,12 @@ func openLab(cmd *cobra.Command) (*hosts.Lab, error) {
 		}
 		dir = filepath.Join(root, ".lab")
 	}
-	return hosts.New(hosts.Options{Dir: dir, Log: cmd.ErrOrStderr(), Mirror: mirrorHook()})
+	var hook hosts.MirrorHook = processMirror{}
+	if noMirror, _ := cmd.Flags().GetBool("no-mirror"); noMirror {
+		hook = nil
+	}
+	return hosts.New(hosts.Options{Dir: dir, Log: cmd.ErrOrStderr(), Mirror: hook})
 }
-
-// mirrorHook is where `lab up` gets the mirror servers (lab/mirror) from; nil until they exist.
-func mirrorHook() hosts.MirrorHook { return nil }
 
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
@@ -87,6 +88,7 @@ func newUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&topo.ControlPlanes, "control-planes", 1, "how many of them are control planes")
 	cmd.Flags().StringVar(&topo.LoadBalancer, "lb", "none", "API load balancer: none, keepalived-haproxy, kube-vip")
 	cmd.Flags().StringVar(&topo.Install, "install", "", "install source written to the spec: package, binary, bundle")
+	cmd.Flags().Bool("no-mirror", false, "hosts and apt cache only: no binary mirror, registry or lab CCM")
 	return addLabDirFlag(cmd)
 }
 
