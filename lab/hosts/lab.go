@@ -28,7 +28,7 @@ import (
 // to stop them (PIDs) under dir, because Down may run in another process. nil: no mirror, and the
 // spec carries only the apt cache.
 type MirrorHook interface {
-	Start(ctx context.Context, bindAddress, dir string) (*labspec.Mirror, error)
+	Start(ctx context.Context, bindAddress, kubernetesVersion, dir string) (*labspec.Mirror, error)
 	Stop(ctx context.Context, dir string) error
 }
 
@@ -247,7 +247,7 @@ func (l *Lab) startServers(ctx context.Context, st *State) error {
 		if err := l.saveState(st); err != nil {
 			return err
 		}
-		m, err := l.mirror.Start(ctx, st.Public.Gateway, filepath.Join(l.dir, "mirror"))
+		m, err := l.mirror.Start(ctx, st.Public.Gateway, st.Topology.KubernetesVersion, filepath.Join(l.dir, "mirror"))
 		if err != nil {
 			return fmt.Errorf("start mirror: %w", err)
 		}
@@ -397,13 +397,14 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 func (l *Lab) writeSpec(st *State) error {
 	in := labspec.Input{
-		Name:           "lab",
-		User:           User,
-		KeyFile:        filepath.Base(l.KeyFile()), // relative to the spec's directory
-		KnownHostsFile: filepath.Base(l.KnownHostsFile()),
-		PackageProxy:   st.AptCacheURL,
-		LoadBalancer:   st.Topology.LoadBalancer,
-		Install:        st.Topology.Install,
+		Name:              "lab",
+		KubernetesVersion: st.Topology.KubernetesVersion,
+		User:              User,
+		KeyFile:           filepath.Base(l.KeyFile()), // relative to the spec's directory
+		KnownHostsFile:    filepath.Base(l.KnownHostsFile()),
+		PackageProxy:      st.AptCacheURL,
+		LoadBalancer:      st.Topology.LoadBalancer,
+		Install:           st.Topology.Install,
 	}
 	if in.LoadBalancer != "none" {
 		in.VIP = st.Private.address(vipOctet)

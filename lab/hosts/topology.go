@@ -3,6 +3,8 @@ package hosts
 import (
 	"fmt"
 	"net"
+
+	"installer.dev/installer/pkg/versions"
 )
 
 // Topology is the shape of a lab: how many hosts, how many of them control planes, the API endpoint's
@@ -12,6 +14,9 @@ type Topology struct {
 	ControlPlanes int    // default 1
 	LoadBalancer  string // none (default) | keepalived-haproxy | kube-vip
 	Install       string // package | binary | bundle; empty: binary when the mirror runs, else the installer's default
+	// KubernetesVersion is written to the spec (and picks the lab CCM's image); default: the newest
+	// supported release.
+	KubernetesVersion string
 }
 
 // Network is one of the lab's two internal podman networks.
@@ -68,6 +73,9 @@ func (t Topology) withDefaults() Topology {
 	if t.LoadBalancer == "" {
 		t.LoadBalancer = "none"
 	}
+	if t.KubernetesVersion == "" {
+		t.KubernetesVersion = versions.Default().Kubernetes
+	}
 	return t
 }
 
@@ -84,6 +92,9 @@ func (t Topology) validate() error {
 		return fmt.Errorf("topology: the lab has no external load balancer; use none, keepalived-haproxy or kube-vip")
 	default:
 		return fmt.Errorf("topology: unknown load balancer %q", t.LoadBalancer)
+	}
+	if _, ok := versions.Lookup(t.KubernetesVersion); !ok {
+		return fmt.Errorf("topology: Kubernetes %s is not supported (%s)", t.KubernetesVersion, versions.SupportedList())
 	}
 	switch t.Install {
 	case "", "package", "binary", "bundle":

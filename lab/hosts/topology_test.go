@@ -34,7 +34,7 @@ func TestPlan(t *testing.T) {
 
 func TestTopologyDefaultsAndErrors(t *testing.T) {
 	d := Topology{}.withDefaults()
-	if d.Hosts != 3 || d.ControlPlanes != 1 || d.LoadBalancer != "none" {
+	if d.Hosts != 3 || d.ControlPlanes != 1 || d.LoadBalancer != "none" || d.KubernetesVersion == "" {
 		t.Fatalf("defaults = %+v", d)
 	}
 	for _, c := range []struct {
@@ -46,6 +46,7 @@ func TestTopologyDefaultsAndErrors(t *testing.T) {
 		{Topology{LoadBalancer: "external"}, "no external load balancer"},
 		{Topology{LoadBalancer: "f5"}, `unknown load balancer "f5"`},
 		{Topology{Install: "snap"}, `unknown install source "snap"`},
+		{Topology{KubernetesVersion: "v1.20.0"}, "Kubernetes v1.20.0 is not supported"},
 	} {
 		err := c.topo.withDefaults().validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -88,6 +88,7 @@ func newUpCmd() *cobra.Command {
 	cmd.Flags().IntVar(&topo.ControlPlanes, "control-planes", 1, "how many of them are control planes")
 	cmd.Flags().StringVar(&topo.LoadBalancer, "lb", "none", "API load balancer: none, keepalived-haproxy, kube-vip")
 	cmd.Flags().StringVar(&topo.Install, "install", "", "install source written to the spec: package, binary, bundle")
+	cmd.Flags().StringVar(&topo.KubernetesVersion, "kubernetes-version", "", "spec's kubernetesVersion (default: the newest supported)")
 	cmd.Flags().Bool("no-mirror", false, "hosts and apt cache only: no binary mirror, registry or lab CCM")
 	return addLabDirFlag(cmd)
 }

@@ -15,7 +15,6 @@ import (
 	"installer.dev/installer/lab/images"
 	"installer.dev/installer/lab/internal/proc"
 	"installer.dev/installer/lab/labspec"
-	"installer.dev/installer/pkg/versions"
 )
 
 // mirrorPort is where `lab up` serves the binary mirror and the registry on the bridge.
@@ -30,7 +29,7 @@ func registriesMirrored() []string {
 // exits, the mirror keeps serving, and `lab down` stops it by the PID it recorded.
 type processMirror struct{}
 
-func (processMirror) Start(ctx context.Context, bindAddress, dir string) (*labspec.Mirror, error) {
+func (processMirror) Start(ctx context.Context, bindAddress, kubernetesVersion, dir string) (*labspec.Mirror, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
@@ -61,7 +60,7 @@ func (processMirror) Start(ctx context.Context, bindAddress, dir string) (*labsp
 		if data, err := os.ReadFile(ready); err == nil && strings.TrimSpace(string(data)) != "" {
 			url := strings.TrimSpace(string(data))
 			m := &labspec.Mirror{BinaryMirror: url, ArtifactMirror: url, Registries: map[string][]string{},
-				CCMImage: images.CCMImage(versions.Default().Kubernetes), CCMArgs: []string{"--cloud-provider=lab"}}
+				CCMImage: images.CCMImage(kubernetesVersion), CCMArgs: []string{"--cloud-provider=lab"}}
 			for _, r := range registriesMirrored() {
 				m.Registries[r] = []string{url}
 			}
