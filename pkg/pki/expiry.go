@@ -1,0 +1,173 @@
+package pki
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// ControlPlaneCertPaths are the certificates kubeadm leaves on a control plane, plus the kubeconfigs
+// whose embedded client certificates expire with them (kubeadm renews both on `upgrade`).
+func ControlPlaneCertPaths() []string {
+	return []string{
+		"/etc/kubernetes/admin.conf",
+		"/etc/kubernetes/controller-manager.conf",
+		"/etc/kubernetes/pki/apiserver-etcd-client.crt",
+		"/etc/kubernetes/pki/apiserver-kubelet-client.crt",
+		"/etc/kubernetes/pki/apiserver.crt",
+		"/etc/kubernetes/pki/ca.crt",
+		"/etc/kubernetes/pki/etcd/ca.crt",
+		"/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+		"/etc/kubernetes/pki/etcd/peer.crt",
+		"/etc/kubernetes/pki/etcd/server.crt",
+		"/etc/kubernetes/pki/front-proxy-ca.crt",
+		"/etc/kubernetes/pki/front-proxy-client.crt",
+		"/etc/kubernetes/scheduler.conf",
+		"/etc/kubernetes/super-admin.conf",
+	}
+}
+
+// HostCert is the content of one certificate file (PEM) or kubeconfig read from a host.
+type HostCert struct {
+	Host string
+	Path string
+	Data []byte
+}
+
+// Status classifies a finding.
+type Status string
+
+const (
+	StatusOK       Status = "ok"
+	StatusExpiring Status = "expiring"
+	StatusExpired  Status = "expired"
+	// StatusInvalid: the file held no certificate that could be parsed.
+	StatusInvalid Status = "invalid"
+)
+
+// Finding is one certificate's expiry.
+type Finding struct {
+	Host string
+	Path string
+	// Subject is the certificate's common name ("" for an invalid file).
+	Subject  string
+	NotAfter time.Time
+	// Remaining is NotAfter minus the report's time (negative once expired).
+	Remaining time.Duration
+	Status    Status
+	// Problem explains an invalid finding.
+	Problem string
+}
+
+// ExpiryReport parses every certificate in certs (PEM files, several blocks allowed, or kubeconfigs
+// with client-certificate-data) and classifies it against now: expired, expiring within warn, or ok.
+// Findings are sorted most urgent first: invalid files, then by NotAfter, then host and path.
+func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration) []Finding {
+	var out []Finding
+	for _, hc := range certs {
+		parsed, err := certificatesIn(hc.Data)
+		if err != nil {
+			out = append(out, Finding{Host: hc.Host, Path: hc.Path, Status: StatusInvalid, Problem: err.Error()})
+			continue
+		}
+		for _, c := range parsed {
+			f := Finding{Host: hc.Host, Path: hc.Path, Subject: c.Subject.CommonName, NotAfter: c.NotAfter, Remaining: c.NotAfter.Sub(now)}
+			switch {
+			case !now.Before(c.NotAfter):
+				f.Status = StatusExpired
+			case f.Remaining <= warn:
+				f.Status = StatusExpiring
+			default:
+				f.Status = StatusOK
+			}
+			out = append(out, f)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if (a.Status == StatusInvalid) != (b.Status == StatusInvalid) {
+			return a.Status == StatusInvalid
+		}
+		if !a.NotAfter.Equal(b.NotAfter) {
+			return a.NotAfter.Before(b.NotAfter)
+		}
+		if a.Host != b.Host {
+			return a.Host < b.Host
+		}
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		return a.Subject < b.Subject
+	})
+	return out
+}
+
+// certificatesIn returns the certificates of a PEM file or a kubeconfig. Private keys in either are
+// skipped, never parsed or kept.
+func certificatesIn(data []byte) ([]*x509.Certificate, error) {
+	if !strings.Contains(string(data), "-----BEGIN") {
+		return kubeconfigCerts(data)
+	}
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("parse certificate: %w", err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("no certificate found")
+	}
+	return certs, nil
+}
+
+// kubeconfig is the part of a kubeconfig that carries certificates.
+type kubeconfig struct {
+	Users []struct {
+		User struct {
+			ClientCertificateData string `json:"client-certificate-data"`
+		} `json:"user"`
+	} `json:"users"`
+}
+
+func kubeconfigCerts(data []byte) ([]*x509.Certificate, error) {
+	var kc kubeconfig
+	if err := yaml.Unmarshal(data, &kc); err != nil {
+		return nil, fmt.Errorf("neither PEM nor a kubeconfig: %w", err)
+	}
+	var certs []*x509.Certificate
+	for _, u := range kc.Users {
+		if u.User.ClientCertificateData == "" {
+			continue
+		}
+		pemData, err := base64.StdEncoding.DecodeString(u.User.ClientCertificateData)
+		if err != nil {
+			return nil, fmt.Errorf("client-certificate-data: %w", err)
+		}
+		cs, err := certificatesIn(pemData)
+		if err != nil {
+			return nil, fmt.Errorf("client-certificate-data: %w", err)
+		}
+		certs = append(certs, cs...)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("no certificate found")
+	}
+	return certs, nil
+}
