@@ -363,6 +363,30 @@ func (c *Client) acquire(ctx context.Context) (release func(), err error) {
 	}
 }
 
+// newSession opens a session, retrying briefly when the server refuses
+// the channel: OpenSSH frees a session's MaxSessions slot a moment after
+// the session closes, so a slot we just released may still count there.
+func (c *Client) newSession(ctx context.Context, cn *conn) (*gossh.Session, error) {
+	delay := 5 * time.Millisecond
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, err := cn.ssh.NewSession()
+		if err == nil {
+			return s, nil
+		}
+		var refused *gossh.OpenChannelError
+		if !errors.As(err, &refused) || time.Now().After(deadline) {
+			return nil, fmt.Errorf("open session: %w", err)
+		}
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		delay = min(2*delay, 200*time.Millisecond)
+	}
+}
+
 // exec runs one command line in a session. The error is the library's:
 // nil, *gossh.ExitError, or a transport error.
 func (c *Client) exec(ctx context.Context, cn *conn, line string, stdin []byte, stdout, stderr io.Writer) error {
@@ -371,9 +395,9 @@ func (c *Client) exec(ctx context.Context, cn *conn, line string, stdin []byte, 
 		return err
 	}
 	defer release()
-	s, err := cn.ssh.NewSession()
+	s, err := c.newSession(ctx, cn)
 	if err != nil {
-		return fmt.Errorf("open session: %w", err)
+		return err
 	}
 	defer func() { _ = s.Close() }()
 	if stdin != nil {
@@ -413,8 +437,8 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	var res Result
 	err := c.withConn(ctx, cmd.Idempotent, func(cn *conn) error {
 		var stdout, stderr bytes.Buffer
-		outW, flushOut := c.streams(&stdout, cmd.Stdout, cmd.Sensitive)
-		errW, flushErr := c.streams(&stderr, cmd.Stderr, cmd.Sensitive)
+		outW, flushOut := c.streams(&stdout, cmd.Stdout, cmd)
+		errW, flushErr := c.streams(&stderr, cmd.Stderr, cmd)
 		err := c.exec(ctx, cn, line, cmd.Stdin, outW, errW)
 		flushOut()
 		flushErr()
@@ -429,6 +453,10 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	case err == nil:
 		c.log.Debug("ran", "cmd", shown, "sudo", sudo, "took", time.Since(start))
 		return res, nil
+	case IsHostAccess(err):
+		// Before the exit checks: a ConnectionLostError wraps the
+		// library's ExitMissingError.
+		return res, err
 	case errors.As(err, &exitErr):
 		res.ExitCode = exitErr.ExitStatus()
 		signal := exitErr.Signal()
@@ -440,8 +468,6 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 	case errors.As(err, &missingErr):
 		res.ExitCode = -1
 		return res, c.commandError(cmd, shown, res, "(none reported)")
-	case IsHostAccess(err):
-		return res, err
 	}
 	if cmd.Sensitive {
 		return res, fmt.Errorf("host %s: run a sensitive command: %w", c.cfg.Name, err)
@@ -468,14 +494,14 @@ func showCommand(cmd Cmd) string {
 
 // streams builds the writer a command's output goes to: the capture
 // buffer, the caller's writer, and the -v output unless sensitive.
-func (c *Client) streams(capture *bytes.Buffer, extra io.Writer, sensitive bool) (io.Writer, func()) {
+func (c *Client) streams(capture *bytes.Buffer, extra io.Writer, cmd Cmd) (io.Writer, func()) {
 	ws := []io.Writer{capture}
 	if extra != nil {
 		ws = append(ws, extra)
 	}
 	flush := func() {}
-	if c.out != nil && !sensitive {
-		p := &linePrefixer{w: c.out, prefix: "[" + c.cfg.Name + "] "}
+	if c.out != nil && !cmd.Sensitive {
+		p := &linePrefixer{w: c.out, prefix: "[" + c.cfg.Name + "] ", secrets: cmd.Secrets}
 		ws = append(ws, p)
 		flush = p.flush
 	}

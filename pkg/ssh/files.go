@@ -15,8 +15,8 @@ import (
 	"strconv"
 	"strings"
 
-	gossh "golang.org/x/crypto/ssh"
 	"github.com/pkg/sftp"
+	gossh "golang.org/x/crypto/ssh"
 )
 
 // exitNotExist is what the read script exits with for a missing file.
@@ -88,12 +88,12 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 	case err == nil:
 		c.log.Debug("read", "path", p, "bytes", len(data))
 		return data, nil
+	case IsHostAccess(err):
+		return nil, err
 	case errors.As(err, &exitErr) && exitErr.ExitStatus() == exitNotExist, errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("host %s: read %s: %w", c.cfg.Name, p, fs.ErrNotExist)
 	case errors.As(err, &exitErr):
 		return nil, &CommandError{Host: c.cfg.Name, ExitCode: exitErr.ExitStatus(), Command: "read " + p, Stderr: tail(redact(stderr.String(), nil), stderrTailLines, stderrTailBytes)}
-	case IsHostAccess(err):
-		return nil, err
 	}
 	return nil, fmt.Errorf("host %s: read %s: %w", c.cfg.Name, p, err)
 }
@@ -175,10 +175,10 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	case err == nil:
 		c.log.Debug("wrote", "path", f.Path, "bytes", len(f.Content), "changed", changed, "sensitive", f.Sensitive)
 		return changed, nil
-	case errors.As(err, &exitErr):
-		return false, &CommandError{Host: c.cfg.Name, ExitCode: exitErr.ExitStatus(), Command: "write " + f.Path, Stderr: tail(redact(stderr.String(), nil), stderrTailLines, stderrTailBytes)}
 	case IsHostAccess(err):
 		return false, err
+	case errors.As(err, &exitErr):
+		return false, &CommandError{Host: c.cfg.Name, ExitCode: exitErr.ExitStatus(), Command: "write " + f.Path, Stderr: tail(redact(stderr.String(), nil), stderrTailLines, stderrTailBytes)}
 	}
 	return false, fmt.Errorf("host %s: write %s: %w", c.cfg.Name, f.Path, err)
 }
@@ -258,10 +258,10 @@ func (c *Client) openSFTP(ctx context.Context, cn *conn) (*sftp.Client, func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := cn.ssh.NewSession()
+	s, err := c.newSession(ctx, cn)
 	if err != nil {
 		release()
-		return nil, nil, fmt.Errorf("open session: %w", err)
+		return nil, nil, err
 	}
 	fail := func(err error) (*sftp.Client, func(), error) {
 		_ = s.Close()

@@ -136,7 +136,9 @@ func knownAlgorithms(lookup gossh.HostKeyCallback, addr string, data []byte) []s
 	}
 	var keyErr *knownhosts.KeyError
 	if !errors.As(lookup(addr, remote, probe), &keyErr) || len(keyErr.Want) == 0 {
-		return nil // unknown host: let the server choose
+		// Unknown host: a plain key, which accept-new can record (a host
+		// certificate would need a @cert-authority line to mean anything).
+		return plainAlgorithms
 	}
 	lines := bytes.Split(data, []byte("\n"))
 	var authority bool

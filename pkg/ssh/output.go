@@ -28,10 +28,12 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // linePrefixer writes each complete line as one "[host] line\n" write.
+// Lines are redacted like stderr in errors.
 type linePrefixer struct {
-	w      io.Writer
-	prefix string
-	buf    []byte
+	w       io.Writer
+	prefix  string
+	secrets []string
+	buf     []byte
 }
 
 func (p *linePrefixer) Write(b []byte) (int, error) {
@@ -41,7 +43,7 @@ func (p *linePrefixer) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		if _, err := io.WriteString(p.w, p.prefix+string(p.buf[:i+1])); err != nil {
+		if _, err := io.WriteString(p.w, p.prefix+redact(string(p.buf[:i+1]), p.secrets)); err != nil {
 			return len(b), err
 		}
 		p.buf = p.buf[i+1:]
@@ -52,7 +54,7 @@ func (p *linePrefixer) Write(b []byte) (int, error) {
 // flush writes a last line that had no newline.
 func (p *linePrefixer) flush() {
 	if len(p.buf) > 0 {
-		_, _ = io.WriteString(p.w, p.prefix+string(p.buf)+"\n")
+		_, _ = io.WriteString(p.w, p.prefix+redact(string(p.buf), p.secrets)+"\n")
 		p.buf = nil
 	}
 }

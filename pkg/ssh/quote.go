@@ -6,7 +6,8 @@ import "strings"
 // server hands every command to. It is the only place in the project where a
 // shell string is built from arguments: each argument is either made only of
 // characters no shell treats specially, or wrapped in single quotes, inside
-// which nothing is special except the single quote itself (written '\'').
+// which nothing is special except the single quote itself: it becomes
+// close-quote, backslash-escaped quote, open-quote.
 func Quote(argv []string) string {
 	var b strings.Builder
 	for i, arg := range argv {

@@ -135,3 +135,10 @@ func randomHex(n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// Command runs a local command for a test and returns its combined output,
+// failing the test with that output when it fails.
+func Command(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	return run(t, name, args...)
+}

@@ -78,7 +78,16 @@ func StartServer(t testing.TB, o ServerOptions) *Server {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatalf("cannot start a test sshd: create /run/sshd: %v (the tests must run as root)", err)
 	}
-	dir := t.TempDir()
+	// Not t.TempDir: sshd reads authorized_keys as the logging-in user, so
+	// the directory must be reachable by every test user.
+	dir, err := os.MkdirTemp("", "sshtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	keyFile := filepath.Join(dir, "ssh_host_ed25519_key")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "test-host", "-f", keyFile)
 	pub := readPublicKey(t, keyFile+".pub")
