@@ -16,7 +16,8 @@ import (
 // Down removes everything the lab created, by the names and PIDs it recorded: hosts (after a clean
 // stop of their Kubernetes pods), the apt cache and mirror processes, networks and their bridges,
 // leftover cgroups and bookkeeping directories, and puts ip_forward back. The host image stays in the
-// lab's podman store (as does the key), so the next Up starts in seconds. Down without a lab is a no-op.
+// lab's podman store (as does the key), so the next Up starts in seconds; the installer's state dir
+// (.lab/state) goes with the cluster it described. Down without a lab is a no-op.
 func (l *Lab) Down(ctx context.Context) error {
 	st, err := l.LoadState()
 	if errors.Is(err, os.ErrNotExist) {
@@ -84,7 +85,8 @@ func (l *Lab) Down(ctx context.Context) error {
 	}
 	for _, p := range []string{filepath.Join(l.dir, "volumes"), filepath.Join(l.dir, "aptcache"),
 		filepath.Join(l.dir, "mirror"), l.mirrorInfoPath(), filepath.Join(l.dir, "podman", "runroot"),
-		filepath.Join(l.dir, "podman", "tmp"), filepath.Join(l.dir, "podman", "net"), l.KnownHostsFile(), l.SpecFile()} {
+		filepath.Join(l.dir, "podman", "tmp"), filepath.Join(l.dir, "podman", "net"), l.KnownHostsFile(), l.SpecFile(),
+		l.StateDir()} { // the installer's state (PKI, admin.conf) belonged to the cluster that is gone
 		if err := os.RemoveAll(p); err != nil {
 			errs = append(errs, fmt.Errorf("cleanup %s: %w", p, err))
 		}

@@ -38,7 +38,7 @@ func openTestLab(t *testing.T) *hosts.Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := hosts.New(hosts.Options{Dir: filepath.Join(root, ".lab", "e2e-hosts"), Log: hostsLog{t}})
+	l, err := hosts.New(hosts.Options{Dir: filepath.Join(root, ".lab", "e2e"), Log: hostsLog{t}})
 	if err != nil {
 		t.Fatal(err)
 	}
