@@ -98,6 +98,46 @@ func DefaultImages(r versions.Release) []Image {
 	}
 }
 
+// Cloud-controller-manager preset images. They follow each provider's own release line (the CCMs of
+// AWS, OpenStack and vSphere track the Kubernetes minor); none of them can be built from the Go module
+// proxy, so the lab does not serve them and runs its own CCM through the custom provider instead.
+// The pins were taken from the providers' published manifests and cannot be checked offline here;
+// cloudProvider.image (or images.overrides) replaces them.
+func cloudProviderTags(r versions.Release) map[string]string {
+	minor := r.Minor() + ".0" // v1.34 -> v1.34.0
+	return map[string]string{
+		"ccm-aws":          "registry.k8s.io/provider-aws/cloud-controller-manager:" + minor,
+		"ccm-openstack":    "registry.k8s.io/provider-os/openstack-cloud-controller-manager:" + minor,
+		"ccm-vsphere":      "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere:" + minor,
+		"ccm-hetzner":      "docker.io/hetznercloud/hcloud-cloud-controller-manager:v1.26.0",
+		"ccm-digitalocean": "docker.io/digitalocean/digitalocean-cloud-controller-manager:v0.1.63",
+	}
+}
+
+// CloudProviderImages returns the image of every cloud-controller-manager preset, keyed in the table
+// by "ccm-<provider>". They are part of the table (ImageFor and AllImages find them) but kept out of
+// DefaultImages, which lists what the lab builds and serves.
+func CloudProviderImages(r versions.Release) []Image {
+	tags := cloudProviderTags(r)
+	img := func(provider, binary string) Image {
+		c := "ccm-" + provider
+		// The manifests set the command to this binary, so the image's entrypoint does not matter.
+		return Image{Component: c, Name: tags[c], Feature: "cloudProvider=" + provider, Binaries: []string{binary}}
+	}
+	return []Image{
+		img("aws", "/bin/aws-cloud-controller-manager"),
+		img("openstack", "/bin/openstack-cloud-controller-manager"),
+		img("hetzner", "/bin/hcloud-cloud-controller-manager"),
+		img("digitalocean", "/bin/digitalocean-cloud-controller-manager"),
+		img("vsphere", "/bin/vsphere-cloud-controller-manager"),
+	}
+}
+
+// AllImages is DefaultImages followed by CloudProviderImages: every image the installer can render.
+func AllImages(r versions.Release) []Image {
+	return append(DefaultImages(r), CloudProviderImages(r)...)
+}
+
 // KubeadmImages returns the names kubeadm deploys for a release (what `kubeadm config images list`
 // prints, in its order).
 func KubeadmImages(r versions.Release) []string {
@@ -112,7 +152,7 @@ func KubeadmImages(r versions.Release) []string {
 
 // ImageFor returns the default image of a component for a release.
 func ImageFor(r versions.Release, component string) (Image, error) {
-	for _, i := range DefaultImages(r) {
+	for _, i := range AllImages(r) {
 		if i.Component == component {
 			return i, nil
 		}
