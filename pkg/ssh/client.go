@@ -24,7 +24,7 @@ type Client struct {
 	log  *slog.Logger
 	out  io.Writer // locked, shared by a Pool's clients; nil without -v
 
-	keys      keyCache
+	keys      *keyCache // shared by a Pool's clients
 	hostKeys  *hostKeys
 	bastionHK *hostKeys
 
@@ -92,6 +92,10 @@ func (cn *conn) ping(timeout time.Duration) bool {
 
 // New checks cfg and returns a Client that dials on first use.
 func New(cfg Config, opts Options) (*Client, error) {
+	return newClient(cfg, opts, &keyCache{})
+}
+
+func newClient(cfg Config, opts Options, keys *keyCache) (*Client, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -100,6 +104,7 @@ func New(cfg Config, opts Options) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		opts:     opts,
+		keys:     keys,
 		log:      opts.Logger.With("host", cfg.Name),
 		sessions: make(chan struct{}, opts.MaxSessions),
 		hostKeys: &hostKeys{host: cfg.Name, file: cfg.KnownHostsFile, policy: cfg.HostKeyPolicy, log: opts.Logger},

@@ -22,7 +22,7 @@ import (
 // server's host key. Root may log in with the same key (see asRoot); most
 // tests use the user because root's shell here may be a slow bash.
 // extraKeys are authorized for both.
-func newServer(t *testing.T, o sshtest.ServerOptions, extraKeys ...gossh.PublicKey) (*sshtest.Server, ssh.Config) {
+func newServer(t testing.TB, o sshtest.ServerOptions, extraKeys ...gossh.PublicKey) (*sshtest.Server, ssh.Config) {
 	t.Helper()
 	dir := t.TempDir()
 	user := sshtest.NewUser(t, sshtest.SudoNoPassword)
@@ -73,7 +73,7 @@ func sh(script string, args ...string) []string {
 	return append([]string{"sh", "-c", script, "sh"}, args...)
 }
 
-func writeFile(t *testing.T, path, content string) {
+func writeFile(t testing.TB, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
@@ -180,13 +180,19 @@ func TestAuthMethods(t *testing.T) {
 		},
 		{
 			name: "password from env",
-			cfg:  func(c ssh.Config) ssh.Config { c.KeyFile, c.User, c.PasswordEnv = "", pwUser.Name, "SSH_PASS"; return c },
-			env:  map[string]string{"SSH_PASS": pwUser.Password}, user: pwUser.Name,
+			cfg: func(c ssh.Config) ssh.Config {
+				c.KeyFile, c.User, c.PasswordEnv = "", pwUser.Name, "SSH_PASS"
+				return c
+			},
+			env: map[string]string{"SSH_PASS": pwUser.Password}, user: pwUser.Name,
 		},
 		{
 			name: "wrong password",
-			cfg:  func(c ssh.Config) ssh.Config { c.KeyFile, c.User, c.PasswordEnv = "", pwUser.Name, "SSH_PASS"; return c },
-			env:  map[string]string{"SSH_PASS": "not-it"},
+			cfg: func(c ssh.Config) ssh.Config {
+				c.KeyFile, c.User, c.PasswordEnv = "", pwUser.Name, "SSH_PASS"
+				return c
+			},
+			env: map[string]string{"SSH_PASS": "not-it"},
 			check: func(t *testing.T, err error, _ *prompted) {
 				e := errorAs[*ssh.AuthError](t, err)
 				wantContains(t, "error", e.Error(), "host h1", "permission denied", pwUser.Name, "password from $SSH_PASS")
@@ -321,7 +327,9 @@ func TestHostKeyPolicies(t *testing.T) {
 			},
 		},
 		{
-			name: "revoked", known: func(*testing.T) string { return "@revoked * " + authorized(srv.HostKey) + "\n" + srv.KnownHostsLine() + "\n" },
+			name: "revoked", known: func(*testing.T) string {
+				return "@revoked * " + authorized(srv.HostKey) + "\n" + srv.KnownHostsLine() + "\n"
+			},
 			policy: ssh.HostKeyAcceptNew, problem: ssh.HostKeyRevoked, msg: []string{"@revoked", fingerprint},
 		},
 		{

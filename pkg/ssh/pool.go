@@ -9,7 +9,10 @@ import (
 // Pool keeps one Client per host name for a whole run, so every phase
 // shares the host's one connection and its session cap.
 type Pool struct {
-	opts    Options
+	opts Options
+	// keys is shared so an encrypted key is decrypted (and its passphrase
+	// asked for) once per run, not once per host.
+	keys    *keyCache
 	mu      sync.Mutex
 	clients map[string]*Client
 }
@@ -20,7 +23,7 @@ func NewPool(opts Options) *Pool {
 		// One lock for all hosts, so lines from different hosts never mix.
 		opts.Output = &lockedWriter{w: opts.Output}
 	}
-	return &Pool{opts: opts, clients: map[string]*Client{}}
+	return &Pool{opts: opts, keys: &keyCache{}, clients: map[string]*Client{}}
 }
 
 // Get returns the host's Client, connected. The first call for a name
@@ -34,7 +37,7 @@ func (p *Pool) Get(ctx context.Context, cfg Config) (*Client, error) {
 	c, ok := p.clients[name]
 	if !ok {
 		var err error
-		if c, err = New(cfg, p.opts); err != nil {
+		if c, err = newClient(cfg, p.opts, p.keys); err != nil {
 			p.mu.Unlock()
 			return nil, err
 		}

@@ -217,6 +217,18 @@ func (s *Server) KillSessions(t testing.TB) int {
 	return len(kids)
 }
 
+// Running reports whether a process the server started has substr in its
+// command line (read from /proc, so no procps is needed).
+func (s *Server) Running(substr string) bool {
+	for _, pid := range descendants(s.cmd.Process.Pid) {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err == nil && bytes.Contains(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), []byte(substr)) {
+			return true
+		}
+	}
+	return false
+}
+
 // descendants lists the processes below pid, read from /proc.
 func descendants(pid int) []int {
 	parents := map[int][]int{}

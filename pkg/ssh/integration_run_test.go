@@ -11,13 +11,13 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"os/exec"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -398,10 +398,7 @@ func TestConnectionDropped(t *testing.T) {
 
 	t.Run("not idempotent: classified error", func(t *testing.T) {
 		marker := "drop-marker-" + itoa(srv.Port)
-		go killWhen(t, func() bool {
-			out, _ := exec.Command("pgrep", "-f", marker).Output()
-			return len(out) > 0
-		})
+		go killWhen(t, func() bool { return srv.Running(marker) })
 		start := time.Now()
 		_, err := c.Run(ctxT(t), ssh.Cmd{Args: sh(`sleep 30; echo "$1"`, marker)})
 		e := errorAs[*ssh.ConnectionLostError](t, err)
@@ -570,9 +567,15 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestPool(t *testing.T) {
-	_, cfg := newServer(t, sshtest.ServerOptions{})
+	encKey, encPub := sshtest.NewKey(t, t.TempDir(), "id_enc", "pool pass")
+	_, cfg := newServer(t, sshtest.ServerOptions{}, encPub)
+	cfg.KeyFile = encKey
 	var out bytes.Buffer
-	p := ssh.NewPool(ssh.Options{Output: &out})
+	var prompts atomic.Int32
+	p := ssh.NewPool(ssh.Options{Output: &out, Prompt: func(string) (string, error) {
+		prompts.Add(1)
+		return "pool pass", nil
+	}})
 	a, err := p.Get(ctxT(t), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -584,8 +587,21 @@ func TestPool(t *testing.T) {
 	if a != b {
 		t.Fatal("two Gets for one host gave two clients")
 	}
+	other := cfg
+	other.Name = "h2"
+	c, err := p.Get(ctxT(t), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == a || c.Host() != "h2" {
+		t.Fatalf("second host got client %q", c.Host())
+	}
+	if n := prompts.Load(); n != 1 {
+		t.Fatalf("passphrase asked %d times for two hosts, want once", n)
+	}
 	run(t, a, ssh.Cmd{Args: []string{"echo", "pooled"}})
-	if out.String() != "[h1] pooled\n" {
+	run(t, c, ssh.Cmd{Args: []string{"echo", "too"}})
+	if out.String() != "[h1] pooled\n[h2] too\n" {
 		t.Fatalf("-v output = %q", out.String())
 	}
 	if err := p.Close(); err != nil {
