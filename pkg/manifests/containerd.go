@@ -23,14 +23,16 @@ const (
 )
 
 // ContainerdVersion is the containerd version the config is written for: the installed one when
-// facts know it, else the spec's pinned version, else what a package install brings
+// facts read it from the host, else the spec's pinned version, else what a package install brings
 // (facts.AssumedContainerdVersion).
 func ContainerdVersion(spec *v1alpha1.ClusterSpec, f facts.Host) string {
 	switch {
-	case f.ContainerdVersion != "":
+	case f.ContainerdVersion != "" && !f.Assumed:
 		return f.ContainerdVersion
 	case spec.ContainerRuntime.Containerd.Version != "":
 		return spec.ContainerRuntime.Containerd.Version
+	case f.ContainerdVersion != "":
+		return f.ContainerdVersion
 	}
 	return facts.AssumedContainerdVersion
 }

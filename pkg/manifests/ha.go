@@ -161,7 +161,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 		Command: []string{hbin.Binaries[0]},
 		Args:    []string{"-db", "-f", HAProxyConfigPath},
 		LivenessProbe: &corev1.Probe{
-			ProbeHandler:     corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(spec.ControlPlaneEndpoint.Port)}},
+			ProbeHandler:        corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(spec.ControlPlaneEndpoint.Port)}},
 			InitialDelaySeconds: 10, PeriodSeconds: 10, FailureThreshold: 3,
 		},
 	}, fileMount("config", HAProxyConfigPath, true))

@@ -1,10 +1,8 @@
 package manifests
 
 import (
-	"bytes"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -128,61 +126,34 @@ func NoProxy(spec *v1alpha1.ClusterSpec) []string {
 	return out
 }
 
-// proxyDropIns renders the proxy environment for containerd (image pulls) and the kubelet. A proxy
-// URL with a password makes both files sensitive; the masked copies show <redacted> instead.
+// proxyDropIns renders the proxy environment for containerd (image pulls) and the kubelet. Validation
+// refuses proxy URLs with passwords, so these files hold no secret.
 func proxyDropIns(spec *v1alpha1.ClusterSpec) ([]File, error) {
-	env := func(mask bool) []string {
-		var out []string
-		for _, kv := range []struct{ k, v string }{
-			{"HTTP_PROXY", spec.Proxy.HTTP}, {"HTTPS_PROXY", spec.Proxy.HTTPS},
-			{"NO_PROXY", strings.Join(NoProxy(spec), ",")},
-		} {
-			if kv.v == "" {
-				continue
-			}
-			v := kv.v
-			if mask && kv.k != "NO_PROXY" {
-				v = maskURLPassword(v)
-			}
-			// Both spellings: Go reads either, curl and others only the lower-case ones.
-			for _, k := range []string{kv.k, strings.ToLower(kv.k)} {
-				q, _ := jsonString(k + "=" + v)
-				out = append(out, q)
-			}
+	var env []string
+	for _, kv := range []struct{ k, v string }{
+		{"HTTP_PROXY", spec.Proxy.HTTP}, {"HTTPS_PROXY", spec.Proxy.HTTPS},
+		{"NO_PROXY", strings.Join(NoProxy(spec), ",")},
+	} {
+		if kv.v == "" {
+			continue
 		}
-		return out
+		// Both spellings: Go reads either, curl and others only the lower-case ones.
+		for _, k := range []string{kv.k, strings.ToLower(kv.k)} {
+			q, err := jsonString(k + "=" + kv.v)
+			if err != nil {
+				return nil, err
+			}
+			env = append(env, q)
+		}
 	}
-	real, err := render("proxy.conf.tmpl", struct{ Env []string }{env(false)})
+	b, err := render("proxy.conf.tmpl", struct{ Env []string }{env})
 	if err != nil {
 		return nil, err
 	}
-	masked, err := render("proxy.conf.tmpl", struct{ Env []string }{env(true)})
-	if err != nil {
-		return nil, err
-	}
-	sensitive := !bytes.Equal(real, masked)
-	var files []File
-	for _, p := range []string{ContainerdProxyPath, KubeletProxyPath} {
-		f := File{Path: p, Mode: 0o644, Content: real}
-		if sensitive {
-			f.Mode, f.Sensitive, f.Masked = 0o600, true, masked
-		}
-		files = append(files, f)
-	}
-	return files, nil
-}
-
-func maskURLPassword(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	if _, has := u.User.Password(); !has {
-		return s
-	}
-	u.User = url.UserPassword(u.User.Username(), Redacted)
-	// url.String escapes < and >; people read this, so put them back.
-	return strings.NewReplacer("%3C", "<", "%3E", ">").Replace(u.String())
+	return []File{
+		{Path: ContainerdProxyPath, Mode: 0o644, Content: b},
+		{Path: KubeletProxyPath, Mode: 0o644, Content: b},
+	}, nil
 }
 
 func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }

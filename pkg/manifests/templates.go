@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/template"
 )
 
@@ -15,26 +16,27 @@ var templateFS embed.FS
 // basic strings, so no value can break out of its field.
 func templateFuncs() template.FuncMap {
 	return template.FuncMap{
-	"quote": func(s string) (string, error) { return jsonString(s) },
-	"toml":  func(s string) (string, error) { return jsonString(s) },
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
+		"quote": func(s string) (string, error) { return jsonString(s) },
+		"toml":  func(s string) (string, error) { return jsonString(s) },
+		"json": func(v any) (string, error) {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			err := enc.Encode(v)
+			return strings.TrimSuffix(buf.String(), "\n"), err
+		},
 	}
 }
 
+// jsonString quotes s as a JSON string without HTML escaping (<redacted> stays readable).
 func jsonString(s string) (string, error) {
-	b, err := json.Marshal(s)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s); err != nil {
 		return "", err
 	}
-	// json.Marshal escapes <, > and & for HTML; TOML and YAML read the escapes fine, but they are
-	// ugly in files people read.
-	b = bytes.ReplaceAll(b, []byte(`\u003c`), []byte("<"))
-	b = bytes.ReplaceAll(b, []byte(`\u003e`), []byte(">"))
-	b = bytes.ReplaceAll(b, []byte(`\u0026`), []byte("&"))
-	return string(b), nil
+	return strings.TrimSuffix(buf.String(), "\n"), nil
 }
 
 // render executes one embedded template with its data.
