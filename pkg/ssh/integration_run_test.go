@@ -253,6 +253,18 @@ func TestRunExitCodesStderrStdin(t *testing.T) {
 			t.Fatalf("remote sha256 %q, want %x", got, sum)
 		}
 	})
+	t.Run("context cancelled while running", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := c.Run(ctx, ssh.Cmd{Args: []string{"sleep", "30"}})
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Fatalf("error %v after %v, want the context's deadline promptly", err, time.Since(start))
+		}
+		if got := run(t, c, ssh.Cmd{Args: []string{"echo", "still here"}}); got != "still here" {
+			t.Fatalf("after cancelling: %q", got)
+		}
+	})
 	t.Run("streaming to the caller", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
 		run(t, c, ssh.Cmd{Args: sh(`echo o; echo e >&2`), Stdout: &stdout, Stderr: &stderr})
