@@ -392,27 +392,47 @@ func TestConnectionDropped(t *testing.T) {
 		return strings.Fields(run(t, c, ssh.Cmd{Args: sh(`echo "$SSH_CONNECTION"`)}))[1]
 	}
 	// killWhen kills the sshd child serving the connection (and what it
-	// runs) as soon as ready() holds.
-	killWhen := func(t *testing.T, ready func() bool) {
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if ready() {
-				if n := srv.KillSessions(t); n == 0 {
-					t.Error("no sshd children to kill")
+	// runs) as soon as ready() holds; the returned func waits for that and
+	// reports, so nothing touches t after the subtest ends.
+	killWhen := func(t *testing.T, ready func() bool) (wait func()) {
+		result := make(chan error, 1)
+		stop := make(chan struct{})
+		go func() {
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) {
+				select {
+				case <-stop:
+					result <- errors.New("the command returned before the connection was killed")
+					return
+				default:
 				}
-				return
+				if ready() {
+					n, err := srv.KillSessions()
+					if err == nil && n == 0 {
+						err = errors.New("no sshd children to kill")
+					}
+					result <- err
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(10 * time.Millisecond)
+			result <- errors.New("the remote command never started")
+		}()
+		return func() {
+			close(stop)
+			if err := <-result; err != nil {
+				t.Error(err)
+			}
 		}
-		t.Error("the remote command never started")
 	}
 	first := port(t)
 
 	t.Run("not idempotent: classified error", func(t *testing.T) {
 		marker := "drop-marker-" + itoa(srv.Port)
-		go killWhen(t, func() bool { return srv.Running(marker) })
+		wait := killWhen(t, func() bool { return srv.Running(marker) })
 		start := time.Now()
 		_, err := c.Run(ctxT(t), ssh.Cmd{Args: sh(`sleep 30; echo "$1"`, marker)})
+		wait()
 		e := errorAs[*ssh.ConnectionLostError](t, err)
 		if !ssh.IsTransient(err) || !ssh.IsHostAccess(err) || e.Host != "h1" {
 			t.Fatalf("IsTransient=%v IsHostAccess=%v host=%q: %v", ssh.IsTransient(err), ssh.IsHostAccess(err), e.Host, err)
@@ -427,11 +447,12 @@ func TestConnectionDropped(t *testing.T) {
 	}
 	t.Run("idempotent: re-dialled and run again", func(t *testing.T) {
 		flag := filepath.Join(sharedTempDir(t), "first-run")
-		go killWhen(t, func() bool { _, err := os.Stat(flag); return err == nil })
+		wait := killWhen(t, func() bool { _, err := os.Stat(flag); return err == nil })
 		got := run(t, c, ssh.Cmd{
 			Args:       sh(`if [ -e "$1" ]; then echo second run; else touch "$1"; sleep 30; echo first run; fi`, flag),
 			Idempotent: true,
 		})
+		wait()
 		if got != "second run" {
 			t.Fatalf("got %q, want the command run again after the drop", got)
 		}

@@ -205,16 +205,16 @@ func (s *Server) stop() {
 
 // KillSessions kills every process the listening sshd has started (the
 // per-connection sshd children and the commands they run), which drops
-// every connection while the server keeps listening.
-func (s *Server) KillSessions(t testing.TB) int {
-	t.Helper()
+// every connection while the server keeps listening. It returns how many
+// processes it killed.
+func (s *Server) KillSessions() (int, error) {
 	kids := descendants(s.cmd.Process.Pid)
 	for _, pid := range kids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			t.Fatalf("kill sshd child %d: %v", pid, err)
+			return 0, fmt.Errorf("kill sshd child %d: %w", pid, err)
 		}
 	}
-	return len(kids)
+	return len(kids), nil
 }
 
 // Running reports whether a process the server started has substr in its
