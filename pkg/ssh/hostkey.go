@@ -138,7 +138,7 @@ func knownAlgorithms(lookup gossh.HostKeyCallback, addr string, data []byte) []s
 	if !errors.As(lookup(addr, remote, probe), &keyErr) || len(keyErr.Want) == 0 {
 		// Unknown host: a plain key, which accept-new can record (a host
 		// certificate would need a @cert-authority line to mean anything).
-		return plainAlgorithms
+		return slices.Clone(plainAlgorithms)
 	}
 	lines := bytes.Split(data, []byte("\n"))
 	var authority bool
