@@ -20,6 +20,7 @@ import (
 
 	"installer.dev/installer/lab/build"
 	"installer.dev/installer/lab/images"
+	"installer.dev/installer/lab/internal/flock"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -68,7 +69,14 @@ func Prepare(ctx context.Context, opts Options) (*Content, error) {
 			return nil, err
 		}
 		files := releaseFiles(set)
-		if err := writeFiles(c.FilesDir, files); err != nil {
+		// Tests and `lab up` may prepare at once; the files are written through fixed temp names.
+		lock, err := flock.Acquire(ctx, filepath.Join(cache, "locks", "mirror-files.lock"))
+		if err != nil {
+			return nil, err
+		}
+		err = writeFiles(c.FilesDir, files)
+		lock.Unlock()
+		if err != nil {
 			return nil, err
 		}
 		for _, f := range files {
