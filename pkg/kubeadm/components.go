@@ -92,8 +92,8 @@ func mergeStrict(base, overlay map[string]any, p *field.Path, out any) (map[stri
 					path = path.Child(part)
 				}
 			}
-			errs = append(errs, field.NotSupported[string](path, nil, nil))
-			errs[len(errs)-1].Detail = "unknown field of " + typ.Name()
+			errs = append(errs, &field.Error{Type: field.ErrorTypeNotSupported, Field: path.String(), BadValue: field.OmitValueType{},
+				Detail: "unknown field of " + typ.Name()})
 		}
 	}
 	if len(errs) > 0 {

@@ -82,6 +82,9 @@ func Render(in Input) ([]byte, error) {
 	if err := ValidateToken(in.Token); err != nil {
 		return nil, fmt.Errorf("kubeadm: host %s: %w", in.Host.Name, err)
 	}
+	if errs := CheckSpec(in.Spec); len(errs) > 0 {
+		return nil, fmt.Errorf("kubeadm: %w", errs.ToAggregate())
+	}
 	switch KindFor(in.Spec, in.Host) {
 	case KindInit:
 		return renderInit(in)
