@@ -31,10 +31,7 @@ state directory. Re-running it on a converged cluster changes nothing; after a f
   installer create cluster -f cluster.yaml --dry-run     # same as: installer plan`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := a.loadSpecForHosts(); err != nil {
-				return err
-			}
-			return errNotImplemented("create cluster")
+			return a.createCluster(cmd.Context(), dryRun)
 		},
 	}
 	cluster.Flags().BoolVar(&dryRun, "dry-run", false, "print what would be uploaded and run on each host; change nothing")
@@ -182,10 +179,7 @@ checksum; the content with -v) and run. Secrets are masked. Changes nothing on a
   installer plan -f cluster.yaml -v`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := a.loadSpecForHosts(); err != nil {
-				return err
-			}
-			return errNotImplemented("plan")
+			return a.createCluster(cmd.Context(), true)
 		},
 	}
 }

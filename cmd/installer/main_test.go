@@ -6,7 +6,10 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"errors"
 	"net"
+	"sort"
+	"sync"
 	"os"
 	"path/filepath"
 	"strings"
@@ -132,11 +135,49 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 func TestNotImplemented(t *testing.T) {
 	dir := t.TempDir()
 	spec := validSpec(t, dir)
-	for _, c := range [][]string{{"create", "cluster"}, {"join", "node", "--host", "w1"}, {"upgrade"}, {"reset", "--yes"}, {"render", "-o", dir}, {"plan"}, {"kubeconfig"}} {
+	for _, c := range [][]string{{"join", "node", "--host", "w1"}, {"upgrade"}, {"reset", "--yes"}, {"kubeconfig"}} {
 		r := runCLI(t, nil, dir, append(c, "-f", spec)...)
 		want := "error: " + strings.Join(c[:1+boolToInt(c[0] == "create" || c[0] == "join")], " ") + ": not implemented yet\n"
 		if r.code != 3 || r.stderr != want {
 			t.Errorf("%v: exit %d stderr %q; want 3 %q", c, r.code, r.stderr, want)
+		}
+	}
+}
+
+// TestConnectsOnlyAfterValidation: with a valid spec, create cluster and plan dial every host (after
+// the offline checks) and a refused connection is exit code 4 with the host named.
+func TestConnectsOnlyAfterValidation(t *testing.T) {
+	for _, c := range [][]string{{"create", "cluster"}, {"plan"}} {
+		dir := t.TempDir()
+		spec := validSpec(t, dir)
+		var dialed []string
+		var mu sync.Mutex
+		var out, errb bytes.Buffer
+		e := environment{Getenv: func(k string) string {
+			if k == "INSTALLER_STATE_DIR" {
+				return filepath.Join(dir, "state")
+			}
+			return ""
+		}, Home: dir, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			mu.Lock()
+			dialed = append(dialed, address)
+			mu.Unlock()
+			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
+		}}
+		code := run(context.Background(), append(c, "-f", spec), streams{In: strings.NewReader(""), Out: &out, Err: &errb}, e)
+		sort.Strings(dialed)
+		if code != 4 || strings.Join(dialed, ",") != "10.0.0.1:22,10.0.0.2:22" {
+			t.Fatalf("%v: exit %d, dialed %v\n%s", c, code, dialed, errb.String())
+		}
+		if !strings.Contains(errb.String(), "host cp1: cannot reach 10.0.0.1:22") || !strings.Contains(errb.String(), "phase connect") {
+			t.Errorf("%v: error output:\n%s", c, errb.String())
+		}
+		// The offline preparation happened: PKI and secrets in the state directory, keys 0600.
+		for _, f := range []string{"pki/ca.key", "secrets/vrrp-password", "secrets/config-hash-key"} {
+			st, err := os.Stat(filepath.Join(dir, "state", f))
+			if err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v %v", f, st, err)
+			}
 		}
 	}
 }

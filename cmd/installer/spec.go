@@ -10,6 +10,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/state"
 )
 
@@ -38,6 +39,10 @@ func (a *app) loadSpec() (*loadedSpec, error) {
 	errs, warnings := v1alpha1.Validate(c)
 	for _, w := range warnings {
 		fmt.Fprintln(a.streams.Err, w.String())
+	}
+	if len(errs) == 0 {
+		// What kubeadm or the kubelet would refuse (unknown keys in kubelet.config, ...), by spec path.
+		errs = kubeadm.CheckSpec(&c.Spec)
 	}
 	if len(errs) == 0 {
 		errs = v1alpha1.CheckLocalInputs(c)

@@ -34,22 +34,22 @@ func (Connect) Run(ctx context.Context, r *Run) error {
 		h.SetConnection(conn)
 		return nil
 	})
-	if err != nil && isConnectionError(err) {
+	return classifyConnect(err)
+}
+
+// classifyConnect maps connection problems to exit codes: a host that cannot be reached or logged
+// into is 4; a local credential problem (key passphrase, password variable) is invalid input, 2.
+func classifyConnect(err error) error {
+	var cred *ssh.CredentialsError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cred):
+		return exitcode.New(exitcode.InvalidInput, err)
+	case ssh.IsHostAccess(err):
 		return exitcode.New(exitcode.Unreachable, err)
 	}
 	return err
-}
-
-// isConnectionError reports whether err holds an SSH error that means "cannot reach or log in".
-func isConnectionError(err error) bool {
-	var (
-		auth    *ssh.AuthError
-		hostKey *ssh.HostKeyError
-		unreach *ssh.UnreachableError
-		lost    *ssh.ConnectionLostError
-		sudo    *ssh.SudoError
-	)
-	return errors.As(err, &auth) || errors.As(err, &hostKey) || errors.As(err, &unreach) || errors.As(err, &lost) || errors.As(err, &sudo)
 }
 
 // GatherFacts reads every host's facts in one round trip each.
@@ -67,10 +67,7 @@ func (GatherFacts) Run(ctx context.Context, r *Run) error {
 		h.Facts = f
 		return nil
 	})
-	if err != nil && isConnectionError(err) {
-		return exitcode.New(exitcode.Unreachable, err)
-	}
-	return err
+	return classifyConnect(err)
 }
 
 // Preflight runs the installer's own checks on the gathered facts. Every finding is printed; any

@@ -15,6 +15,8 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
 )
 
 // Phase is one step of a workflow. Names are hierarchical ("runtime/install").
@@ -45,6 +47,11 @@ type Run struct {
 	Progress Progress
 	// Connect opens a host's connection; the connect phase calls it.
 	Connect Connector
+	// PKI is the installer-owned cluster PKI (loaded or generated in the state directory).
+	PKI *pki.Bundle
+	// Inputs are the renderers' inputs besides spec and facts: local file contents, fetched
+	// manifests, secrets (VRRP password, cloud credentials).
+	Inputs manifests.Inputs
 
 	mu      sync.Mutex
 	changes map[string]int // per phase name

@@ -202,8 +202,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			return nil, err
 		}
 		defer bastionLogin.close()
-		var d net.Dialer
-		bconn, err := d.DialContext(ctx, "tcp", b.addr())
+		bconn, err := c.opts.Dial(ctx, "tcp", b.addr())
 		if err != nil {
 			return nil, &UnreachableError{Host: c.bastionLabel(), Address: b.addr(), Err: err}
 		}
@@ -215,8 +214,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			return nil, &UnreachableError{Host: c.cfg.Name, Address: target, Via: b.addr(), Err: err}
 		}
 	} else {
-		var d net.Dialer
-		if netConn, err = d.DialContext(ctx, "tcp", target); err != nil {
+		if netConn, err = c.opts.Dial(ctx, "tcp", target); err != nil {
 			return nil, &UnreachableError{Host: c.cfg.Name, Address: target, Err: err}
 		}
 	}

@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,9 @@ type Options struct {
 	MaxSessions int
 	// DialTimeout bounds TCP connect plus SSH handshake; 0 means 15s.
 	DialTimeout time.Duration
+	// Dial opens the TCP connection to a host or its bastion; nil means a net.Dialer. Every network
+	// connection the client makes goes through it (tests use it to prove nothing dials early).
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// KeepAlive is the interval between keepalive probes; 0 means 15s. A
 	// connection that misses three in a row is closed.
 	KeepAlive time.Duration
@@ -89,6 +93,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.Dial == nil {
+		var d net.Dialer
+		o.Dial = d.DialContext
 	}
 	if o.MaxSessions <= 0 {
 		o.MaxSessions = DefaultMaxSessions

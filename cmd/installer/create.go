@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	"installer.dev/installer/pkg/phases"
+)
+
+// createCluster runs the create workflow, or with dryRun (plan) records and prints what it would do.
+func (a *app) createCluster(ctx context.Context, dryRun bool) error {
+	ls, err := a.loadSpecForHosts()
+	if err != nil {
+		return err
+	}
+	command := "create cluster"
+	if dryRun {
+		command = "plan"
+	}
+	s, err := a.startSession(ctx, ls, command, nil, dryRun)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	err = a.execute(ctx, s, phases.CreateCluster())
+	if dryRun {
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		return err
+	}
+	if err == nil {
+		fmt.Fprintf(a.streams.Err, "cluster %s is ready; admin kubeconfig: %s\n", ls.Cluster.Metadata.Name, phases.AdminConfPath(ls.StateDir))
+	}
+	return err
+}
+
+// printPlan lists, per host and phase, every upload (path, mode, checksum; the masked content with
+// verbose) and command a dry run recorded.
+func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
+	if len(planned) == 0 {
+		fmt.Fprintln(w, "nothing to do: every host is converged")
+		return
+	}
+	byHost := map[string][]phases.PlannedAction{}
+	var order []string
+	for _, p := range planned {
+		if _, ok := byHost[p.Host]; !ok {
+			order = append(order, p.Host)
+		}
+		byHost[p.Host] = append(byHost[p.Host], p)
+	}
+	for _, host := range order {
+		fmt.Fprintf(w, "host %s:\n", host)
+		phase := ""
+		for _, p := range byHost[host] {
+			if p.Phase != phase {
+				phase = p.Phase
+				fmt.Fprintf(w, "  phase %s:\n", phase)
+			}
+			if p.File != nil && p.Command == "" {
+				secret := ""
+				if p.File.Sensitive {
+					secret = " (secret, shown masked)"
+				}
+				fmt.Fprintf(w, "    upload %s mode %04o sha256 %s%s\n", p.File.Path, p.File.Mode, p.File.SHA256[:16], secret)
+			} else {
+				fmt.Fprintf(w, "    run    %s\n", p.Command)
+			}
+			if verbose && p.File != nil {
+				for _, l := range strings.Split(strings.TrimRight(string(p.File.Display), "\n"), "\n") {
+					fmt.Fprintf(w, "           | %s\n", l)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/term"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/phases"
+	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
+)
+
+// session is one command's run over hosts: the lock, the connections and the log files, released
+// together.
+type session struct {
+	Run     *phases.Run
+	pool    *ssh.Pool
+	lock    *state.Lock
+	logs    []io.Closer
+	LogDir  string
+	started time.Time
+}
+
+func (s *session) Close() {
+	if s.pool != nil {
+		_ = s.pool.Close()
+	}
+	for _, l := range s.logs {
+		_ = l.Close()
+	}
+	_ = s.lock.Release()
+}
+
+// startSession takes the state directory's lock and prepares everything a workflow needs that can
+// be prepared locally: the PKI, the stable secrets, the renderers' inputs (local files, fetched and
+// verified manifests, credentials), the SSH pool and one log file per host.
+func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, hosts []string, dryRun bool) (*session, error) {
+	lock, err := state.Acquire(ls.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &session{lock: lock, started: time.Now()}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	bundle, err := pki.LoadOrGenerate(filepath.Join(ls.StateDir, "pki"), pki.Options{})
+	if err != nil {
+		return nil, err
+	}
+	vrrp, err := state.Secret(ls.StateDir, "vrrp-password", manifests.NewVRRPPassword)
+	if err != nil {
+		return nil, err
+	}
+	hashKey, err := state.Secret(ls.StateDir, "config-hash-key", randomHex)
+	if err != nil {
+		return nil, err
+	}
+	inputs, err := manifests.LoadInputs(ctx, &ls.Cluster.Spec, manifests.LoadOptions{Getenv: a.env.Getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
+	if err != nil {
+		return nil, exitcode.New(exitcode.InvalidInput, err)
+	}
+
+	r, err := phases.NewRun(ls.Cluster, hosts)
+	if err != nil {
+		return nil, exitcode.New(exitcode.InvalidInput, err)
+	}
+	r.StateDir = ls.StateDir
+	r.PKI = bundle
+	r.Inputs = inputs
+	r.DryRun = dryRun
+	r.Concurrency = a.global.Concurrency
+	r.Log = a.log
+	if a.global.LogFormat == "json" {
+		r.Progress = &phases.SlogProgress{Log: a.log}
+	} else {
+		r.Progress = phases.NewLineProgress(a.streams.Err, a.global.Verbose > 0)
+	}
+
+	opts := ssh.Options{Logger: a.log, Getenv: a.env.Getenv, Dial: a.env.Dial}
+	if a.global.Verbose > 0 {
+		opts.Output = a.streams.Err
+	}
+	if f, ok := a.streams.In.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		opts.Prompt = func(prompt string) (string, error) {
+			fmt.Fprint(a.streams.Err, prompt)
+			b, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(a.streams.Err)
+			return string(b), err
+		}
+	}
+	s.pool = ssh.NewPool(opts)
+	spec := &ls.Cluster.Spec
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) {
+		return s.pool.Get(ctx, sshConfig(spec, h, a.env.Getenv("SSH_AUTH_SOCK") != ""))
+	}
+	s.Run = r
+
+	if s.LogDir, err = state.RunLogDir(ls.StateDir, command, s.started); err != nil {
+		return nil, err
+	}
+	for _, h := range ls.Cluster.Spec.Hosts {
+		f, err := os.OpenFile(filepath.Join(s.LogDir, h.Name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("host log: %w", err)
+		}
+		s.logs = append(s.logs, f)
+		if rh, ok := r.Hosts[h.Name]; ok {
+			rh.SetLog(f)
+		}
+	}
+	ok = true
+	return s, nil
+}
+
+// sshConfig fills the SSH client's configuration from the spec (spec.ssh merged with the host's).
+// spec.ssh.agent means "use the agent when there is one": it defaults to true, so it must not fail
+// on machines without SSH_AUTH_SOCK.
+func sshConfig(spec *v1alpha1.ClusterSpec, h v1alpha1.Host, agentAvailable bool) ssh.Config {
+	e := spec.EffectiveSSH(h)
+	cfg := ssh.Config{
+		Name: h.Name, Address: h.Address, Port: int(e.Port), User: e.User,
+		KeyFile: e.KeyFile, PassphraseEnv: e.PassphraseEnv, PasswordEnv: e.PasswordEnv,
+		Agent: e.Agent != nil && *e.Agent && agentAvailable, KnownHostsFile: e.KnownHostsFile, HostKeyPolicy: ssh.HostKeyPolicy(e.HostKeyPolicy),
+	}
+	if b := e.Bastion; b != nil {
+		cfg.Bastion = &ssh.BastionConfig{Address: b.Address, Port: int(b.Port), User: b.User, KeyFile: b.KeyFile, PassphraseEnv: e.PassphraseEnv}
+	}
+	return cfg
+}
+
+func randomHex() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// execute runs a workflow and prints the closing summary. A lock held by another run is exit 1.
+func (a *app) execute(ctx context.Context, s *session, list []phases.Phase) error {
+	timings, err := phases.Execute(ctx, s.Run, list)
+	phases.Summary(a.streams.Err, timings, time.Since(s.started))
+	fmt.Fprintf(a.streams.Err, "host logs: %s\n", s.LogDir)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) && exitcode.Of(err) != exitcode.Interrupted {
+		err = exitcode.New(exitcode.Interrupted, err)
+	}
+	return err
+}

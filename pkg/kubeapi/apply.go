@@ -1,0 +1,125 @@
+package kubeapi
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+)
+
+// FieldManager owns every field the installer applies.
+const FieldManager = "installer"
+
+// Decode splits a multi-document YAML manifest into objects, skipping empty documents.
+func Decode(manifest []byte) ([]*unstructured.Unstructured, error) {
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifest), 4096)
+	var out []*unstructured.Unstructured
+	for i := 0; ; i++ {
+		var obj map[string]any
+		if err := dec.Decode(&obj); err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		if u.GetKind() == "" || u.GetAPIVersion() == "" {
+			return nil, fmt.Errorf("document %d: no apiVersion or kind", i+1)
+		}
+		if u.GetKind() == "List" {
+			items, err := u.ToList()
+			if err != nil {
+				return nil, fmt.Errorf("document %d: %w", i+1, err)
+			}
+			for j := range items.Items {
+				out = append(out, &items.Items[j])
+			}
+			continue
+		}
+		out = append(out, u)
+	}
+}
+
+// Apply server-side-applies every object of a manifest, in order, and returns how many objects it
+// created or changed (an unchanged object keeps its resourceVersion). Objects of kinds whose
+// CustomResourceDefinition the same manifest creates are applied once the CRD is served.
+func (c *Client) Apply(ctx context.Context, manifest []byte) (int, error) {
+	objs, err := Decode(manifest)
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for _, obj := range objs {
+		ch, err := c.applyOne(ctx, obj)
+		if err != nil {
+			return changed, fmt.Errorf("apply %s %s: %w", obj.GetKind(), objectName(obj), err)
+		}
+		if ch {
+			changed++
+		}
+	}
+	return changed, nil
+}
+
+func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured) (bool, error) {
+	gvk := obj.GroupVersionKind()
+	var mapping *meta.RESTMapping
+	err := Poll(ctx, pollInterval, crdWait, "kind "+gvk.String()+" served", func(ctx context.Context) (bool, string, error) {
+		m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		if err == nil {
+			mapping = m
+			return true, "", nil
+		}
+		if meta.IsNoMatchError(err) {
+			c.mapper.Reset() // a CRD applied just before may be served by now
+			return false, err.Error(), nil
+		}
+		return false, "", err
+	})
+	if err != nil {
+		return false, err
+	}
+	var ri dynamic.ResourceInterface = c.Dynamic.Resource(mapping.Resource)
+	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
+		ns := obj.GetNamespace()
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		ri = c.Dynamic.Resource(mapping.Resource).Namespace(ns)
+	}
+	before := ""
+	if cur, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{}); err == nil {
+		before = cur.GetResourceVersion()
+	} else if !apierrors.IsNotFound(err) {
+		return false, err
+	}
+	data, err := obj.MarshalJSON()
+	if err != nil {
+		return false, err
+	}
+	force := true
+	after, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	if err != nil {
+		return false, err
+	}
+	return after.GetResourceVersion() != before, nil
+}
+
+func objectName(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return ns + "/" + obj.GetName()
+	}
+	return obj.GetName()
+}

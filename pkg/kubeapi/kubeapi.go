@@ -1,0 +1,85 @@
+// Package kubeapi talks to the cluster's API server through an SSH tunnel to a control plane's local
+// apiserver: server-side apply of rendered manifests and polling of real conditions (nodes Ready,
+// initialised by the CCM, CoreDNS available). No port is opened and no kubectl is needed on the host.
+package kubeapi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// LocalAPIServer is where every control plane's apiserver listens on its own host. kubeadm's
+// certSANs include 127.0.0.1, so TLS verifies against the cluster CA as usual.
+const LocalAPIServer = "127.0.0.1:6443"
+
+// DialFunc opens a connection from a control plane's side (ssh.Runner.DialContext).
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Client is a connection to the cluster's API.
+type Client struct {
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+}
+
+// Connect builds a client from an admin kubeconfig (the content of /etc/kubernetes/admin.conf),
+// reaching the local apiserver of the control plane behind dial, whatever server the kubeconfig
+// names: during init the endpoint (a VIP) may not answer yet.
+func Connect(adminConf []byte, dial DialFunc) (*Client, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(adminConf)
+	if err != nil {
+		return nil, fmt.Errorf("admin kubeconfig: %w", err)
+	}
+	cfg.Host = "https://" + LocalAPIServer
+	cfg.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dial(ctx, network, LocalAPIServer)
+	}
+	cfg.Timeout = 30 * time.Second
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = "installer"
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("dynamic client: %w", err)
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(kube.Discovery()))
+	return &Client{Kube: kube, Dynamic: dyn, mapper: mapper}, nil
+}
+
+// Poll calls check every interval until it reports done, returns an error, or the deadline passes.
+// The error on timeout carries the last state check reported, so the user sees what was missing.
+func Poll(ctx context.Context, interval, timeout time.Duration, what string, check func(ctx context.Context) (done bool, state string, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	last := "no answer yet"
+	for {
+		done, state, err := check(ctx)
+		if err != nil {
+			return err
+		}
+		if state != "" {
+			last = state
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: not reached within %s (last seen: %s)", what, timeout, last)
+		case <-t.C:
+		}
+	}
+}

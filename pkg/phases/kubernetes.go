@@ -1,0 +1,198 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// KubernetesBinaries installs kubeadm, kubelet, kubectl, crictl and the CNI plugins at the spec's
+// versions (binary mirror, package repository or local bundle), the kubelet unit for binary
+// installs, and enables the kubelet. Anything already at the wanted version is left alone.
+type KubernetesBinaries struct{}
+
+func (KubernetesBinaries) Name() string { return "kubernetes" }
+
+// versionsScript prints what is installed beside what the facts already know: crictl's version and
+// the CNI plugins' marker, plus the node prerequisites that are missing.
+const versionsScript = `crictl=""; [ -x /usr/local/bin/crictl ] && crictl=$(/usr/local/bin/crictl --version 2>/dev/null | awk '{print $NF}')
+cni=""; [ -f "$1" ] && cni=$(cat "$1")
+shift
+missing=""; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done
+printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
+
+func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
+	s := &r.Cluster.Spec
+	rel := install.Release(s)
+	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		pm := h.Facts.OS.PackageManager
+		switch s.Install.Source {
+		case v1alpha1.InstallPackage:
+			if err := h.installPackages(ctx, pm); err != nil {
+				return err
+			}
+		default:
+			if err := h.installBinaries(ctx, pm, rel.CRITools, rel.CNIPlugins); err != nil {
+				return err
+			}
+		}
+		files, err := h.hostFiles(groupKubelet)
+		if err != nil {
+			return err
+		}
+		changed, err := h.UploadAll(ctx, files)
+		if err != nil {
+			return err
+		}
+		// The kubelet package creates it; workers' kubelets log an error every few seconds without.
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-d", "/etc/kubernetes/manifests"}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"mkdir", "-p", "-m", "0755", "/etc/kubernetes/manifests"}}); err != nil {
+				return err
+			}
+		}
+		if changed > 0 {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "daemon-reload"}}); err != nil {
+				return err
+			}
+		}
+		// kubeadm starts the kubelet; until then it restarts every 10 s by design, so only enable it.
+		res, _ := h.Query(ctx, ssh.Cmd{Args: []string{"systemctl", "is-enabled", "kubelet"}})
+		if strings.TrimSpace(string(res.Stdout)) != "enabled" {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "enable", "kubelet"}}); err != nil {
+				return fmt.Errorf("enable kubelet: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
+func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
+	s := &h.run.Cluster.Spec
+	arch := h.Facts.Arch
+	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", versionsScript, "versions", install.CNIVersionAt}, install.NodePrerequisites...)})
+	if err != nil {
+		return fmt.Errorf("read installed versions: %w", err)
+	}
+	state := map[string]string{}
+	for _, l := range strings.Split(string(res.Stdout), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			state[k] = strings.TrimSpace(v)
+		}
+	}
+	if missing := strings.Fields(state["missing"]); len(missing) > 0 {
+		refresh, err := install.PackageRefresh(s, pm)
+		if err != nil {
+			return err
+		}
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: refresh, Idempotent: true}); err != nil {
+			return fmt.Errorf("refresh package index: %w", err)
+		}
+		argv, err := install.PackageInstall(s, pm, missing...)
+		if err != nil {
+			return err
+		}
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: argv, Idempotent: true}); err != nil {
+			return fmt.Errorf("install %s: %w", strings.Join(missing, ", "), err)
+		}
+	}
+	installed := map[string]string{"kubeadm": h.Facts.KubeadmVersion, "kubelet": h.Facts.KubeletVersion, "kubectl": h.Facts.KubectlVersion}
+	proxy := install.Proxy(s)
+	for _, t := range install.KubeTools(s, arch) {
+		if installed[t.Name] == t.Version {
+			continue
+		}
+		if s.Install.Source == v1alpha1.InstallBundle {
+			if err := h.uploadFromBundle(ctx, t.URL, t.Path); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadBinary(t.URL, t.Path, proxy), Idempotent: true}); err != nil {
+			return fmt.Errorf("install %s %s: %w", t.Name, t.Version, err)
+		}
+	}
+	if state["crictl"] != crictlVersion {
+		url := install.CrictlURL(s.Install.ArtifactMirror, crictlVersion, arch)
+		if err := h.installArchive(ctx, url, filepath.Dir(install.CrictlPath), crictlVersion, "", proxy); err != nil {
+			return fmt.Errorf("install crictl %s: %w", crictlVersion, err)
+		}
+	}
+	if state["cni"] != cniVersion {
+		url := install.CNIPluginsURL(s.Install.ArtifactMirror, cniVersion, arch)
+		if err := h.installArchive(ctx, url, install.CNIBinDir, cniVersion, install.CNIVersionAt, proxy); err != nil {
+			return fmt.Errorf("install CNI plugins %s: %w", cniVersion, err)
+		}
+	}
+	return nil
+}
+
+func (h *Host) installArchive(ctx context.Context, url, dir, version, marker, proxy string) error {
+	if h.run.Cluster.Spec.Install.Source == v1alpha1.InstallBundle {
+		// The bundle mirrors the artifact layout; upload the archive, then unpack it from the host's
+		// own copy through the same verifying script (file:// URLs work with curl).
+		tmp := "/var/tmp/installer-bundle-" + filepath.Base(url)
+		if err := h.uploadFromBundle(ctx, url, tmp); err != nil {
+			return err
+		}
+		url = "file://" + tmp
+	}
+	_, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadArchive(url, dir, version, marker, proxy), Idempotent: true})
+	return err
+}
+
+// uploadFromBundle copies one file of the local bundle (laid out like the mirrors, so a URL maps to
+// a path inside it) to the host, with its .sha256 beside it for the same verification.
+func (h *Host) uploadFromBundle(ctx context.Context, url, dest string) error {
+	s := &h.run.Cluster.Spec
+	rel := url
+	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
+		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))
+	}
+	local := filepath.Join(s.Install.BundleDir, filepath.FromSlash(rel))
+	for _, suffix := range []string{"", ".sha256"} {
+		data, err := os.ReadFile(local + suffix)
+		if err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		mode := os.FileMode(0o644)
+		if suffix == "" && strings.HasPrefix(dest, install.BinDir) {
+			mode = 0o755
+		}
+		if _, err := h.Upload(ctx, manifests.File{Path: dest + suffix, Mode: mode, Content: data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installPackages adds the Kubernetes package repository of the spec's minor and installs the
+// pinned kubeadm, kubelet and kubectl (apt: held, so an unattended upgrade cannot move the cluster).
+func (h *Host) installPackages(ctx context.Context, pm string) error {
+	s := &h.run.Cluster.Spec
+	want := install.KubePackageVersions(s)
+	have := map[string]string{"kubeadm": h.Facts.KubeadmVersion, "kubelet": h.Facts.KubeletVersion, "kubectl": h.Facts.KubectlVersion}
+	upToDate := true
+	for _, v := range have {
+		if v != s.KubernetesVersion {
+			upToDate = false
+		}
+	}
+	if upToDate {
+		return nil
+	}
+	switch pm {
+	case "apt":
+		return h.installAptPackages(ctx, want)
+	case "dnf", "yum":
+		return h.installRPMPackages(ctx, pm, want)
+	}
+	return fmt.Errorf("no supported package manager (found %q)", pm)
+}

@@ -1,0 +1,156 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// Prepare turns swap off (and out of /etc/fstab), loads the kernel modules and sets the sysctls
+// Kubernetes needs. Each step runs only when the host is not already in that state.
+type Prepare struct{}
+
+func (Prepare) Name() string { return "prepare" }
+
+// fstabSwapOff comments out swap entries so swap stays off after a reboot.
+const fstabSwapOff = `sed -i -E 's@^([^#[:space:]][^[:space:]]*[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]])@#\1@' /etc/fstab`
+
+// missingModules prints the modules that are neither loaded nor built in (modprobe cannot help for
+// built-in ones, and fails without /lib/modules).
+const missingModules = `grep -qw overlay /proc/filesystems || echo overlay
+[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || echo br_netfilter
+true`
+
+// The sysctls a node needs, as `sysctl -n` prints them in this order.
+var nodeSysctls = []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"}
+
+func (Prepare) Run(ctx context.Context, r *Run) error {
+	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Facts.SwapEnabled {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", "swapoff -a && " + fstabSwapOff}}); err != nil {
+				return fmt.Errorf("turn swap off: %w", err)
+			}
+		}
+		files, err := h.hostFiles(groupNode)
+		if err != nil {
+			return err
+		}
+		if _, err := h.UploadAll(ctx, files); err != nil {
+			return err
+		}
+		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", missingModules}})
+		if err != nil {
+			return fmt.Errorf("check kernel modules: %w", err)
+		}
+		if mods := strings.Fields(string(res.Stdout)); len(mods) > 0 {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: append([]string{"modprobe", "-a"}, mods...)}); err != nil {
+				return fmt.Errorf("load kernel modules %s: %w", strings.Join(mods, ", "), err)
+			}
+		}
+		res, err = h.Query(ctx, ssh.Cmd{Args: append([]string{"sysctl", "-n"}, nodeSysctls...)})
+		if err != nil || strings.Join(strings.Fields(string(res.Stdout)), " ") != "1 1 1" {
+			// Apply only the installer's own file: `sysctl --system` would also apply the
+			// distribution's kernel-wide defaults, which are not ours to change.
+			for _, f := range files {
+				if strings.HasPrefix(f.Path, "/etc/sysctl.d/") {
+					if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sysctl", "-q", "-p", f.Path}}); err != nil {
+						return fmt.Errorf("apply %s: %w", f.Path, err)
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Runtime installs containerd from the distribution's packages when it is missing, writes its
+// configuration and registry mirrors, and restarts it only when a file changed.
+type Runtime struct{}
+
+func (Runtime) Name() string { return "runtime" }
+
+func (Runtime) Run(ctx context.Context, r *Run) error {
+	s := &r.Cluster.Spec
+	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Facts.ContainerdVersion == "" {
+			pm := h.Facts.OS.PackageManager
+			refresh, err := install.PackageRefresh(s, pm)
+			if err != nil {
+				return err
+			}
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: refresh, Idempotent: true}); err != nil {
+				return fmt.Errorf("refresh package index: %w", err)
+			}
+			argv, err := install.PackageInstall(s, pm, install.ContainerdPackages(s, pm)...)
+			if err != nil {
+				return err
+			}
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: argv, Idempotent: true}); err != nil {
+				return fmt.Errorf("install containerd: %w", err)
+			}
+			if err := h.refreshContainerdVersion(ctx); err != nil {
+				return err
+			}
+		}
+		files, err := h.hostFiles(groupRuntime)
+		if err != nil {
+			return err
+		}
+		changed, err := h.UploadAll(ctx, files)
+		if err != nil {
+			return err
+		}
+		return h.ensureService(ctx, "containerd", changed > 0)
+	})
+}
+
+// refreshContainerdVersion re-reads containerd's version after installing it: the config format
+// depends on it. In a dry run nothing was installed, so the version a package install brings is
+// assumed.
+func (h *Host) refreshContainerdVersion(ctx context.Context) error {
+	if h.run.DryRun {
+		h.Facts.ContainerdVersion = "(to be installed)"
+		return nil
+	}
+	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"containerd", "--version"}})
+	if err != nil {
+		return fmt.Errorf("containerd --version: %w", err)
+	}
+	f := strings.Fields(string(res.Stdout))
+	if len(f) < 3 {
+		return fmt.Errorf("containerd --version printed %q", res.Stdout)
+	}
+	v := strings.TrimPrefix(f[2], "v")
+	if i := strings.IndexAny(v, "~+-"); i >= 0 {
+		v = v[:i]
+	}
+	h.Facts.ContainerdVersion = v
+	return nil
+}
+
+// ensureService enables and starts a unit, restarting it when its configuration changed.
+func (h *Host) ensureService(ctx context.Context, unit string, restart bool) error {
+	res, _ := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `printf '%s %s\n' "$(systemctl is-enabled "$1" 2>/dev/null)" "$(systemctl is-active "$1" 2>/dev/null)"`, "sh", unit}})
+	state := strings.Fields(string(res.Stdout))
+	enabled := len(state) > 0 && state[0] == "enabled"
+	active := len(state) > 1 && state[1] == "active"
+	if !enabled {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "enable", unit}}); err != nil {
+			return fmt.Errorf("enable %s: %w", unit, err)
+		}
+	}
+	switch {
+	case restart:
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "restart", unit}}); err != nil {
+			return fmt.Errorf("restart %s: %w", unit, err)
+		}
+	case !active:
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "start", unit}}); err != nil {
+			return fmt.Errorf("start %s: %w", unit, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,49 @@
+package phases
+
+import (
+	"path"
+	"strings"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+)
+
+// CreateCluster is the workflow of `installer create cluster` (DESIGN.md §3), in order.
+func CreateCluster() []Phase {
+	return []Phase{
+		Connect{},
+		GatherFacts{},
+		Preflight{},
+		Prepare{},
+		Runtime{},
+		KubernetesBinaries{},
+		UploadPKI{},
+		HAEndpoint{},
+		Init{},
+		Join{Role: v1alpha1.RoleControlPlane},
+		Join{Role: v1alpha1.RoleWorker},
+		ApplyClusterFiles{PhaseName: "cni", Match: func(p string) bool { return p == "cni.yaml" },
+			Skip: func(r *Run) string {
+				if r.Cluster.Spec.CNI.Plugin == v1alpha1.CNINone {
+					return "cni.plugin is none"
+				}
+				return ""
+			}},
+		ApplyClusterFiles{PhaseName: "cloud-controller-manager", Match: func(p string) bool { return p == "ccm.yaml" },
+			Skip: func(r *Run) string {
+				if !r.Cluster.Spec.ExternalCCM() {
+					return "no cloud provider"
+				}
+				return ""
+			}},
+		ApplyClusterFiles{PhaseName: "addons", Match: func(p string) bool { return strings.HasPrefix(p, "addons/") && path.Ext(p) == ".yaml" },
+			Skip: func(r *Run) string {
+				if len(r.Cluster.Spec.Addons) == 0 {
+					return "no addons"
+				}
+				return ""
+			}},
+		WaitReady{},
+		SpreadCoreDNS{},
+		AdminKubeconfig{},
+	}
+}
