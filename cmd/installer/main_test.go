@@ -8,11 +8,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"net"
-	"sort"
-	"sync"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
