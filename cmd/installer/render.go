@@ -1,7 +1,16 @@
 package main
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"github.com/spf13/cobra"
+
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/render"
 )
 
 func (a *app) newRenderCommand() *cobra.Command {
@@ -17,13 +26,49 @@ masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys
 		Example: `  installer render -f cluster.yaml -o out/`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := a.loadSpec(); err != nil {
+			ls, err := a.loadSpec()
+			if err != nil {
 				return err
 			}
-			return errNotImplemented("render")
+			return a.render(ls, outDir)
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", "", "output directory")
 	_ = cmd.MarkFlagRequired("output")
 	return cmd
+}
+
+func (a *app) render(ls *loadedSpec, outDir string) error {
+	spec := &ls.Cluster.Spec
+	// What kubeadm and the kubelet would refuse is invalid input too, found before anything is written.
+	if errs := kubeadm.CheckSpec(spec); len(errs) > 0 {
+		return exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
+	}
+	// The discovery hash needs the cluster CA, so render creates the PKI the first time, as create
+	// would; it never replaces an existing one.
+	bundle, err := pki.LoadOrGenerate(filepath.Join(ls.StateDir, "pki"), pki.Options{})
+	if err != nil {
+		return err
+	}
+	for _, name := range bundle.Written {
+		fmt.Fprintf(a.streams.Err, "generated %s\n", filepath.Join(bundle.Dir, name))
+	}
+	// A real token, as create would make: the files on disk show the placeholder instead (Display).
+	token, err := kubeadm.GenerateToken()
+	if err != nil {
+		return err
+	}
+	in := render.Input{Cluster: ls.Cluster, Facts: map[string]facts.Host{}, Token: token, CACertHashes: []string{bundle.DiscoveryHash()}}
+	for _, h := range spec.Hosts {
+		in.Facts[h.Name] = facts.Assumed(spec, h)
+	}
+	out, err := render.Render(in)
+	if err != nil {
+		return err
+	}
+	if err := render.Write(outDir, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.streams.Out, "rendered %d hosts into %s (secrets masked)\n", len(spec.Hosts), outDir)
+	return nil
 }

@@ -1,0 +1,148 @@
+// Package render assembles every file the installer produces for a cluster, per host and for the
+// cluster itself, from one list of renderers, and writes them in the layout of `installer render`
+// (DESIGN.md §2):
+//
+//	DIR/hosts/<host>/kubeadm.yaml          kubeadm's documents for the host
+//	DIR/hosts/<host>/rootfs/<abs path>     every other file written on the host, at its real path
+//	DIR/cluster/<path>                     what is applied to the cluster (cni.yaml, ccm.yaml, addons/)
+//
+// To add output, write a Renderer and add it to Renderers: it receives the same Input as every
+// other and adds manifests.Files to the Output. render, plan and the phases all go through Render,
+// so a file added here is rendered, shown and uploaded alike.
+package render
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/manifests"
+)
+
+// Input is what every renderer reads.
+type Input struct {
+	// Cluster is the defaulted, validated spec.
+	Cluster *v1alpha1.Cluster
+	// Facts per host name (facts.Assumed for offline rendering).
+	Facts map[string]facts.Host
+	// Token is the bootstrap token of this run; CACertHashes pin the cluster CA (pki.DiscoveryHash).
+	Token        string
+	CACertHashes []string
+}
+
+// Output collects the rendered files.
+type Output struct {
+	// Kubeadm is each host's kubeadm documents, by host name (written as hosts/<host>/kubeadm.yaml;
+	// uploaded to kubeadm.ConfigPath).
+	Kubeadm map[string]manifests.File
+	// Hosts is every other file per host name, Path absolute on the host (hosts/<host>/rootfs/<Path>).
+	Hosts map[string][]manifests.File
+	// Cluster is what is applied to the cluster, Path relative to cluster/.
+	Cluster []manifests.File
+}
+
+// AddHostFiles appends files for one host.
+func (o *Output) AddHostFiles(host string, files ...manifests.File) {
+	o.Hosts[host] = append(o.Hosts[host], files...)
+}
+
+// Renderer adds its files for the cluster in to out.
+type Renderer func(in Input, out *Output) error
+
+// Renderers is the one list of what the installer renders. Add a line to add output.
+func Renderers() []Renderer {
+	return []Renderer{
+		Kubeadm,
+	}
+}
+
+// Render runs every renderer and returns the files sorted by path.
+func Render(in Input) (*Output, error) {
+	if in.Cluster == nil {
+		return nil, errors.New("render: no spec")
+	}
+	out := &Output{Kubeadm: map[string]manifests.File{}, Hosts: map[string][]manifests.File{}}
+	for _, r := range Renderers() {
+		if err := r(in, out); err != nil {
+			return nil, err
+		}
+	}
+	for h := range out.Hosts {
+		manifests.SortFiles(out.Hosts[h])
+	}
+	manifests.SortFiles(out.Cluster)
+	return out, nil
+}
+
+// Kubeadm renders each host's kubeadm documents.
+func Kubeadm(in Input, out *Output) error {
+	spec := &in.Cluster.Spec
+	for _, h := range spec.Hosts {
+		f, err := kubeadm.File(kubeadm.Input{Spec: spec, Host: h, Facts: in.Facts[h.Name], Token: in.Token, CACertHashes: in.CACertHashes})
+		if err != nil {
+			return fmt.Errorf("render: host %s: %w", h.Name, err)
+		}
+		out.Kubeadm[h.Name] = f
+	}
+	return nil
+}
+
+// Write puts out under dir in the render layout, with what people may read (File.Display: secrets
+// masked) and each file's mode; sensitive files are never more open than 0600. Existing files are
+// replaced; nothing else in dir is touched.
+func Write(dir string, out *Output) error {
+	var errs []error
+	write := func(rel string, f manifests.File) {
+		if err := writeFile(dir, rel, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for host, f := range out.Kubeadm {
+		write(path.Join("hosts", host, "kubeadm.yaml"), f)
+	}
+	for host, files := range out.Hosts {
+		for _, f := range files {
+			if !path.IsAbs(f.Path) {
+				errs = append(errs, fmt.Errorf("render: host %s: %s is not an absolute path", host, f.Path))
+				continue
+			}
+			write(path.Join("hosts", host, "rootfs", f.Path), f)
+		}
+	}
+	for _, f := range out.Cluster {
+		write(path.Join("cluster", f.Path), f)
+	}
+	return errors.Join(errs...)
+}
+
+func writeFile(dir, rel string, f manifests.File) error {
+	clean := path.Clean(rel)
+	if strings.HasPrefix(clean, "../") || clean == ".." || path.IsAbs(clean) {
+		return fmt.Errorf("render: %s leaves the output directory", rel)
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(clean))
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	mode := f.Mode.Perm()
+	if mode == 0 {
+		mode = 0o644
+	}
+	if f.Sensitive {
+		mode &= 0o600
+	}
+	// Remove first: WriteFile keeps an existing file's (possibly wider) mode.
+	if err := os.Remove(dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("render: %w", err)
+	}
+	if err := os.WriteFile(dst, f.Display(), mode); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return nil
+}
