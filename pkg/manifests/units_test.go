@@ -17,6 +17,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/versions"
 )
 
 func defaulted(t *testing.T, mutate func(s *v1alpha1.ClusterSpec)) *v1alpha1.ClusterSpec {
@@ -575,6 +576,33 @@ func TestBinaryInstallKubeletUnit(t *testing.T) {
 	for _, f := range mustHostFiles(t, pkg, pkg.Hosts[2], Inputs{}) {
 		if strings.Contains(f.Path, "kubelet") {
 			t.Errorf("package install got %s (the package brings it)", f.Path)
+		}
+	}
+}
+
+func TestCloudProviderImagesInTable(t *testing.T) {
+	for _, r := range versions.Releases() {
+		seen := map[string]bool{}
+		for _, i := range AllImages(r) {
+			if seen[i.Component] {
+				t.Errorf("%s: component %s twice", r.Kubernetes, i.Component)
+			}
+			seen[i.Component] = true
+		}
+		for _, p := range []string{"aws", "openstack", "hetzner", "digitalocean", "vsphere"} {
+			i, err := ImageFor(r, "ccm-"+p)
+			if err != nil || i.Tag() == "" || len(i.Binaries) != 1 || !strings.HasPrefix(i.Binaries[0], "/") {
+				t.Errorf("%s: ccm-%s = %+v, %v", r.Kubernetes, p, i, err)
+			}
+			if _, err := ccmPresetFor(v1alpha1.CloudProviderName(p)); err != nil {
+				t.Error(err)
+			}
+		}
+		// The lab builds DefaultImages; presets stay out of it.
+		for _, i := range DefaultImages(r) {
+			if strings.HasPrefix(i.Component, "ccm-") {
+				t.Errorf("%s is in DefaultImages", i.Component)
+			}
 		}
 	}
 }
