@@ -113,6 +113,17 @@ func (Init) Run(ctx context.Context, r *Run) error {
 	r.Set(keyJoinToken, token)
 	h.Facts.AdminConfPresent = true
 	h.Facts.KubeletConfPresent = true
+	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
+		// kube-vip used super-admin.conf while the cluster initialised (admin.conf has no rights
+		// before init ends); from now on it runs with admin.conf.
+		files, err := h.hostFiles(groupHAEndpoint)
+		if err != nil {
+			return err
+		}
+		if _, err := h.UploadAll(ctx, files); err != nil {
+			return fmt.Errorf("switch kube-vip to admin.conf: %w", err)
+		}
+	}
 	return nil
 }
 

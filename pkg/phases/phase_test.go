@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -213,3 +214,5 @@ func TestDryRunChangesNothing(t *testing.T) {
 		t.Errorf("converged re-run changed %v", again.Changes())
 	}
 }
+
+var update = flag.Bool("update", false, "rewrite golden files")

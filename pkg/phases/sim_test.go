@@ -1,0 +1,188 @@
+package phases
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+
+	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/ssh/sshtest"
+)
+
+// simHost is a fake host with state: what is installed and running answers the installer's queries,
+// and its commands change that state the way they change a real Debian host. It lets tests run the
+// host-side phases end to end, pin the exact commands, and prove re-runs converge.
+type simHost struct {
+	*sshtest.Fake
+	name, ip string
+
+	mu          sync.Mutex
+	containerd  string // installed version ("" = absent)
+	kube        map[string]string
+	crictl, cni string
+	enabled     map[string]bool
+	active      map[string]bool
+	manifests   bool
+	kubeletConf bool
+	adminConf   bool
+	initDone    bool
+	swap        bool
+	sysctlOK    bool
+	// failOn makes the first command whose line contains it fail (exit 1).
+	failOn string
+}
+
+func newSimHost(name, ip string) *simHost {
+	s := &simHost{Fake: sshtest.NewFake(name), name: name, ip: ip, kube: map[string]string{},
+		enabled: map[string]bool{}, active: map[string]bool{}, swap: true}
+	s.On(sshtest.Any()).Do(s.handle)
+	return s
+}
+
+func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	line := strings.Join(cmd.Args, " ")
+	if s.failOn != "" && strings.Contains(line, s.failOn) {
+		s.failOn = ""
+		return ssh.Result{ExitCode: 1, Stderr: []byte("injected failure")}, &ssh.CommandError{Host: s.name, ExitCode: 1, Command: "(injected)", Stderr: "injected failure"}
+	}
+	ok := func(out string) (ssh.Result, error) { return ssh.Result{Stdout: []byte(out)}, nil }
+	fail := func(code int) (ssh.Result, error) {
+		return ssh.Result{ExitCode: code}, &ssh.CommandError{Host: s.name, ExitCode: code, Command: ssh.Quote(cmd.Args)}
+	}
+	a := cmd.Args
+	script := ""
+	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
+		script = a[2]
+	}
+	switch {
+	case strings.Contains(script, "section os-release"):
+		return ok(s.factsOutput())
+	case strings.Contains(script, "sha256sum < \"$1\""):
+		if f, found := s.File(a[len(a)-1]); found {
+			sum := sha256.Sum256(f.Content)
+			return ok(fmt.Sprintf("%s %o\n", hex.EncodeToString(sum[:]), f.Mode))
+		}
+		return ok("")
+	case script == fstabSwapOff || strings.HasPrefix(script, "swapoff"):
+		s.swap = false
+		return ok("")
+	case script == missingModules:
+		return ok("")
+	case a[0] == "sysctl" && a[1] == "-n":
+		if s.sysctlOK {
+			return ok("1\n1\n1\n")
+		}
+		return ok("0\n1\n1\n")
+	case a[0] == "sysctl":
+		s.sysctlOK = true
+		return ok("")
+	case strings.Contains(script, "exec apt-get"):
+		args := a[5:]
+		if len(args) > 0 && args[0] == "install" {
+			for _, p := range args {
+				if strings.HasPrefix(p, "containerd") {
+					s.containerd = "1.6.20"
+					s.enabled["containerd"], s.active["containerd"] = true, true
+				}
+			}
+		}
+		return ok("")
+	case line == "containerd --version":
+		return ok("containerd github.com/containerd/containerd " + s.containerd + "~ds1 1.6.20~ds1-1+deb12u3\n")
+	case strings.Contains(script, "systemctl is-enabled \"$1\""):
+		unit := a[len(a)-1]
+		return ok(fmt.Sprintf("%s %s\n", map[bool]string{true: "enabled", false: "disabled"}[s.enabled[unit]], map[bool]string{true: "active", false: "inactive"}[s.active[unit]]))
+	case a[0] == "systemctl" && a[1] == "is-enabled":
+		if s.enabled[a[2]] {
+			return ok("enabled\n")
+		}
+		return ssh.Result{Stdout: []byte("disabled\n"), ExitCode: 1}, &ssh.CommandError{Host: s.name, ExitCode: 1}
+	case a[0] == "systemctl" && a[1] == "enable":
+		s.enabled[a[2]] = true
+		return ok("")
+	case a[0] == "systemctl" && (a[1] == "restart" || a[1] == "start"):
+		s.active[a[2]] = true
+		return ok("")
+	case line == "systemctl daemon-reload":
+		return ok("")
+	case strings.Contains(script, "crictl=\"\""):
+		return ok(fmt.Sprintf("crictl=%s\ncni=%s\nmissing=\n", s.crictl, s.cni))
+	case strings.Contains(script, "want=$(curl") && strings.Contains(script, "mv -f \"$tmp\" \"$dest\""):
+		name := a[len(a)-3][strings.LastIndex(a[len(a)-3], "/")+1:]
+		s.kube[name] = strings.Split(a[4], "/")[4] // .../release/<version>/bin/...
+		return ok("")
+	case strings.Contains(script, "tar -C \"$dir\""):
+		if strings.Contains(a[4], "cri-tools") {
+			s.crictl = a[6]
+		} else {
+			s.cni = a[6]
+		}
+		return ok("")
+	case line == "test -d /etc/kubernetes/manifests":
+		if s.manifests {
+			return ok("")
+		}
+		return fail(1)
+	case line == "mkdir -p -m 0755 /etc/kubernetes/manifests":
+		s.manifests = true
+		return ok("")
+	case strings.HasPrefix(line, "kubeadm init"):
+		s.adminConf, s.kubeletConf, s.initDone = true, true, true
+		s.active["kubelet"] = true
+		return ok("")
+	case strings.HasPrefix(line, "kubeadm join"):
+		s.kubeletConf = true
+		s.active["kubelet"] = true
+		return ok("")
+	case script == initCompleteScript:
+		if s.initDone {
+			return ok("configmap/kubeadm-config\n")
+		}
+		return fail(1)
+	case strings.HasPrefix(line, "kubeadm token create"):
+		return ok("abcdef.0123456789abcdef\n")
+	}
+	return ssh.Result{}, fmt.Errorf("simulated host %s: unexpected command %s", s.name, ssh.Quote(cmd.Args))
+}
+
+func (s *simHost) factsOutput() string {
+	var b strings.Builder
+	sec := func(name, body string) { fmt.Fprintf(&b, "==%s\n%s", name, body) }
+	sec("os-release", "ID=debian\nVERSION_ID=\"12\"\n")
+	sec("arch", "x86_64\n")
+	sec("hostname", s.name+"\n")
+	sec("cgroupfs", "cgroup2fs\n")
+	sec("init", "systemd\n")
+	sec("addrs", "1: lo    inet 127.0.0.1/8 scope host lo\n2: eth0    inet "+s.ip+"/24 brd x scope global eth0\n")
+	sec("default-route", "default via 10.0.0.254 dev eth0\n")
+	sec("product-uuid", "uuid-"+s.name+"\n")
+	swaps := "Filename Type Size Used Priority\n"
+	if s.swap {
+		swaps += "/swap file 1024 0 -2\n"
+	}
+	sec("swaps", swaps)
+	sec("containerd", map[bool]string{true: "containerd github.com/containerd/containerd " + s.containerd + "~ds1 x\n"}[s.containerd != ""])
+	sec("kubelet", map[bool]string{true: "Kubernetes " + s.kube["kubelet"] + "\n"}[s.kube["kubelet"] != ""])
+	sec("kubeadm", map[bool]string{true: s.kube["kubeadm"] + "\n"}[s.kube["kubeadm"] != ""])
+	sec("kubectl", map[bool]string{true: "Client Version: " + s.kube["kubectl"] + "\n"}[s.kube["kubectl"] != ""])
+	files := ""
+	if s.kubeletConf {
+		files += "/etc/kubernetes/kubelet.conf\n"
+	}
+	if s.adminConf {
+		files += "/etc/kubernetes/admin.conf\n"
+	}
+	sec("files", files)
+	listening := "0.0.0.0:22\n"
+	if s.active["kubelet"] {
+		listening += "*:10250\n"
+	}
+	sec("listening", listening)
+	sec("time", "")
+	sec("end", "")
+	return b.String()
+}

@@ -1,0 +1,217 @@
+package phases
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// hostPhases are the create workflow's phases that act on hosts only (the cluster API phases are
+// proven against a real cluster in the lab).
+func hostPhases() []Phase {
+	var out []Phase
+	for _, p := range CreateCluster() {
+		out = append(out, p)
+		if p.Name() == "join/workers" {
+			break
+		}
+	}
+	return out
+}
+
+type simCluster struct {
+	spec  *v1alpha1.Cluster
+	hosts map[string]*simHost
+	pki   *pki.Bundle
+	in    manifests.Inputs
+}
+
+func newSimCluster(t *testing.T) *simCluster {
+	t.Helper()
+	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "sim"},
+		Spec: v1alpha1.ClusterSpec{
+			KubernetesVersion: "v1.34.10",
+			Install:           v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080", ArtifactMirror: "http://mirror:8080", PackageProxy: "http://mirror:3142"},
+			Hosts: []v1alpha1.Host{
+				{Name: "cp1", Address: "10.0.0.11", Role: v1alpha1.RoleControlPlane},
+				{Name: "w1", Address: "10.0.0.21", Role: v1alpha1.RoleWorker},
+				{Name: "w2", Address: "10.0.0.22", Role: v1alpha1.RoleWorker},
+			},
+		}}
+	c.Default()
+	if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
+		t.Fatal(errs.ToAggregate())
+	}
+	b, err := pki.LoadOrGenerate(filepath.Join(t.TempDir(), "pki"), pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := manifests.LoadInputs(context.Background(), &c.Spec, manifests.LoadOptions{VRRPPassword: "vrrppass", HashKey: []byte("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &simCluster{spec: c, hosts: map[string]*simHost{}, pki: b, in: in}
+	for _, h := range c.Spec.Hosts {
+		sc.hosts[h.Name] = newSimHost(h.Name, h.Address)
+	}
+	return sc
+}
+
+func (sc *simCluster) run(t *testing.T) (*Run, error) {
+	t.Helper()
+	r, err := NewRun(sc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.Inputs, r.StateDir = sc.pki, sc.in, t.TempDir()
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	_, err = Execute(context.Background(), r, hostPhases())
+	return r, err
+}
+
+// transcript is what each host saw, one line per call, long scripts shortened to their first line.
+func (sc *simCluster) transcript(from map[string]int) string {
+	var b strings.Builder
+	for _, name := range []string{"cp1", "w1", "w2"} {
+		calls := sc.hosts[name].Calls()[from[name]:]
+		fmt.Fprintf(&b, "== %s (%d calls)\n", name, len(calls))
+		for _, c := range calls {
+			switch c.Op {
+			case "write":
+				fmt.Fprintf(&b, "write %s %04o sensitive=%v\n", c.Path, c.File.Mode, c.File.Sensitive)
+			case "run":
+				fmt.Fprintln(&b, shortCommand(c.Cmd))
+			default:
+				fmt.Fprintf(&b, "%s %s\n", c.Op, c.Path)
+			}
+		}
+	}
+	return b.String()
+}
+
+func shortCommand(cmd ssh.Cmd) string {
+	a := cmd.Args
+	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
+		first := strings.SplitN(strings.TrimSpace(a[2]), "\n", 2)[0]
+		if len(first) > 60 {
+			first = first[:60] + "..."
+		}
+		return fmt.Sprintf("sh -c [%s] %s", first, ssh.Quote(a[3:]))
+	}
+	return ssh.Quote(a)
+}
+
+func (sc *simCluster) marks() map[string]int {
+	m := map[string]int{}
+	for n, h := range sc.hosts {
+		m[n] = len(h.Calls())
+	}
+	return m
+}
+
+func totalChanges(r *Run) int {
+	n := 0
+	for _, c := range r.Changes() {
+		n += c
+	}
+	return n
+}
+
+// TestCreateOnFreshHosts pins every command the host phases run on three fresh hosts, then proves a
+// second run on the converged hosts changes nothing.
+func TestCreateOnFreshHosts(t *testing.T) {
+	sc := newSimCluster(t)
+	r, err := sc.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if totalChanges(r) == 0 {
+		t.Fatal("a fresh cluster needed no changes?")
+	}
+	got := sc.transcript(map[string]int{})
+	golden := filepath.Join("testdata", "create-fresh.transcript")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("transcript differs from %s (run with -update after checking):\n%s", golden, got)
+	}
+	for _, token := range []string{"kubeadm init", "kubeadm join"} {
+		if !strings.Contains(got, token) {
+			t.Errorf("transcript lacks %q", token)
+		}
+	}
+
+	mark := sc.marks()
+	r2, err := sc.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := totalChanges(r2); n != 0 {
+		t.Errorf("converged re-run made %d changes: %v\n%s", n, r2.Changes(), sc.transcript(mark))
+	}
+	again := sc.transcript(mark)
+	// Uploads still compare checksums (a "write" call the fake records); the change counter above
+	// says none changed. No command that changes a host may run.
+	for _, forbidden := range []string{"kubeadm init", "kubeadm join", "systemctl restart", "exec apt-get", "want=$(curl"} {
+		if strings.Contains(again, forbidden) {
+			t.Errorf("converged re-run ran %q:\n%s", forbidden, again)
+		}
+	}
+}
+
+// TestResumeAfterFailure injects a failure into one command of each phase; the run fails naming the
+// phase and host, and a re-run completes the cluster; a third run changes nothing.
+func TestResumeAfterFailure(t *testing.T) {
+	points := []struct{ host, command, phase string }{
+		{"w1", "swapoff", "prepare"},
+		{"w2", "sysctl -q -p", "prepare"},
+		{"cp1", "exec apt-get", "runtime"},
+		{"w1", "systemctl restart containerd", "runtime"},
+		{"w2", "release/v1.34.10/bin/linux/amd64/kubelet", "kubernetes"},
+		{"cp1", "cri-tools", "kubernetes"},
+		{"w1", "systemctl enable kubelet", "kubernetes"},
+		{"cp1", "kubeadm init", "init"},
+		{"w2", "kubeadm join", "join/workers"},
+	}
+	for _, p := range points {
+		t.Run(p.phase+"/"+p.host+"/"+p.command, func(t *testing.T) {
+			sc := newSimCluster(t)
+			sc.hosts[p.host].failOn = p.command
+			_, err := sc.run(t)
+			if err == nil {
+				t.Fatalf("injected failure of %q on %s did not fail the run", p.command, p.host)
+			}
+			if !strings.HasPrefix(err.Error(), "phase "+p.phase+": ") || !strings.Contains(err.Error(), "host "+p.host+": ") || exitcode.Of(err) != exitcode.Failure {
+				t.Fatalf("error %q does not name phase %s and host %s", err, p.phase, p.host)
+			}
+			if _, err := sc.run(t); err != nil {
+				t.Fatalf("re-run after the failure: %v", err)
+			}
+			for name, h := range sc.hosts {
+				if !h.kubeletConf || h.kube["kubelet"] != "v1.34.10" || h.containerd == "" || !h.sysctlOK || h.swap {
+					t.Errorf("host %s not converged: %+v", name, h)
+				}
+			}
+			r3, err := sc.run(t)
+			if err != nil || totalChanges(r3) != 0 {
+				t.Errorf("third run: %v, changes %v", err, r3.Changes())
+			}
+		})
+	}
+}
