@@ -212,6 +212,8 @@ func TestLabMirror(t *testing.T) {
 				roots[c.image] = root
 			}
 			cmd := exec.CommandContext(ctx, c.argv[0], c.argv[1:]...)
+			// exec looks bare names up on the host; look them up in the image's PATH instead.
+			cmd.Path, cmd.Err = lookPathIn(root, c.argv[0]), nil
 			cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
 			cmd.Dir = "/"
 			cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -261,7 +263,21 @@ func TestLabMirror(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pullThroughContainerd(ctx, t, filepath.Join(ctrd, "usr", "bin", "containerd"), crictl, host, "registry.k8s.io/pause:"+r.Pause)
+		image := "registry.k8s.io/pause:" + r.Pause
+		ref, err := name.ParseReference(host+"/pause:"+r.Pause, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := remote.Image(ref, remote.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := img.ConfigName()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The image ID is the config digest: equal only if containerd got the lab's own pause.
+		pullThroughContainerd(ctx, t, filepath.Join(ctrd, "usr", "bin", "containerd"), crictl, host, image, id.String())
 	})
 }
 
@@ -293,6 +309,19 @@ func checkPullable(ctx context.Context, t *testing.T, host, image string) {
 	if err != nil || size == 0 {
 		t.Errorf("%s: layer size %d, err %v", image, size, err)
 	}
+}
+
+// lookPathIn finds a command in the image's PATH (a file or a link there; links resolve after chroot).
+func lookPathIn(root, name string) string {
+	if strings.HasPrefix(name, "/") {
+		return name
+	}
+	for _, d := range []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"} {
+		if _, err := os.Lstat(filepath.Join(root, d, name)); err == nil {
+			return d + "/" + name
+		}
+	}
+	return "/nonexistent/" + name
 }
 
 // extractImage pulls an image through the mirror and unpacks its filesystem into a temporary
@@ -373,7 +402,7 @@ func httpSHA256(t *testing.T, url string) string {
 // pullThroughContainerd runs Debian's containerd with its own root, state and socket in a temporary
 // directory and pulls image with crictl; registry.k8s.io resolves through certs.d/hosts.toml to the
 // lab mirror. The server line also names the mirror, so a failure can never fall back to the internet.
-func pullThroughContainerd(ctx context.Context, t *testing.T, containerd, crictl, mirrorHost, image string) {
+func pullThroughContainerd(ctx context.Context, t *testing.T, containerd, crictl, mirrorHost, image, wantID string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "lab-containerd-")
 	if err != nil {
@@ -448,8 +477,8 @@ state = %[2]q
 	if err != nil {
 		t.Fatalf("crictl images: %v", err)
 	}
-	if !strings.Contains(string(out), image) {
-		t.Errorf("containerd does not list %s after the pull: %s", image, out)
+	if !strings.Contains(string(out), image) || !strings.Contains(string(out), wantID) {
+		t.Errorf("containerd does not list %s with ID %s after the pull: %s", image, wantID, out)
 	}
 }
 
