@@ -251,7 +251,12 @@ func (l *Lab) startServers(ctx context.Context, st *State) error {
 		if err != nil {
 			return fmt.Errorf("start mirror: %w", err)
 		}
-		return l.writeMirrorInfo(m)
+		st.MirrorURL = m.BinaryMirror
+		l.logf("mirror %s", st.MirrorURL)
+		if err := l.writeMirrorInfo(m); err != nil {
+			return err
+		}
+		return l.saveState(st)
 	}
 	return nil
 }

@@ -20,8 +20,9 @@ type State struct {
 	// AptCachePID is apt-cacher-ng's PID; AptCacheURL where hosts reach it.
 	AptCachePID int
 	AptCacheURL string
-	// MirrorStarted tells Down to call the mirror hook's Stop.
+	// MirrorStarted tells Down to call the mirror hook's Stop; MirrorURL is where it serves.
 	MirrorStarted bool
+	MirrorURL     string `json:",omitempty"`
 	Baseline      Baseline
 }
 

@@ -138,7 +138,11 @@ func newStatusCmd() *cobra.Command {
 			if err := w.Flush(); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "apt cache: %s (pid %d)\nspec: %s\n", st.AptCacheURL, st.AptCachePID, l.SpecFile())
+			fmt.Fprintf(cmd.OutOrStdout(), "apt cache: %s (pid %d)\n", st.AptCacheURL, st.AptCachePID)
+			if st.MirrorURL != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "mirror: %s (binary mirror and registry)\n", st.MirrorURL)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "spec: %s\n", l.SpecFile())
 			return nil
 		},
 	})
