@@ -62,7 +62,7 @@ hosts only. Existing nodes are not touched.`,
 			if err := checkHostNames(ls.Cluster, hosts); err != nil {
 				return err
 			}
-			return errNotImplemented("join node")
+			return a.joinNode(cmd.Context(), ls, hosts)
 		},
 	}
 	node.Flags().StringSliceVar(&hosts, "host", nil, "name of a host in the spec to join (repeatable)")
@@ -195,10 +195,7 @@ there). With --merge it is added to ~/.kube/config as a new context instead.`,
   installer kubeconfig -f cluster.yaml --merge`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := a.loadSpec(); err != nil {
-				return err
-			}
-			return errNotImplemented("kubeconfig")
+			return a.kubeconfig(cmd.Context(), merge)
 		},
 	}
 	cmd.Flags().BoolVar(&merge, "merge", false, "add the cluster to ~/.kube/config as a new context")

@@ -75,3 +75,22 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
 		}
 	}
 }
+
+// joinNode joins the named hosts; the first control plane is read from, never changed.
+func (a *app) joinNode(ctx context.Context, ls *loadedSpec, hosts []string) error {
+	s, err := a.startSession(ctx, ls, "join node", hosts, false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if cps := ls.Cluster.Spec.ControlPlanes(); len(cps) > 0 {
+		if _, err := s.Run.AddHost(cps[0].Name); err != nil {
+			return err
+		}
+	}
+	if err := a.execute(ctx, s, phases.JoinNode()); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.streams.Err, "joined %s\n", strings.Join(hosts, ", "))
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 type result struct {
@@ -135,7 +136,7 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 func TestNotImplemented(t *testing.T) {
 	dir := t.TempDir()
 	spec := validSpec(t, dir)
-	for _, c := range [][]string{{"join", "node", "--host", "w1"}, {"upgrade"}, {"reset", "--yes"}, {"kubeconfig"}} {
+	for _, c := range [][]string{{"upgrade"}, {"reset", "--yes"}} {
 		r := runCLI(t, nil, dir, append(c, "-f", spec)...)
 		want := "error: " + strings.Join(c[:1+boolToInt(c[0] == "create" || c[0] == "join")], " ") + ": not implemented yet\n"
 		if r.code != 3 || r.stderr != want {
@@ -259,5 +260,49 @@ func TestCompletion(t *testing.T) {
 	r := runCLI(t, nil, t.TempDir(), "completion", "bash")
 	if r.code != 0 || !strings.Contains(r.stdout, "__start_installer") {
 		t.Fatalf("bash completion: code %d, %d bytes", r.code, len(r.stdout))
+	}
+}
+
+func TestKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	stateDir := filepath.Join(dir, "state")
+	must(t, os.MkdirAll(stateDir, 0o700))
+	admin := `apiVersion: v1
+kind: Config
+clusters:
+- cluster: {certificate-authority-data: Y2E=, server: "https://10.0.0.1:6443"}
+  name: kubernetes
+users:
+- name: kubernetes-admin
+  user: {client-certificate-data: Y2VydA==, client-key-data: a2V5}
+contexts:
+- context: {cluster: kubernetes, user: kubernetes-admin}
+  name: kubernetes-admin@kubernetes
+current-context: kubernetes-admin@kubernetes
+`
+	must(t, os.WriteFile(filepath.Join(stateDir, "admin.conf"), []byte(admin), 0o600))
+	env := map[string]string{"INSTALLER_STATE_DIR": stateDir}
+	r := runCLI(t, env, dir, "kubeconfig", "-f", spec)
+	if r.code != 0 || r.stdout != admin {
+		t.Fatalf("print: %+v", r)
+	}
+	existing := "apiVersion: v1\nkind: Config\nclusters:\n- cluster: {server: \"https://other:6443\"}\n  name: other\ncontexts:\n- context: {cluster: other, user: \"\"}\n  name: other\ncurrent-context: other\nusers: []\n"
+	must(t, os.MkdirAll(filepath.Join(dir, ".kube"), 0o700))
+	must(t, os.WriteFile(filepath.Join(dir, ".kube", "config"), []byte(existing), 0o600))
+	r = runCLI(t, env, dir, "kubeconfig", "-f", spec, "--merge")
+	if r.code != 0 || !strings.Contains(r.stderr, `added context "test"`) {
+		t.Fatalf("merge: %+v", r)
+	}
+	merged, err := clientcmd.LoadFromFile(filepath.Join(dir, ".kube", "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.CurrentContext != "other" || merged.Clusters["other"] == nil || merged.Clusters["test"].Server != "https://10.0.0.1:6443" || merged.Contexts["test"].AuthInfo != "test-admin" {
+		t.Errorf("merged config = %+v", merged)
+	}
+	st, _ := os.Stat(filepath.Join(dir, ".kube", "config"))
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("kubeconfig mode %v", st.Mode())
 	}
 }

@@ -66,10 +66,18 @@ func (a *app) loadSpecForHosts() (*loadedSpec, error) {
 	if err != nil {
 		return nil, err
 	}
-	if errs := v1alpha1.CheckEnvironment(ls.Cluster, a.env.Getenv); len(errs) > 0 {
-		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
+	if err := a.checkEnvironment(ls); err != nil {
+		return nil, err
 	}
 	return ls, nil
+}
+
+// checkEnvironment verifies the environment variables a connecting command needs.
+func (a *app) checkEnvironment(ls *loadedSpec) error {
+	if errs := v1alpha1.CheckEnvironment(ls.Cluster, a.env.Getenv); len(errs) > 0 {
+		return exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
+	}
+	return nil
 }
 
 // specErrors prints one problem per line, as `spec.hosts[2].address: Invalid value: "x": reason`.

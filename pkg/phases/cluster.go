@@ -122,7 +122,7 @@ func (w WaitReady) Run(ctx context.Context, r *Run) error {
 		return err
 	}
 	var names []string
-	for _, h := range r.All() {
+	for _, h := range r.Targets() {
 		names = append(names, h.Name())
 	}
 	if err := c.NodesReady(ctx, names, r.Cluster.Spec.ExternalCCM(), timeout); err != nil {

@@ -72,19 +72,20 @@ func (GatherFacts) Run(ctx context.Context, r *Run) error {
 
 // Preflight runs the installer's own checks on the gathered facts. Every finding is printed; any
 // blocking one stops the run with exit code 5 before anything is changed.
-type Preflight struct {
-	// Hosts limits the checks to these hosts (join node); empty means all.
-	Hosts []string
-}
+type Preflight struct{}
 
 func (Preflight) Name() string { return "preflight" }
 
-func (p Preflight) Run(ctx context.Context, r *Run) error {
+func (Preflight) Run(ctx context.Context, r *Run) error {
 	all := map[string]facts.Host{}
 	for _, h := range r.All() {
 		all[h.Name()] = h.Facts
 	}
-	findings := preflight.Check(r.Cluster, all, p.Hosts)
+	var targets []string
+	for _, h := range r.Targets() {
+		targets = append(targets, h.Name())
+	}
+	findings := preflight.Check(r.Cluster, all, targets)
 	var blocking []string
 	for _, f := range findings {
 		if f.Blocking {

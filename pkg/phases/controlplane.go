@@ -22,7 +22,7 @@ func (UploadPKI) Run(ctx context.Context, r *Run) error {
 	if r.PKI == nil {
 		return errors.New("the cluster PKI was not loaded")
 	}
-	return ForEachHost(ctx, r.WithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
 		_, err := h.UploadAll(ctx, r.PKI.ControlPlaneFiles())
 		return err
 	})
@@ -43,7 +43,7 @@ func (HAEndpoint) ShouldRun(r *Run) (bool, string) {
 }
 
 func (HAEndpoint) Run(ctx context.Context, r *Run) error {
-	return ForEachHost(ctx, r.WithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
 		files, err := h.hostFiles(groupHAEndpoint)
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (j Join) ShouldRun(r *Run) (bool, string) {
 func (j Join) pending(r *Run) []*Host {
 	first, _ := r.firstControlPlane()
 	var out []*Host
-	for _, h := range r.WithRole(j.Role) {
+	for _, h := range r.TargetsWithRole(j.Role) {
 		if h == first || h.Facts.KubeletConfPresent {
 			continue
 		}

@@ -31,7 +31,7 @@ printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
 	rel := install.Release(s)
-	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		pm := h.Facts.OS.PackageManager
 		switch s.Install.Source {
 		case v1alpha1.InstallPackage:

@@ -39,6 +39,8 @@ type Run struct {
 	// Hosts are the hosts of the spec this run acts on, in spec order, by name.
 	Hosts map[string]*Host
 	order []string
+	// targets are the hosts this command changes; others (AddHost) are only read from.
+	targets map[string]bool
 	// Concurrency bounds ForEachHost.
 	Concurrency int
 	// DryRun records changes instead of making them.
@@ -64,7 +66,7 @@ type Run struct {
 // NewRun prepares a run over the named hosts of the spec (every host when names is empty).
 func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
 	r := &Run{Cluster: c, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
-		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}}
+		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}, targets: map[string]bool{}}
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
@@ -75,6 +77,7 @@ func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
 		}
 		r.Hosts[h.Name] = &Host{Spec: h, run: r}
 		r.order = append(r.order, h.Name)
+		r.targets[h.Name] = true
 		delete(want, h.Name)
 	}
 	for n := range want {
@@ -83,8 +86,8 @@ func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
 	return r, nil
 }
 
-// AddHost makes another host of the spec available to phases (join node needs one control plane
-// beside the joining hosts).
+// AddHost makes another host of the spec available to phases without making it a target: join node
+// reads from one control plane (a bootstrap token, the cluster API) but changes nothing on it.
 func (r *Run) AddHost(name string) (*Host, error) {
 	if h, ok := r.Hosts[name]; ok {
 		return h, nil
@@ -108,16 +111,30 @@ func (r *Run) All() []*Host {
 	return out
 }
 
-// WithRole returns the run's hosts of one role in spec order.
-func (r *Run) WithRole(role v1alpha1.Role) []*Host {
+// Targets returns the hosts this command changes, in spec order.
+func (r *Run) Targets() []*Host {
 	var out []*Host
 	for _, h := range r.All() {
+		if r.targets[h.Name()] {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// TargetsWithRole returns the targets of one role in spec order.
+func (r *Run) TargetsWithRole(role v1alpha1.Role) []*Host {
+	var out []*Host
+	for _, h := range r.Targets() {
 		if h.Spec.Role == role {
 			out = append(out, h)
 		}
 	}
 	return out
 }
+
+// IsTarget reports whether the command may change host h.
+func (r *Run) IsTarget(h *Host) bool { return r.targets[h.Name()] }
 
 // Set stores a value for later phases; Get reads it.
 func (r *Run) Set(key string, v any) {

@@ -28,7 +28,7 @@ true`
 var nodeSysctls = []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"}
 
 func (Prepare) Run(ctx context.Context, r *Run) error {
-	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Facts.SwapEnabled {
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", "swapoff -a && " + fstabSwapOff}}); err != nil {
 				return fmt.Errorf("turn swap off: %w", err)
@@ -74,7 +74,7 @@ func (Runtime) Name() string { return "runtime" }
 
 func (Runtime) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
-	return ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Facts.ContainerdVersion == "" {
 			pm := h.Facts.OS.PackageManager
 			refresh, err := install.PackageRefresh(s, pm)

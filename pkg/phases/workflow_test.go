@@ -215,3 +215,54 @@ func TestResumeAfterFailure(t *testing.T) {
 		})
 	}
 }
+
+// TestJoinNodeTouchesNoExistingNode converges cp1 and w1, then joins w2 alone: w2 becomes a node,
+// w1 is not even connected, and cp1 is only read from (plus the bootstrap token kubeadm makes).
+func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
+	sc := newSimCluster(t)
+	first, err := NewRun(sc.spec, []string{"cp1", "w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.PKI, first.Inputs = sc.pki, sc.in
+	first.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	if _, err := Execute(context.Background(), first, hostPhases()); err != nil {
+		t.Fatal(err)
+	}
+	mark := sc.marks()
+
+	r, err := NewRun(sc.spec, []string{"w2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddHost("cp1"); err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.Inputs = sc.pki, sc.in
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	joinPhases := JoinNode()
+	if _, err := Execute(context.Background(), r, joinPhases[:len(joinPhases)-1]); err != nil { // WaitReady needs a real API
+		t.Fatal(err)
+	}
+	if !sc.hosts["w2"].kubeletConf {
+		t.Fatal("w2 did not join")
+	}
+	if n := len(sc.hosts["w1"].Calls()) - mark["w1"]; n != 0 {
+		t.Errorf("join node sent %d calls to w1", n)
+	}
+	for _, c := range sc.hosts["cp1"].Calls()[mark["cp1"]:] {
+		cmd := strings.Join(c.Cmd.Args, " ")
+		readOnly := strings.Contains(cmd, "section os-release") || cmd == "sh -c "+initCompleteScript || strings.HasPrefix(cmd, "kubeadm token create")
+		if c.Op != "run" || !readOnly {
+			t.Errorf("join node changed cp1: %s %s", c.Op, cmd)
+		}
+	}
+
+	// Joining the first control plane is refused: it initialises the cluster.
+	bad, _ := NewRun(sc.spec, []string{"cp1"})
+	bad.PKI, bad.Inputs = sc.pki, sc.in
+	bad.Connect = r.Connect
+	if _, err := Execute(context.Background(), bad, JoinNode()); err == nil || !strings.Contains(err.Error(), "host cp1 initialises the cluster; use create cluster") {
+		t.Errorf("join of the first control plane: %v", err)
+	}
+}

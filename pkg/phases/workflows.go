@@ -47,3 +47,23 @@ func CreateCluster() []Phase {
 		AdminKubeconfig{},
 	}
 }
+
+// JoinNode is the workflow of `installer join node`: the named hosts become nodes; one control
+// plane is only read from (facts, a fresh bootstrap token, the cluster API). Existing nodes are
+// not touched.
+func JoinNode() []Phase {
+	return []Phase{
+		Connect{},
+		GatherFacts{},
+		RequireCluster{},
+		Preflight{},
+		Prepare{},
+		Runtime{},
+		KubernetesBinaries{},
+		UploadPKI{},
+		HAEndpoint{},
+		Join{Role: v1alpha1.RoleControlPlane},
+		Join{Role: v1alpha1.RoleWorker},
+		WaitReady{},
+	}
+}
