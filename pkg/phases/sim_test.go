@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
@@ -32,6 +33,8 @@ type simHost struct {
 	sysctlOK    bool
 	// failOn makes the first command whose line contains it fail (exit 1).
 	failOn string
+	// latency is added to every command, like a network round trip.
+	latency time.Duration
 }
 
 func newSimHost(name, ip string) *simHost {
@@ -42,6 +45,9 @@ func newSimHost(name, ip string) *simHost {
 }
 
 func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
+	if s.latency > 0 {
+		time.Sleep(s.latency)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line := strings.Join(cmd.Args, " ")
