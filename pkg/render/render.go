@@ -104,29 +104,44 @@ func Write(dir string, out *Output) error {
 		}
 	}
 	for host, f := range out.Kubeadm {
+		if !oneElement(host) {
+			errs = append(errs, fmt.Errorf("render: %q is not a host name", host))
+			continue
+		}
 		write(path.Join("hosts", host, "kubeadm.yaml"), f)
 	}
 	for host, files := range out.Hosts {
+		if !oneElement(host) {
+			errs = append(errs, fmt.Errorf("render: %q is not a host name", host))
+			continue
+		}
 		for _, f := range files {
 			if !path.IsAbs(f.Path) {
 				errs = append(errs, fmt.Errorf("render: host %s: %s is not an absolute path", host, f.Path))
 				continue
 			}
-			write(path.Join("hosts", host, "rootfs", f.Path), f)
+			// Clean first: an absolute path cannot climb above its root, so ".." stays inside rootfs/.
+			write(path.Join("hosts", host, "rootfs", path.Clean(f.Path)), f)
 		}
 	}
 	for _, f := range out.Cluster {
-		write(path.Join("cluster", f.Path), f)
+		clean := path.Clean(f.Path)
+		if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") {
+			errs = append(errs, fmt.Errorf("render: cluster file %s leaves cluster/", f.Path))
+			continue
+		}
+		write(path.Join("cluster", clean), f)
 	}
 	return errors.Join(errs...)
 }
 
+// oneElement: a host name is one path element, so it cannot climb out of hosts/.
+func oneElement(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, `/\`)
+}
+
 func writeFile(dir, rel string, f manifests.File) error {
-	clean := path.Clean(rel)
-	if strings.HasPrefix(clean, "../") || clean == ".." || path.IsAbs(clean) {
-		return fmt.Errorf("render: %s leaves the output directory", rel)
-	}
-	dst := filepath.Join(dir, filepath.FromSlash(clean))
+	dst := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
