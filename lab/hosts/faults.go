@@ -125,7 +125,8 @@ func (l *Lab) heal(ctx context.Context, st *State, name string) error {
 // hostVeths finds the machine-side ends of a running host's interfaces: each container interface's
 // iflink is the ifindex of its peer, and that peer must sit on one of the lab's bridges.
 func (l *Lab) hostVeths(ctx context.Context, st *State, name string) ([]string, error) {
-	out, err := l.pm.Exec(ctx, name, "sh", "-c", "cat /sys/class/net/eth0/iflink /sys/class/net/eth1/iflink")
+	out, err := l.pm.Exec(ctx, name, "cat", "/sys/class/net/"+PublicInterface+"/iflink",
+		"/sys/class/net/"+PrivateInterface+"/iflink")
 	if err != nil {
 		return nil, fmt.Errorf("host %s interfaces: %w", name, err)
 	}

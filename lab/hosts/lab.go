@@ -214,8 +214,9 @@ func (l *Lab) runHost(ctx context.Context, st *State, h Host) error {
 		"--privileged", "--systemd=always", "--cgroupns=private",
 		// No CAP_SYS_RESOURCE on this machine: higher limits fail.
 		"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=20000:20000",
-		"--network", fmt.Sprintf("%s:ip=%s,mac=%s", st.Public.Name, h.Address, h.PublicMAC),
-		"--network", fmt.Sprintf("%s:ip=%s,mac=%s", st.Private.Name, h.PrivateAddress, h.PrivateMAC),
+		// Interface names are explicit: podman otherwise orders a container's networks at random.
+		"--network", fmt.Sprintf("%s:ip=%s,mac=%s,interface_name=%s", st.Public.Name, h.Address, h.PublicMAC, PublicInterface),
+		"--network", fmt.Sprintf("%s:ip=%s,mac=%s,interface_name=%s", st.Private.Name, h.PrivateAddress, h.PrivateMAC, PrivateInterface),
 		// Nothing answers DNS on the bridge: names outside the lab fail fast.
 		"--dns", st.Public.Gateway,
 		"--tmpfs", "/run", "--tmpfs", "/tmp",
@@ -413,7 +414,7 @@ func (l *Lab) writeSpec(st *State) error {
 	}
 	if in.LoadBalancer != "none" {
 		in.VIP = st.Private.address(vipOctet)
-		in.VIPInterface = "eth1"
+		in.VIPInterface = PrivateInterface
 	}
 	for _, h := range st.Hosts {
 		in.Hosts = append(in.Hosts, labspec.Host{Name: h.Name, Address: h.Address,

@@ -40,6 +40,12 @@ func DefaultNetworks() (public, private Network) {
 		Network{Name: "installer-lab-private", Bridge: "labpriv0", Prefix: "172.31.0", Gateway: "172.31.0.1"}
 }
 
+// Interface names inside every host.
+const (
+	PublicInterface  = "eth0"
+	PrivateInterface = "eth1"
+)
+
 // firstHostOctet: .1 is the bridge, .100 the VIP; hosts take .11 onwards.
 const (
 	firstHostOctet = 11

@@ -124,11 +124,12 @@ func TestLabHosts(t *testing.T) {
 
 	t.Run("addresses and default route", func(t *testing.T) {
 		for _, h := range st.Hosts {
-			out := mustSSH(ctx, t, l, h.Name, "ip -4 -o addr show dev eth0; ip -4 -o addr show dev eth1; ip route show default")
+			pub, priv := hosts.PublicInterface, hosts.PrivateInterface
+			out := mustSSH(ctx, t, l, h.Name, "ip -4 -o addr show dev "+pub+"; ip -4 -o addr show dev "+priv+"; ip route show default")
 			for _, want := range []string{
-				"eth0    inet " + h.Address + "/24",
-				"eth1    inet " + h.PrivateAddress + "/24",
-				"default via " + st.Public.Gateway + " dev eth0",
+				pub + "    inet " + h.Address + "/24",
+				priv + "    inet " + h.PrivateAddress + "/24",
+				"default via " + st.Public.Gateway + " dev " + pub,
 			} {
 				if !strings.Contains(out, want) {
 					t.Errorf("%s: %q missing from:\n%s", h.Name, want, out)

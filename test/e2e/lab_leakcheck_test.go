@@ -71,17 +71,7 @@ func takeMachineSnapshot(t *testing.T, l *hosts.Lab) machineSnapshot {
 		}
 	}
 	sort.Strings(s.Mounts)
-	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hier {
-		for _, pattern := range []string{"/*", "/*/*"} {
-			dirs, _ := filepath.Glob(h + pattern)
-			for _, d := range dirs {
-				if fi, err := os.Lstat(d); err == nil && fi.IsDir() {
-					s.Cgroups = append(s.Cgroups, d)
-				}
-			}
-		}
-	}
+	s.Cgroups = cgroupDirs(t)
 	pc, err := os.ReadFile("/proc/cgroups")
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +104,52 @@ func checkLabStoreEmpty(t *testing.T, l *hosts.Lab) {
 	if len(nets) > 0 {
 		t.Errorf("networks left in the lab store: %v", nets)
 	}
+}
+
+// cgroupDirs lists cgroups two levels deep in every hierarchy, plus the whole subtree of this test's
+// own cgroups (where a runtime might nest what it starts). The machine's init keeps a memory cgroup per
+// command it runs (process_api/<id>); other sessions' commands make those come and go, so they are
+// left out, except this process's own.
+func cgroupDirs(t *testing.T) []string {
+	t.Helper()
+	self, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own []string
+	for _, line := range strings.Split(string(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 || parts[2] == "/" {
+			continue
+		}
+		for _, c := range strings.Split(strings.TrimPrefix(parts[1], "name="), ",") {
+			if c != "" {
+				own = append(own, filepath.Join("/sys/fs/cgroup", c, parts[2]))
+			}
+		}
+	}
+	var out []string
+	hier, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, h := range hier {
+		for _, pattern := range []string{"/*", "/*/*"} {
+			dirs, _ := filepath.Glob(h + pattern)
+			for _, d := range dirs {
+				if fi, err := os.Lstat(d); err == nil && fi.IsDir() && !strings.Contains(d, "/process_api/") {
+					out = append(out, d)
+				}
+			}
+		}
+	}
+	for _, o := range own {
+		_ = filepath.WalkDir(o, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				out = append(out, p)
+			}
+			return nil
+		})
+	}
+	sort.Strings(out)
+	return out
 }
 
 // labProcesses lists processes of the kinds the lab starts, as "comm args".
