@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +54,7 @@ func Decode(manifest []byte) ([]*unstructured.Unstructured, error) {
 }
 
 // Apply server-side-applies every object of a manifest, in order, and returns how many objects it
-// created or changed (an unchanged object keeps its resourceVersion). Objects of kinds whose
+// created or changed (content other than write metadata and status). Objects of kinds whose
 // CustomResourceDefinition the same manifest creates are applied once the CRD is served.
 func (c *Client) Apply(ctx context.Context, manifest []byte) (int, error) {
 	objs, err := Decode(manifest)
@@ -99,9 +100,9 @@ func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured) (
 		}
 		ri = c.Dynamic.Resource(mapping.Resource).Namespace(ns)
 	}
-	before := ""
+	var before *unstructured.Unstructured
 	if cur, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{}); err == nil {
-		before = cur.GetResourceVersion()
+		before = cur
 	} else if !apierrors.IsNotFound(err) {
 		return false, err
 	}
@@ -114,7 +115,23 @@ func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured) (
 	if err != nil {
 		return false, err
 	}
-	return after.GetResourceVersion() != before, nil
+	if before == nil {
+		return true, nil
+	}
+	return !equality.Semantic.DeepEqual(content(before), content(after)), nil
+}
+
+// content is an object without the metadata every write touches (resourceVersion, managedFields
+// timestamps): a re-apply that only refreshes those is not a change. The apiserver re-adding a
+// label it owns (a Namespace's kubernetes.io/metadata.name) bumps the resourceVersion although
+// nothing changed.
+func content(u *unstructured.Unstructured) map[string]any {
+	c := u.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+	unstructured.RemoveNestedField(c.Object, "metadata", "generation")
+	unstructured.RemoveNestedField(c.Object, "status")
+	return c.Object
 }
 
 func objectName(obj *unstructured.Unstructured) string {

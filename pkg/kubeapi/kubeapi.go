@@ -67,6 +67,10 @@ func Poll(ctx context.Context, interval, timeout time.Duration, what string, che
 	last := "no answer yet"
 	for {
 		done, state, err := check(ctx)
+		if ctx.Err() != nil {
+			// A check cut short by the deadline saw nothing new; report what the last one saw.
+			return fmt.Errorf("%s: not reached within %s (last seen: %s)", what, timeout, last)
+		}
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 const (
@@ -133,7 +134,7 @@ func (c *Client) SpreadDeployment(ctx context.Context, namespace, name string) (
 		return false, nil
 	}
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"installer.dev/restartedAt":%q}}}}}`, time.Now().UTC().Format(time.RFC3339))
-	if _, err := c.Kube.AppsV1().Deployments(namespace).Patch(ctx, name, "application/strategic-merge-patch+json", []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+	if _, err := c.Kube.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		return false, err
 	}
 	return true, nil

@@ -108,11 +108,10 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 }
 
 // refreshContainerdVersion re-reads containerd's version after installing it: the config format
-// depends on it. In a dry run nothing was installed, so the version a package install brings is
-// assumed.
+// depends on it. In a dry run nothing was installed; the renderer then assumes the version the
+// spec pins or a package install brings (manifests.ContainerdVersion).
 func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 	if h.run.DryRun {
-		h.Facts.ContainerdVersion = "(to be installed)"
 		return nil
 	}
 	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"containerd", "--version"}})

@@ -266,3 +266,47 @@ func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
 		t.Errorf("join of the first control plane: %v", err)
 	}
 }
+
+// TestPlanOnFreshHosts: a dry run over fresh hosts changes nothing (only reads reach the hosts),
+// records what a real run would do, and renders containerd's config for the version a package
+// install brings.
+func TestPlanOnFreshHosts(t *testing.T) {
+	sc := newSimCluster(t)
+	r, err := NewRun(sc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, t.TempDir(), true
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
+		t.Fatal(err)
+	}
+	for name, h := range sc.hosts {
+		for _, c := range h.Calls() {
+			if c.Op == "write" {
+				t.Errorf("dry run wrote %s on %s", c.Path, name)
+			}
+			line := strings.Join(c.Cmd.Args, " ")
+			for _, change := range []string{"kubeadm init", "kubeadm join", "exec apt-get", "systemctl", "swapoff", "sysctl -q -p"} {
+				if c.Op == "run" && strings.Contains(line, change) && !strings.Contains(line, "is-enabled") {
+					t.Errorf("dry run ran %q on %s", line, name)
+				}
+			}
+		}
+		if h.containerd != "" || h.kubeletConf {
+			t.Errorf("dry run changed %s's state", name)
+		}
+	}
+	var sawConfig, sawInit bool
+	for _, p := range r.Planned() {
+		if p.File != nil && p.File.Path == "/etc/containerd/config.toml" {
+			sawConfig = strings.Contains(string(p.File.Display), "version = 2")
+		}
+		if p.Host == "cp1" && strings.HasPrefix(p.Command, "kubeadm init") {
+			sawInit = true
+		}
+	}
+	if !sawConfig || !sawInit {
+		t.Errorf("plan lacks containerd's v2 config (%v) or kubeadm init (%v)", sawConfig, sawInit)
+	}
+}
