@@ -114,6 +114,26 @@ func Release(s *v1alpha1.ClusterSpec) versions.Release {
 	return r
 }
 
+// Prerequisite is a package a node needs and how to tell it is installed: a command on PATH, or an
+// absolute path for packages that install no command.
+type Prerequisite struct {
+	Package string
+	Check   string
+}
+
 // NodePrerequisites are what kubeadm's preflight and kube-proxy need on every node besides the
-// runtime; the upstream kubelet/kubeadm packages depend on them, binary installs add them.
-var NodePrerequisites = []string{"conntrack", "socat", "ethtool", "iptables", "ca-certificates", "curl"}
+// runtime (the upstream kubelet/kubeadm packages depend on them; binary installs add them), plus
+// curl and the CA bundle the downloads use.
+var NodePrerequisites = []Prerequisite{
+	{"conntrack", "conntrack"}, {"socat", "socat"}, {"ethtool", "ethtool"}, {"iptables", "iptables"},
+	{"curl", "curl"}, {"ca-certificates", "/etc/ssl/certs/ca-certificates.crt"},
+}
+
+// PrerequisiteArgs renders the prerequisites as "package:check" arguments for a script.
+func PrerequisiteArgs() []string {
+	out := make([]string, 0, len(NodePrerequisites))
+	for _, p := range NodePrerequisites {
+		out = append(out, p.Package+":"+p.Check)
+	}
+	return out
+}

@@ -25,7 +25,14 @@ func (KubernetesBinaries) Name() string { return "kubernetes" }
 const versionsScript = `crictl=""; [ -x /usr/local/bin/crictl ] && crictl=$(/usr/local/bin/crictl --version 2>/dev/null | awk '{print $NF}')
 cni=""; [ -f "$1" ] && cni=$(cat "$1")
 shift
-missing=""; for t in "$@"; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done
+missing=""
+for p in "$@"; do
+  pkg=${p%%:*} check=${p#*:}
+  case "$check" in
+    /*) [ -e "$check" ] || missing="$missing $pkg" ;;
+    *) command -v "$check" >/dev/null 2>&1 || missing="$missing $pkg" ;;
+  esac
+done
 printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
 
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
@@ -77,7 +84,7 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
 	s := &h.run.Cluster.Spec
 	arch := h.Facts.Arch
-	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", versionsScript, "versions", install.CNIVersionAt}, install.NodePrerequisites...)})
+	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", versionsScript, "versions", install.CNIVersionAt}, install.PrerequisiteArgs()...)})
 	if err != nil {
 		return fmt.Errorf("read installed versions: %w", err)
 	}
