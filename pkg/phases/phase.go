@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/ssh"
 )
 
 // Phase is one step of a workflow. Names are hierarchical ("runtime/install").
@@ -201,8 +203,13 @@ func Execute(ctx context.Context, r *Run, list []Phase) ([]Timing, error) {
 		timings = append(timings, t)
 		r.Progress.PhaseDone(p.Name(), t.Duration, t.Changes, r.DryRun, err)
 		if err != nil {
-			if ctx.Err() != nil && exitcode.Of(err) == exitcode.Failure {
+			switch {
+			case exitcode.Of(err) != exitcode.Failure:
+			case ctx.Err() != nil:
 				err = exitcode.New(exitcode.Interrupted, err)
+			case ssh.IsHostAccess(err):
+				// A host lost in the middle of a phase is as unreachable as one lost at connect.
+				err = exitcode.New(exitcode.Unreachable, err)
 			}
 			return timings, fmt.Errorf("phase %s: %w", p.Name(), err)
 		}
@@ -241,7 +248,11 @@ func ForEachHost(ctx context.Context, hosts []*Host, limit int, fn func(ctx cont
 			err := fn(ctx, h)
 			h.run.Progress.HostDone(h.Name(), time.Since(start), err)
 			if err != nil {
-				errs[i] = fmt.Errorf("host %s: %w", h.Name(), err)
+				if strings.HasPrefix(err.Error(), "host "+h.Name()+": ") {
+					errs[i] = err // SSH errors name their host already
+				} else {
+					errs[i] = fmt.Errorf("host %s: %w", h.Name(), err)
+				}
 			}
 		}(i, h)
 	}

@@ -216,3 +216,16 @@ func TestDryRunChangesNothing(t *testing.T) {
 }
 
 var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestExecuteClassifiesLostHosts(t *testing.T) {
+	r, _ := NewRun(testCluster(1), nil)
+	var ran []string
+	lost := &ssh.ConnectionLostError{Host: "h0", Err: errors.New("EOF")}
+	step := func(ctx context.Context, r *Run) error {
+		return ForEachHost(ctx, r.All(), 1, func(context.Context, *Host) error { return fmt.Errorf("install containerd: %w", lost) })
+	}
+	_, err := Execute(context.Background(), r, []Phase{fakePhase{name: "runtime", ran: &ran, action: step}})
+	if exitcode.Of(err) != exitcode.Unreachable || err.Error() != "phase runtime: host h0: install containerd: host h0: connection lost: EOF" {
+		t.Errorf("err = %v (code %d)", err, exitcode.Of(err))
+	}
+}

@@ -120,7 +120,13 @@ var summaryLine = regexp.MustCompile(`^  (\S+)\s+(\S+)\s+(\d+) change\(s\)$`)
 // installer runs the installer binary against the lab's spec and state directory.
 func (c *labCluster) installer(args ...string) installerRun {
 	c.t.Helper()
-	full := append(args, "-f", c.Lab.SpecFile(), "--state-dir", c.Lab.StateDir())
+	return c.installerSpec(c.Lab.SpecFile(), args...)
+}
+
+// installerSpec runs the installer binary with a given spec file and the lab's state directory.
+func (c *labCluster) installerSpec(spec string, args ...string) installerRun {
+	c.t.Helper()
+	full := append(args, "-f", spec, "--state-dir", c.Lab.StateDir())
 	cmd := exec.CommandContext(c.ctx, c.inst, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
