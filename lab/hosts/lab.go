@@ -424,6 +424,12 @@ func (l *Lab) writeSpec(st *State) error {
 	if err != nil {
 		return err
 	}
+	if m != nil && m.PackageRepositoryKeyFile != "" {
+		// Spec paths are relative to the spec's directory when the file lives in the lab.
+		if rel, err := filepath.Rel(l.dir, m.PackageRepositoryKeyFile); err == nil && !strings.HasPrefix(rel, "..") {
+			m.PackageRepositoryKeyFile = rel
+		}
+	}
 	in.Mirror = m
 	data, err := labspec.Marshal(in)
 	if err != nil {

@@ -28,6 +28,11 @@ type Mirror struct {
 	Registries     map[string][]string // registry name → endpoint URLs
 	CCMImage       string              // the lab cloud controller manager image
 	CCMArgs        []string
+	// PackageRepository is the lab apt repositories' base URL up to the minor
+	// (http://172.30.0.1:5000/core:/stable:); PackageRepositoryKeyFile the public key signing them.
+	// The spec carries them for install.source package only.
+	PackageRepository        string
+	PackageRepositoryKeyFile string
 }
 
 // Input is everything the lab knows about itself. Paths are written as given: the installer reads
@@ -79,6 +84,10 @@ func Build(in Input) (*v1alpha1.Cluster, error) {
 		}
 		s.Install.BinaryMirror = m.BinaryMirror
 		s.Install.ArtifactMirror = m.ArtifactMirror
+		if s.Install.Source == v1alpha1.InstallPackage {
+			s.Install.PackageRepository = m.PackageRepository
+			s.Install.PackageRepositoryKeyFile = m.PackageRepositoryKeyFile
+		}
 		for reg, urls := range m.Registries {
 			if s.Images.Mirrors == nil {
 				s.Images.Mirrors = map[string][]v1alpha1.MirrorEndpoint{}

@@ -1,6 +1,7 @@
 package labspec
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -11,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"installer.dev/installer/lab/debrepo"
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
@@ -28,6 +30,17 @@ func labInput(t *testing.T) (Input, string) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	key, err := debrepo.LoadOrCreateKey(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := os.ReadFile(key.PublicFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "apt-key.asc"), pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return Input{
@@ -53,11 +66,16 @@ func TestSpecValidates(t *testing.T) {
 			in.LoadBalancer, in.VIP, in.VIPInterface = "keepalived-haproxy", "172.31.0.100", "eth1"
 		},
 		"mirror": func(in *Input) {
-			in.Mirror = &Mirror{BinaryMirror: "http://172.30.0.1:8080", ArtifactMirror: "http://172.30.0.1:8080",
-				Registries: map[string][]string{"registry.k8s.io": {"http://172.30.0.1:5000"}},
-				CCMImage:   "registry.k8s.io/lab/ccm:v1", CCMArgs: []string{"--cloud-provider=lab"}}
+			in.Mirror = labMirror(dir)
+		},
+		"package": func(in *Input) {
+			in.Mirror = labMirror(dir)
+			in.Install = "package"
 		},
 	}
+	// What only the package variant carries (the repository and its key), and what every variant has.
+	packageLines := []string{"source: package", "packageRepository: 'http://172.30.0.1:5000/core:/stable:'",
+		"packageRepositoryKeyFile: apt-key.asc"}
 	for name, mod := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := in
@@ -86,11 +104,24 @@ func TestSpecValidates(t *testing.T) {
 					t.Errorf("spec lacks %q:\n%s", want, data)
 				}
 			}
+			for _, l := range packageLines {
+				if got := strings.Contains(string(data), l); got != (name == "package") {
+					t.Errorf("spec has %q: %v, want %v:\n%s", l, got, name == "package", data)
+				}
+			}
 			if strings.Contains(string(data), "{}") {
 				t.Errorf("spec has empty sections:\n%s", data)
 			}
 		})
 	}
+}
+
+// labMirror is the mirror part of a lab spec, with a real signing key (CheckLocalInputs reads it).
+func labMirror(dir string) *Mirror {
+	return &Mirror{BinaryMirror: "http://172.30.0.1:5000", ArtifactMirror: "http://172.30.0.1:5000",
+		Registries: map[string][]string{"registry.k8s.io": {"http://172.30.0.1:5000"}},
+		CCMImage:   "registry.k8s.io/lab/ccm:v1", CCMArgs: []string{"--cloud-provider=lab"},
+		PackageRepository: "http://172.30.0.1:5000/core:/stable:", PackageRepositoryKeyFile: "apt-key.asc"}
 }
 
 func TestNoHosts(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"installer.dev/installer/lab/build"
+	"installer.dev/installer/lab/debrepo"
 	"installer.dev/installer/lab/images"
 	"installer.dev/installer/lab/internal/flock"
 	"installer.dev/installer/pkg/versions"
@@ -42,6 +43,10 @@ type Content struct {
 	LayoutDir string
 	Images    []images.Image
 	Files     []string // URL paths of the binary mirror (without the .sha256 companions)
+	// AptRepositories are the URL paths of the signed apt repositories, one per minor
+	// (/core:/stable:/v1.34/deb/); AptKeyFile is the public key that signs them.
+	AptRepositories []string
+	AptKeyFile      string
 }
 
 // Prepare builds (or finds cached) every binary, image and mirror file of the releases. `lab build`
@@ -63,11 +68,13 @@ func Prepare(ctx context.Context, opts Options) (*Content, error) {
 	}
 	c := &Content{FilesDir: filepath.Join(cache, "mirror", "files"), LayoutDir: layoutDir}
 	seen := map[string]bool{}
+	var debs []debrepo.Release
 	for _, v := range opts.Releases {
 		set, err := bins.Set(ctx, v)
 		if err != nil {
 			return nil, err
 		}
+		debs = append(debs, debrepo.Release{Release: set.Release, Binaries: set})
 		files := releaseFiles(set)
 		// Tests and `lab up` may prepare at once; the files are written through fixed temp names.
 		lock, err := flock.Acquire(ctx, filepath.Join(cache, "locks", "mirror-files.lock"))
@@ -96,6 +103,15 @@ func Prepare(ctx context.Context, opts Options) (*Content, error) {
 			}
 		}
 	}
+	// The apt repositories live in the same file tree, at pkgs.k8s.io's paths.
+	repos, key, err := debrepo.Build(ctx, debrepo.Options{CacheDir: cache, Root: c.FilesDir, Log: opts.Log}, debs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range repos {
+		c.AptRepositories = append(c.AptRepositories, debrepo.RepositoryPath(r.Minor))
+	}
+	c.AptKeyFile = key.PublicFile
 	return c, nil
 }
 
@@ -156,7 +172,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{Addr: ln.Addr().String(), Content: c, done: make(chan error, 1),
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 30 * time.Second}}
 	go func() { s.done <- s.srv.Serve(ln) }()
-	fmt.Fprintf(opts.Log, "mirror: serving %d files and %d images on %s\n", len(c.Files), len(c.Images), s.Addr)
+	fmt.Fprintf(opts.Log, "mirror: serving %d files, %d images and apt repositories %v on %s\n", len(c.Files), len(c.Images), c.AptRepositories, s.Addr)
 	return s, nil
 }
 

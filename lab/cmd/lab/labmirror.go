@@ -12,18 +12,14 @@ import (
 	"syscall"
 	"time"
 
-	"installer.dev/installer/lab/images"
+	"installer.dev/installer/lab/build"
 	"installer.dev/installer/lab/internal/proc"
 	"installer.dev/installer/lab/labspec"
+	"installer.dev/installer/lab/mirror"
 )
 
 // mirrorPort is where `lab up` serves the binary mirror and the registry on the bridge.
 const mirrorPort = 5000
-
-// registriesMirrored are the registries whose images the lab registry serves under their own paths.
-func registriesMirrored() []string {
-	return []string{"registry.k8s.io", "docker.io", "ghcr.io", "quay.io"}
-}
 
 // processMirror runs `lab mirror serve` (this same binary) in the background for `lab up`: the CLI
 // exits, the mirror keeps serving, and `lab down` stops it by the PID it recorded.
@@ -58,13 +54,11 @@ func (processMirror) Start(ctx context.Context, bindAddress, kubernetesVersion, 
 	fmt.Fprintf(os.Stderr, "mirror: starting on %s (builds what is not cached yet; log %s)\n", addr, logPath)
 	for {
 		if data, err := os.ReadFile(ready); err == nil && strings.TrimSpace(string(data)) != "" {
-			url := strings.TrimSpace(string(data))
-			m := &labspec.Mirror{BinaryMirror: url, ArtifactMirror: url, Registries: map[string][]string{},
-				CCMImage: images.CCMImage(kubernetesVersion), CCMArgs: []string{"--cloud-provider=lab"}}
-			for _, r := range registriesMirrored() {
-				m.Registries[r] = []string{url}
+			cache, err := build.DefaultCacheDir()
+			if err != nil {
+				return nil, err
 			}
-			return m, nil
+			return mirror.SpecMirror(strings.TrimSpace(string(data)), kubernetesVersion, cache, dir)
 		}
 		select {
 		case err := <-exited:
