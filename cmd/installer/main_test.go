@@ -136,7 +136,7 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 func TestNotImplemented(t *testing.T) {
 	dir := t.TempDir()
 	spec := validSpec(t, dir)
-	for _, c := range [][]string{{"upgrade"}, {"reset", "--yes"}} {
+	for _, c := range [][]string{{"reset", "--yes"}} {
 		r := runCLI(t, nil, dir, append(c, "-f", spec)...)
 		want := "error: " + strings.Join(c[:1+boolToInt(c[0] == "create" || c[0] == "join")], " ") + ": not implemented yet\n"
 		if r.code != 3 || r.stderr != want {
@@ -148,7 +148,7 @@ func TestNotImplemented(t *testing.T) {
 // TestConnectsOnlyAfterValidation: with a valid spec, create cluster and plan dial every host (after
 // the offline checks) and a refused connection is exit code 4 with the host named.
 func TestConnectsOnlyAfterValidation(t *testing.T) {
-	for _, c := range [][]string{{"create", "cluster"}, {"plan"}} {
+	for _, c := range [][]string{{"create", "cluster"}, {"plan"}, {"upgrade"}} {
 		dir := t.TempDir()
 		spec := validSpec(t, dir)
 		var dialed []string

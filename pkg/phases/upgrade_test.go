@@ -1,0 +1,325 @@
+package phases
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/versions"
+)
+
+var testUpgradeOptions = UpgradeOptions{MaxUnavailable: 1, DrainTimeout: 2 * time.Second, WaitTimeout: 2 * time.Second}
+
+// snapshotFiles lists the state directory's etcd snapshots.
+func snapshotFiles(t *testing.T, stateDir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(SnapshotDir(stateDir))
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o600 {
+			t.Errorf("snapshot %s has mode %v, want 0600", e.Name(), info.Mode().Perm())
+		}
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func (uc *upCluster) assertAt(t *testing.T, version string) {
+	t.Helper()
+	for _, n := range uc.order {
+		h := uc.hosts[n]
+		if h.running != version || h.kube["kubeadm"] != version || h.kube["kubelet"] != version || h.kube["kubectl"] != version || h.crashLoop {
+			t.Errorf("host %s: running %s, installed %v, crash loop %v; want %s", n, h.running, h.kube, h.crashLoop, version)
+		}
+		if h.cp && h.manifests != version {
+			t.Errorf("host %s: control plane at %s, want %s", n, h.manifests, version)
+		}
+	}
+	nodes, _ := uc.api.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
+			t.Errorf("node %s left cordoned", n.Name)
+		}
+	}
+}
+
+// TestUpgradeTranscript pins every command the upgrade runs per node role (first control plane:
+// snapshot, kubeadm, plan, apply; second control plane: upgrade node; workers: drain, kubeadm
+// upgrade node before the kubelet) and the API calls it makes; then a run at the target changes
+// nothing and runs nothing but reads.
+func TestUpgradeTranscript(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+	state := t.TempDir()
+	r, err := uc.run(t, state, false, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc.assertAt(t, "v1.35.8")
+	got := uc.transcript(map[string]int{}, 0)
+	golden := filepath.Join("testdata", "upgrade.transcript")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if got != string(want) {
+		t.Errorf("transcript differs from %s (run with -update after checking):\n%s", golden, got)
+	}
+	snaps := snapshotFiles(t, state)
+	if len(snaps) != 1 || !strings.HasPrefix(snaps[0], "etcd-cp1-v1.34.10-v1.35.8-") {
+		t.Errorf("snapshots: %v", snaps)
+	}
+	if data, _ := os.ReadFile(filepath.Join(SnapshotDir(state), snaps[0])); string(data) != "bbolt snapshot of cp1" {
+		t.Errorf("snapshot content %q", data)
+	}
+	if totalChanges(r) == 0 {
+		t.Error("no changes counted")
+	}
+
+	mark, actions := uc.marks(), len(uc.api.Actions())
+	r2, err := uc.run(t, state, false, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := totalChanges(r2); n != 0 {
+		t.Errorf("re-run at the target made %d changes: %v", n, r2.Changes())
+	}
+	again := uc.transcript(mark, actions)
+	for _, line := range strings.Split(again, "\n") {
+		switch {
+		case line == "", strings.HasPrefix(line, "== "), strings.HasPrefix(line, "sh -c [section() {"),
+			strings.HasPrefix(line, "sh -c [for f in \"$@\"; do printf '%s %s\\n'"), strings.HasPrefix(line, "read /etc/kubernetes/admin.conf"):
+		default:
+			t.Errorf("re-run at the target did %q", line)
+		}
+	}
+	if len(snapshotFiles(t, state)) != 1 {
+		t.Error("re-run took another snapshot")
+	}
+}
+
+// TestUpgradeResumes injects a failure into each step on each kind of node: the run fails naming
+// it, the kubelet is never swapped before `kubeadm upgrade` succeeded on that node, and a re-run
+// completes the upgrade; a third run does nothing.
+func TestUpgradeResumes(t *testing.T) {
+	points := []struct{ host, command, phase string }{
+		{"cp1", "etcd-cp1-v1.34.10-v1.35.8-", "upgrade/etcd-snapshot"},
+		{"cp1", "release/v1.35.8/bin/linux/amd64/kubeadm", "upgrade/control-planes"},
+		{"cp1", "kubeadm upgrade plan", "upgrade/control-planes"},
+		{"cp1", "kubeadm upgrade apply", "upgrade/control-planes"},
+		{"cp2", "kubeadm upgrade node", "upgrade/control-planes"},
+		{"cp1", "release/v1.35.8/bin/linux/amd64/kubelet", "upgrade/nodes/control-planes"},
+		{"cp2", "systemctl restart kubelet", "upgrade/nodes/control-planes"},
+		{"w2", "release/v1.35.8/bin/linux/amd64/kubeadm", "upgrade/nodes/workers"},
+		{"w1", "kubeadm upgrade node", "upgrade/nodes/workers"},
+		{"w1", "release/v1.35.8/bin/linux/amd64/kubectl", "upgrade/nodes/workers"},
+		{"w2", "systemctl daemon-reload", "upgrade/nodes/workers"},
+	}
+	for _, p := range points {
+		t.Run(p.host+"/"+p.command, func(t *testing.T) {
+			uc := newUpCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+			uc.hosts[p.host].failOn = p.command
+			state := t.TempDir()
+			_, err := uc.run(t, state, false, testUpgradeOptions)
+			if err == nil {
+				t.Fatalf("injected failure of %q on %s did not fail the run", p.command, p.host)
+			}
+			if !strings.HasPrefix(err.Error(), "phase "+p.phase+": ") || !strings.Contains(err.Error(), p.host) {
+				t.Fatalf("error %q does not name phase %s and host %s", err, p.phase, p.host)
+			}
+			for _, n := range uc.order {
+				h := uc.hosts[n]
+				if h.kube["kubelet"] == "v1.35.8" && h.flagsVersion != "v1.35.8" {
+					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", n)
+				}
+			}
+			if _, err := uc.run(t, state, false, testUpgradeOptions); err != nil {
+				t.Fatalf("re-run after the failure: %v", err)
+			}
+			uc.assertAt(t, "v1.35.8")
+			r3, err := uc.run(t, state, false, testUpgradeOptions)
+			if err != nil || totalChanges(r3) != 0 {
+				t.Errorf("third run: %v, changes %v", err, r3.Changes())
+			}
+			if n := len(snapshotFiles(t, state)); n != 1 {
+				t.Errorf("%d snapshots, want 1 (taken once, before the control plane moved)", n)
+			}
+		})
+	}
+}
+
+// TestUpgradeDrainBlocked: a PodDisruptionBudget that never allows the eviction stops the run at
+// that node's drain with the pod named; the node stays cordoned by the installer; once evictions
+// pass again a re-run finishes and uncordons it.
+func TestUpgradeDrainBlocked(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	uc.failEvictions = "web"
+	state := t.TempDir()
+	_, err := uc.run(t, state, false, testUpgradeOptions)
+	if err == nil || !strings.Contains(err.Error(), "phase upgrade/nodes/workers: host w1: drain w1: not done within 2s; still on the node: default/web-w1 (blocked by a PodDisruptionBudget)") {
+		t.Fatalf("blocked drain: %v", err)
+	}
+	if h := uc.hosts["w1"]; h.kube["kubelet"] != "v1.34.10" || h.flagsVersion != "v1.34.10" {
+		t.Errorf("w1 changed although its drain failed: %+v", h.kube)
+	}
+	n, _ := uc.api.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
+	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "upgrade" {
+		t.Errorf("w1 not cordoned by the upgrade: %+v", n.ObjectMeta.Annotations)
+	}
+	uc.failEvictions = ""
+	if _, err := uc.run(t, state, false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	uc.assertAt(t, "v1.35.8")
+}
+
+// TestUpgradeDryRun records a plan per node and changes nothing.
+func TestUpgradeDryRun(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	state := t.TempDir()
+	r, err := uc.run(t, state, true, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc.assertAtNothingChanged(t, "v1.34.10")
+	var got []string
+	for _, p := range r.Planned() {
+		if p.Command != "" {
+			got = append(got, p.Host+": "+firstLine(p.Command))
+		} else {
+			got = append(got, p.Host+": upload "+p.File.Path)
+		}
+	}
+	want := []string{
+		"cp1: sh -c 'set -eu",
+		"cp1: copy /var/lib/etcd/etcd-cp1-v1.34.10-v1.35.8-<time>.db to " + filepath.Join(state, "etcd-snapshots", "etcd-cp1-v1.34.10-v1.35.8-<time>.db") + " (0600), check its SHA-256, remove it from the host",
+		"cp1: upload /etc/kubernetes/installer/upgrade.yaml",
+		"cp1: sh -c 'set -eu",
+		"cp1: kubeadm upgrade plan --config /etc/kubernetes/installer/upgrade.yaml",
+		"cp1: kubeadm upgrade apply --config /etc/kubernetes/installer/upgrade.yaml --yes",
+		"cp1: cordon cp1 and drain it (evictions honour PodDisruptionBudgets, timeout 2s)",
+		"cp1: sh -c 'set -eu",
+		"cp1: sh -c 'set -eu",
+		"cp1: systemctl daemon-reload",
+		"cp1: systemctl restart kubelet",
+		"cp1: wait until cp1 reports v1.35.8, then uncordon it",
+		"w1: cordon w1 and drain it (evictions honour PodDisruptionBudgets, timeout 2s)",
+		"w1: upload /etc/kubernetes/installer/upgrade.yaml",
+		"w1: sh -c 'set -eu",
+		"w1: kubeadm upgrade node --config /etc/kubernetes/installer/upgrade.yaml",
+		"w1: sh -c 'set -eu",
+		"w1: sh -c 'set -eu",
+		"w1: systemctl daemon-reload",
+		"w1: systemctl restart kubelet",
+		"w1: wait until w1 reports v1.35.8, then uncordon it",
+	}
+	gotText := snapshotTime.ReplaceAllString(strings.Join(got, "\n"), "<time>")
+	if gotText != strings.Join(want, "\n") {
+		t.Errorf("plan:\n%s\nwant:\n%s", gotText, strings.Join(want, "\n"))
+	}
+}
+
+func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+
+func (uc *upCluster) assertAtNothingChanged(t *testing.T, version string) {
+	t.Helper()
+	for _, n := range uc.order {
+		h := uc.hosts[n]
+		for _, c := range h.Calls() {
+			if c.Op == "write" {
+				t.Errorf("dry run wrote %s on %s", c.Path, n)
+			}
+		}
+		if h.running != version || h.kube["kubeadm"] != version || h.kube["kubelet"] != version {
+			t.Errorf("dry run changed %s: %v", n, h.kube)
+		}
+	}
+	for _, a := range uc.api.Actions() {
+		switch a.GetVerb() {
+		case "get", "list", "watch":
+		default:
+			t.Errorf("dry run changed the cluster: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+}
+
+// TestUpgradeRefusesDowngrade: a cluster at v1.35.8 with a spec at v1.34.10 is refused before any
+// change, exit code 2, with the newest component named.
+func TestUpgradeRefusesDowngrade(t *testing.T) {
+	uc := newUpCluster(t, "v1.35.8", "cp1", "w1")
+	uc.spec.Spec.KubernetesVersion = "v1.34.10"
+	_, err := uc.run(t, t.TempDir(), false, testUpgradeOptions)
+	want := "phase upgrade/check: refusing to downgrade: the kubelet on cp1 runs v1.35.8, newer than the target v1.34.10 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"
+	if err == nil || err.Error() != want || exitcode.Of(err) != exitcode.InvalidInput {
+		t.Fatalf("got %v (exit %d)\nwant %s", err, exitcode.Of(err), want)
+	}
+	uc.assertAtNothingChanged(t, "v1.35.8")
+}
+
+// TestCheckUpgrade pins the version rules and their messages, with a release table that has a gap.
+func TestCheckUpgrade(t *testing.T) {
+	releases := []versions.Release{{Kubernetes: "v1.32.9"}, {Kubernetes: "v1.34.10"}, {Kubernetes: "v1.35.8"}, {Kubernetes: "v1.34.2"}}
+	obs := func(vs ...string) []Observed {
+		var out []Observed
+		for i, v := range vs {
+			out = append(out, Observed{What: "kubelet on n" + string(rune('1'+i)), Version: v})
+		}
+		return out
+	}
+	tests := []struct {
+		name     string
+		observed []Observed
+		target   string
+		want     string
+	}{
+		{"next minor", obs("v1.34.10", "v1.34.10"), "v1.35.8", ""},
+		{"resume: some nodes at the target", obs("v1.35.8", "v1.34.10"), "v1.35.8", ""},
+		{"patch", obs("v1.34.2"), "v1.34.10", ""},
+		{"at the target", obs("v1.35.8"), "v1.35.8", ""},
+		{"downgrade a minor", obs("v1.34.10", "v1.35.8"), "v1.34.10",
+			"refusing to downgrade: the kubelet on n2 runs v1.35.8, newer than the target v1.34.10 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"},
+		{"downgrade a patch", obs("v1.34.10"), "v1.34.2",
+			"refusing to downgrade: the kubelet on n1 runs v1.34.10, newer than the target v1.34.2 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"},
+		{"skip one minor", obs("v1.35.8", "v1.33.4"), "v1.35.8",
+			"cannot upgrade from v1.33.4 to v1.35.8 in one step: the kubelet on n2 runs v1.33.4, and Kubernetes upgrades one minor version at a time. Upgrade in this order:\n" +
+				"  1. installer upgrade --to v1.34.10\n" +
+				"  2. installer upgrade --to v1.35.8"},
+		{"skip over an unsupported minor", obs("v1.31.0"), "v1.34.10",
+			"cannot upgrade from v1.31.0 to v1.34.10 in one step: the kubelet on n1 runs v1.31.0, and Kubernetes upgrades one minor version at a time. Upgrade in this order:\n" +
+				"  1. installer upgrade --to v1.32.9\n" +
+				"  2. v1.33: no supported release of this minor; use an installer release that supports it\n" +
+				"  3. installer upgrade --to v1.34.10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckUpgrade(tt.observed, tt.target, releases)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("unexpected refusal: %v", err)
+			case tt.want != "" && (err == nil || err.Error() != tt.want):
+				t.Fatalf("got %v\nwant %s", err, tt.want)
+			case tt.want != "" && exitcode.Of(err) != exitcode.InvalidInput:
+				t.Fatalf("exit code %d, want %d", exitcode.Of(err), exitcode.InvalidInput)
+			}
+		})
+	}
+}
