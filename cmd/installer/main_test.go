@@ -132,19 +132,6 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 	}
 }
 
-// TestNotImplemented: commands whose work later issues build validate first, then say so honestly.
-func TestNotImplemented(t *testing.T) {
-	dir := t.TempDir()
-	spec := validSpec(t, dir)
-	for _, c := range [][]string{{"reset", "--yes"}} {
-		r := runCLI(t, nil, dir, append(c, "-f", spec)...)
-		want := "error: " + strings.Join(c[:1+boolToInt(c[0] == "create" || c[0] == "join")], " ") + ": not implemented yet\n"
-		if r.code != 3 || r.stderr != want {
-			t.Errorf("%v: exit %d stderr %q; want 3 %q", c, r.code, r.stderr, want)
-		}
-	}
-}
-
 // TestConnectsOnlyAfterValidation: with a valid spec, create cluster and plan dial every host (after
 // the offline checks) and a refused connection is exit code 4 with the host named.
 func TestConnectsOnlyAfterValidation(t *testing.T) {
@@ -181,13 +168,6 @@ func TestConnectsOnlyAfterValidation(t *testing.T) {
 			}
 		}
 	}
-}
-
-func boolToInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 func TestHostFlagChecked(t *testing.T) {

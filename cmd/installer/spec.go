@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -97,9 +96,4 @@ func (e *specErrors) Error() string {
 	}
 	lines = append(lines, fmt.Sprintf("%s: %d %s; nothing was changed", e.path, len(e.errs), noun))
 	return strings.Join(lines, "\n")
-}
-
-// errNotImplemented is the honest answer of a command whose work a later release builds.
-func errNotImplemented(command string) error {
-	return exitcode.New(exitcode.NotImplemented, errors.New(command+": not implemented yet"))
 }

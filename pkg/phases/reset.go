@@ -1,0 +1,484 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// ResetOptions tune the reset workflow.
+type ResetOptions struct {
+	// DrainTimeout bounds each node's drain; a pod a PodDisruptionBudget still protects then fails
+	// that node's reset (default 5 minutes).
+	DrainTimeout time.Duration
+	// Force also deletes pods no controller manages while draining.
+	Force bool
+}
+
+// Reset is the workflow of `installer reset` (DESIGN.md §3). The run's targets are the hosts to
+// reset; for a reset of some nodes only, the other control planes are added as read-only hosts (one
+// of them reaches the cluster API and etcd while the targets leave). Workers go first, then the
+// control planes one at a time, the first control plane last.
+func Reset(o ResetOptions) []Phase {
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = 5 * time.Minute
+	}
+	return []Phase{
+		resetConnect{},
+		resetFacts{},
+		resetCheck{},
+		cordon{},
+		resetNodes{role: v1alpha1.RoleWorker, o: o},
+		resetNodes{role: v1alpha1.RoleControlPlane, o: o},
+		forgetCluster{},
+		reportUnreachable{},
+	}
+}
+
+// resetState is what the reset phases share, kept in the run under one key.
+type resetState struct {
+	mu sync.Mutex
+	// unreachable hosts (whole-cluster reset only: they are reported and the others reset).
+	unreachable map[string]error
+	// api reaches the cluster through survivor; nil when no control plane outlives the reset (the
+	// whole cluster) or none answers.
+	api      *kubeapi.Client
+	survivor *Host
+	// nodes are the registered Node objects among the hosts of the spec.
+	nodes map[string]bool
+	// whole: no node outlives the reset (no --host, or every other host of the spec is not a node).
+	whole bool
+}
+
+const keyReset = "reset"
+
+func (r *Run) resetState() *resetState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.values[keyReset]; ok {
+		return v.(*resetState)
+	}
+	s := &resetState{unreachable: map[string]error{}, nodes: map[string]bool{}}
+	r.values[keyReset] = s
+	return s
+}
+
+// wholeCluster reports whether every host of the spec is being reset.
+func (r *Run) wholeCluster() bool {
+	for _, h := range r.Cluster.Spec.Hosts {
+		if !r.targets[h.Name] {
+			return false
+		}
+	}
+	return true
+}
+
+// resetConnect opens every connection. For the whole cluster an unreachable host is reported and
+// left out (it is reported again at the end, exit code 4); for named hosts nothing is changed
+// unless every named host answers. An unreachable read-only control plane only loses its use.
+type resetConnect struct{}
+
+func (resetConnect) Name() string { return "connect" }
+
+func (resetConnect) Run(ctx context.Context, r *Run) error {
+	if r.Connect == nil {
+		return errors.New("no connector configured")
+	}
+	st := r.resetState()
+	whole := r.wholeCluster()
+	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Connected() {
+			return nil
+		}
+		conn, err := r.Connect(ctx, h.Spec)
+		if err == nil {
+			h.SetConnection(conn)
+			return nil
+		}
+		var cred *ssh.CredentialsError
+		if errors.As(err, &cred) || !ssh.IsHostAccess(err) || (r.IsTarget(h) && !whole) {
+			return err
+		}
+		st.mu.Lock()
+		st.unreachable[h.Name()] = err
+		st.mu.Unlock()
+		if r.IsTarget(h) {
+			r.Log.Error("host unreachable: it is not reset; the others are", "host", h.Name(), "error", err)
+		} else {
+			r.Log.Warn("control plane unreachable: not used to reach the cluster", "host", h.Name(), "error", err)
+		}
+		return nil
+	})
+	return classifyConnect(err)
+}
+
+// connected returns the hosts with a connection, in spec order.
+func connected(hosts []*Host) []*Host {
+	var out []*Host
+	for _, h := range hosts {
+		if h.Connected() {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// resetFacts reads the facts of every connected host.
+type resetFacts struct{}
+
+func (resetFacts) Name() string { return "facts" }
+
+func (resetFacts) Run(ctx context.Context, r *Run) error {
+	err := ForEachHost(ctx, connected(r.All()), r.Concurrency, func(ctx context.Context, h *Host) error {
+		f, err := facts.Gather(ctx, h.Runner())
+		if err != nil {
+			return err
+		}
+		f.Name = h.Name()
+		h.Facts = f
+		return nil
+	})
+	return classifyConnect(err)
+}
+
+// resetCheck finds the control plane that outlives the reset and connects to the cluster API
+// through it, and refuses (exit code 2, nothing changed) to reset the last control planes of a
+// cluster that keeps worker nodes.
+type resetCheck struct{}
+
+func (resetCheck) Name() string { return "check" }
+
+func (resetCheck) Run(ctx context.Context, r *Run) error {
+	st := r.resetState()
+	st.whole = r.wholeCluster()
+	if !st.whole {
+		if err := st.findSurvivor(ctx, r); err != nil {
+			return err
+		}
+	}
+	if st.whole {
+		// Nothing outlives the reset: nodes are neither drained nor deleted (their Node objects go
+		// with etcd). The first control plane goes last, so it answers for etcd while the others
+		// leave.
+		st.api, st.survivor = nil, nil
+		if cp, err := r.firstControlPlane(); err == nil && cp.Connected() {
+			st.survivor = cp
+		}
+	}
+	return nil
+}
+
+// findSurvivor connects to the cluster API through a control plane that is not reset. When every
+// control plane is, it refuses while other hosts are still nodes, and otherwise turns the reset into
+// a whole-cluster one.
+func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
+	var survivors, targetCPs []*Host
+	for _, h := range connected(r.All()) {
+		if h.Spec.Role != v1alpha1.RoleControlPlane || !h.Facts.AdminConfPresent {
+			continue
+		}
+		if r.IsTarget(h) {
+			targetCPs = append(targetCPs, h)
+		} else {
+			survivors = append(survivors, h)
+		}
+	}
+	keepsCP := false
+	for _, h := range r.Cluster.Spec.ControlPlanes() {
+		if !r.targets[h.Name] {
+			keepsCP = true
+		}
+	}
+	via := survivors
+	if !keepsCP {
+		via = targetCPs // only to see which other hosts are still nodes
+	}
+	var apiErr error
+	for _, h := range via {
+		c, err := resetClient(ctx, h)
+		if err == nil {
+			if err = st.listNodes(ctx, c, r); err == nil {
+				st.api, st.survivor = c, h
+				break
+			}
+		}
+		apiErr = errors.Join(apiErr, fmt.Errorf("host %s: %w", h.Name(), err))
+		r.Log.Warn("the cluster API does not answer through this control plane", "host", h.Name(), "error", err)
+	}
+	if keepsCP {
+		if st.api == nil {
+			r.Log.Warn("no other control plane reaches the cluster API: the nodes are reset without a drain, and their Node objects and etcd members stay", "tried", fmt.Sprint(apiErr))
+		}
+		return nil
+	}
+	var workers []string
+	for _, h := range r.Cluster.Spec.Hosts {
+		// Without an answer from the cluster, every other host of the spec counts as a node.
+		if !r.targets[h.Name] && (st.api == nil || st.nodes[h.Name]) {
+			workers = append(workers, h.Name)
+		}
+	}
+	if len(workers) > 0 {
+		why := "still nodes of the cluster"
+		if st.api == nil {
+			why = "in the spec, and the cluster API did not answer to tell whether they are nodes"
+		}
+		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("refusing to reset the last control plane(s): %s %s; reset those first, or reset the whole cluster (no --host); nothing was changed",
+			strings.Join(workers, ", "), why))
+	}
+	st.whole = true // the other hosts of the spec are not nodes
+	return nil
+}
+
+// resetClient connects to the cluster API through a control plane's local apiserver.
+func resetClient(ctx context.Context, h *Host) (*kubeapi.Client, error) {
+	conf, err := h.ReadFile(ctx, "/etc/kubernetes/admin.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read admin.conf: %w", err)
+	}
+	return kubeapi.Connect(conf, h.Runner().DialContext)
+}
+
+// listNodes records which targets are registered nodes, and which other hosts are.
+func (st *resetState) listNodes(ctx context.Context, c *kubeapi.Client, r *Run) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	list, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	for _, n := range list.Items {
+		if _, ok := r.Cluster.Spec.Host(n.Name); ok {
+			st.nodes[n.Name] = true
+		}
+	}
+	return nil
+}
+
+// cordon marks every target node unschedulable before any drain, so pods evicted from one target
+// never land on another.
+type cordon struct{}
+
+func (cordon) Name() string { return "cordon" }
+
+func (cordon) ShouldRun(r *Run) (bool, string) {
+	if r.resetState().whole {
+		return false, "the whole cluster is reset: no node outlives it to take pods"
+	}
+	if r.resetState().api == nil {
+		return false, "the cluster API cannot be reached"
+	}
+	return true, ""
+}
+
+func (cordon) Run(ctx context.Context, r *Run) error {
+	st := r.resetState()
+	for _, h := range connected(r.Targets()) {
+		if !st.nodes[h.Name()] {
+			continue
+		}
+		n, err := st.api.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("node %s: %w", h.Name(), err)
+		}
+		if n.Spec.Unschedulable {
+			continue
+		}
+		r.recordChange()
+		if r.DryRun {
+			r.plan(PlannedAction{Host: h.Name(), Command: "cordon node " + h.Name()})
+			continue
+		}
+		if err := st.api.Cordon(ctx, h.Name(), "reset"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resetNodes resets the targets of one role: drain (when the cluster outlives them), kubeadm reset
+// and the cleanup of what it leaves, the etcd member check for a control plane, and the Node's
+// deletion. Workers are reset in parallel, control planes one at a time, the first one last.
+type resetNodes struct {
+	role v1alpha1.Role
+	o    ResetOptions
+}
+
+func (p resetNodes) Name() string {
+	if p.role == v1alpha1.RoleControlPlane {
+		return "reset/control-planes"
+	}
+	return "reset/workers"
+}
+
+func (p resetNodes) hosts(r *Run) []*Host {
+	hosts := connected(r.TargetsWithRole(p.role))
+	first, _ := r.firstControlPlane()
+	sort.SliceStable(hosts, func(i, j int) bool { return hosts[j] == first && hosts[i] != first })
+	return hosts
+}
+
+func (p resetNodes) ShouldRun(r *Run) (bool, string) {
+	if len(p.hosts(r)) == 0 {
+		return false, "no " + string(p.role) + " to reset"
+	}
+	return true, ""
+}
+
+func (p resetNodes) Run(ctx context.Context, r *Run) error {
+	limit := r.Concurrency
+	if p.role == v1alpha1.RoleControlPlane {
+		limit = 1 // each one leaves etcd; the rest must keep quorum
+	}
+	return ForEachHost(ctx, p.hosts(r), limit, func(ctx context.Context, h *Host) error {
+		return p.resetOne(ctx, r, h)
+	})
+}
+
+func (p resetNodes) resetOne(ctx context.Context, r *Run, h *Host) error {
+	st := r.resetState()
+	node := st.api != nil && st.nodes[h.Name()]
+	if node {
+		if err := p.drain(ctx, r, st.api, h); err != nil {
+			return err
+		}
+	}
+	if err := h.resetHost(ctx); err != nil {
+		return err
+	}
+	if h.Spec.Role == v1alpha1.RoleControlPlane && st.survivor != h {
+		if st.survivor == nil {
+			r.Log.Warn("no other control plane to check etcd's member list from", "host", h.Name())
+		} else if err := removeEtcdMember(ctx, st.survivor, h); err != nil {
+			return err
+		}
+	}
+	if node {
+		// After the host's reset: a running kubelet would register the Node again.
+		r.recordChange()
+		if r.DryRun {
+			r.plan(PlannedAction{Host: h.Name(), Command: "delete node " + h.Name()})
+			return nil
+		}
+		err := st.api.Kube.CoreV1().Nodes().Delete(ctx, h.Name(), metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete node %s: %w", h.Name(), err)
+		}
+	}
+	return nil
+}
+
+// drain evicts the node's pods through the Eviction API (PodDisruptionBudgets are honoured until
+// the timeout). A dry run lists the pods it would evict.
+func (p resetNodes) drain(ctx context.Context, r *Run, c *kubeapi.Client, h *Host) error {
+	if r.DryRun {
+		pods, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", h.Name()).String()})
+		if err != nil {
+			return fmt.Errorf("list pods on %s: %w", h.Name(), err)
+		}
+		var names []string
+		for _, pod := range pods.Items {
+			if owner := metav1.GetControllerOf(&pod); (owner != nil && owner.Kind == "DaemonSet") || pod.Annotations["kubernetes.io/config.mirror"] != "" {
+				continue
+			}
+			names = append(names, pod.Namespace+"/"+pod.Name)
+		}
+		sort.Strings(names)
+		what := "no pods to evict"
+		if len(names) > 0 {
+			what = "evict " + strings.Join(names, ", ")
+		}
+		r.recordChange()
+		r.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("drain node %s (%s; timeout %s)", h.Name(), what, p.o.DrainTimeout)})
+		return nil
+	}
+	start := time.Now()
+	err := c.Drain(ctx, h.Name(), kubeapi.DrainOptions{Timeout: p.o.DrainTimeout, Force: p.o.Force,
+		Report: func(msg string) { r.Log.Warn(msg, "host", h.Name()) }})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.recordChange()
+	r.Log.Info("drained", "node", h.Name(), "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// forgetCluster removes the admin kubeconfig from the state directory once the whole cluster is
+// gone: it names a cluster that no longer exists. The PKI stays, so a cluster created again has the
+// same CA (docs/reset.md).
+type forgetCluster struct{}
+
+func (forgetCluster) Name() string { return "state" }
+
+func (forgetCluster) ShouldRun(r *Run) (bool, string) {
+	if !r.resetState().whole {
+		return false, "the cluster stays"
+	}
+	if cp, err := r.firstControlPlane(); err != nil || !cp.Connected() {
+		return false, "the first control plane was not reset"
+	}
+	return true, ""
+}
+
+func (forgetCluster) Run(ctx context.Context, r *Run) error {
+	path := AdminConfPath(r.StateDir)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	r.recordChange()
+	if r.DryRun {
+		r.plan(PlannedAction{Host: "local", Command: "remove " + path})
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove the admin kubeconfig: %w", err)
+	}
+	return nil
+}
+
+// reportUnreachable fails the run (exit code 4) when hosts could not be reset because they could not
+// be reached; the others were reset.
+type reportUnreachable struct{}
+
+func (reportUnreachable) Name() string { return "unreachable" }
+
+func (reportUnreachable) ShouldRun(r *Run) (bool, string) {
+	for _, h := range r.Targets() {
+		if !h.Connected() {
+			return true, ""
+		}
+	}
+	return false, "every host was reached"
+}
+
+func (reportUnreachable) Run(ctx context.Context, r *Run) error {
+	st := r.resetState()
+	var errs []error
+	for _, h := range r.Targets() {
+		if !h.Connected() {
+			errs = append(errs, fmt.Errorf("host %s was not reset: %w", h.Name(), st.unreachable[h.Name()]))
+		}
+	}
+	return exitcode.New(exitcode.Unreachable, errors.Join(errs...))
+}
