@@ -31,6 +31,11 @@ type Host struct {
 	KubeletVersion    string
 	KubeadmVersion    string
 	KubectlVersion    string
+	// Packages are the installed Kubernetes packages (kubeadm, kubelet, kubectl, cri-tools,
+	// kubernetes-cni) and their versions as the package manager reports them ("1.34.10-1.1"; nil when
+	// none is installed); HeldPackages those of them apt holds, in the order listed.
+	Packages     map[string]string
+	HeldPackages []string
 	// KubeletConfPresent: /etc/kubernetes/kubelet.conf exists (the host is a node already).
 	KubeletConfPresent bool
 	// AdminConfPresent: /etc/kubernetes/admin.conf exists (a control plane is initialised here).

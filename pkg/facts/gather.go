@@ -29,6 +29,7 @@ section containerd; command -v containerd >/dev/null 2>&1 && containerd --versio
 section kubelet; [ -x /usr/bin/kubelet ] && /usr/bin/kubelet --version 2>/dev/null
 section kubeadm; [ -x /usr/bin/kubeadm ] && /usr/bin/kubeadm version -o short 2>/dev/null
 section kubectl; [ -x /usr/bin/kubectl ] && /usr/bin/kubectl version --client 2>/dev/null
+section packages; if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni 2>/dev/null; elif command -v rpm >/dev/null 2>&1; then rpm -q --qf 'ii %{NAME} %{VERSION}-%{RELEASE}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni 2>/dev/null | grep '^ii '; fi
 section files; for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/admin.conf; do [ -f "$f" ] && echo "$f"; done
 section listening; (ss -Hltn 2>/dev/null || netstat -ltn 2>/dev/null) | awk '{print $4}'
 section time; date +%s.%N
@@ -102,6 +103,7 @@ func Parse(out string) (Host, error) {
 	h.KubeletVersion = lastField(first("kubelet"))
 	h.KubeadmVersion = first("kubeadm")
 	h.KubectlVersion = parseKubectlVersion(sections["kubectl"])
+	h.Packages, h.HeldPackages = parsePackages(sections["packages"])
 	for _, f := range sections["files"] {
 		switch strings.TrimSpace(f) {
 		case "/etc/kubernetes/kubelet.conf":
@@ -213,6 +215,28 @@ func parseKubectlVersion(lines []string) string {
 		}
 	}
 	return ""
+}
+
+// parsePackages reads dpkg-query's "<status> <name> <version>" lines ("ii kubeadm 1.34.10-1.1", "hi"
+// when held; rpm's lines are written the same way with "ii"). Only installed packages count: the
+// second status letter is "i"; removed ones ("rc") are absent.
+func parsePackages(lines []string) (map[string]string, []string) {
+	var pkgs map[string]string
+	var held []string
+	for _, l := range lines {
+		f := strings.Fields(l)
+		if len(f) != 3 || len(f[0]) < 2 || f[0][1] != 'i' {
+			continue
+		}
+		if pkgs == nil {
+			pkgs = map[string]string{}
+		}
+		pkgs[f[1]] = f[2]
+		if f[0][0] == 'h' {
+			held = append(held, f[1])
+		}
+	}
+	return pkgs, held
 }
 
 func lastField(s string) string {

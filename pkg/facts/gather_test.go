@@ -47,6 +47,12 @@ v1.34.10
 ==kubectl
 Client Version: v1.34.10
 Kustomize Version: v5.7.1
+==packages
+hi  cri-tools 1.36.0-1.1
+hi  kubeadm 1.34.10-1.1
+hi  kubectl 1.34.10-1.1
+hi  kubelet 1.34.10-1.1
+ii  kubernetes-cni 1.9.1-1.1
 ==files
 /etc/kubernetes/kubelet.conf
 ==listening
@@ -80,9 +86,12 @@ func TestParse(t *testing.T) {
 		KubeletVersion:        "v1.34.10",
 		KubeadmVersion:        "v1.34.10",
 		KubectlVersion:        "v1.34.10",
-		KubeletConfPresent:    true,
-		ListeningPorts:        []int{22, 10248, 10250},
-		RemoteTime:            1795000000.25,
+		Packages: map[string]string{"cri-tools": "1.36.0-1.1", "kubeadm": "1.34.10-1.1", "kubectl": "1.34.10-1.1",
+			"kubelet": "1.34.10-1.1", "kubernetes-cni": "1.9.1-1.1"},
+		HeldPackages:       []string{"cri-tools", "kubeadm", "kubectl", "kubelet"},
+		KubeletConfPresent: true,
+		ListeningPorts:     []int{22, 10248, 10250},
+		RemoteTime:         1795000000.25,
 	}
 	if !reflect.DeepEqual(h, want) {
 		t.Errorf("Parse =\n%+v\nwant\n%+v", h, want)
@@ -108,6 +117,12 @@ func TestParseVariants(t *testing.T) {
 		{"containerd.io", "containerd", "containerd containerd.io v1.7.25 bcc810d", func(h Host) bool { return h.ContainerdVersion == "1.7.25" }},
 		{"nothing installed", "kubelet", "", func(h Host) bool { return h.KubeletVersion == "" && !h.KubeletConfPresent }},
 		{"no default route", "default-route", "", func(h Host) bool { return h.DefaultRouteInterface == "" }},
+		{"no packages", "packages", "", func(h Host) bool { return h.Packages == nil && h.HeldPackages == nil }},
+		{"removed package is absent", "packages", "rc  kubelet 1.34.10-1.1\nii  kubeadm 1.34.10-1.1",
+			func(h Host) bool {
+				return reflect.DeepEqual(h.Packages, map[string]string{"kubeadm": "1.34.10-1.1"}) && h.HeldPackages == nil
+			}},
+		{"rpm", "packages", "ii kubeadm 1.35.8-150500.1.1", func(h Host) bool { return h.Packages["kubeadm"] == "1.35.8-150500.1.1" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

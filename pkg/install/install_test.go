@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -169,5 +170,53 @@ func TestPackageNames(t *testing.T) {
 	s.ContainerRuntime.Containerd.Version = "1.6.20~ds1-1+deb12u3"
 	if got := ContainerdPackages(s, "apt"); !reflect.DeepEqual(got, []string{"containerd=1.6.20~ds1-1+deb12u3", "runc"}) {
 		t.Errorf("ContainerdPackages = %v", got)
+	}
+}
+
+// TestAptGetWaitsForLock runs the apt wrapper with stand-ins for lslocks (a lock holder), date (a
+// clock that jumps) and sleep: a lock held past the deadline is reported with its holder and exit 75,
+// apt-get never runs; a lock released in time is waited for, then apt-get runs.
+func TestAptGetWaitsForLock(t *testing.T) {
+	tests := []struct {
+		name string
+		// heldFor is how many lslocks calls report the holder.
+		heldFor  int
+		wantExit int
+		wantOut  string
+	}{
+		{"held past the deadline", 1000, AptLockHeldExit, "apt lock held by unattended-upgr (pid 812)\n"},
+		{"released in time", 2, 0, "apt-get ran: update\n"},
+		{"free", 0, 0, "apt-get ran: update\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bin, state := t.TempDir(), t.TempDir()
+			scripts := map[string]string{
+				"apt-get": "#!/bin/sh\nfor a in \"$@\"; do last=$a; done\necho \"apt-get ran: $last\"\n",
+				// Each call advances the clock by 100 s: the 300 s deadline passes on the fourth check.
+				"date":  "#!/bin/sh\nn=$(cat " + state + "/clock 2>/dev/null || echo 0); echo $((n+100)) > " + state + "/clock; echo $((1000+n))\n",
+				"sleep": "#!/bin/sh\nexit 0\n",
+				"lslocks": fmt.Sprintf("#!/bin/sh\nn=$(cat %s/calls 2>/dev/null || echo 0); echo $((n+1)) > %s/calls\n"+
+					"echo 'sshd 77 /run/sshd.pid'\n[ \"$n\" -lt %d ] && echo 'unattended-upgr 812 /var/lib/dpkg/lock-frontend'\nexit 0\n", state, state, tt.heldFor),
+			}
+			for n, body := range scripts {
+				if err := os.WriteFile(filepath.Join(bin, n), []byte(body), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			argv := AptGet(&v1alpha1.ClusterSpec{}, "update")
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantExit || string(out) != tt.wantOut {
+				t.Errorf("exit %d, output %q; want exit %d, %q", code, out, tt.wantExit, tt.wantOut)
+			}
+		})
 	}
 }

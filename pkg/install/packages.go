@@ -3,16 +3,31 @@ package install
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
+// AptLockTimeout is how long apt commands wait for apt's and dpkg's locks held by another process
+// (unattended-upgrades, an operator's apt) before giving up. The holder is never killed.
+const AptLockTimeout = 5 * time.Minute
+
+// AptLockHeldExit is the exit status of an apt command that gave up waiting for a lock; its stderr
+// names the holder ("apt lock held by unattended-upgr (pid 812)").
+const AptLockHeldExit = 75
+
 // aptScript runs apt-get non-interactively: $1 is the apt cache proxy ("" for none), the rest are
-// apt-get's arguments. It waits for a dpkg lock held by another process (up to 5 minutes, e.g.
-// unattended-upgrades) instead of failing, and never kills it.
+// apt-get's arguments. It first waits (up to 300 s, AptLockTimeout) while another process holds
+// dpkg's or apt's lists lock, then exits 75 naming the holder; apt's own DPkg::Lock::Timeout covers
+// a lock taken in between. lslocks is util-linux's (essential on Debian and Ubuntu).
 const aptScript = `set -eu
 proxy=$1; shift
 export DEBIAN_FRONTEND=noninteractive
+deadline=$(( $(date +%s) + 300 ))
+while holder=$(lslocks -n -o COMMAND,PID,PATH 2>/dev/null | awk '$3 == "/var/lib/dpkg/lock-frontend" || $3 == "/var/lib/dpkg/lock" || $3 == "/var/lib/apt/lists/lock" { print $1 " (pid " $2 ")"; exit }') && [ -n "$holder" ]; do
+  if [ "$(date +%s)" -ge "$deadline" ]; then echo "apt lock held by $holder" >&2; exit 75; fi
+  sleep 2
+done
 set -- -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 if [ -n "$proxy" ]; then set -- -o "Acquire::http::Proxy=$proxy" "$@"; fi
 exec apt-get "$@"

@@ -179,27 +179,3 @@ func (h *Host) uploadFromBundle(ctx context.Context, url, dest string) error {
 	}
 	return nil
 }
-
-// installPackages adds the Kubernetes package repository of the spec's minor and installs the
-// pinned kubeadm, kubelet and kubectl (apt: held, so an unattended upgrade cannot move the cluster).
-func (h *Host) installPackages(ctx context.Context, pm string) error {
-	s := &h.run.Cluster.Spec
-	want := install.KubePackageVersions(s)
-	have := map[string]string{"kubeadm": h.Facts.KubeadmVersion, "kubelet": h.Facts.KubeletVersion, "kubectl": h.Facts.KubectlVersion}
-	upToDate := true
-	for _, v := range have {
-		if v != s.KubernetesVersion {
-			upToDate = false
-		}
-	}
-	if upToDate {
-		return nil
-	}
-	switch pm {
-	case "apt":
-		return h.installAptPackages(ctx, want)
-	case "dnf", "yum":
-		return h.installRPMPackages(ctx, pm, want)
-	}
-	return fmt.Errorf("no supported package manager (found %q)", pm)
-}

@@ -184,7 +184,7 @@ func TestResumeAfterFailure(t *testing.T) {
 		{"cp1", "exec apt-get", "runtime"},
 		{"w1", "systemctl restart containerd", "runtime"},
 		{"w2", "release/v1.34.10/bin/linux/amd64/kubelet", "kubernetes"},
-		{"cp1", "cri-tools", "kubernetes"},
+		{"cp1", "kubernetes-sigs/cri-tools/releases", "kubernetes"}, // the crictl download (the facts script names cri-tools too)
 		{"w1", "systemctl enable kubelet", "kubernetes"},
 		{"cp1", "kubeadm init", "init"},
 		{"w2", "kubeadm join", "join/workers"},

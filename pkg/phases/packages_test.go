@@ -1,0 +1,218 @@
+package phases
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/ssh/sshtest"
+)
+
+const testProxy = "http://10.0.0.5:3142"
+
+// packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
+// on a fake runner that answers the prerequisites query with missing and everything else with success.
+func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) {
+	t.Helper()
+	c := testCluster(1)
+	c.Spec.KubernetesVersion = "v1.35.8"
+	c.Spec.Install.Source = v1alpha1.InstallPackage
+	c.Spec.Install.PackageRepository = "http://172.30.0.1:5000/core:/stable:"
+	c.Spec.Install.PackageProxy = testProxy
+	key := filepath.Join(t.TempDir(), "key.asc")
+	if err := os.WriteFile(key, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Spec.Install.PackageRepositoryKeyFile = key
+	r, err := NewRun(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.All()[0]
+	fake := sshtest.NewFake(h.Name())
+	fake.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply(missing + "\n")
+	fake.On(sshtest.Any()).Reply("")
+	h.SetConnection(fake)
+	h.Facts.OS.PackageManager = pm
+	return r, h, fake
+}
+
+// commands renders what ran: constant scripts by their name ($0) and arguments, others as argv;
+// uploads as "write PATH".
+func commands(f *sshtest.Fake, from int) []string {
+	var out []string
+	for _, c := range f.Calls()[from:] {
+		switch {
+		case c.Op == "write":
+			out = append(out, "write "+c.Path)
+		case len(c.Cmd.Args) > 3 && c.Cmd.Args[0] == "sh" && c.Cmd.Args[1] == "-c":
+			out = append(out, strings.Join(c.Cmd.Args[3:], " "))
+		default:
+			out = append(out, strings.Join(c.Cmd.Args, " "))
+		}
+	}
+	return out
+}
+
+var (
+	kube135 = "1.35.8-1.1"
+	kube134 = "1.34.10-1.1"
+	all135  = map[string]string{"kubeadm": kube135, "kubelet": kube135, "kubectl": kube135, "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
+	held    = []string{"kubeadm", "kubectl", "kubelet"}
+)
+
+func with(m map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+// TestAptPackages pins the apt commands for each starting state; the repository files are uploaded
+// in every case (unchanged uploads are checksum-compared no-ops on real hosts).
+func TestAptPackages(t *testing.T) {
+	apt := "apt " + testProxy + " "
+	installAll := apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135 + " cri-tools=1.36.0-1.1 kubernetes-cni=1.9.1-1.1"
+	tests := []struct {
+		name    string
+		have    map[string]string
+		held    []string
+		missing string
+		want    map[string]string // nil: every package of the release
+		cmds    []string
+	}{
+		{"fresh host", nil, nil, "", nil, []string{apt + "update", installAll, "apt-mark hold kubeadm kubelet kubectl"}},
+		{"converged: no apt command at all", all135, held, "", nil, nil},
+		{"minor upgrade of held packages: unhold, install, hold", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, "", nil,
+			[]string{apt + "update", "apt-mark unhold kubeadm kubelet kubectl",
+				apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135,
+				"apt-mark hold kubeadm kubelet kubectl"}},
+		{"only the kubelet differs", with(all135, "kubelet", kube134), held, "", nil,
+			[]string{apt + "update", "apt-mark unhold kubelet", apt + "install --no-install-recommends kubelet=" + kube135, "apt-mark hold kubelet"}},
+		{"holds missing: hold only, no update", all135, []string{"kubelet"}, "", nil, []string{"apt-mark hold kubeadm kubectl"}},
+		{"missing prerequisite", all135, held, " conntrack socat", nil, []string{apt + "update", apt + "install --no-install-recommends conntrack socat"}},
+		{"kubeadm alone (the upgrade's first step)", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, "", map[string]string{"kubeadm": kube135},
+			[]string{apt + "update", "apt-mark unhold kubeadm", apt + "install --no-install-recommends kubeadm=" + kube135, "apt-mark hold kubeadm"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, h, fake := packageHost(t, "apt", tt.missing)
+			h.Facts.Packages, h.Facts.HeldPackages = tt.have, tt.held
+			want := tt.want
+			if want == nil {
+				want = install.KubePackageVersions(&h.run.Cluster.Spec)
+			}
+			if err := h.installAptPackages(context.Background(), want); err != nil {
+				t.Fatal(err)
+			}
+			got := commands(fake, 0)
+			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "prerequisites " + strings.Join(install.PrerequisiteArgs(), " ")}
+			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
+				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
+			}
+			src, _ := fake.File(aptSourcesFile)
+			if want := "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/v1.35/deb/ /\n"; !strings.HasSuffix(string(src.Content), want) {
+				t.Errorf("sources file:\n%s\nwant it to end with %q", src.Content, want)
+			}
+			if tt.missing != "" {
+				return // the fake keeps answering "missing"; a real host would have them now
+			}
+			// The facts now say what the host has: a second call does nothing.
+			n := len(fake.Calls())
+			if err := h.installAptPackages(context.Background(), want); err != nil {
+				t.Fatal(err)
+			}
+			if again := commands(fake, n); len(again) != 3 {
+				t.Errorf("second call ran more than the uploads and the query: %q", again)
+			}
+		})
+	}
+}
+
+// TestAptLockHeld: apt's lock held by another process past the deadline is reported with its holder
+// and the advice not to kill it, from the wrapper's own wait and from apt's message alike.
+func TestAptLockHeld(t *testing.T) {
+	tests := []struct {
+		name, stderr, holder string
+		code                 int
+	}{
+		{"wrapper's wait", "apt lock held by unattended-upgr (pid 812)", "unattended-upgr (pid 812)", install.AptLockHeldExit},
+		{"apt's own timeout", "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 812 (unattended-upgr)\nE: Unable to acquire the dpkg frontend lock", "Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 812 (unattended-upgr)", 100},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, h, _ := packageHost(t, "apt", "")
+			failing := sshtest.NewFake(h.Name())
+			failing.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply("\n")
+			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == "apt" && a[5] == "update" }).Fail(tt.code, tt.stderr)
+			failing.On(sshtest.Any()).Reply("")
+			h.SetConnection(failing)
+			err := h.installPackages(context.Background(), "apt")
+			if err == nil {
+				t.Fatal("a held lock did not fail the install")
+			}
+			for _, want := range []string{"apt-get update: apt's lock is held by " + tt.holder, "not released within 5m0s", "never kills it"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+			for _, c := range commands(failing, 0) {
+				if strings.Contains(c, "install --no-install-recommends") {
+					t.Errorf("installed after the lock failure: %s", c)
+				}
+			}
+		})
+	}
+}
+
+// TestRPMPackages: dnf gets the repository file with exclude=, the pinned upstream versions of what
+// differs (RPM releases differ from deb revisions), and nothing when the host is converged.
+func TestRPMPackages(t *testing.T) {
+	rpm135 := map[string]string{"kubeadm": "1.35.8-150500.1.1", "kubelet": "1.35.8-150500.1.1", "kubectl": "1.35.8-150500.1.1",
+		"cri-tools": "1.36.0-150500.1.1", "kubernetes-cni": "1.9.1-150500.1.1"}
+	tests := []struct {
+		name, pm string
+		have     map[string]string
+		cmds     []string
+	}{
+		{"fresh dnf host", "dnf", nil, []string{"dnf dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
+		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
+		{"converged", "dnf", rpm135, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, h, fake := packageHost(t, tt.pm, "")
+			h.Facts.Packages = tt.have
+			if err := h.installPackages(context.Background(), tt.pm); err != nil {
+				t.Fatal(err)
+			}
+			got := commands(fake, 0)
+			if len(got) < 3 || got[0] != "write "+rpmKeyFile || got[1] != "write "+rpmRepoFile || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
+				t.Errorf("commands: %q, want the key, the repo file, the query and %q", got, tt.cmds)
+			}
+			repo, _ := fake.File(rpmRepoFile)
+			for _, want := range []string{"baseurl=http://172.30.0.1:5000/core:/stable:/v1.35/rpm/\n", "gpgcheck=1\n",
+				"gpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n", "exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n", "proxy=" + testProxy + "\n"} {
+				if !strings.Contains(string(repo.Content), want) {
+					t.Errorf("repo file lacks %q:\n%s", want, repo.Content)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
+	p := planPackages(all135, nil, nil, sameDeb)
+	if !reflect.DeepEqual(p.Hold, heldPackages) || len(p.Unhold) != 0 || len(p.Install) != 5 {
+		t.Errorf("plan = %+v", p)
+	}
+}
