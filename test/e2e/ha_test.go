@@ -1,0 +1,175 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"installer.dev/installer/pkg/kubeadm"
+)
+
+// TestScenario2HA: 3 control planes behind the keepalived-haproxy VIP and a worker. The admin
+// kubeconfig's server is the VIP endpoint, etcd has 3 healthy members; when the host holding the VIP
+// stops (clean shutdown) and later loses power, the API answers again through the VIP (failover time
+// measured), and a started host rejoins.
+func TestScenario2HA(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+	defer cancel()
+	c := startLab(ctx, t, "-n", "4", "--control-planes", "3", "--lb", "keepalived-haproxy")
+	r := c.installer("create", "cluster")
+	if r.Code != 0 {
+		t.Fatalf("create cluster: exit %d\n%s", r.Code, r.Stderr)
+	}
+	reportTimings(t, r)
+
+	endpoint := kubeadm.ControlPlaneEndpoint(&c.Spec.Spec)
+	cfg, err := clientcmd.LoadFromFile(filepath.Join(c.Lab.StateDir(), "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range cfg.Clusters {
+		if cl.Server != "https://"+endpoint {
+			t.Errorf("admin kubeconfig server %s, want the VIP endpoint https://%s", cl.Server, endpoint)
+		}
+	}
+	if !strings.HasPrefix(endpoint, c.Spec.Spec.LoadBalancer.VIP+":") {
+		t.Errorf("endpoint %s is not on the VIP %s", endpoint, c.Spec.Spec.LoadBalancer.VIP)
+	}
+	k := c.kube()
+	checkNodes(ctx, t, c, k)
+	c.etcdHealthy(t, "cp1", 3)
+
+	// Clean shutdown of the VIP holder, then power loss of the next one.
+	for _, fault := range []string{"stop", "kill"} {
+		holder := c.vipHolder(t)
+		start := time.Now()
+		var err error
+		if fault == "stop" {
+			err = c.Lab.Stop(ctx, holder)
+		} else {
+			err = c.Lab.Kill(ctx, holder)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed, took := waitAPI(ctx, t, k, 60*time.Second)
+		t.Logf("MEASURE VIP failover after %s of %s: API answered through the VIP %s after the fault (%d failed requests, polled every 200ms)",
+			fault, holder, took.Round(10*time.Millisecond), failed)
+		if took > 15*time.Second {
+			t.Errorf("failover after %s took %s", fault, took)
+		}
+		if after := c.vipHolder(t); after == holder || after == "" {
+			t.Errorf("the VIP did not move away from %s (now %q)", holder, after)
+		}
+		t.Logf("fault %s of %s handled in %s", fault, holder, time.Since(start).Round(time.Millisecond))
+		if err := c.Lab.Start(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		// The host rejoins: node Ready, its etcd member healthy again.
+		waitNodeReady(ctx, t, k, holder, 3*time.Minute)
+		c.etcdHealthy(t, holder, 3)
+	}
+	checkNodes(ctx, t, c, k)
+}
+
+// vipHolder returns the control plane whose private interface holds the VIP ("" when none does).
+func (c *labCluster) vipHolder(t *testing.T) string {
+	t.Helper()
+	vip := c.Spec.Spec.LoadBalancer.VIP
+	holders := []string{}
+	for _, h := range c.Spec.Spec.ControlPlanes() {
+		out, err := sshRun(c.ctx, c.Lab, h.Name, "ip -4 -o addr show")
+		if err == nil && strings.Contains(out, " "+vip+"/") {
+			holders = append(holders, h.Name)
+		}
+	}
+	if len(holders) > 1 {
+		t.Errorf("VIP held by several hosts: %v", holders)
+	}
+	if len(holders) == 0 {
+		return ""
+	}
+	return holders[0]
+}
+
+// etcdHealthy asks etcd on a control plane (etcdctl inside its static pod) for the member list and
+// every member's health.
+func (c *labCluster) etcdHealthy(t *testing.T, host string, want int) {
+	t.Helper()
+	const script = `sudo sh -c 'c=$(crictl ps -q --name "^etcd$" | head -1); [ -n "$c" ] || exit 3
+crictl exec "$c" etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
+  --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key endpoint health --cluster -w json'`
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := sshRun(c.ctx, c.Lab, host, script)
+		var health []struct {
+			Endpoint string `json:"endpoint"`
+			Health   bool   `json:"health"`
+		}
+		if err == nil && json.Unmarshal([]byte(out), &health) == nil {
+			ok := 0
+			for _, h := range health {
+				if h.Health {
+					ok++
+				}
+			}
+			if len(health) == want && ok == want {
+				t.Logf("etcd (asked on %s): %d healthy members", host, ok)
+				return
+			}
+			err = fmt.Errorf("%d members, %d healthy: %s", len(health), ok, out)
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("etcd on %s: %v", host, err)
+			return
+		}
+		time.Sleep(3 * time.Second)
+	}
+}
+
+// waitAPI polls the apiserver's /readyz through the VIP until it answers; it returns how many
+// requests failed and how long it took.
+func waitAPI(ctx context.Context, t *testing.T, k kubernetes.Interface, timeout time.Duration) (int, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	failed := 0
+	for time.Since(start) < timeout {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := k.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(rctx)
+		cancel()
+		if err == nil {
+			return failed, time.Since(start)
+		}
+		failed++
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("the API did not answer through the VIP within %s", timeout)
+	return failed, timeout
+}
+
+func waitNodeReady(ctx context.Context, t *testing.T, k kubernetes.Interface, name string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		n, err := k.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == "Ready" && c.Status == "True" && time.Since(c.LastHeartbeatTime.Time) < 30*time.Second {
+					return
+				}
+			}
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Fatalf("node %s not Ready within %s", name, timeout)
+}
