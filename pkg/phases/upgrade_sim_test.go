@@ -204,7 +204,7 @@ func (uc *upCluster) setNode(name, version string, ready bool) {
 	}
 }
 
-// applyAddons is what the last `kubeadm upgrade apply/node` does to the cluster.
+// upgradeClusterObjects is what `kubeadm upgrade apply/node` does to the cluster.
 func (uc *upCluster) upgradeClusterObjects(version string, config, addons bool) {
 	if config {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
@@ -220,16 +220,6 @@ func (uc *upCluster) upgradeClusterObjects(version string, config, addons bool) 
 			panic(err)
 		}
 	}
-}
-
-func (uc *upCluster) lastControlPlane() string {
-	last := ""
-	for _, n := range uc.order {
-		if uc.hosts[n].cp {
-			last = n
-		}
-	}
-	return last
 }
 
 func (uc *upCluster) allControlPlanesAt(version string) bool {
