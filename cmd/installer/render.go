@@ -1,16 +1,20 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/render"
+	"installer.dev/installer/pkg/state"
 )
 
 func (a *app) newRenderCommand() *cobra.Command {
@@ -26,11 +30,11 @@ masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys
 		Example: `  installer render -f cluster.yaml -o out/`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ls, err := a.loadSpec()
+			ls, err := a.loadSpecChecking(v1alpha1.CheckRenderInputs)
 			if err != nil {
 				return err
 			}
-			return a.render(ls, outDir)
+			return a.render(cmd.Context(), ls, outDir)
 		},
 	}
 	cmd.Flags().StringVarP(&outDir, "output", "o", "", "output directory")
@@ -38,7 +42,7 @@ masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys
 	return cmd
 }
 
-func (a *app) render(ls *loadedSpec, outDir string) error {
+func (a *app) render(ctx context.Context, ls *loadedSpec, outDir string) error {
 	spec := &ls.Cluster.Spec
 	// What kubeadm and the kubelet would refuse is invalid input too, found before anything is written.
 	if errs := kubeadm.CheckSpec(spec); len(errs) > 0 {
@@ -58,7 +62,21 @@ func (a *app) render(ls *loadedSpec, outDir string) error {
 	if err != nil {
 		return err
 	}
-	in := render.Input{Cluster: ls.Cluster, Facts: map[string]facts.Host{}, Token: token, CACertHashes: []string{bundle.DiscoveryHash()}}
+	// The same stable secrets and inputs create uses, so render shows what create writes.
+	vrrp, err := state.Secret(ls.StateDir, "vrrp-password", manifests.NewVRRPPassword)
+	if err != nil {
+		return err
+	}
+	hashKey, err := state.Secret(ls.StateDir, "config-hash-key", randomHex)
+	if err != nil {
+		return err
+	}
+	inputs, err := manifests.LoadInputs(ctx, spec, manifests.LoadOptions{Getenv: a.env.Getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
+	if err != nil {
+		return exitcode.New(exitcode.InvalidInput, err)
+	}
+	in := render.Input{Cluster: ls.Cluster, Facts: map[string]facts.Host{}, Token: token, CACertHashes: []string{bundle.DiscoveryHash()},
+		Inputs: inputs, PKI: bundle}
 	for _, h := range spec.Hosts {
 		in.Facts[h.Name] = facts.Assumed(spec, h)
 	}

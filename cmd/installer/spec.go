@@ -23,7 +23,10 @@ type loadedSpec struct {
 
 // loadSpec runs the whole offline pipeline. Every problem is reported at once, warnings go to stderr
 // as "warning: <path>: <text>", and invalid input is exit code 2.
-func (a *app) loadSpec() (*loadedSpec, error) {
+func (a *app) loadSpec() (*loadedSpec, error) { return a.loadSpecChecking(v1alpha1.CheckLocalInputs) }
+
+// loadSpecChecking runs the pipeline with a chosen local-inputs check (render needs no SSH files).
+func (a *app) loadSpecChecking(checkLocal func(*v1alpha1.Cluster) field.ErrorList) (*loadedSpec, error) {
 	path := a.global.File
 	c, err := v1alpha1.LoadFile(path)
 	if err != nil {
@@ -44,7 +47,7 @@ func (a *app) loadSpec() (*loadedSpec, error) {
 		errs = kubeadm.CheckSpec(&c.Spec)
 	}
 	if len(errs) == 0 {
-		errs = v1alpha1.CheckLocalInputs(c)
+		errs = checkLocal(c)
 	}
 	if len(errs) > 0 {
 		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: path, errs: errs})

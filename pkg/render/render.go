@@ -7,8 +7,9 @@
 //	DIR/cluster/<path>                     what is applied to the cluster (cni.yaml, ccm.yaml, addons/)
 //
 // To add output, write a Renderer and add it to Renderers: it receives the same Input as every
-// other and adds manifests.Files to the Output. render, plan and the phases all go through Render,
-// so a file added here is rendered, shown and uploaded alike.
+// other and adds manifests.Files to the Output. The renderers it calls (kubeadm.File,
+// manifests.HostFiles, manifests.ClusterFiles, pki.Bundle.ControlPlaneFiles) are the ones the phases
+// upload from, so what render shows is what create writes.
 package render
 
 import (
@@ -23,6 +24,7 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
 )
 
 // Input is what every renderer reads.
@@ -34,6 +36,10 @@ type Input struct {
 	// Token is the bootstrap token of this run; CACertHashes pin the cluster CA (pki.DiscoveryHash).
 	Token        string
 	CACertHashes []string
+	// Inputs are the manifests' inputs: local file contents, fetched manifests, stable secrets.
+	Inputs manifests.Inputs
+	// PKI is the cluster PKI uploaded to control planes (nil: not rendered).
+	PKI *pki.Bundle
 }
 
 // Output collects the rendered files.
@@ -59,7 +65,45 @@ type Renderer func(in Input, out *Output) error
 func Renderers() []Renderer {
 	return []Renderer{
 		Kubeadm,
+		HostManifests,
+		ControlPlanePKI,
+		ClusterManifests,
 	}
+}
+
+// HostManifests adds every host's files from pkg/manifests (containerd, kubelet unit, sysctls, the
+// HA endpoint's static pods on control planes).
+func HostManifests(in Input, out *Output) error {
+	spec := &in.Cluster.Spec
+	for _, h := range spec.Hosts {
+		files, err := manifests.HostFiles(spec, h, in.Facts[h.Name], in.Inputs)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		out.AddHostFiles(h.Name, files...)
+	}
+	return nil
+}
+
+// ControlPlanePKI adds the CA and service-account files every control plane gets (keys masked).
+func ControlPlanePKI(in Input, out *Output) error {
+	if in.PKI == nil {
+		return nil
+	}
+	for _, h := range in.Cluster.Spec.ControlPlanes() {
+		out.AddHostFiles(h.Name, in.PKI.ControlPlaneFiles()...)
+	}
+	return nil
+}
+
+// ClusterManifests adds what is applied to the cluster: cni.yaml, ccm.yaml, addons/.
+func ClusterManifests(in Input, out *Output) error {
+	files, err := manifests.ClusterFiles(&in.Cluster.Spec, in.Inputs)
+	if err != nil {
+		return err
+	}
+	out.Cluster = append(out.Cluster, files...)
+	return nil
 }
 
 // Render runs every renderer and returns the files sorted by path.

@@ -71,9 +71,23 @@ func IsURL(s string) bool {
 // CheckLocalInputs verifies the local files a (resolved, validated) spec names: keys parse as private
 // keys, CA files hold certificates, directories exist. It reads files but never opens a connection;
 // every command runs it before touching any host.
-func CheckLocalInputs(c *Cluster) field.ErrorList {
+func CheckLocalInputs(c *Cluster) field.ErrorList { return checkLocalInputs(c, true) }
+
+// CheckRenderInputs is CheckLocalInputs without the SSH files: rendering touches no host.
+func CheckRenderInputs(c *Cluster) field.ErrorList { return checkLocalInputs(c, false) }
+
+func checkLocalInputs(c *Cluster, withSSH bool) field.ErrorList {
 	var errs field.ErrorList
 	s := &c.Spec
+	if withSSH {
+		errs = append(errs, checkSSHInputs(s)...)
+	}
+	errs = append(errs, checkOtherInputs(s)...)
+	return errs
+}
+
+func checkSSHInputs(s *ClusterSpec) field.ErrorList {
+	var errs field.ErrorList
 	sp := specPath.Child("ssh")
 	if s.SSH.KeyFile != "" {
 		errs = append(errs, checkPrivateKey(sp.Child("keyFile"), s.SSH.KeyFile)...)
@@ -94,6 +108,11 @@ func CheckLocalInputs(c *Cluster) field.ErrorList {
 			errs = append(errs, checkPrivateKey(specPath.Child("hosts").Index(i).Child("ssh", "keyFile"), h.SSH.KeyFile)...)
 		}
 	}
+	return errs
+}
+
+func checkOtherInputs(s *ClusterSpec) field.ErrorList {
+	var errs field.ErrorList
 	ip := specPath.Child("install")
 	if f := s.Install.PackageRepositoryKeyFile; f != "" {
 		if err := checkOpenPGPKey(f); err != nil {

@@ -150,7 +150,11 @@ func (v *validator) hosts() {
 			v.add(field.NotSupported(hp.Child("role"), h.Role, []Role{RoleControlPlane, RoleWorker}))
 		}
 
-		v.add(metav1validation.ValidateLabels(h.Labels, hp.Child("labels"))...)
+		// One label at a time in key order: ValidateLabels walks a map, and errors must come in a
+		// stable order.
+		for _, k := range sortedKeys(h.Labels) {
+			v.add(metav1validation.ValidateLabels(map[string]string{k: h.Labels[k]}, hp.Child("labels"))...)
+		}
 		for j, t := range h.Taints {
 			v.taint(t, hp.Child("taints").Index(j))
 		}
