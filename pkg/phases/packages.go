@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,10 +15,12 @@ import (
 )
 
 const (
-	aptKeyring     = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
-	aptSourcesFile = "/etc/apt/sources.list.d/kubernetes.list"
-	rpmRepoFile    = "/etc/yum.repos.d/kubernetes.repo"
-	rpmKeyFile     = "/etc/pki/rpm-gpg/kubernetes.asc"
+	aptKeyring = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
+	// aptKeyringBinary takes a binary key file: apt reads .asc keyrings as armored text only.
+	aptKeyringBinary = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+	aptSourcesFile   = "/etc/apt/sources.list.d/kubernetes.list"
+	rpmRepoFile      = "/etc/yum.repos.d/kubernetes.repo"
+	rpmKeyFile       = "/etc/pki/rpm-gpg/kubernetes.asc"
 )
 
 // kubePackages are the packages of the Kubernetes repository the installer pins, in install order;
@@ -63,6 +66,22 @@ func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bo
 		return false, fmt.Errorf("fetch repository key %s: %w", keyURL, err)
 	}
 	return true, nil
+}
+
+// aptKeyringPath is where the key goes: .asc for armored keys (and the repository's own Release.key),
+// .gpg for a binary key file.
+func aptKeyringPath(keyFile string) (string, error) {
+	if keyFile == "" {
+		return aptKeyring, nil
+	}
+	data, err := os.ReadFile(keyFile)
+	if err != nil {
+		return "", fmt.Errorf("repository key: %w", err)
+	}
+	if bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
+		return aptKeyring, nil
+	}
+	return aptKeyringBinary, nil
 }
 
 // packagePlan is what the package phase must do on one host, decided from facts alone.
@@ -131,10 +150,14 @@ func (h *Host) installPackages(ctx context.Context, pm string) error {
 func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
 	s := &h.run.Cluster.Spec
 	repo := install.RepositoryURL(s, "apt")
-	if _, err := h.ensureRepositoryKey(ctx, aptKeyring, repo+"Release.key"); err != nil {
+	keyring, err := aptKeyringPath(s.Install.PackageRepositoryKeyFile)
+	if err != nil {
 		return err
 	}
-	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", install.Release(s).Minor(), aptKeyring, repo)
+	if _, err := h.ensureRepositoryKey(ctx, keyring, repo+"Release.key"); err != nil {
+		return err
+	}
+	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", install.Release(s).Minor(), keyring, repo)
 	if _, err := h.Upload(ctx, manifests.File{Path: aptSourcesFile, Mode: 0o644, Content: []byte(sources)}); err != nil {
 		return err
 	}

@@ -216,3 +216,23 @@ func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
 		t.Errorf("plan = %+v", p)
 	}
 }
+
+// A binary key file goes to a .gpg keyring (apt reads .asc files as armored text only).
+func TestAptBinaryKey(t *testing.T) {
+	_, h, fake := packageHost(t, "apt", "")
+	key := h.run.Cluster.Spec.Install.PackageRepositoryKeyFile
+	if err := os.WriteFile(key, []byte{0x99, 0x01, 0x0d, 0x04}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.Facts.Packages, h.Facts.HeldPackages = all135, held
+	if err := h.installPackages(context.Background(), "apt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fake.File(aptKeyringBinary); !ok {
+		t.Errorf("binary key not at %s: %q", aptKeyringBinary, commands(fake, 0))
+	}
+	src, _ := fake.File(aptSourcesFile)
+	if !strings.Contains(string(src.Content), "[signed-by="+aptKeyringBinary+"]") {
+		t.Errorf("sources file:\n%s", src.Content)
+	}
+}

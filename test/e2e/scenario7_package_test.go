@@ -1,0 +1,338 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"installer.dev/installer/lab/build"
+	"installer.dev/installer/lab/debrepo"
+	"installer.dev/installer/lab/hosts"
+	"installer.dev/installer/lab/labspec"
+	"installer.dev/installer/lab/mirror"
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/versions"
+)
+
+// inProcessMirror serves the lab mirror (binary mirror, registry, apt repositories) from the test
+// process on the bridge address; Down stops it.
+type inProcessMirror struct {
+	t   *testing.T
+	mu  sync.Mutex
+	srv *mirror.Server
+}
+
+func (m *inProcessMirror) Start(ctx context.Context, bind, kubernetesVersion, dir string) (*labspec.Mirror, error) {
+	cache, err := build.DefaultCacheDir()
+	if err != nil {
+		return nil, err
+	}
+	srv, err := mirror.Start(ctx, mirror.Options{Addr: bind + ":5000", CacheDir: cache, Log: logWriter{m.t}})
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	m.srv = srv
+	m.mu.Unlock()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	return mirror.SpecMirror(srv.URL(), kubernetesVersion, cache, dir)
+}
+
+func (m *inProcessMirror) Stop(context.Context, string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.srv == nil {
+		return nil
+	}
+	err := m.srv.Close()
+	m.srv = nil
+	return err
+}
+
+// hostPhaseTimes are the per-host durations of one phase in the installer's JSON log.
+func hostPhaseTimes(out, phase string) map[string]float64 {
+	times := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var rec struct {
+			Msg, Phase, Host string
+			Seconds          float64
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "host done" && rec.Phase == phase {
+			times[rec.Host] = rec.Seconds
+		}
+	}
+	return times
+}
+
+// phaseChanges is the "changes" count of a phase's "phase done" record (-1 when absent).
+func phaseChanges(out, phase string) int {
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var rec struct {
+			Msg, Phase string
+			Changes    int
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "phase done" && rec.Phase == phase {
+			return rec.Changes
+		}
+	}
+	return -1
+}
+
+// aptCacheHolds reports whether the lab's apt cache already holds a file named name (a warm cache
+// for the lab repository's packages).
+func aptCacheHolds(t *testing.T, name string) bool {
+	cache, err := build.DefaultCacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	_ = filepath.WalkDir(filepath.Join(cache, "apt-cacher-ng"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == name {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+// hostState is what a converged re-run must leave exactly as it was.
+const hostStateScript = `dpkg-query -W -f='${Package} ${Version}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni
+echo holds: $(apt-mark showhold | sort)
+sudo sha256sum /etc/apt/sources.list.d/kubernetes.list /etc/apt/keyrings/kubernetes-apt-keyring.asc \
+  /usr/bin/kubeadm /usr/bin/kubelet /usr/bin/kubectl /usr/bin/crictl /opt/cni/bin/bridge \
+  /usr/lib/systemd/system/kubelet.service /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf \
+  /etc/default/kubelet /etc/containerd/config.toml /etc/crictl.yaml /var/lib/kubelet/config.yaml \
+  /var/lib/kubelet/kubeadm-flags.env /etc/kubernetes/kubelet.conf
+sudo sh -c 'for f in /etc/kubernetes/manifests/*; do [ -e "$f" ] && sha256sum "$f"; done; true'
+systemctl show kubelet -p NRestarts -p InvocationID -p ActiveState`
+
+// TestScenario7PackageInstall is scenario 1 (one control plane, two workers, flannel, the lab CCM)
+// with install.source package from the lab's signed apt repository: the cluster checks, the five
+// packages at their pinned versions with kubeadm, kubelet and kubectl held on every host, apt-get
+// update clean with signed-by the lab key, and a second create that changes nothing.
+func TestScenario7PackageInstall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
+	defer cancel()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	installer := filepath.Join(t.TempDir(), "installer")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", installer, "../../cmd/installer").CombinedOutput(); err != nil {
+		t.Fatalf("build installer: %v\n%s", err, out)
+	}
+	rel := versions.Default()
+	kube := strings.TrimPrefix(rel.Kubernetes, "v") + "-" + rel.PackageRevision
+	cold := !aptCacheHolds(t, "kubelet_"+kube+"_amd64.deb")
+
+	l, err := hosts.New(hosts.Options{Dir: filepath.Join(root, ".lab", "e2e"), Log: hostsLog{t}, Mirror: &inProcessMirror{t: t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := l.Up(ctx, hosts.Topology{Hosts: 3, Install: "package", KubernetesVersion: rel.Kubernetes})
+	if err != nil {
+		t.Fatalf("lab up: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := l.Down(context.Background()); err != nil {
+			t.Errorf("lab down: %v", err)
+		}
+	})
+
+	c, err := v1alpha1.LoadFile(l.SpecFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Spec.Install
+	if in.Source != v1alpha1.InstallPackage || in.PackageRepository != "http://172.30.0.1:5000"+debrepo.BasePath ||
+		in.PackageRepositoryKeyFile != filepath.Join("mirror", mirror.AptKeyName) {
+		t.Fatalf("spec install = %+v", in)
+	}
+
+	create := func(run string) string {
+		start := time.Now()
+		cmd := exec.CommandContext(ctx, installer, "create", "cluster", "-f", l.SpecFile(), "--state-dir", l.StateDir(), "--log-format", "json")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s create cluster: %v\n%s", run, err, out.String())
+		}
+		t.Logf("MEASURE %s create cluster: %s", run, time.Since(start).Round(100*time.Millisecond))
+		times := hostPhaseTimes(out.String(), "kubernetes")
+		names := make([]string, 0, len(times))
+		for h := range times {
+			names = append(names, h)
+		}
+		sort.Strings(names)
+		for _, h := range names {
+			t.Logf("MEASURE %s package phase (kubernetes) on %s: %.1f s", run, h, times[h])
+		}
+		if len(times) != len(st.Hosts) {
+			t.Errorf("%s: kubernetes phase times for %d hosts, want %d:\n%s", run, len(times), len(st.Hosts), out.String())
+		}
+		return out.String()
+	}
+	cache := "warm"
+	if cold {
+		cache = "cold"
+	}
+	first := create("first (" + cache + " apt cache)")
+	if phaseChanges(first, "kubernetes") <= 0 {
+		t.Errorf("first create: the kubernetes phase made no change")
+	}
+
+	t.Run("cluster", func(t *testing.T) { checkCluster(ctx, t, l, st) })
+
+	t.Run("packages and holds", func(t *testing.T) {
+		for _, h := range st.Hosts {
+			got := mustSSH(ctx, t, l, h.Name, `dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni`)
+			want := strings.Join([]string{
+				"kubeadm " + kube + " hi", "kubelet " + kube + " hi", "kubectl " + kube + " hi",
+				"cri-tools " + rel.CRIToolsPackage + " ii", "kubernetes-cni " + rel.CNIPackage + " ii"}, "\n")
+			if got != want {
+				t.Errorf("%s dpkg-query:\n%s\nwant\n%s", h.Name, got, want)
+			}
+			if holds := mustSSH(ctx, t, l, h.Name, "apt-mark showhold | sort | tr '\\n' ' '"); holds != "kubeadm kubectl kubelet" {
+				t.Errorf("%s apt-mark showhold = %q", h.Name, holds)
+			}
+			// The package's files, not leftovers of another install mode.
+			if owner := mustSSH(ctx, t, l, h.Name, "dpkg -S /usr/bin/kubelet /usr/bin/crictl /opt/cni/bin/bridge /etc/kubernetes/manifests | cut -d: -f1 | tr '\\n' ' '"); owner != "kubelet cri-tools kubernetes-cni kubelet" {
+				t.Errorf("%s: file owners %q", h.Name, owner)
+			}
+		}
+	})
+
+	t.Run("apt-get update with signed-by the lab key", func(t *testing.T) {
+		out := mustSSH(ctx, t, l, "cp1", "cat /etc/apt/sources.list.d/kubernetes.list; sudo apt-get update 2>&1")
+		t.Logf("cp1 apt-get update:\n%s", out)
+		if !strings.Contains(out, "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/"+rel.Minor()+"/deb/ /") {
+			t.Errorf("sources file is not the signed-by line")
+		}
+		if !strings.Contains(out, "core:/stable:/"+rel.Minor()+"/deb  InRelease") {
+			t.Errorf("apt-get update did not read the lab repository's InRelease")
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "N:") {
+				t.Errorf("apt-get update: %s", l)
+			}
+		}
+	})
+
+	before := map[string]string{}
+	for _, h := range st.Hosts {
+		before[h.Name] = mustSSH(ctx, t, l, h.Name, hostStateScript)
+	}
+	second := create("second (converged)")
+	if n := phaseChanges(second, "kubernetes"); n != 0 {
+		t.Errorf("second create: kubernetes phase made %d change(s)", n)
+	}
+	for _, h := range st.Hosts {
+		for _, line := range strings.Split(hostLogOfLastRun(t, l.StateDir(), h.Name), "\n") {
+			if strings.HasPrefix(line, "exec ") && (strings.Contains(line, "apt-get") || strings.Contains(line, "apt-mark")) {
+				t.Errorf("%s: the converged run changed packages: %.200s", h.Name, line)
+			}
+		}
+	}
+	for _, h := range st.Hosts {
+		if after := mustSSH(ctx, t, l, h.Name, hostStateScript); after != before[h.Name] {
+			t.Errorf("%s changed on the second create:\nbefore:\n%s\nafter:\n%s", h.Name, before[h.Name], after)
+		}
+	}
+}
+
+// hostLogOfLastRun returns a host's log file of the newest create run in the state dir.
+func hostLogOfLastRun(t *testing.T, stateDir, host string) string {
+	dirs, _ := filepath.Glob(filepath.Join(stateDir, "logs", "*-create-cluster"))
+	sort.Strings(dirs)
+	if len(dirs) == 0 {
+		t.Fatalf("no create-cluster logs in %s/logs", stateDir)
+	}
+	data, err := os.ReadFile(filepath.Join(dirs[len(dirs)-1], host+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// checkCluster is scenario 1's cluster check: every node Ready with its InternalIP the spec's
+// privateAddress, initialised by the lab CCM (providerID, no uninitialized taint), CoreDNS available.
+func checkCluster(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.State) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(l.StateDir(), "admin.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]corev1.Node{}
+	for _, n := range nodes.Items {
+		byName[n.Name] = n
+	}
+	for _, h := range st.Hosts {
+		n, ok := byName[h.Name]
+		if !ok {
+			t.Errorf("node %s missing", h.Name)
+			continue
+		}
+		ready := false
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		ip := ""
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ip = a.Address
+			}
+		}
+		if !ready || ip != h.PrivateAddress {
+			t.Errorf("node %s: ready=%v InternalIP=%s, want Ready and %s", h.Name, ready, ip, h.PrivateAddress)
+		}
+		if n.Spec.ProviderID != "lab://"+h.Name {
+			t.Errorf("node %s: providerID %q, want lab://%s (CCM)", h.Name, n.Spec.ProviderID, h.Name)
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == "node.cloudprovider.kubernetes.io/uninitialized" {
+				t.Errorf("node %s still carries the CCM's uninitialized taint", h.Name)
+			}
+		}
+		t.Logf("node %s: %s, kubelet %s", h.Name, ip, n.Status.NodeInfo.KubeletVersion)
+	}
+	d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
+		t.Errorf("coredns: %d of %v available", d.Status.AvailableReplicas, d.Spec.Replicas)
+	}
+}
