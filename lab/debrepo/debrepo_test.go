@@ -213,10 +213,14 @@ func TestRepositorySignaturesAndHashes(t *testing.T) {
 			t.Errorf("Release lists %s", weak)
 		}
 	}
-	// gpgv is what apt runs on Debian 12: it must accept both forms with the dearmored key.
+	// gpgv is what apt runs on Debian 12: it must accept both forms with the key as a binary keyring.
 	keyring := filepath.Join(t.TempDir(), "key.gpg")
-	if out, err := exec.Command("gpg", "--homedir", t.TempDir(), "--batch", "--yes", "--dearmor", "-o", keyring, key.PublicFile).CombinedOutput(); err != nil {
-		t.Fatalf("gpg --dearmor: %v\n%s", err, out)
+	var bin bytes.Buffer
+	if err := ring[0].Serialize(&bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyring, bin.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	for _, args := range [][]string{{filepath.Join(dir, "InRelease")}, {filepath.Join(dir, "Release.gpg"), filepath.Join(dir, "Release")}} {
 		out, err := exec.Command("gpgv", append([]string{"--keyring", keyring}, args...)...).CombinedOutput()
