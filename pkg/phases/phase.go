@@ -74,16 +74,17 @@ func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
 		want[n] = true
 	}
 	for _, h := range c.Spec.Hosts {
-		if len(want) > 0 && !want[h.Name] {
+		if len(names) > 0 && !want[h.Name] {
 			continue
 		}
 		r.Hosts[h.Name] = &Host{Spec: h, run: r}
 		r.order = append(r.order, h.Name)
 		r.targets[h.Name] = true
-		delete(want, h.Name)
 	}
-	for n := range want {
-		return nil, fmt.Errorf("host %s is not in the spec", n)
+	for _, n := range names {
+		if _, ok := r.Hosts[n]; !ok {
+			return nil, fmt.Errorf("host %s is not in the spec", n)
+		}
 	}
 	return r, nil
 }
