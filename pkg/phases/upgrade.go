@@ -725,15 +725,23 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	if err != nil {
 		return err
 	}
+	// A node someone else cordoned is drained but left cordoned afterwards.
+	node, err := c.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read node %s: %w", h.Name(), err)
+	}
+	keepCordoned := node.Spec.Unschedulable && node.Annotations[kubeapi.CordonedBy] != cordonReason
 	if r.DryRun {
 		r.recordChange()
 		r.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("cordon %s and drain it (evictions honour PodDisruptionBudgets, timeout %s)", h.Name(), o.DrainTimeout)})
 	} else {
-		if err := c.Cordon(ctx, h.Name(), cordonReason); err != nil {
-			return err
+		if !keepCordoned {
+			if err := c.Cordon(ctx, h.Name(), cordonReason); err != nil {
+				return err
+			}
+			st.Cordoned = true
+			r.recordChange()
 		}
-		st.Cordoned = true
-		r.recordChange()
 		if err := c.Drain(ctx, h.Name(), kubeapi.DrainOptions{Timeout: o.DrainTimeout, Force: o.Force, Interval: o.pollInterval,
 			Report: func(msg string) { r.Log.Warn(msg) }}); err != nil {
 			return err
@@ -794,7 +802,7 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	}
 	if r.DryRun {
 		r.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("wait until %s reports %s, then uncordon it", h.Name(), p.Target)})
-	} else {
+	} else if !keepCordoned {
 		if err := c.Uncordon(ctx, h.Name()); err != nil {
 			return err
 		}

@@ -323,3 +323,28 @@ func TestCheckUpgrade(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeKeepsAdminCordon: a node an administrator cordoned is drained and upgraded like the
+// others but stays cordoned; the installer's mark never lands on it.
+func TestUpgradeKeepsAdminCordon(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	ctx := t.Context()
+	n, _ := uc.api.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	n.Spec.Unschedulable = true
+	if _, err := uc.api.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := uc.run(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	n, _ = uc.api.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
+		t.Errorf("w1 after the upgrade: unschedulable %v, annotations %v", n.Spec.Unschedulable, n.Annotations)
+	}
+	if h := uc.hosts["w1"]; h.running != "v1.35.8" {
+		t.Errorf("w1 not upgraded: %s", h.running)
+	}
+	if _, err := uc.api.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
+		t.Error("w1 was not drained")
+	}
+}
