@@ -221,6 +221,9 @@ func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
 		r.Log.Warn("the cluster API does not answer through this control plane", "host", h.Name(), "error", err)
 	}
 	if keepsCP {
+		if st.api == nil && len(survivors) > 0 {
+			st.survivor = survivors[0] // etcd's member list does not need the API
+		}
 		if st.api == nil {
 			r.Log.Warn("no other control plane reaches the cluster API: the nodes are reset without a drain, and their Node objects and etcd members stay", "tried", fmt.Sprint(apiErr))
 		}
