@@ -23,7 +23,6 @@ import (
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
-	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/versions"
 )
@@ -588,36 +587,16 @@ func (h *Host) installKubeadm(ctx context.Context) error {
 	return errors.New("no kubeadm download")
 }
 
-// installKubeadmPackage points the package manager at the target minor's repository and installs
-// only kubeadm from it; the kubelet step installs the rest with the package phase's own code.
+// installKubeadmPackage installs only the target's kubeadm from the target minor's repository with
+// the package phase's own code (which moves the repository to the spec's minor); the kubelet step
+// installs the rest the same way.
 func (h *Host) installKubeadmPackage(ctx context.Context) error {
-	s := &h.run.Cluster.Spec
-	v := install.KubePackageVersions(s)["kubeadm"]
-	switch h.Facts.OS.PackageManager {
+	want := map[string]string{"kubeadm": install.KubePackageVersions(&h.run.Cluster.Spec)["kubeadm"]}
+	switch pm := h.Facts.OS.PackageManager; pm {
 	case "apt":
-		repo := install.RepositoryURL(s, "apt")
-		if err := h.repositoryKey(ctx, aptKeyring, repo+"Release.key"); err != nil {
-			return err
-		}
-		sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", install.Release(s).Minor(), aptKeyring, repo)
-		if _, err := h.Upload(ctx, manifests.File{Path: aptSourcesFile, Mode: 0o644, Content: []byte(sources)}); err != nil {
-			return err
-		}
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(s, "update"), Idempotent: true}); err != nil {
-			return fmt.Errorf("apt-get update: %w", err)
-		}
-		argv := install.AptGet(s, "install", "--no-install-recommends", "--allow-change-held-packages", "kubeadm="+v)
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: argv, Idempotent: true}); err != nil {
-			return err
-		}
-		_, err := h.Exec(ctx, ssh.Cmd{Args: []string{"apt-mark", "hold", "kubeadm"}})
-		return err
+		return h.installAptPackages(ctx, want)
 	case "dnf", "yum":
-		// The repository file names the minor; the kubelet step rewrites it the same way.
-		if err := h.installRPMPackages(ctx, h.Facts.OS.PackageManager, map[string]string{"kubeadm": v}); err != nil {
-			return err
-		}
-		return nil
+		return h.installRPMPackages(ctx, pm, want)
 	}
 	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
 }

@@ -294,6 +294,15 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			h.cluster.upgradeClusterObjects(v, apply, last)
 		}
 		return ok("")
+	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark", script == prerequisitesScript:
+		return ok("")
+	case strings.Contains(script, "exec apt-get"):
+		for _, arg := range a[5:] {
+			if name, v, found := strings.Cut(arg, "="); found && h.kube[name] != "" {
+				h.kube[name] = "v" + strings.TrimSuffix(v, "-1.1")
+			}
+		}
+		return ok("")
 	case line == "systemctl daemon-reload":
 		return ok("")
 	case line == "systemctl restart kubelet":
@@ -341,6 +350,13 @@ func (h *upHost) factsOutput() string {
 	sec("kubelet", "Kubernetes "+h.kube["kubelet"]+"\n")
 	sec("kubeadm", h.kube["kubeadm"]+"\n")
 	sec("kubectl", "Client Version: "+h.kube["kubectl"]+"\n")
+	if h.cluster.spec.Spec.Install.Source == v1alpha1.InstallPackage {
+		pkgs := ""
+		for _, n := range []string{"kubeadm", "kubelet", "kubectl"} {
+			pkgs += "hi " + n + " " + strings.TrimPrefix(h.kube[n], "v") + "-1.1\n"
+		}
+		sec("packages", pkgs+"ii cri-tools 1.36.0-1.1\nii kubernetes-cni 1.9.1-1.1\n")
+	}
 	files := "/etc/kubernetes/kubelet.conf\n"
 	if h.cp {
 		files += "/etc/kubernetes/admin.conf\n"

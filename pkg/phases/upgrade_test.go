@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/versions"
 )
@@ -346,5 +347,40 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 	}
 	if _, err := uc.api.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
 		t.Error("w1 was not drained")
+	}
+}
+
+// TestUpgradePackages: with install.source package, each node gets kubeadm alone from the target
+// minor's repository first, `kubeadm upgrade node` next, and the kubelet and kubectl packages only
+// after it; the sources file names the new minor.
+func TestUpgradePackages(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	uc.spec.Spec.Install.Source = v1alpha1.InstallPackage
+	if _, err := uc.run(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	uc.assertAt(t, "v1.35.8")
+	for _, name := range []string{"cp1", "w1"} {
+		var order []string
+		for _, c := range uc.hosts[name].Calls() {
+			line := strings.Join(c.Cmd.Args, " ")
+			switch {
+			case strings.Contains(line, "kubeadm=1.35.8-1.1"):
+				order = append(order, "install kubeadm")
+			case strings.Contains(line, "kubelet=1.35.8-1.1"):
+				order = append(order, "install kubelet")
+			case strings.HasPrefix(line, "kubeadm upgrade"):
+				order = append(order, strings.Join(c.Cmd.Args[:3], " "))
+			case c.Op == "write" && c.Path == "/etc/apt/sources.list.d/kubernetes.list" && !strings.Contains(string(c.File.Content), "/v1.35/deb/"):
+				t.Errorf("%s: sources file without the v1.35 repository:\n%s", name, c.File.Content)
+			}
+		}
+		want := "install kubeadm, kubeadm upgrade node, install kubelet"
+		if name == "cp1" {
+			want = "install kubeadm, kubeadm upgrade plan, kubeadm upgrade apply, install kubelet"
+		}
+		if got := strings.Join(order, ", "); got != want {
+			t.Errorf("%s: %s, want %s", name, got, want)
+		}
 	}
 }
