@@ -224,3 +224,112 @@ func TestFirewallScriptInNetns(t *testing.T) {
 		t.Errorf("the second run changed the administrator's rules:\n%s", after)
 	}
 }
+
+// hostScriptHarness runs in a fresh network namespace and a private mount namespace: overlays over
+// /etc and /var/lib (the machine's own files are the read-only lower layer) and tmpfs over /run and
+// /etc/cni give the host reset script a host of its own. It lays down what a node leaves, then
+// prints the script's list, its remove, a second list and the state afterwards, in sections.
+const hostScriptHarness = `set -e
+tmp=$1 script=$2
+for d in etc varlib; do mkdir -p "$tmp/$d-up" "$tmp/$d-work"; done
+mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/etc-up,workdir=$tmp/etc-work" /etc
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$tmp/varlib-up,workdir=$tmp/varlib-work" /var/lib
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /etc/cni
+mkdir -p /etc/kubernetes/manifests /etc/kubernetes/tmp/kubeadm-kubelet-config-1 /etc/kubernetes/installer /etc/cni/net.d \
+  /var/lib/kubelet/pods/p1/volumes/v1 /var/lib/etcd /var/lib/cni/networks/cbr0 /run/flannel /etc/keepalived /etc/haproxy
+echo x > /etc/kubernetes/installer/kubeadm.yaml
+echo x > /etc/kubernetes/tmp/kubeadm-kubelet-config-1/config.yaml
+echo x > /etc/cni/net.d/10-flannel.conflist
+echo x > /run/flannel/subnet.env
+echo x > /var/lib/cni/networks/cbr0/last_reserved_ip.0
+echo secret > /etc/keepalived/keepalived.conf
+echo the-admins > /etc/haproxy/errors.http
+mount -t tmpfs tmpfs /var/lib/kubelet/pods/p1/volumes/v1
+echo token > /var/lib/kubelet/pods/p1/volumes/v1/token
+mount -t tmpfs tmpfs /var/lib/etcd
+mkdir /var/lib/etcd/member && echo x > /var/lib/etcd/member/db
+ip link set lo up
+ip link add cni0 type bridge && ip addr add 10.244.0.1/24 dev cni0 && ip link set cni0 up
+ip link add flannel.1 type vxlan id 1 dstport 8472 && ip link set flannel.1 up
+ip route add 10.244.1.0/24 via 10.244.1.0 dev flannel.1 onlink
+ip link add adm0 type bridge && ip addr add 192.168.77.1/24 dev adm0 && ip link set adm0 up
+ip route add 10.244.5.0/24 via 192.168.77.2 dev adm0
+ip route add 198.51.100.0/24 via 192.168.77.2 dev adm0
+set +e
+args="10.244.0.0/16 /etc/keepalived/keepalived.conf /etc/keepalived/check_apiserver.sh /etc/haproxy/haproxy.cfg"
+echo "== list"; sh -c "$script" reset list $args; echo "rc $?"
+echo "== remove"; sh -c "$script" reset remove $args; echo "rc $?"
+echo "== again"; sh -c "$script" reset list $args; echo "rc $?"
+echo "== after"
+for p in /etc/kubernetes /var/lib/kubelet /var/lib/cni /run/flannel /etc/keepalived /etc/haproxy/errors.http /etc/cni/net.d; do
+  [ -e "$p" ] && echo "exists $p"
+done
+mountpoint -q /var/lib/etcd && echo "mountpoint /var/lib/etcd: $(ls -A /var/lib/etcd | wc -l) entries"
+findmnt -rn -o TARGET | grep '^/var/lib/kubelet' | sed 's/^/mount /'
+ip -o link show | awk -F': ' '{print "link " $2}' | sed 's/@.*//'
+ip -4 route show | sed 's/^/route /'
+`
+
+// TestHostScriptInNamespaces runs the real host reset script over what kubeadm reset leaves (files,
+// a volume mount, a dedicated etcd mount, CNI links and routes, a host-gw route) beside the host's
+// own link, route and file: list names exactly the leftovers, remove removes exactly those, a second
+// list finds nothing, and the host's own things stay.
+func TestHostScriptInNamespaces(t *testing.T) {
+	ns := newNetns(t)
+	out := ns.run("unshare", "--mount", "--propagation", "private", "sh", "-c", hostScriptHarness, "harness", t.TempDir(), hostResetScript)
+	sections := map[string]string{}
+	cur := ""
+	for _, l := range strings.Split(out, "\n") {
+		if name, ok := strings.CutPrefix(l, "== "); ok {
+			cur = name
+			continue
+		}
+		sections[cur] += l + "\n"
+	}
+	want := map[string]string{
+		"list": `mount /var/lib/kubelet/pods/p1/volumes/v1
+path /etc/kubernetes
+path /var/lib/kubelet
+path /var/lib/etcd/*
+path /var/lib/cni
+path /run/flannel
+path /etc/keepalived/keepalived.conf
+path /etc/cni/net.d/10-flannel.conflist
+link cni0
+link flannel.1
+route 10.244.0.0/24
+route 10.244.1.0/24
+route 10.244.5.0/24
+rc 0
+`,
+		// Links go before routes: their routes go with them.
+		"remove": `mount /var/lib/kubelet/pods/p1/volumes/v1
+path /etc/kubernetes
+path /var/lib/kubelet
+path /var/lib/etcd/*
+path /var/lib/cni
+path /run/flannel
+path /etc/keepalived/keepalived.conf
+path /etc/cni/net.d/10-flannel.conflist
+link cni0
+link flannel.1
+route 10.244.5.0/24
+rc 0
+`,
+		"again": "rc 0\n",
+		"after": `exists /etc/haproxy/errors.http
+exists /etc/cni/net.d
+mountpoint /var/lib/etcd: 0 entries
+link lo
+link adm0
+route 192.168.77.0/24 dev adm0 proto kernel scope link src 192.168.77.1 
+route 198.51.100.0/24 via 192.168.77.2 dev adm0 
+`,
+	}
+	for _, name := range []string{"list", "remove", "again", "after"} {
+		if got := strings.TrimRight(sections[name], "\n") + "\n"; got != want[name] {
+			t.Errorf("%s:\n%s\nwant:\n%s", name, got, want[name])
+		}
+	}
+}
