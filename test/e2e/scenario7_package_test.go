@@ -209,7 +209,7 @@ func TestScenario7PackageInstall(t *testing.T) {
 
 	t.Run("packages and holds", func(t *testing.T) {
 		for _, h := range st.Hosts {
-			got := mustSSH(ctx, t, l, h.Name, `dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni`)
+			got := mustSSH(ctx, t, l, h.Name, `dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni | sed 's/ *$//'`)
 			want := strings.Join([]string{
 				"kubeadm " + kube + " hi", "kubelet " + kube + " hi", "kubectl " + kube + " hi",
 				"cri-tools " + rel.CRIToolsPackage + " ii", "kubernetes-cni " + rel.CNIPackage + " ii"}, "\n")
