@@ -239,9 +239,9 @@ func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
 	if len(workers) > 0 {
 		why := "still nodes of the cluster"
 		if st.api == nil {
-			why = "in the spec, and the cluster API did not answer to tell whether they are nodes"
+			why = "in the spec; the cluster API did not answer to tell whether they are still nodes"
 		}
-		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("refusing to reset the last control plane(s): %s %s; reset those first, or reset the whole cluster (no --host); nothing was changed",
+		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("refusing to reset the last control plane(s): %s would be left without one (%s); reset them first, or reset the whole cluster (no --host); nothing was changed",
 			strings.Join(workers, ", "), why))
 	}
 	st.whole = true // the other hosts of the spec are not nodes

@@ -480,7 +480,7 @@ func TestResetRefusesLastControlPlane(t *testing.T) {
 	r := rs.newRun(t, []string{"cp1"}, nil, false)
 	_, err := Execute(context.Background(), r, Reset(ResetOptions{}))
 	if err == nil || exitcode.Of(err) != exitcode.InvalidInput ||
-		!strings.Contains(err.Error(), "refusing to reset the last control plane(s): w1, w2 in the spec, and the cluster API did not answer") {
+		!strings.Contains(err.Error(), "refusing to reset the last control plane(s): w1, w2 would be left without one (in the spec; the cluster API did not answer") {
 		t.Fatalf("reset of the last control plane: %v (exit %d)", err, exitcode.Of(err))
 	}
 	if n := totalChanges(r); n != 0 {
