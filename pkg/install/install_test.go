@@ -135,6 +135,10 @@ func TestAptGet(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(bin, "apt-get"), []byte("#!/bin/sh\nprintf '%s|' \"$DEBIAN_FRONTEND\" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// This machine's own apt may hold its lock while the test runs: no lock holder here.
+	if err := os.WriteFile(filepath.Join(bin, "lslocks"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	s := &v1alpha1.ClusterSpec{Install: v1alpha1.Install{PackageProxy: "http://10.0.0.5:3142"}}
 	argv, err := PackageInstall(s, "apt", "containerd", "runc")
 	if err != nil {
@@ -146,7 +150,7 @@ func TestAptGet(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	want := "noninteractive|-o|Acquire::http::Proxy=http://10.0.0.5:3142|-q|-y|-o|DPkg::Lock::Timeout=300|-o|Dpkg::Options::=--force-confdef|-o|Dpkg::Options::=--force-confold|install|--no-install-recommends|containerd|runc|"
+	want := "noninteractive|-o|Acquire::http::Proxy=http://10.0.0.5:3142|-q|-y|-o|DPkg::Lock::Timeout=300|-o|Dpkg::Options::=--force-confdef|-o|Dpkg::Options::=--force-confold|-o|Acquire::http::Pipeline-Depth=0|-o|Acquire::http::Timeout=60|install|--no-install-recommends|containerd|runc|"
 	if string(out) != want {
 		t.Errorf("apt-get got\n%s\nwant\n%s", out, want)
 	}

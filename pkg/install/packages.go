@@ -16,7 +16,10 @@ const AptLockTimeout = 5 * time.Minute
 // names the holder ("apt lock held by unattended-upgr (pid 812)").
 const AptLockHeldExit = 75
 
-// aptScript runs apt-get non-interactively: $1 is the apt cache proxy ("" for none), the rest are
+// aptScript runs apt-get non-interactively, without HTTP pipelining (measured in the lab: with
+// apt-cacher-ng as the proxy, a pipelined request was never answered and apt-get update waited
+// forever on a half-closed connection) and under a hard deadline, so a hung apt fails the run
+// (which a re-run resumes) instead of hanging it: $1 is the apt cache proxy ("" for none), the rest are
 // apt-get's arguments. It first waits (up to 300 s, AptLockTimeout) while another process holds
 // dpkg's or apt's lists lock, then exits 75 naming the holder; apt's own DPkg::Lock::Timeout covers
 // a lock taken in between. lslocks is util-linux's (essential on Debian and Ubuntu).
@@ -28,9 +31,10 @@ while holder=$(lslocks -n -o COMMAND,PID,PATH 2>/dev/null | awk '$3 == "/var/lib
   if [ "$(date +%s)" -ge "$deadline" ]; then echo "apt lock held by $holder" >&2; exit 75; fi
   sleep 2
 done
-set -- -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
+set -- -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+  -o Acquire::http::Pipeline-Depth=0 -o Acquire::http::Timeout=60 "$@"
 if [ -n "$proxy" ]; then set -- -o "Acquire::http::Proxy=$proxy" "$@"; fi
-exec apt-get "$@"
+exec timeout --kill-after=30 1800 apt-get "$@"
 `
 
 // AptGet returns an apt-get command through the spec's package proxy.
