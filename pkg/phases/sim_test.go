@@ -86,7 +86,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	case a[0] == "sysctl":
 		s.sysctlOK = true
 		return ok("")
-	case strings.Contains(script, "exec apt-get"):
+	case strings.Contains(script, `apt-get "$@"`):
 		args := a[5:]
 		if len(args) > 0 && args[0] == "install" {
 			for _, p := range args {

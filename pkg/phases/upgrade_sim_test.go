@@ -296,7 +296,7 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark", script == prerequisitesScript:
 		return ok("")
-	case strings.Contains(script, "exec apt-get"):
+	case strings.Contains(script, `apt-get "$@"`):
 		for _, arg := range a[5:] {
 			if name, v, found := strings.Cut(arg, "="); found && h.kube[name] != "" {
 				h.kube[name] = "v" + strings.TrimSuffix(v, "-1.1")
