@@ -22,6 +22,10 @@ import (
 // Port is apt-cacher-ng's usual port.
 const Port = 3142
 
+// MirrorPort is where `lab up` serves the lab mirror (and its apt repositories) on the bridge; the
+// cache must be allowed to fetch from it.
+const MirrorPort = 5000
+
 // Config says where the cache runs and keeps its files.
 type Config struct {
 	Dir      string // runtime files: conf/, log/, pid, socket
@@ -126,6 +130,8 @@ func writeConfig(c Config, confDir, archive, security string) error {
 		"Port: " + strconv.Itoa(Port),
 		"ConnectProto: v4",
 		"ExThreshold: 4",
+		// Upstream ports are limited to 80 by default; the lab mirror's apt repositories are on 5000.
+		"AllowUserPorts: 80 " + strconv.Itoa(MirrorPort),
 		// -c replaces /etc/apt-cacher-ng, so the Debian remaps (and their backends) must be here too.
 		"Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian",
 		"Remap-secdeb: security.debian.org security.debian.org/debian-security deb.debian.org/debian-security " +

@@ -26,6 +26,7 @@ func TestWriteConfig(t *testing.T) {
 		"PidFile: " + filepath.Join(dir, "pid") + "\n",
 		"Remap-debrep: file:deb_mirror*.gz /debian ; file:backends_debian\n",
 		"; http://mirror.test/debian-security\n",
+		"AllowUserPorts: 80 5000\n", // the lab's apt repositories
 	} {
 		if !strings.Contains(string(acng), want) {
 			t.Errorf("acng.conf lacks %q:\n%s", want, acng)
