@@ -309,3 +309,42 @@ func ImageTag(image string) string {
 	}
 	return image[i+1:]
 }
+
+// NodesAlive waits until every named node is Ready and its kubelet renewed its Lease within
+// staleAfter. The Ready condition alone lags: a controller-manager that kubeadm just restarted
+// keeps a dead node Ready for its whole grace period again (measured in the lab during
+// `kubeadm upgrade apply`), while the Lease stops moving the moment the kubelet is gone.
+func (c *Client) NodesAlive(ctx context.Context, names []string, staleAfter, timeout time.Duration) error {
+	return Poll(ctx, pollInterval, timeout, "nodes ready", func(ctx context.Context) (bool, string, error) {
+		nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, "listing nodes: " + err.Error(), nil
+		}
+		byName := map[string]corev1.Node{}
+		for _, n := range nodes.Items {
+			byName[n.Name] = n
+		}
+		var waiting []string
+		for _, name := range names {
+			n, ok := byName[name]
+			switch {
+			case !ok:
+				waiting = append(waiting, name+" (not registered)")
+				continue
+			case !nodeReady(n):
+				waiting = append(waiting, name+" (not Ready)")
+				continue
+			}
+			lease, err := c.Kube.CoordinationV1().Leases("kube-node-lease").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				waiting = append(waiting, name+" (lease: "+shortErr(err)+")")
+				continue
+			}
+			if lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > staleAfter {
+				waiting = append(waiting, name+" (not Ready: its kubelet stopped renewing its lease)")
+			}
+		}
+		sort.Strings(waiting)
+		return len(waiting) == 0, "waiting for " + strings.Join(waiting, ", "), nil
+	})
+}

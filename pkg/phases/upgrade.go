@@ -88,6 +88,9 @@ func Upgrade(o UpgradeOptions) []Phase {
 	}
 }
 
+// leaseStale: a kubelet renews its Lease every 10 s; three missed renewals mean it is gone.
+const leaseStale = 40 * time.Second
+
 const (
 	keyUpgradePlan = "upgrade-plan"
 	// cordonReason is the value of kubeapi.CordonedBy on nodes this command cordoned.
@@ -299,7 +302,7 @@ func (u UpgradeHealth) Run(ctx context.Context, r *Run) error {
 			cpNames = append(cpNames, h.Name())
 		}
 	}
-	if err := c.NodesReady(ctx, names, false, u.Timeout); err != nil {
+	if err := c.NodesAlive(ctx, names, leaseStale, u.Timeout); err != nil {
 		return err
 	}
 	if err := c.ControlPlaneHealthy(ctx, cpNames, u.Timeout); err != nil {
@@ -664,7 +667,7 @@ func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
 			if err != nil {
 				return err
 			}
-			if err := c.NodesReady(ctx, all, false, o.WaitTimeout); err != nil {
+			if err := c.NodesAlive(ctx, all, leaseStale, o.WaitTimeout); err != nil {
 				return fmt.Errorf("before draining %s: %w", hostNames(batch), err)
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -117,6 +118,8 @@ func newUpCluster(t *testing.T, version string, names ...string) *upCluster {
 			Status: corev1.NodeStatus{NodeInfo: corev1.NodeSystemInfo{KubeletVersion: version},
 				Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
 		mustCreate(t, uc.api.Tracker().Add(node))
+		mustCreate(t, uc.api.Tracker().Add(&coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: h.Name, Namespace: "kube-node-lease"},
+			Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: time.Now().Add(time.Hour)}}}))
 		if cp {
 			for _, comp := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 				mustCreate(t, uc.api.Tracker().Add(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: comp + "-" + h.Name, Namespace: "kube-system",

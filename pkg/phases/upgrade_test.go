@@ -247,18 +247,18 @@ func (uc *upCluster) assertAtNothingChanged(t *testing.T, version string) {
 		h := uc.hosts[n]
 		for _, c := range h.Calls() {
 			if c.Op == "write" {
-				t.Errorf("dry run wrote %s on %s", c.Path, n)
+				t.Errorf("wrote %s on %s", c.Path, n)
 			}
 		}
 		if h.running != version || h.kube["kubeadm"] != version || h.kube["kubelet"] != version {
-			t.Errorf("dry run changed %s: %v", n, h.kube)
+			t.Errorf("changed %s: %v", n, h.kube)
 		}
 	}
 	for _, a := range uc.api.Actions() {
 		switch a.GetVerb() {
 		case "get", "list", "watch":
 		default:
-			t.Errorf("dry run changed the cluster: %s %s", a.GetVerb(), a.GetResource().Resource)
+			t.Errorf("the cluster was changed: %s %s", a.GetVerb(), a.GetResource().Resource)
 		}
 	}
 }
@@ -383,4 +383,27 @@ func TestUpgradePackages(t *testing.T) {
 			t.Errorf("%s: %s, want %s", name, got, want)
 		}
 	}
+}
+
+// TestUpgradeStopsOnDeadNode: a node whose kubelet stopped renewing its Lease counts as down even
+// while its Ready condition is stale (a restarted controller-manager keeps it Ready for a while):
+// nothing is drained into a cluster that has lost a node.
+func TestUpgradeStopsOnDeadNode(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	ctx := t.Context()
+	lease, err := uc.api.CoordinationV1().Leases("kube-node-lease").Get(ctx, "w2", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(-5 * time.Minute)}
+	if _, err := uc.api.CoordinationV1().Leases("kube-node-lease").Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	uc.api.ClearActions()
+	_, err = uc.run(t, t.TempDir(), false, testUpgradeOptions)
+	want := "phase upgrade/health: nodes ready: not reached within 2s (last seen: waiting for w2 (not Ready: its kubelet stopped renewing its lease))"
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v\nwant %s", err, want)
+	}
+	uc.assertAtNothingChanged(t, "v1.34.10")
 }
