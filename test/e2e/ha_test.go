@@ -26,6 +26,21 @@ func TestScenario2HA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
 	c := startLab(ctx, t, "-n", "4", "--control-planes", "3", "--lb", "keepalived-haproxy")
+
+	// plan on the fresh hosts: read-only, and it lists every host's uploads and commands.
+	plan := c.installer("plan")
+	if plan.Code != 0 {
+		t.Fatalf("plan: exit %d\n%s", plan.Code, plan.Stderr)
+	}
+	for _, want := range []string{"host cp1:", "host cp3:", "host w1:", "upload /etc/kubernetes/manifests/haproxy.yaml", "upload /etc/keepalived/keepalived.conf",
+		"(secret, shown masked)", "run    kubeadm init --config /etc/kubernetes/installer/kubeadm.yaml --skip-token-print", "run    kubeadm join --config"} {
+		if !strings.Contains(plan.Stdout, want) {
+			t.Errorf("plan output lacks %q", want)
+		}
+	}
+	t.Logf("plan output (%d lines, %s):\n%s", strings.Count(plan.Stdout, "\n"), plan.Wall.Round(time.Millisecond), plan.Stdout)
+	c.untouched("cp1", "cp2", "cp3", "w1")
+
 	r := c.installer("create", "cluster")
 	if r.Code != 0 {
 		t.Fatalf("create cluster: exit %d\n%s", r.Code, r.Stderr)
