@@ -210,9 +210,10 @@ func TestScenario7PackageInstall(t *testing.T) {
 	t.Run("packages and holds", func(t *testing.T) {
 		for _, h := range st.Hosts {
 			got := mustSSH(ctx, t, l, h.Name, `dpkg-query -W -f='${Package} ${Version} ${db:Status-Abbrev}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni | sed 's/ *$//'`)
-			want := strings.Join([]string{
-				"kubeadm " + kube + " hi", "kubelet " + kube + " hi", "kubectl " + kube + " hi",
-				"cri-tools " + rel.CRIToolsPackage + " ii", "kubernetes-cni " + rel.CNIPackage + " ii"}, "\n")
+			// dpkg-query lists by name; "hi": held and installed.
+			want := strings.Join([]string{"cri-tools " + rel.CRIToolsPackage + " ii",
+				"kubeadm " + kube + " hi", "kubectl " + kube + " hi", "kubelet " + kube + " hi",
+				"kubernetes-cni " + rel.CNIPackage + " ii"}, "\n")
 			if got != want {
 				t.Errorf("%s dpkg-query:\n%s\nwant\n%s", h.Name, got, want)
 			}
