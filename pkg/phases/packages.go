@@ -42,14 +42,9 @@ grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$2.tmp" || { echo "$1 is not an armored Op
 chmod 0644 "$2.tmp"
 mv -f "$2.tmp" "$2"`
 
-// repositoryKey puts the repository's signing key at path: the spec's local key file (uploaded only
-// when it differs), else the key the repository publishes beside its packages (fetched once). It
-// reports whether the host's key changed.
-func (h *Host) repositoryKey(ctx context.Context, path, keyURL string) error {
-	_, err := h.ensureRepositoryKey(ctx, path, keyURL)
-	return err
-}
-
+// ensureRepositoryKey puts the repository's signing key at path: the spec's local key file
+// (uploaded only when it differs), else the key the repository publishes beside its packages (fetched
+// once). It reports whether the host's key changed.
 func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bool, error) {
 	s := &h.run.Cluster.Spec
 	if f := s.Install.PackageRepositoryKeyFile; f != "" {
