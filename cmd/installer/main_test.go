@@ -17,6 +17,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"installer.dev/installer/pkg/state"
 )
 
 type result struct {
@@ -288,4 +290,33 @@ current-context: kubernetes-admin@kubernetes
 	if st.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %v", st.Mode())
 	}
+}
+
+// TestInterruptExits130AndReleasesLock: Ctrl-C (the context cancelled) while the run connects stops
+// it with exit code 130, and the state directory's lock is free again.
+func TestInterruptExits130AndReleasesLock(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	stateDir := filepath.Join(dir, "state")
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	e := environment{Getenv: func(k string) string {
+		if k == "INSTALLER_STATE_DIR" {
+			return stateDir
+		}
+		return ""
+	}, Home: dir, Dial: func(dctx context.Context, network, address string) (net.Conn, error) {
+		cancel() // the operator presses Ctrl-C while hosts are being dialled
+		<-dctx.Done()
+		return nil, dctx.Err()
+	}}
+	code := run(ctx, []string{"create", "cluster", "-f", spec}, streams{In: strings.NewReader(""), Out: &out, Err: &errb}, e)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\n%s", code, errb.String())
+	}
+	lock, err := state.Acquire(stateDir)
+	if err != nil {
+		t.Fatalf("the lock is still held after the interrupted run: %v", err)
+	}
+	_ = lock.Release()
 }
