@@ -5,6 +5,7 @@ package kubeapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -57,22 +58,40 @@ func Connect(adminConf []byte, dial DialFunc) (*Client, error) {
 	return &Client{Kube: kube, Dynamic: dyn, mapper: mapper}, nil
 }
 
+// Transient marks an error a check expects to pass (the apiserver restarting, a request cut short
+// near the deadline): Poll keeps polling and reports it beside the last state a check saw.
+func Transient(err error) error { return &transientError{err} }
+
+type transientError struct{ error }
+
+func (e *transientError) Unwrap() error { return e.error }
+
 // Poll calls check every interval until it reports done, returns an error, or the deadline passes.
-// The error on timeout carries the last state check reported, so the user sees what was missing.
+// The error on timeout carries the last state a check reported (and the last transient error after
+// it), so the user sees what was missing.
 func Poll(ctx context.Context, interval, timeout time.Duration, what string, check func(ctx context.Context) (done bool, state string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	last := "no answer yet"
+	last, lastErr := "no answer yet", ""
 	for {
 		done, state, err := check(ctx)
-		if ctx.Err() != nil {
-			// A check cut short by the deadline saw nothing new; report what the last one saw.
+		var tr *transientError
+		switch {
+		case ctx.Err() != nil:
+			// A check cut short by the deadline saw nothing new.
+			if lastErr != "" {
+				last += "; then: " + lastErr
+			}
 			return fmt.Errorf("%s: not reached within %s (last seen: %s)", what, timeout, last)
-		}
-		if err != nil {
+		case errors.As(err, &tr):
+			lastErr = tr.Error()
+			err = nil
+		case err != nil:
 			return err
+		case state != "":
+			lastErr = ""
 		}
 		if state != "" {
 			last = state
@@ -82,6 +101,9 @@ func Poll(ctx context.Context, interval, timeout time.Duration, what string, che
 		}
 		select {
 		case <-ctx.Done():
+			if lastErr != "" {
+				last += "; then: " + lastErr
+			}
 			return fmt.Errorf("%s: not reached within %s (last seen: %s)", what, timeout, last)
 		case <-t.C:
 		}

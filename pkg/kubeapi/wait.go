@@ -29,7 +29,7 @@ func (c *Client) NodesReady(ctx context.Context, names []string, ccm bool, timeo
 	return Poll(ctx, pollInterval, timeout, "nodes ready", func(ctx context.Context) (bool, string, error) {
 		nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, "listing nodes: " + err.Error(), nil // the apiserver may be restarting
+			return false, "", Transient(fmt.Errorf("list nodes: %w", err)) // the apiserver may be restarting
 		}
 		byName := map[string]corev1.Node{}
 		for _, n := range nodes.Items {
@@ -79,7 +79,7 @@ func (c *Client) DeploymentAvailable(ctx context.Context, namespace, name string
 			if apierrors.IsNotFound(err) {
 				return false, "not created yet", nil
 			}
-			return false, err.Error(), nil
+			return false, "", Transient(err)
 		}
 		return deploymentDone(d)
 	})
@@ -100,7 +100,7 @@ func (c *Client) DaemonSetReady(ctx context.Context, namespace, name string, tim
 	return Poll(ctx, pollInterval, timeout, "daemonset "+namespace+"/"+name+" ready", func(ctx context.Context) (bool, string, error) {
 		ds, err := c.Kube.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return false, err.Error(), nil
+			return false, "", Transient(err)
 		}
 		s := ds.Status
 		state := fmt.Sprintf("%d/%d available", s.NumberAvailable, s.DesiredNumberScheduled)

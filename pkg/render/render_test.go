@@ -91,13 +91,27 @@ func TestRenderKubeadmPerHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Default()
-	in := Input{Cluster: c, Facts: map[string]facts.Host{}, Token: "abcdef.0123456789abcdef", CACertHashes: []string{"sha256:" + strings.Repeat("0", 64)}}
+	in := Input{Cluster: c, Facts: map[string]facts.Host{}, Token: "abcdef.0123456789abcdef", CACertHashes: []string{"sha256:" + strings.Repeat("0", 64)},
+		Inputs: manifests.Inputs{VRRPPassword: "vrrppass"}}
 	for _, h := range c.Spec.Hosts {
 		in.Facts[h.Name] = facts.Assumed(&c.Spec, h)
 	}
 	out, err := Render(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Every host also gets its manifests, control planes the HA endpoint's static pods.
+	for host, want := range map[string]string{"cp1": "/etc/kubernetes/manifests/haproxy.yaml", "w1": "/etc/containerd/config.toml"} {
+		found := false
+		for _, f := range out.Hosts[host] {
+			found = found || f.Path == want
+		}
+		if !found {
+			t.Errorf("host %s lacks %s", host, want)
+		}
+	}
+	if len(out.Cluster) == 0 || out.Cluster[0].Path != "cni.yaml" {
+		t.Errorf("cluster files = %v", out.Cluster)
 	}
 	if len(out.Kubeadm) != len(c.Spec.Hosts) {
 		t.Fatalf("%d kubeadm files for %d hosts", len(out.Kubeadm), len(c.Spec.Hosts))
