@@ -52,13 +52,14 @@ func classifyConnect(err error) error {
 	return err
 }
 
-// GatherFacts reads every host's facts in one round trip each.
+// GatherFacts reads every connected host's facts in one round trip each (reset goes on without
+// hosts it cannot reach; every other workflow stops at connect when one is missing).
 type GatherFacts struct{}
 
 func (GatherFacts) Name() string { return "facts" }
 
 func (GatherFacts) Run(ctx context.Context, r *Run) error {
-	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	err := ForEachHost(ctx, connected(r.All()), r.Concurrency, func(ctx context.Context, h *Host) error {
 		f, err := facts.Gather(ctx, h.Runner())
 		if err != nil {
 			return err

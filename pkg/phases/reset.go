@@ -16,7 +16,6 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
-	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -40,7 +39,7 @@ func Reset(o ResetOptions) []Phase {
 	}
 	return []Phase{
 		resetConnect{},
-		resetFacts{},
+		GatherFacts{},
 		resetCheck{},
 		cordon{},
 		resetNodes{role: v1alpha1.RoleWorker, o: o},
@@ -136,24 +135,6 @@ func connected(hosts []*Host) []*Host {
 		}
 	}
 	return out
-}
-
-// resetFacts reads the facts of every connected host.
-type resetFacts struct{}
-
-func (resetFacts) Name() string { return "facts" }
-
-func (resetFacts) Run(ctx context.Context, r *Run) error {
-	err := ForEachHost(ctx, connected(r.All()), r.Concurrency, func(ctx context.Context, h *Host) error {
-		f, err := facts.Gather(ctx, h.Runner())
-		if err != nil {
-			return err
-		}
-		f.Name = h.Name()
-		h.Facts = f
-		return nil
-	})
-	return classifyConnect(err)
 }
 
 // resetCheck finds the control plane that outlives the reset and connects to the cluster API
