@@ -59,9 +59,12 @@ lab-build: lab-tool ## build (or find cached) every lab component: binaries, ima
 e2e: build lab-build ## the lab scenarios (test/e2e, build tag e2e; E2E_RUN=regexp selects)
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 85m ./test/e2e $(if $(E2E_RUN),-run '$(E2E_RUN)') -v
 
+# LAB_INSTALL=package installs kubeadm, kubelet and kubectl from the lab's signed apt repository.
+LAB_INSTALL ?= binary
+
 .PHONY: lab
-lab: build lab-build ## start the offline lab (3 hosts) and create a cluster in it
-	@if [ -f .lab/cluster.yaml ]; then echo "lab is up (.lab/cluster.yaml); reusing it"; else $(LAB) up -n 3; fi
+lab: build lab-build ## start the offline lab (3 hosts) and create a cluster in it (LAB_INSTALL=binary|package)
+	@if [ -f .lab/cluster.yaml ]; then echo "lab is up (.lab/cluster.yaml); reusing it"; else $(LAB) up -n 3 --install $(LAB_INSTALL); fi
 	./$(BIN) create cluster -f .lab/cluster.yaml --state-dir .lab/state
 	@kubectl=$$($(LAB) build --only kubectl | tail -1 | awk "{print \$$NF}"); \
 	  $$kubectl --kubeconfig .lab/state/admin.conf get nodes -o wide; \
