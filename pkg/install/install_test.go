@@ -224,3 +224,46 @@ func TestAptGetWaitsForLock(t *testing.T) {
 		})
 	}
 }
+
+// TestAptUpdateRetriesAHang: an `apt-get update` killed by its deadline (exit 124) is tried again;
+// other failures are not. A stand-in timeout reports a hang on its first call only.
+func TestAptUpdateRetriesAHang(t *testing.T) {
+	for _, tt := range []struct {
+		name, sub string
+		firstExit int
+		wantExit  int
+		wantCalls string
+	}{
+		{"update hangs once", "update", 124, 0, "2\n"},
+		{"update fails for real", "update", 100, 100, "1\n"},
+		{"install is never retried", "install", 124, 124, "1\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bin, state := t.TempDir(), t.TempDir()
+			write := func(name, body string) {
+				if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("lslocks", "#!/bin/sh\nexit 0\n")
+			write("apt-get", "#!/bin/sh\necho \"apt-get ran: $*\"\n")
+			write("timeout", fmt.Sprintf("#!/bin/sh\nn=$(cat %[1]s/calls 2>/dev/null || echo 0); n=$((n+1)); echo $n > %[1]s/calls\n"+
+				"[ $n -eq 1 ] && exit %[2]d\nwhile [ \"${1#-}\" != \"$1\" ]; do shift; done\nshift\nexec \"$@\"\n", state, tt.firstExit))
+			argv := AptGet(&v1alpha1.ClusterSpec{}, tt.sub)
+			cmd := exec.Command(argv[0], argv[1:]...)
+			cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+			out, err := cmd.CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			calls, _ := os.ReadFile(filepath.Join(state, "calls"))
+			if code != tt.wantExit || string(calls) != tt.wantCalls {
+				t.Fatalf("exit %d after %q calls, want %d after %q\n%s", code, calls, tt.wantExit, tt.wantCalls, out)
+			}
+			if tt.name == "update hangs once" && (!strings.Contains(string(out), "apt-get update hung (attempt 1 of 3)") || !strings.Contains(string(out), "apt-get ran:")) {
+				t.Errorf("output:\n%s", out)
+			}
+		})
+	}
+}
