@@ -165,6 +165,13 @@ func labProcesses(labDir string) []string {
 		if err != nil {
 			continue
 		}
+		// A zombie has exited already; only its exit status waits for this machine's PID 1, which
+		// reaps late (earlier labs in the same test run leave some behind). It holds nothing.
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i >= 0 && strings.HasPrefix(string(stat[i+1:]), " Z") {
+				continue
+			}
+		}
 		args, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
 		c := strings.TrimSpace(string(comm))
 		a := strings.ReplaceAll(string(args), "\x00", " ")
