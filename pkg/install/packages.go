@@ -19,7 +19,8 @@ const AptLockHeldExit = 75
 // aptScript runs apt-get non-interactively, without HTTP pipelining (measured in the lab: with
 // apt-cacher-ng as the proxy, a pipelined request was never answered and apt-get update waited
 // forever on a half-closed connection, and it happened again, less often, without pipelining) and
-// under deadlines: `apt-get update` is killed after 120 s and tried again (up to 3 times), anything
+// under deadlines: `apt-get update` (seconds normally, ~20 s from a cold cache) is killed after 60 s
+// and tried again (up to 4 times; the hang hit about a third of lab runs), anything
 // else after 30 minutes, so a hung apt fails the run (which a re-run resumes) instead of hanging it: $1 is the apt cache proxy ("" for none), the rest are
 // apt-get's arguments. It first waits (up to 300 s, AptLockTimeout) while another process holds
 // dpkg's or apt's lists lock, then exits 75 naming the holder; apt's own DPkg::Lock::Timeout covers
@@ -38,9 +39,9 @@ set -- -q -y -o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dp
 if [ -n "$proxy" ]; then set -- -o "Acquire::http::Proxy=$proxy" "$@"; fi
 if [ "$sub" = update ]; then
   # Refreshing the index changes nothing on its own: a hung attempt is killed and tried again.
-  for attempt in 1 2 3; do
-    rc=0; timeout --kill-after=10 120 apt-get "$@" || rc=$?
-    case $rc in 0) exit 0;; 124|137) echo "apt-get update hung (attempt $attempt of 3)" >&2;; *) exit $rc;; esac
+  for attempt in 1 2 3 4; do
+    rc=0; timeout --kill-after=10 60 apt-get "$@" || rc=$?
+    case $rc in 0) exit 0;; 124|137) echo "apt-get update hung (attempt $attempt of 4)" >&2;; *) exit $rc;; esac
   done
   exit 124
 fi

@@ -175,8 +175,10 @@ func TestLabHosts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = sshRun(ctx, l, h.Name, "sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive "+
-					"apt-get install -y -qq --no-install-recommends containerd runc >/dev/null && systemctl is-active containerd")
+				// apt-get update through apt-cacher-ng sometimes hangs on a half-closed connection (seen
+				// with the installer too, which retries the same way): a stuck attempt is killed and retried.
+				_, errs[i] = sshRun(ctx, l, h.Name, "for a in 1 2 3 4; do sudo timeout 60 apt-get update -qq && break; [ $a = 4 ] && exit 1; done; "+
+					"sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends containerd runc >/dev/null && systemctl is-active containerd")
 			}()
 		}
 		wg.Wait()
