@@ -19,7 +19,7 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		command = "plan"
 	}
-	s, err := a.startSession(ctx, ls, command, nil, dryRun)
+	s, err := a.startSession(ctx, ls, command, nil, dryRun, true)
 	if err != nil {
 		return err
 	}
@@ -51,7 +51,11 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
 		byHost[p.Host] = append(byHost[p.Host], p)
 	}
 	for _, host := range order {
-		fmt.Fprintf(w, "host %s:\n", host)
+		if host == phases.LocalHost {
+			fmt.Fprintln(w, "state directory:")
+		} else {
+			fmt.Fprintf(w, "host %s:\n", host)
+		}
 		phase := ""
 		for _, p := range byHost[host] {
 			if p.Phase != phase {
@@ -78,7 +82,7 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
 
 // joinNode joins the named hosts; the first control plane is read from, never changed.
 func (a *app) joinNode(ctx context.Context, ls *loadedSpec, hosts []string) error {
-	s, err := a.startSession(ctx, ls, "join node", hosts, false)
+	s, err := a.startSession(ctx, ls, "join node", hosts, false, false)
 	if err != nil {
 		return err
 	}

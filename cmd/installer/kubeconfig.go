@@ -27,11 +27,11 @@ func (a *app) kubeconfig(ctx context.Context, merge bool) error {
 		if errs := a.checkEnvironment(ls); errs != nil {
 			return errs
 		}
-		s, err := a.startSession(ctx, ls, "kubeconfig", nil, false)
+		s, err := a.startSession(ctx, ls, "kubeconfig", nil, false, false)
 		if err != nil {
 			return err
 		}
-		err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.AdminKubeconfig{}})
+		err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIIfPresent}, phases.AdminKubeconfig{}})
 		s.Close()
 		if err != nil {
 			return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -11,7 +10,6 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeadm"
-	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/render"
 	"installer.dev/installer/pkg/state"
@@ -25,7 +23,8 @@ func (a *app) newRenderCommand() *cobra.Command {
 		Long: `Works from the spec alone (host facts are assumed from the spec and defaults; plan uses real facts) and
 touches no host. Writes DIR/hosts/<host>/kubeadm.yaml (kubeadm's documents for that host),
 DIR/hosts/<host>/rootfs/<path> (every other file at its real path on the host) and DIR/cluster/
-(what is applied to the cluster). Loads or generates the PKI in the state directory. Secrets are
+(what is applied to the cluster). Reads the PKI from the state directory and writes nothing there
+(without one, the files show a throw-away PKI). Secrets are
 masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys as <redacted>.`,
 		Example: `  installer render -f cluster.yaml -o out/`,
 		Args:    cobra.NoArgs,
@@ -48,32 +47,27 @@ func (a *app) render(ctx context.Context, ls *loadedSpec, outDir string) error {
 	if errs := kubeadm.CheckSpec(spec); len(errs) > 0 {
 		return exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
 	}
-	// The discovery hash needs the cluster CA, so render creates the PKI the first time, as create
-	// would; it never replaces an existing one.
-	bundle, err := pki.LoadOrGenerate(filepath.Join(ls.StateDir, "pki"), pki.Options{})
+	// render writes nothing into the state directory: without a PKI there, the files show a
+	// throw-away one (the discovery hash and CA files then differ from what create will make).
+	local, err := state.LoadLocal(ls.StateDir, false)
 	if err != nil {
 		return err
 	}
-	for _, name := range bundle.Written {
-		fmt.Fprintf(a.streams.Err, "generated %s\n", filepath.Join(bundle.Dir, name))
+	bundle := local.PKI
+	if bundle == nil {
+		if bundle, err = pki.Generate(pki.Options{}); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.streams.Err, "note: %s has no PKI; rendered with a throw-away PKI (create generates the cluster's own)\n", local.PKIDir())
 	}
 	// A real token, as create would make: the files on disk show the placeholder instead (Display).
 	token, err := kubeadm.GenerateToken()
 	if err != nil {
 		return err
 	}
-	// The same stable secrets and inputs create uses, so render shows what create writes.
-	vrrp, err := state.Secret(ls.StateDir, "vrrp-password", manifests.NewVRRPPassword)
+	inputs, err := loadInputs(ctx, ls, local, a.env.Getenv)
 	if err != nil {
 		return err
-	}
-	hashKey, err := state.Secret(ls.StateDir, "config-hash-key", randomHex)
-	if err != nil {
-		return err
-	}
-	inputs, err := manifests.LoadInputs(ctx, spec, manifests.LoadOptions{Getenv: a.env.Getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
-	if err != nil {
-		return exitcode.New(exitcode.InvalidInput, err)
 	}
 	in := render.Input{Cluster: ls.Cluster, Facts: map[string]facts.Host{}, Token: token, CACertHashes: []string{bundle.DiscoveryHash()},
 		Inputs: inputs, PKI: bundle}

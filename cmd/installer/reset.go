@@ -82,7 +82,7 @@ func (a *app) reset(ctx context.Context, o resetOptions) error {
 	if o.dryRun {
 		command = "reset --dry-run"
 	}
-	s, err := a.startSession(ctx, ls, command, o.hosts, o.dryRun)
+	s, err := a.startSession(ctx, ls, command, o.hosts, o.dryRun, false)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/phases"
-	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
 )
@@ -44,9 +43,10 @@ func (s *session) Close() {
 }
 
 // startSession takes the state directory's lock and prepares everything a workflow needs that can
-// be prepared locally: the PKI, the stable secrets, the renderers' inputs (local files, fetched and
-// verified manifests, credentials), the SSH pool and one log file per host.
-func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, hosts []string, dryRun bool) (*session, error) {
+// be prepared locally: the PKI (generated in memory for a new cluster when generatePKI is set), the
+// stable secrets, the renderers' inputs (local files, fetched and verified manifests, credentials),
+// the SSH pool and one log file per host.
+func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, hosts []string, dryRun, generatePKI bool) (*session, error) {
 	lock, err := state.Acquire(ls.StateDir)
 	if err != nil {
 		return nil, err
@@ -58,21 +58,16 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 			s.Close()
 		}
 	}()
-	bundle, err := pki.LoadOrGenerate(filepath.Join(ls.StateDir, "pki"), pki.Options{})
+	// Nothing is generated into the state directory here: a PKI or secret this run needs and the
+	// directory lacks is made in memory, and saved only once the identity phase has proven the
+	// hosts hold no other cluster.
+	local, err := state.LoadLocal(ls.StateDir, generatePKI)
 	if err != nil {
 		return nil, err
 	}
-	vrrp, err := state.Secret(ls.StateDir, "vrrp-password", manifests.NewVRRPPassword)
+	inputs, err := loadInputs(ctx, ls, local, a.env.Getenv)
 	if err != nil {
 		return nil, err
-	}
-	hashKey, err := state.Secret(ls.StateDir, "config-hash-key", randomHex)
-	if err != nil {
-		return nil, err
-	}
-	inputs, err := manifests.LoadInputs(ctx, &ls.Cluster.Spec, manifests.LoadOptions{Getenv: a.env.Getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
-	if err != nil {
-		return nil, exitcode.New(exitcode.InvalidInput, err)
 	}
 
 	r, err := phases.NewRun(ls.Cluster, hosts)
@@ -80,7 +75,7 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 		return nil, exitcode.New(exitcode.InvalidInput, err)
 	}
 	r.StateDir = ls.StateDir
-	r.PKI = bundle
+	r.PKI, r.PKIGenerated, r.Local = local.PKI, local.PKIGenerated, local
 	r.Inputs = inputs
 	r.DryRun = dryRun
 	r.Concurrency = a.global.Concurrency
@@ -141,6 +136,24 @@ func sshConfig(spec *v1alpha1.ClusterSpec, h v1alpha1.Host, agentAvailable bool)
 		cfg.Bastion = &ssh.BastionConfig{Address: b.Address, Port: int(b.Port), User: b.User, KeyFile: b.KeyFile, PassphraseEnv: e.PassphraseEnv}
 	}
 	return cfg
+}
+
+// loadInputs prepares the renderers' inputs with the state's stable secrets (keepalived's VRRP
+// password, the key of the static pods' config hash), generated in memory when missing.
+func loadInputs(ctx context.Context, ls *loadedSpec, local *state.Local, getenv func(string) string) (manifests.Inputs, error) {
+	vrrp, err := local.Secret("vrrp-password", manifests.NewVRRPPassword)
+	if err != nil {
+		return manifests.Inputs{}, err
+	}
+	hashKey, err := local.Secret("config-hash-key", randomHex)
+	if err != nil {
+		return manifests.Inputs{}, err
+	}
+	inputs, err := manifests.LoadInputs(ctx, &ls.Cluster.Spec, manifests.LoadOptions{Getenv: getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
+	if err != nil {
+		return manifests.Inputs{}, exitcode.New(exitcode.InvalidInput, err)
+	}
+	return inputs, nil
 }
 
 func randomHex() (string, error) {

@@ -15,6 +15,7 @@ const (
 	NotImplemented = 3   // the command exists but its work is not built yet
 	Unreachable    = 4   // a host cannot be reached or authenticated (host-key refusals included)
 	Preflight      = 5   // preflight found blocking problems; nothing was changed
+	Refused        = 6   // a step could not be proven safe (not the installer's to change); nothing was changed
 	Interrupted    = 130 // Ctrl-C or SIGTERM: stopped between remote steps, lock released
 )
 

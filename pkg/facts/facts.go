@@ -4,6 +4,7 @@
 package facts
 
 import (
+	"strings"
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -40,6 +41,8 @@ type Host struct {
 	KubeletConfPresent bool
 	// AdminConfPresent: /etc/kubernetes/admin.conf exists (a control plane is initialised here).
 	AdminConfPresent bool
+	// Cluster is what the host holds of a kubeadm cluster: the proof a destructive step needs.
+	Cluster ClusterFiles
 	// ListeningPorts are the TCP ports something listens on.
 	ListeningPorts []int
 	// RemoteTime is the host's clock (Unix seconds) when the facts were read; ClockSkew is how far
@@ -48,6 +51,80 @@ type Host struct {
 	ClockSkew  time.Duration
 	// Assumed marks facts made up from the spec for offline rendering, not read from the host.
 	Assumed bool
+}
+
+// PKIDir is where kubeadm keeps (and adopts) a cluster's certificates on every node.
+const PKIDir = "/etc/kubernetes/pki"
+
+// InitMarkerPath is the marker the installer writes on the first control plane before `kubeadm
+// init` and removes once init has completed: the only proof that a half-initialised control plane
+// is the installer's own unfinished work (kubeadm reset leaves /var/lib/installer alone).
+const InitMarkerPath = "/var/lib/installer/kubeadm-init.started"
+
+// ClusterPaths are the files and directories whose presence says a host holds (part of) a kubeadm
+// control plane or node: kubeconfigs, control-plane static pods and etcd's data.
+var ClusterPaths = []string{
+	"/etc/kubernetes/admin.conf",
+	"/etc/kubernetes/super-admin.conf",
+	"/etc/kubernetes/kubelet.conf",
+	"/etc/kubernetes/controller-manager.conf",
+	"/etc/kubernetes/scheduler.conf",
+	"/etc/kubernetes/manifests/etcd.yaml",
+	"/etc/kubernetes/manifests/kube-apiserver.yaml",
+	"/etc/kubernetes/manifests/kube-controller-manager.yaml",
+	"/etc/kubernetes/manifests/kube-scheduler.yaml",
+	"/var/lib/etcd/member",
+}
+
+// ClusterFiles is what a host holds of a kubeadm cluster, read before anything is changed.
+type ClusterFiles struct {
+	// PKISums are the SHA-256 (hex) of the cluster PKI files present in PKIDir, by name relative to
+	// it ("ca.crt", "etcd/ca.key", "sa.pub"); nil when there are none.
+	PKISums map[string]string
+	// CACert is PKIDir/ca.crt (a public certificate; workers have it too), nil when absent.
+	CACert []byte
+	// Present lists the ClusterPaths that exist.
+	Present []string
+	// InitMarker is the content of InitMarkerPath, nil when absent.
+	InitMarker *Marker
+}
+
+// Holds reports whether the host has any trace of a kubeadm cluster (PKI or ClusterPaths).
+func (c ClusterFiles) Holds() bool {
+	return len(c.PKISums) > 0 || len(c.Present) > 0 || c.CACert != nil
+}
+
+// Marker records that the installer started a step that must complete before anything else may
+// trust the host: which cluster (name and the fingerprint of its CA), on which host, and when.
+type Marker struct {
+	Cluster       string
+	CAFingerprint string
+	Host          string
+	Started       string
+}
+
+// Render is the marker file's content: one key=value per line.
+func (m Marker) Render() []byte {
+	return []byte("cluster=" + m.Cluster + "\nca=" + m.CAFingerprint + "\nhost=" + m.Host + "\nstarted=" + m.Started + "\n")
+}
+
+// ParseMarker reads a marker file; fields it does not know are ignored.
+func ParseMarker(lines []string) *Marker {
+	m := &Marker{}
+	for _, l := range lines {
+		k, v, _ := strings.Cut(strings.TrimSpace(l), "=")
+		switch k {
+		case "cluster":
+			m.Cluster = v
+		case "ca":
+			m.CAFingerprint = v
+		case "host":
+			m.Host = v
+		case "started":
+			m.Started = v
+		}
+	}
+	return m
 }
 
 // Listening reports whether something listens on TCP port p.

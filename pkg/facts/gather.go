@@ -31,6 +31,10 @@ section kubeadm; [ -x /usr/bin/kubeadm ] && /usr/bin/kubeadm version -o short 2>
 section kubectl; [ -x /usr/bin/kubectl ] && /usr/bin/kubectl version --client 2>/dev/null
 section packages; if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f='${db:Status-Abbrev} ${Package} ${Version}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni 2>/dev/null; elif command -v rpm >/dev/null 2>&1; then rpm -q --qf 'ii %{NAME} %{VERSION}-%{RELEASE}\n' kubeadm kubelet kubectl cri-tools kubernetes-cni 2>/dev/null | grep '^ii '; fi
 section files; for f in /etc/kubernetes/kubelet.conf /etc/kubernetes/admin.conf; do [ -f "$f" ] && echo "$f"; done
+section cluster-paths; for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml /etc/kubernetes/manifests/kube-scheduler.yaml /var/lib/etcd/member; do [ -e "$f" ] && echo "$f"; done
+section pki-sums; (cd /etc/kubernetes/pki 2>/dev/null && for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub; do [ -f "$f" ] && sha256sum "$f"; done)
+section cluster-ca; cat /etc/kubernetes/pki/ca.crt 2>/dev/null
+section init-marker; cat /var/lib/installer/kubeadm-init.started 2>/dev/null
 section listening; (ss -Hltn 2>/dev/null || netstat -ltn 2>/dev/null) | awk '{print $4}'
 section time; date +%s.%N
 section end
@@ -112,6 +116,7 @@ func Parse(out string) (Host, error) {
 			h.AdminConfPresent = true
 		}
 	}
+	h.Cluster = parseClusterFiles(sections)
 	h.ListeningPorts = parseListening(sections["listening"])
 	if t, err := strconv.ParseFloat(first("time"), 64); err == nil {
 		h.RemoteTime = t
@@ -265,4 +270,32 @@ func parseListening(lines []string) []int {
 		ports = append(ports, p)
 	}
 	return ports
+}
+
+// parseClusterFiles reads the cluster-paths, pki-sums ("<sha256>  <name>"), cluster-ca and
+// init-marker sections.
+func parseClusterFiles(sections map[string][]string) ClusterFiles {
+	var c ClusterFiles
+	for _, l := range sections["cluster-paths"] {
+		if l = strings.TrimSpace(l); l != "" {
+			c.Present = append(c.Present, l)
+		}
+	}
+	for _, l := range sections["pki-sums"] {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		if c.PKISums == nil {
+			c.PKISums = map[string]string{}
+		}
+		c.PKISums[f[1]] = f[0]
+	}
+	if ca := sections["cluster-ca"]; len(ca) > 0 {
+		c.CACert = []byte(strings.Join(ca, "\n") + "\n")
+	}
+	if m := sections["init-marker"]; len(m) > 0 {
+		c.InitMarker = ParseMarker(m)
+	}
+	return c
 }

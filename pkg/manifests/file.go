@@ -22,6 +22,9 @@ type File struct {
 	// Masked is what people may read in place of a sensitive Content (secrets replaced by <redacted>
 	// or, for bootstrap tokens, kubeadm's documentation example). Empty means fully hidden.
 	Masked []byte
+	// NoReplace files are written only where they are absent (or already identical): a different
+	// file in their place is someone else's (the cluster's CAs and keys) and is never overwritten.
+	NoReplace bool
 }
 
 // Redacted is the one format for a masked secret everywhere people read.

@@ -125,6 +125,7 @@ func (w WaitReady) Run(ctx context.Context, r *Run) error {
 	for _, h := range r.Targets() {
 		names = append(names, h.Name())
 	}
+	names = append(names, r.settled...)
 	if err := c.NodesReady(ctx, names, r.Cluster.Spec.ExternalCCM(), timeout); err != nil {
 		return err
 	}

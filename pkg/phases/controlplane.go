@@ -8,7 +8,11 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/guard"
 	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -66,32 +70,88 @@ func (r *Run) firstControlPlane() (*Host, error) {
 	return h, nil
 }
 
-// kubeadmSucceeded checks that a previous `kubeadm init` ran to completion: its admin.conf exists
+// initCompleteScript checks that a previous `kubeadm init` ran to completion: its admin.conf exists
 // early, but the kubeadm-config ConfigMap is uploaded only once the control plane is up.
 const initCompleteScript = `kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout 5s -n kube-system get configmap kubeadm-config -o name`
 
-// Init runs `kubeadm init` on the first control plane, unless the cluster is already initialised.
-// An init that never completed (admin.conf present, no kubeadm-config) is reset and run again.
-type Init struct{}
+// initPlan is what InitCheck decided for Init in one create run.
+type initPlan struct {
+	action guard.InitAction
+}
 
-func (Init) Name() string { return "init" }
+// InitCheck decides, before anything is changed, what Init may do on the first control plane: run
+// kubeadm init, nothing (init completed), or reset and init again, which guard.Init allows only on
+// the installer's own marker of an unfinished init. An initialised control plane whose API server
+// does not answer stops the run here.
+type InitCheck struct{ plan *initPlan }
 
-func (Init) Run(ctx context.Context, r *Run) error {
+func (InitCheck) Name() string { return "init-check" }
+
+func (c InitCheck) Run(ctx context.Context, r *Run) error {
 	h, err := r.firstControlPlane()
 	if err != nil {
 		return err
 	}
+	ev := guard.InitEvidence{Host: h.Name(), Files: h.Facts.Cluster}
 	if h.Facts.AdminConfPresent {
-		if h.initComplete(ctx) {
-			return nil
+		ev.Complete, ev.Check = h.initComplete(ctx)
+	}
+	if !ev.Complete && h.Facts.Cluster.InitMarker != nil {
+		for _, o := range r.All() {
+			if o != h && o.Facts.KubeletConfPresent {
+				ev.Nodes = append(ev.Nodes, o.Name())
+			}
 		}
-		r.Log.Warn("kubeadm init did not complete on an earlier run; resetting the first control plane and initialising again", "host", h.Name())
+		ev.EtcdMembers = h.etcdMemberNames(ctx)
+	}
+	action, err := guard.Init(r.identity(), ev)
+	if err != nil {
+		return err
+	}
+	c.plan.action = action
+	if action == guard.InitRetry {
+		r.Log.Warn("an earlier kubeadm init by the installer did not finish (its marker is there, no other host is a node): the init phase resets this host and initialises again", "host", h.Name())
+	}
+	return nil
+}
+
+// identity names the cluster this run acts for.
+func (r *Run) identity() guard.Identity {
+	id := guard.Identity{Cluster: r.Cluster.Metadata.Name}
+	if r.PKI != nil {
+		id.CAFingerprint = pki.Fingerprint(r.PKI.Cluster.Cert)
+	}
+	return id
+}
+
+// Init runs `kubeadm init` on the first control plane as InitCheck decided. A marker written
+// before init and removed after it is the proof a later run needs to reset an init that never
+// finished (guard.Init).
+type Init struct{ plan *initPlan }
+
+func (Init) Name() string { return "init" }
+
+func (i Init) Run(ctx context.Context, r *Run) error {
+	h, err := r.firstControlPlane()
+	if err != nil {
+		return err
+	}
+	switch i.plan.action {
+	case guard.InitDone:
+		if h.Facts.Cluster.InitMarker != nil {
+			return h.removeInitMarker(ctx)
+		}
+		return nil
+	case guard.InitRetry:
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "reset", "-f"}}); err != nil {
-			return fmt.Errorf("reset an incomplete init: %w", err)
+			return fmt.Errorf("reset the unfinished init: %w", err)
 		}
 		if err := h.reuploadAfterReset(ctx); err != nil {
 			return err
 		}
+	case guard.InitRun:
+	default:
+		return errors.New("phase init-check did not run")
 	}
 	token, err := kubeadm.GenerateToken()
 	if err != nil {
@@ -104,12 +164,20 @@ func (Init) Run(ctx context.Context, r *Run) error {
 	if _, err := h.Upload(ctx, f); err != nil {
 		return err
 	}
+	id := r.identity()
+	marker := facts.Marker{Cluster: id.Cluster, CAFingerprint: id.CAFingerprint, Host: h.Name(), Started: time.Now().UTC().Format(time.RFC3339)}
+	if _, err := h.Upload(ctx, manifests.File{Path: facts.InitMarkerPath, Mode: 0o644, Content: marker.Render()}); err != nil {
+		return err
+	}
 	start := time.Now()
 	_, err = h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "init", "--config", kubeadm.ConfigPath, "--skip-token-print"}, Secrets: []string{token}})
 	if err != nil {
 		return fmt.Errorf("kubeadm init: %w", err)
 	}
 	r.Log.Info("kubeadm init done", "host", h.Name(), "seconds", time.Since(start).Seconds())
+	if err := h.removeInitMarker(ctx); err != nil {
+		return err
+	}
 	r.Set(keyJoinToken, token)
 	h.Facts.AdminConfPresent = true
 	h.Facts.KubeletConfPresent = true
@@ -127,25 +195,51 @@ func (Init) Run(ctx context.Context, r *Run) error {
 	return nil
 }
 
-func (h *Host) initComplete(ctx context.Context) bool {
-	if h.run.DryRun {
-		return true
+// removeInitMarker records that kubeadm init completed: from now on no run may reset this host.
+func (h *Host) removeInitMarker(ctx context.Context) error {
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", facts.InitMarkerPath}}); err != nil {
+		return fmt.Errorf("remove the init marker: %w", err)
 	}
-	// The apiserver may be restarting (a reboot, an upgrade): give it a minute before concluding.
+	return nil
+}
+
+// initComplete reports whether kubeadm's configuration can be read from the cluster through the
+// host's admin.conf, and when not, what the last attempt said. The apiserver may be restarting (a
+// reboot, an upgrade): it gets a minute before the answer is no.
+func (h *Host) initComplete(ctx context.Context) (bool, string) {
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", initCompleteScript}}); err == nil {
-			return true
+		_, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", initCompleteScript}})
+		if err == nil {
+			return true, ""
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
+			return false, err.Error()
 		}
 		select {
 		case <-ctx.Done():
-			return false
+			return false, err.Error()
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// etcdMemberNames lists etcd's members through the host's etcd container; nil when etcd does not
+// answer (no container, no quorum).
+func (h *Host) etcdMemberNames(ctx context.Context) []string {
+	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdMembersScript, "etcd", "list"}})
+	if err != nil {
+		return nil
+	}
+	members, err := parseEtcdMembers(string(res.Stdout))
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		names = append(names, m.Name)
+	}
+	return names
 }
 
 // reuploadAfterReset lays down again what `kubeadm reset` deletes: the PKI and the static pods of
@@ -243,19 +337,9 @@ func (j Join) Run(ctx context.Context, r *Run) error {
 			return err
 		}
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "join", "--config", kubeadm.ConfigPath}, Secrets: []string{token}}); err != nil {
-			return fmt.Errorf("kubeadm join: %w", lastLines(err))
+			return fmt.Errorf("kubeadm join: %w", err)
 		}
 		h.Facts.KubeletConfPresent = true
 		return nil
 	})
-}
-
-// lastLines keeps kubeadm's error readable: the command error already carries a redacted stderr tail.
-func lastLines(err error) error {
-	var ce *ssh.CommandError
-	if errors.As(err, &ce) && strings.Count(ce.Stderr, "\n") > 10 {
-		lines := strings.Split(ce.Stderr, "\n")
-		ce.Stderr = strings.Join(lines[len(lines)-10:], "\n")
-	}
-	return err
 }

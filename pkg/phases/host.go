@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"strconv"
 	"strings"
 	"sync"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/ssh"
@@ -94,22 +96,29 @@ func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 		mode &= 0o600 // secrets are never readable by group or others
 	}
 	if h.run.DryRun {
-		same, err := h.sameContent(ctx, f.Path, f.SHA256(), mode)
+		st, err := h.fileState(ctx, f.Path)
 		if err != nil {
 			return false, err
 		}
-		if same {
+		if st.exists && st.sum == f.SHA256() && st.mode == mode {
 			return false, nil
+		}
+		if st.exists && st.sum != f.SHA256() && f.NoReplace {
+			return false, exitcode.New(exitcode.Refused, &ssh.ReplaceRefusedError{Host: h.Name(), Path: f.Path})
 		}
 		h.run.recordChange()
 		h.run.plan(PlannedAction{Host: h.Name(), File: &PlannedFile{Path: f.Path, Mode: mode, SHA256: f.SHA256(), Display: f.Display(), Sensitive: f.Sensitive}})
 		return true, nil
 	}
-	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive})
+	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive, NoReplace: f.NoReplace})
 	if changed {
 		h.run.recordChange()
 	}
 	h.logf("upload %s (mode %04o, sha256 %s): changed=%v err=%v", f.Path, mode, f.SHA256()[:12], changed, err)
+	var refused *ssh.ReplaceRefusedError
+	if errors.As(err, &refused) {
+		return false, exitcode.New(exitcode.Refused, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("upload %s: %w", f.Path, err)
 	}
@@ -141,14 +150,28 @@ func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	return h.conn.ReadFile(ctx, path, ssh.ReadOptions{Sudo: true})
 }
 
-// sameContent reports whether path exists with the given checksum and mode (one round trip).
-func (h *Host) sameContent(ctx context.Context, path, sum string, mode fs.FileMode) (bool, error) {
+// remoteFile is what fileState read of a file on a host.
+type remoteFile struct {
+	exists bool
+	sum    string
+	mode   fs.FileMode
+}
+
+// fileState reads a file's checksum and mode in one round trip.
+func (h *Host) fileState(ctx context.Context, path string) (remoteFile, error) {
 	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `[ -f "$1" ] || exit 0; printf '%s %s\n' "$(sha256sum < "$1" | cut -d' ' -f1)" "$(stat -c %a "$1")"`, "sh", path}})
 	if err != nil {
-		return false, fmt.Errorf("compare %s: %w", path, err)
+		return remoteFile{}, fmt.Errorf("compare %s: %w", path, err)
 	}
 	got := strings.Fields(string(res.Stdout))
-	return len(got) == 2 && got[0] == sum && got[1] == fmt.Sprintf("%o", mode), nil
+	if len(got) != 2 {
+		return remoteFile{}, nil
+	}
+	mode, err := strconv.ParseUint(got[1], 8, 32)
+	if err != nil {
+		return remoteFile{}, fmt.Errorf("compare %s: mode %q", path, got[1])
+	}
+	return remoteFile{exists: true, sum: got[0], mode: fs.FileMode(mode)}, nil
 }
 
 func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {

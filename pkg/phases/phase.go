@@ -43,6 +43,9 @@ type Run struct {
 	order []string
 	// targets are the hosts this command changes; others (AddHost) are only read from.
 	targets map[string]bool
+	// settled are hosts the command was asked to change but found done and leaves alone
+	// (Settle); they are still waited for.
+	settled []string
 	// Concurrency bounds ForEachHost.
 	Concurrency int
 	// DryRun records changes instead of making them.
@@ -51,8 +54,12 @@ type Run struct {
 	Progress Progress
 	// Connect opens a host's connection; the connect phase calls it.
 	Connect Connector
-	// PKI is the installer-owned cluster PKI (loaded or generated in the state directory).
-	PKI *pki.Bundle
+	// PKI is the installer-owned cluster PKI: the state directory's, or (PKIGenerated) one made in
+	// memory for a cluster that does not exist yet; nil when the state directory has none.
+	PKI          *pki.Bundle
+	PKIGenerated bool
+	// Local saves what the run generated into the state directory once ClusterIdentity allows it.
+	Local LocalState
 	// Inputs are the renderers' inputs besides spec and facts: local file contents, fetched
 	// manifests, secrets (VRRP password, cloud credentials).
 	Inputs manifests.Inputs
@@ -134,6 +141,18 @@ func (r *Run) TargetsWithRole(role v1alpha1.Role) []*Host {
 		}
 	}
 	return out
+}
+
+// Settle takes h out of the targets: the command was asked to change it, found it done and leaves
+// it alone. Phases that check the outcome (WaitReady) still include it.
+func (r *Run) Settle(h *Host, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.targets[h.Name()] {
+		delete(r.targets, h.Name())
+		r.settled = append(r.settled, h.Name())
+	}
+	r.Log.Info("host "+h.Name()+" "+why, "host", h.Name())
 }
 
 // IsTarget reports whether the command may change host h.

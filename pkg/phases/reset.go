@@ -16,6 +16,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/guard"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -40,6 +41,7 @@ func Reset(o ResetOptions) []Phase {
 	return []Phase{
 		resetConnect{},
 		GatherFacts{},
+		ClusterIdentity{Policy: PKIIfPresent},
 		resetCheck{},
 		cordon{},
 		resetNodes{role: v1alpha1.RoleWorker, o: o},
@@ -152,6 +154,11 @@ func (resetCheck) Run(ctx context.Context, r *Run) error {
 			return err
 		}
 	}
+	if !st.whole && len(r.TargetsWithRole(v1alpha1.RoleControlPlane)) > 0 {
+		if err := st.findEtcdSurvivor(ctx, r); err != nil {
+			return err
+		}
+	}
 	if st.whole {
 		// Nothing outlives the reset: nodes are neither drained nor deleted (their Node objects go
 		// with etcd). The first control plane goes last, so it answers for etcd while the others
@@ -227,6 +234,40 @@ func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
 	}
 	st.whole = true // the other hosts of the spec are not nodes
 	return nil
+}
+
+// findEtcdSurvivor makes sure a control plane that stays can remove the reset control planes' etcd
+// members: its etcd must answer with the member list before anything is changed. Without one, a
+// reset control plane would stay an etcd member that never answers again, and the next lost
+// member could cost etcd its quorum.
+func (st *resetState) findEtcdSurvivor(ctx context.Context, r *Run) error {
+	candidates := []*Host{}
+	if st.survivor != nil {
+		candidates = append(candidates, st.survivor)
+	}
+	for _, h := range connected(r.All()) {
+		if h.Spec.Role == v1alpha1.RoleControlPlane && !r.IsTarget(h) && h.Facts.AdminConfPresent && h != st.survivor {
+			candidates = append(candidates, h)
+		}
+	}
+	var tried []string
+	for _, h := range candidates {
+		if h.etcdMemberNames(ctx) != nil {
+			st.survivor = h
+			return nil
+		}
+		tried = append(tried, h.Name())
+	}
+	var targets []string
+	for _, h := range r.TargetsWithRole(v1alpha1.RoleControlPlane) {
+		targets = append(targets, h.Name())
+	}
+	why := "no other control plane is reachable"
+	if len(tried) > 0 {
+		why = "etcd does not answer on " + strings.Join(tried, ", ")
+	}
+	return &guard.Refusal{Reason: fmt.Sprintf("cannot reset control plane %s: %s, so its etcd member could not be removed and etcd would keep a member that never answers again", strings.Join(targets, ", "), why),
+		Fix: "Bring etcd back on a control plane that stays, or reset the whole cluster (no --host)"}
 }
 
 // resetClient connects to the cluster API through a control plane's local apiserver.

@@ -42,6 +42,8 @@ type resetSimHost struct {
 	kubeletDir, etcdDir, pods, cni, links, firewall bool
 	// keepMember: kubeadm reset could not remove this host's etcd member.
 	keepMember bool
+	// etcdDown: no etcd answers on this host (etcdctl fails).
+	etcdDown bool
 }
 
 func newResetSimHost(s *simHost, role v1alpha1.Role, etcd *etcdSim) *resetSimHost {
@@ -236,6 +238,9 @@ func (s *resetSimHost) firewallReset(remove bool) ssh.Result {
 }
 
 func (s *resetSimHost) etcdctl(args []string) (ssh.Result, error) {
+	if s.etcdDown {
+		return ssh.Result{ExitCode: 1}, &ssh.CommandError{Host: s.name, ExitCode: 1, Stderr: "no running etcd container on this host"}
+	}
 	s.etcd.mu.Lock()
 	defer s.etcd.mu.Unlock()
 	switch args[0] {
@@ -288,6 +293,7 @@ func newResetSim(t *testing.T, extraCP bool) *resetSim {
 		sc.spec.Spec.Hosts = append(sc.spec.Spec.Hosts[:1], append([]v1alpha1.Host{{Name: "cp2", Address: "10.0.0.12", Role: v1alpha1.RoleControlPlane}}, sc.spec.Spec.Hosts[1:]...)...)
 		sc.spec.Default()
 		sc.hosts["cp2"] = newSimHost("cp2", "10.0.0.12")
+		sc.hosts["cp2"].caPEM = sc.pki.Cluster.CertPEM
 	}
 	rs := &resetSim{simCluster: sc, hosts: map[string]*resetSimHost{}}
 	etcd := &etcdSim{members: map[string]string{}}
@@ -379,7 +385,7 @@ func TestResetWholeCluster(t *testing.T) {
 	for _, tm := range timings {
 		order = append(order, tm.Phase+"="+map[bool]string{true: "skipped", false: "ran"}[tm.Skipped != ""])
 	}
-	if want := "connect=ran facts=ran check=ran cordon=skipped reset/workers=ran reset/control-planes=ran state=ran unreachable=skipped"; strings.Join(order, " ") != want {
+	if want := "connect=ran facts=ran identity=ran check=ran cordon=skipped reset/workers=ran reset/control-planes=ran state=ran unreachable=skipped"; strings.Join(order, " ") != want {
 		t.Errorf("phases: %s\nwant:  %s", strings.Join(order, " "), want)
 	}
 	// Workers are reset before the control plane starts.
@@ -528,7 +534,8 @@ func TestResetControlPlaneEtcdMember(t *testing.T) {
 					cp1 = append(cp1, l)
 				}
 			}
-			want := []string{"run sh -c [mode=$1 member=$2] etcd list"}
+			// The check before anything changes, then the member check after cp2's reset.
+			want := []string{"run sh -c [mode=$1 member=$2] etcd list", "run sh -c [mode=$1 member=$2] etcd list"}
 			if keep {
 				want = append(want, "run sh -c [mode=$1 member=$2] etcd remove "+fmt.Sprintf("%x", 0x1e9e05c52164694d+2))
 			}
@@ -544,6 +551,33 @@ func TestResetControlPlaneEtcdMember(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResetControlPlaneRefusedWithoutEtcd: resetting cp2 while cp1 stays needs cp1's etcd to
+// remove cp2's member; when it does not answer, the reset is refused before anything changes.
+func TestResetControlPlaneRefusedWithoutEtcd(t *testing.T) {
+	rs := newResetSim(t, true)
+	rs.create(t)
+	rs.hosts["cp1"].etcdDown = true
+	mark := rs.marks()
+	r := rs.newRun(t, []string{"cp2"}, []string{"cp1"}, false)
+	_, err := Execute(context.Background(), r, Reset(ResetOptions{}))
+	if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "cannot reset control plane cp2: etcd does not answer on cp1") {
+		t.Fatalf("got %v (exit %d), want a refusal naming cp2 and cp1", err, exitcode.Of(err))
+	}
+	if n := totalChanges(r); n != 0 {
+		t.Errorf("refused reset made %d changes: %v", n, r.Changes())
+	}
+	for _, n := range rs.names {
+		for _, l := range rs.hosts[n].since(mark[n]) {
+			if strings.HasPrefix(l, "write ") || strings.Contains(l, "kubeadm reset") || strings.Contains(l, "etcd remove") || strings.Contains(l, "] reset") {
+				t.Errorf("%s changed by a refused reset: %s", n, l)
+			}
+		}
+	}
+	if left := rs.hosts["cp2"].clean(); len(left) == 0 {
+		t.Error("cp2 was reset")
 	}
 }
 

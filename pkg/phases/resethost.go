@@ -248,7 +248,7 @@ func (h *Host) resetHost(ctx context.Context) error {
 	}
 	if have["kubeadm"] && needsKubeadmReset(items) {
 		if _, err := h.Exec(ctx, kubeadmReset); err != nil {
-			return fmt.Errorf("kubeadm reset: %w", lastLines(err))
+			return fmt.Errorf("kubeadm reset: %w", err)
 		}
 	}
 	var fw, rest []leftover

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -35,6 +38,8 @@ type simHost struct {
 	failOn string
 	// latency is added to every command, like a network round trip.
 	latency time.Duration
+	// caPEM is the cluster CA kubeadm join writes to /etc/kubernetes/pki/ca.crt (from cluster-info).
+	caPEM []byte
 }
 
 func newSimHost(name, ip string) *simHost {
@@ -136,11 +141,25 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	case line == "mkdir -p -m 0755 /etc/kubernetes/manifests":
 		s.manifests = true
 		return ok("")
+	case line == "rm -f "+facts.InitMarkerPath:
+		s.RemoveFile(facts.InitMarkerPath)
+		return ok("")
+	case line == "kubeadm reset -f":
+		s.adminConf, s.kubeletConf, s.initDone = false, false, false
+		for _, p := range s.Files(facts.PKIDir + "/") {
+			s.RemoveFile(p)
+		}
+		return ok("")
+	case script == etcdMembersScript:
+		return fail(1) // no etcd container
 	case strings.HasPrefix(line, "kubeadm init"):
 		s.adminConf, s.kubeletConf, s.initDone = true, true, true
 		s.active["kubelet"] = true
 		return ok("")
 	case strings.HasPrefix(line, "kubeadm join"):
+		if _, found := s.File(facts.PKIDir + "/ca.crt"); !found {
+			s.SetFile(facts.PKIDir+"/ca.crt", s.caPEM, 0o644, "root:root")
+		}
 		s.kubeletConf = true
 		s.active["kubelet"] = true
 		return ok("")
@@ -183,6 +202,14 @@ func (s *simHost) factsOutput() string {
 		files += "/etc/kubernetes/admin.conf\n"
 	}
 	sec("files", files)
+	var present []string
+	if s.adminConf {
+		present = append(present, "/etc/kubernetes/admin.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml")
+	}
+	if s.kubeletConf {
+		present = append(present, "/etc/kubernetes/kubelet.conf")
+	}
+	b.WriteString(clusterSections(s.Fake, present))
 	listening := "0.0.0.0:22\n"
 	if s.active["kubelet"] {
 		listening += "*:10250\n"
@@ -191,4 +218,56 @@ func (s *simHost) factsOutput() string {
 	sec("time", "")
 	sec("end", "")
 	return b.String()
+}
+
+// clusterSections renders the facts script's cluster sections for a simulated host: the cluster
+// paths given, and the PKI files and init marker among the fake host's files.
+func clusterSections(f *sshtest.Fake, present []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "==cluster-paths\n")
+	for _, p := range present {
+		fmt.Fprintln(&b, p)
+	}
+	fmt.Fprintf(&b, "==pki-sums\n")
+	for _, p := range f.Files(facts.PKIDir + "/") {
+		file, _ := f.File(p)
+		sum := sha256.Sum256(file.Content)
+		fmt.Fprintf(&b, "%s  %s\n", hex.EncodeToString(sum[:]), strings.TrimPrefix(p, facts.PKIDir+"/"))
+	}
+	fmt.Fprintf(&b, "==cluster-ca\n")
+	if ca, ok := f.File(facts.PKIDir + "/ca.crt"); ok {
+		b.Write(ca.Content)
+	}
+	fmt.Fprintf(&b, "==init-marker\n")
+	if m, ok := f.File(facts.InitMarkerPath); ok {
+		b.Write(m.Content)
+	}
+	return b.String()
+}
+
+// seedPKI puts a cluster's PKI on a simulated node as create left it: every file on a control
+// plane, the cluster CA on a worker.
+func seedPKI(f *sshtest.Fake, b *pki.Bundle, controlPlane bool) {
+	for _, file := range b.ControlPlaneFiles() {
+		if controlPlane || file.Path == facts.PKIDir+"/ca.crt" {
+			f.SetFile(file.Path, file.Content, file.Mode, "root:root")
+		}
+	}
+}
+
+// sharedPKI is one cluster PKI for every simulated cluster of the package's tests (RSA keys are
+// slow to generate).
+var sharedPKI struct {
+	once sync.Once
+	b    *pki.Bundle
+	err  error
+}
+
+func testPKI(t testing.TB) *pki.Bundle {
+	t.Helper()
+	sharedPKI.once.Do(func() { sharedPKI.b, sharedPKI.err = pki.Generate(pki.Options{}) })
+	if sharedPKI.err != nil {
+		t.Fatal(sharedPKI.err)
+	}
+	return sharedPKI.b
 }

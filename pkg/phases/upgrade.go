@@ -63,6 +63,7 @@ func Upgrade(o UpgradeOptions) []Phase {
 	return []Phase{
 		Connect{},
 		GatherFacts{},
+		ClusterIdentity{Policy: PKIRequired},
 		UpgradeCheck{},
 		UpgradeHealth{PhaseName: "upgrade/health", Timeout: o.WaitTimeout},
 		EtcdSnapshot{},
@@ -526,7 +527,7 @@ func (UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 		}
 		for _, argv := range steps {
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
-				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(argv[:3], " "), lastLines(err))
+				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(argv[:3], " "), err)
 			}
 		}
 		p.Nodes[h.Name()].ControlPlane = p.Target
@@ -740,7 +741,7 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 		}
 		argv := []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
-			return fmt.Errorf("kubeadm upgrade node: %w", lastLines(err))
+			return fmt.Errorf("kubeadm upgrade node: %w", err)
 		}
 	}
 	// kubeadm (if a control plane's was not already), kubelet and kubectl at the target.

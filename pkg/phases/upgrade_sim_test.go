@@ -27,6 +27,7 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -58,6 +59,7 @@ type upCluster struct {
 	order []string
 	api   *fake.Clientset
 	in    manifests.Inputs
+	pki   *pki.Bundle
 	// failEvictions makes evictions of pods with this label value of "app" answer 429.
 	mu            sync.Mutex
 	failEvictions string
@@ -87,7 +89,7 @@ func newUpCluster(t *testing.T, version string, names ...string) *upCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc := &upCluster{spec: c, hosts: map[string]*upHost{}, order: names, in: in}
+	uc := &upCluster{spec: c, hosts: map[string]*upHost{}, order: names, in: in, pki: testPKI(t)}
 	uc.api = fake.NewClientset()
 	uc.api.PrependReactor("create", "pods", uc.evict)
 	for _, h := range c.Spec.Hosts {
@@ -98,6 +100,7 @@ func newUpCluster(t *testing.T, version string, names ...string) *upCluster {
 			uh.manifests = version
 		}
 		uh.SetFile("/etc/kubernetes/admin.conf", []byte(testKubeconfig), 0o600, "root:root")
+		seedPKI(uh.Fake, uc.pki, cp)
 		// What create left: the kubelet's unit and drop-ins as rendered.
 		files, err := manifests.HostFiles(&c.Spec, h, facts.Host{Name: h.Name, Arch: "amd64", CgroupVersion: 2}, in)
 		if err != nil {
@@ -361,10 +364,13 @@ func (h *upHost) factsOutput() string {
 		sec("packages", pkgs+"ii cri-tools 1.36.0-1.1\nii kubernetes-cni 1.9.1-1.1\n")
 	}
 	files := "/etc/kubernetes/kubelet.conf\n"
+	present := []string{"/etc/kubernetes/kubelet.conf"}
 	if h.cp {
 		files += "/etc/kubernetes/admin.conf\n"
+		present = append(present, "/etc/kubernetes/admin.conf", "/etc/kubernetes/manifests/kube-apiserver.yaml")
 	}
 	sec("files", files)
+	b.WriteString(clusterSections(h.Fake, present))
 	sec("listening", "0.0.0.0:22\n*:10250\n")
 	sec("time", "")
 	sec("end", "")
@@ -378,7 +384,7 @@ func (uc *upCluster) run(t *testing.T, stateDir string, dryRun bool, o UpgradeOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Inputs, r.StateDir, r.DryRun = uc.in, stateDir, dryRun
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, stateDir, dryRun
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
 	r.Set(keyClient, &kubeapi.Client{Kube: uc.api})
 	o.pollInterval = time.Millisecond

@@ -51,17 +51,14 @@ func newSimCluster(t *testing.T) *simCluster {
 	if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
-	b, err := pki.LoadOrGenerate(filepath.Join(t.TempDir(), "pki"), pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	in, err := manifests.LoadInputs(context.Background(), &c.Spec, manifests.LoadOptions{VRRPPassword: "vrrppass", HashKey: []byte("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := &simCluster{spec: c, hosts: map[string]*simHost{}, pki: b, in: in}
+	sc := &simCluster{spec: c, hosts: map[string]*simHost{}, pki: testPKI(t), in: in}
 	for _, h := range c.Spec.Hosts {
 		sc.hosts[h.Name] = newSimHost(h.Name, h.Address)
+		sc.hosts[h.Name].caPEM = sc.pki.Cluster.CertPEM
 	}
 	return sc
 }

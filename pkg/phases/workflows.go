@@ -9,16 +9,19 @@ import (
 
 // CreateCluster is the workflow of `installer create cluster` (DESIGN.md §3), in order.
 func CreateCluster() []Phase {
+	initState := &initPlan{}
 	return []Phase{
 		Connect{},
 		GatherFacts{},
+		ClusterIdentity{Policy: PKIMayCreate},
 		Preflight{},
+		InitCheck{plan: initState},
 		Prepare{},
 		Runtime{},
 		KubernetesBinaries{},
 		UploadPKI{},
 		HAEndpoint{},
-		Init{},
+		Init{plan: initState},
 		Join{Role: v1alpha1.RoleControlPlane},
 		Join{Role: v1alpha1.RoleWorker},
 		ApplyClusterFiles{PhaseName: "cni", Match: func(p string) bool { return p == "cni.yaml" },
@@ -55,7 +58,9 @@ func JoinNode() []Phase {
 	return []Phase{
 		Connect{},
 		GatherFacts{},
+		ClusterIdentity{Policy: PKIRequired},
 		RequireCluster{},
+		SettleNodes{},
 		Preflight{},
 		Prepare{},
 		Runtime{},

@@ -25,22 +25,13 @@ type ReaderFunc func(ctx context.Context, path string) ([]byte, error)
 // ReadFile calls f.
 func (f ReaderFunc) ReadFile(ctx context.Context, path string) ([]byte, error) { return f(ctx, path) }
 
-// hostFiles are the files fetched back, relative to pki/ (the same names on the host and locally).
-func hostFiles() []string {
-	var names []string
-	for _, ca := range CAs() {
-		names = append(names, ca.BaseName+".crt", ca.BaseName+".key")
-	}
-	return append(names, SAKeyName, SAPubName)
-}
-
 // Fetch reads the CAs and the service-account key pair from a control plane's /etc/kubernetes/pki
 // (for a state directory that was lost), checks every pair, and stores them in dir. A file already
 // in dir is kept when identical and is an error when it differs: two different CAs for one cluster
 // is exactly what the operator must sort out by hand.
 func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 	content := map[string][]byte{}
-	for _, name := range hostFiles() {
+	for _, name := range FileNames() {
 		data, err := r.ReadFile(ctx, HostDir+"/"+name)
 		if err != nil {
 			return nil, fmt.Errorf("pki: fetch %s/%s: %w", HostDir, name, err)
@@ -69,7 +60,7 @@ func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 	}
 	// Check everything before writing anything, so a conflict leaves dir as it was.
 	var missing []string
-	for _, name := range hostFiles() {
+	for _, name := range FileNames() {
 		local, err := os.ReadFile(filepath.Join(dir, name))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):

@@ -99,11 +99,139 @@ func (o Options) now() time.Time {
 	return time.Now()
 }
 
+// ErrNoPKI is Load's answer for a directory that holds none of the PKI's files.
+var ErrNoPKI = errors.New("no PKI")
+
+// Load reads the PKI from dir (the state directory's pki/) and generates nothing: a directory with
+// none of the files is ErrNoPKI, one with only some of them an error naming what is missing. Keys
+// found readable by others are narrowed to 0600.
+func Load(dir string) (*Bundle, error) {
+	present := 0
+	for _, name := range FileNames() {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			present++
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("pki: %w", err)
+		}
+	}
+	if present == 0 {
+		return nil, fmt.Errorf("pki: %s: %w", dir, ErrNoPKI)
+	}
+	return load(dir, Options{}, false)
+}
+
+// Generate makes a new PKI in memory (three CAs and the service-account key pair); Save writes it.
+func Generate(opts Options) (*Bundle, error) {
+	b := &Bundle{}
+	for _, ca := range CAs() {
+		kp, err := NewCA(ca, opts)
+		if err != nil {
+			return nil, err
+		}
+		*b.pair(ca) = kp
+	}
+	key, err := rsa.GenerateKey(rand.Reader, RSAKeyBits)
+	if err != nil {
+		return nil, fmt.Errorf("pki: generate service-account key: %w", err)
+	}
+	if b.SAKeyPEM, b.SAPubPEM, err = encodeSA(key); err != nil {
+		return nil, err
+	}
+	b.SAKey = key
+	return b, nil
+}
+
+// Save writes a generated bundle to dir, which must not hold a PKI yet: the files go to a fresh
+// 0700 directory beside it that is then renamed into place, so a crash leaves either no PKI or a
+// whole one, and a PKI another run saved first is never replaced.
+func (b *Bundle) Save(dir string) error {
+	parent := filepath.Dir(dir)
+	if err := os.MkdirAll(parent, DirMode); err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	tmp, err := os.MkdirTemp(parent, ".tmp-pki-")
+	if err != nil {
+		return fmt.Errorf("pki: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := ensureDir(filepath.Join(tmp, "etcd")); err != nil {
+		return err
+	}
+	for _, f := range b.files() {
+		if err := writeNew(filepath.Join(tmp, f.name), f.content, f.mode); err != nil {
+			return err
+		}
+	}
+	// rename(2) replaces an empty directory but never a populated one.
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("pki: save to %s (it must not hold a PKI yet): %w", dir, err)
+	}
+	b.Dir = dir
+	b.Written = FileNames()
+	return nil
+}
+
+type pkiFile struct {
+	name    string
+	content []byte
+	mode    fs.FileMode
+}
+
+// files are the bundle's files by their names relative to pki/, in FileNames order.
+func (b *Bundle) files() []pkiFile {
+	var out []pkiFile
+	for _, kp := range b.Pairs() {
+		out = append(out, pkiFile{kp.CA.BaseName + ".crt", kp.CertPEM, CertFileMode}, pkiFile{kp.CA.BaseName + ".key", kp.KeyPEM, KeyFileMode})
+	}
+	return append(out, pkiFile{SAKeyName, b.SAKeyPEM, KeyFileMode}, pkiFile{SAPubName, b.SAPubPEM, CertFileMode})
+}
+
+// FileNames are the PKI's files relative to pki/ (the same names locally and in /etc/kubernetes/pki).
+func FileNames() []string {
+	var names []string
+	for _, ca := range CAs() {
+		names = append(names, ca.BaseName+".crt", ca.BaseName+".key")
+	}
+	return append(names, SAKeyName, SAPubName)
+}
+
+// FileSums returns the SHA-256 (hex) of every file's content by its name relative to pki/: what a
+// control plane's copies must match byte for byte.
+func (b *Bundle) FileSums() map[string]string {
+	sums := map[string]string{}
+	for _, f := range b.files() {
+		sum := sha256.Sum256(f.content)
+		sums[f.name] = hex.EncodeToString(sum[:])
+	}
+	return sums
+}
+
+// Fingerprint names a certificate the way people compare them: "sha256:" and the hex SHA-256 of its
+// DER encoding (what `openssl x509 -noout -fingerprint -sha256` prints, without the colons).
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// CertFingerprint is Fingerprint of a PEM certificate.
+func CertFingerprint(certPEM []byte) (string, error) {
+	cert, err := parseCert(certPEM)
+	if err != nil {
+		return "", err
+	}
+	return Fingerprint(cert), nil
+}
+
 // LoadOrGenerate loads the PKI from dir (the state directory's pki/), generating only the files that
 // do not exist. A half-present pair (a certificate without its key, sa.key without sa.pub) is an
 // error, never silently replaced: regenerating a CA would break every node that trusts the old one.
-// Directories are made 0700 and keys 0600.
+// Directories are made 0700 and keys 0600. Commands use Load, and Generate and Save for a new
+// cluster only once they know no host holds a cluster yet; this composition serves tests and tools.
 func LoadOrGenerate(dir string, opts Options) (*Bundle, error) {
+	return load(dir, opts, true)
+}
+
+func load(dir string, opts Options, generate bool) (*Bundle, error) {
 	if err := ensureDir(dir); err != nil {
 		return nil, err
 	}
@@ -112,7 +240,7 @@ func LoadOrGenerate(dir string, opts Options) (*Bundle, error) {
 	}
 	b := &Bundle{Dir: dir}
 	for _, ca := range CAs() {
-		kp, created, err := loadOrGenerateCA(dir, ca, opts)
+		kp, created, err := loadOrGenerateCA(dir, ca, opts, generate)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +249,7 @@ func LoadOrGenerate(dir string, opts Options) (*Bundle, error) {
 		}
 		*b.pair(ca) = kp
 	}
-	created, err := b.loadOrGenerateSA(dir)
+	created, err := b.loadOrGenerateSA(dir, generate)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +284,7 @@ func ensureDir(dir string) error {
 	return nil
 }
 
-func loadOrGenerateCA(dir string, ca CA, opts Options) (KeyPair, bool, error) {
+func loadOrGenerateCA(dir string, ca CA, opts Options, generate bool) (KeyPair, bool, error) {
 	certPath := filepath.Join(dir, ca.BaseName+".crt")
 	keyPath := filepath.Join(dir, ca.BaseName+".key")
 	certPEM, certErr := os.ReadFile(certPath)
@@ -171,6 +299,8 @@ func loadOrGenerateCA(dir string, ca CA, opts Options) (KeyPair, bool, error) {
 			return KeyPair{}, false, fmt.Errorf("pki: %s: %w", certPath, err)
 		}
 		return kp, false, nil
+	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist) && !generate:
+		return KeyPair{}, false, fmt.Errorf("pki: %s and %s are missing; restore them from the cluster's control planes", certPath, keyPath)
 	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
 		kp, err := NewCA(ca, opts)
 		if err != nil {
@@ -196,7 +326,7 @@ func loadOrGenerateCA(dir string, ca CA, opts Options) (KeyPair, bool, error) {
 	}
 }
 
-func (b *Bundle) loadOrGenerateSA(dir string) (bool, error) {
+func (b *Bundle) loadOrGenerateSA(dir string, generate bool) (bool, error) {
 	keyPath := filepath.Join(dir, SAKeyName)
 	pubPath := filepath.Join(dir, SAPubName)
 	keyPEM, keyErr := os.ReadFile(keyPath)
@@ -212,6 +342,8 @@ func (b *Bundle) loadOrGenerateSA(dir string) (bool, error) {
 		}
 		b.SAKey, b.SAKeyPEM, b.SAPubPEM = key, keyPEM, pubPEM
 		return false, nil
+	case errors.Is(keyErr, fs.ErrNotExist) && errors.Is(pubErr, fs.ErrNotExist) && !generate:
+		return false, fmt.Errorf("pki: %s and %s are missing; restore them from the cluster's control planes", keyPath, pubPath)
 	case errors.Is(keyErr, fs.ErrNotExist) && errors.Is(pubErr, fs.ErrNotExist):
 		key, err := rsa.GenerateKey(rand.Reader, RSAKeyBits)
 		if err != nil {
@@ -424,19 +556,19 @@ func (b *Bundle) DiscoveryHash() string { return DiscoveryHash(b.Cluster.Cert) }
 
 // ControlPlaneFiles are the files uploaded to every control plane's /etc/kubernetes/pki before
 // kubeadm init or join, which then adopts them (no --upload-certs, no certificate key). Keys are
-// Sensitive (0600, shown as <redacted>). Workers need none of them: they trust the cluster CA
+// Sensitive (0600, shown as <redacted>); none may replace a different file already there. Workers need none of them: they trust the cluster CA
 // through the discovery hash.
 func (b *Bundle) ControlPlaneFiles() []manifests.File {
 	var files []manifests.File
 	for _, kp := range b.Pairs() {
 		files = append(files,
-			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".crt", Mode: CertFileMode, Content: kp.CertPEM},
-			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".key", Mode: KeyFileMode, Content: kp.KeyPEM, Sensitive: true},
+			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".crt", Mode: CertFileMode, Content: kp.CertPEM, NoReplace: true},
+			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".key", Mode: KeyFileMode, Content: kp.KeyPEM, Sensitive: true, NoReplace: true},
 		)
 	}
 	files = append(files,
-		manifests.File{Path: HostDir + "/" + SAKeyName, Mode: KeyFileMode, Content: b.SAKeyPEM, Sensitive: true},
-		manifests.File{Path: HostDir + "/" + SAPubName, Mode: CertFileMode, Content: b.SAPubPEM},
+		manifests.File{Path: HostDir + "/" + SAKeyName, Mode: KeyFileMode, Content: b.SAKeyPEM, Sensitive: true, NoReplace: true},
+		manifests.File{Path: HostDir + "/" + SAPubName, Mode: CertFileMode, Content: b.SAPubPEM, NoReplace: true},
 	)
 	manifests.SortFiles(files)
 	return files

@@ -144,6 +144,17 @@ func (e *SudoError) Error() string {
 	return fmt.Sprintf("host %s: sudo -n failed for user %q: %s; the user needs passwordless sudo (a NOPASSWD rule) or root login", e.Host, e.User, e.Detail)
 }
 
+// ReplaceRefusedError means a NoReplace file exists on the host with other content: it is not the
+// installer's to overwrite, and nothing was written.
+type ReplaceRefusedError struct {
+	Host string
+	Path string
+}
+
+func (e *ReplaceRefusedError) Error() string {
+	return fmt.Sprintf("host %s: %s exists with other content; refusing to replace it", e.Host, e.Path)
+}
+
 // CommandError means a remote command ran and failed.
 type CommandError struct {
 	Host string

@@ -148,6 +148,7 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	sum := hex.EncodeToString(digest[:])
 	octal := strconv.FormatUint(uint64(mode), 8)
 	var changed bool
+	var refused error
 	var stderr bytes.Buffer
 	err := c.withConn(ctx, true, func(cn *conn) error {
 		var stdout bytes.Buffer
@@ -158,6 +159,10 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 		state, err := parseState(stdout.String())
 		if err != nil {
 			return err
+		}
+		if state.exists && state.sum != sum && f.NoReplace {
+			refused = &ReplaceRefusedError{Host: c.cfg.Name, Path: f.Path}
+			return nil
 		}
 		if state.exists && state.sum == sum {
 			if state.mode == mode && state.ownedBy(f.Owner) {
@@ -172,6 +177,8 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	})
 	var exitErr *gossh.ExitError
 	switch {
+	case err == nil && refused != nil:
+		return false, refused
 	case err == nil:
 		c.log.Debug("wrote", "path", f.Path, "bytes", len(f.Content), "changed", changed, "sensitive", f.Sensitive)
 		return changed, nil

@@ -338,6 +338,25 @@ func TestFiles(t *testing.T) {
 					}
 				})
 			}
+			t.Run("NoReplace: absent or identical is written, different is refused and kept", func(t *testing.T) {
+				p := base + "/root-only/ca.crt"
+				f := ssh.File{Path: p, Content: []byte("ours"), Mode: 0o644, Sudo: true, NoReplace: true}
+				if changed, err := usr.WriteFile(ctxT(t), f); err != nil || !changed {
+					t.Fatalf("absent file: changed %v, err %v", changed, err)
+				}
+				if changed, err := usr.WriteFile(ctxT(t), f); err != nil || changed {
+					t.Fatalf("identical file: changed %v, err %v", changed, err)
+				}
+				run(t, root, ssh.Cmd{Args: []string{"sh", "-c", `printf theirs > "$1"`, "sh", p}})
+				_, err := usr.WriteFile(ctxT(t), f)
+				var refused *ssh.ReplaceRefusedError
+				if !errors.As(err, &refused) || refused.Path != p || !strings.Contains(err.Error(), "host h1") {
+					t.Fatalf("different file: err %v, want a ReplaceRefusedError naming host and path", err)
+				}
+				if got := content(t, p); got != "theirs" {
+					t.Errorf("the refused file was changed to %q", got)
+				}
+			})
 			t.Run("user without sudo into a root-owned dir fails", func(t *testing.T) {
 				_, err := usr.WriteFile(ctxT(t), ssh.File{Path: base + "/root-only/denied", Content: []byte("x")})
 				if err == nil || !strings.Contains(err.Error(), "host h1") || !strings.Contains(strings.ToLower(err.Error()), "permission denied") {

@@ -77,6 +77,8 @@ type File struct {
 	Sudo bool
 	// Sensitive keeps the content out of logs (it never appears in errors).
 	Sensitive bool
+	// NoReplace refuses (*ReplaceRefusedError) to overwrite an existing file whose content differs.
+	NoReplace bool
 }
 
 // DefaultFileMode is used when File.Mode is 0.

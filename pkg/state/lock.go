@@ -22,7 +22,7 @@ var ErrLocked = errors.New("another installer run holds the state directory's lo
 
 // Ensure creates the state directory (0700) and its subdirectories.
 func Ensure(dir string) error {
-	for _, d := range []string{dir, filepath.Join(dir, "logs"), filepath.Join(dir, "secrets")} {
+	for _, d := range []string{dir, filepath.Join(dir, "logs")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("state dir: %w", err)
 		}

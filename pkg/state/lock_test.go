@@ -50,21 +50,3 @@ func TestRunLogDir(t *testing.T) {
 		t.Fatalf("RunLogDir = %q, %v", d, err)
 	}
 }
-
-func TestSecret(t *testing.T) {
-	dir := t.TempDir()
-	calls := 0
-	gen := func() (string, error) { calls++; return "s3cret" + strconv.Itoa(calls), nil }
-	a, err := Secret(dir, "vrrp-password", gen)
-	if err != nil || a != "s3cret1" {
-		t.Fatalf("first = %q, %v", a, err)
-	}
-	b, err := Secret(dir, "vrrp-password", gen)
-	if err != nil || b != a || calls != 1 {
-		t.Fatalf("second = %q, %v (generated %d times)", b, err, calls)
-	}
-	st, _ := os.Stat(filepath.Join(dir, "secrets", "vrrp-password"))
-	if st.Mode().Perm() != 0o600 {
-		t.Errorf("secret mode %v", st.Mode())
-	}
-}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"regexp"
 	"slices"
+	"sort"
+	"strings"
 	"sync"
 
 	"installer.dev/installer/pkg/ssh"
@@ -129,6 +131,27 @@ func (f *Fake) SetFile(path string, content []byte, mode fs.FileMode, owner stri
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.files[path] = FakeFile{Content: bytes.Clone(content), Mode: mode, Owner: owner}
+}
+
+// RemoveFile deletes a file from the fake host (a simulated rm).
+func (f *Fake) RemoveFile(path string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.files, path)
+}
+
+// Files returns the paths of the fake host's files below dir ("/etc/kubernetes/pki/").
+func (f *Fake) Files(dir string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for p := range f.files {
+		if strings.HasPrefix(p, dir) {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // File returns a file from the fake host.
@@ -252,6 +275,9 @@ func (f *Fake) WriteFile(ctx context.Context, file ssh.File) (bool, error) {
 	old, ok := f.files[file.Path]
 	if ok && bytes.Equal(old.Content, file.Content) && old.Mode == mode && (file.Owner == "" || old.Owner == file.Owner) {
 		return false, nil
+	}
+	if ok && file.NoReplace && !bytes.Equal(old.Content, file.Content) {
+		return false, &ssh.ReplaceRefusedError{Host: f.name, Path: file.Path}
 	}
 	owner := file.Owner
 	if owner == "" && ok {

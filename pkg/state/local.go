@@ -1,0 +1,124 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"installer.dev/installer/pkg/pki"
+)
+
+// Local is what the state directory holds of one cluster, its PKI and generated secrets, plus what a
+// run generated in memory because the directory lacked it. Nothing is written until Save, which a
+// command calls only once it has proven that the cluster on the hosts is this one, or that there is
+// none yet (a new PKI must never meet a running cluster).
+type Local struct {
+	Dir string
+	// PKI is the directory's PKI, the one generated in memory (PKIGenerated), or nil.
+	PKI          *pki.Bundle
+	PKIGenerated bool
+
+	secrets   map[string]string
+	generated []string // secret names not in the directory yet
+}
+
+// LoadLocal reads the state directory's PKI; without one it generates a PKI in memory when
+// generatePKI is set (create cluster, plan) and leaves PKI nil otherwise.
+func LoadLocal(dir string, generatePKI bool) (*Local, error) {
+	l := &Local{Dir: dir, secrets: map[string]string{}}
+	b, err := pki.Load(l.PKIDir())
+	switch {
+	case err == nil:
+		l.PKI = b
+	case !errors.Is(err, pki.ErrNoPKI):
+		return nil, err
+	case generatePKI:
+		if l.PKI, err = pki.Generate(pki.Options{}); err != nil {
+			return nil, err
+		}
+		l.PKIGenerated = true
+	}
+	return l, nil
+}
+
+// PKIDir is the state directory's pki/.
+func (l *Local) PKIDir() string { return filepath.Join(l.Dir, "pki") }
+
+// Secret returns the generated secret <dir>/secrets/<name>; when the directory lacks it, generate
+// makes one in memory that Save writes later. Keeping it makes every later run render identical
+// files (keepalived's VRRP password).
+func (l *Local) Secret(name string, generate func() (string, error)) (string, error) {
+	if v, ok := l.secrets[name]; ok {
+		return v, nil
+	}
+	path := filepath.Join(l.Dir, "secrets", name)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		v := strings.TrimSpace(string(data))
+		if v == "" {
+			return "", fmt.Errorf("secret %s is empty; delete it to generate a new one", path)
+		}
+		l.secrets[name] = v
+		return v, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("read secret: %w", err)
+	}
+	v, err := generate()
+	if err != nil {
+		return "", err
+	}
+	l.secrets[name] = v
+	l.generated = append(l.generated, name)
+	return v, nil
+}
+
+// Pending lists the paths Save would write (nothing when everything was loaded).
+func (l *Local) Pending() []string {
+	var out []string
+	if l.PKIGenerated {
+		out = append(out, l.PKIDir()+"/")
+	}
+	for _, name := range l.generated {
+		out = append(out, filepath.Join(l.Dir, "secrets", name))
+	}
+	return out
+}
+
+// Save writes what was generated: the PKI as a whole (pki.Bundle.Save) and each secret 0600 from
+// its first byte. It never replaces a file; a secret another run wrote meanwhile is an error.
+func (l *Local) Save() error {
+	if l.PKIGenerated {
+		if err := l.PKI.Save(l.PKIDir()); err != nil {
+			return err
+		}
+		l.PKIGenerated = false
+	}
+	if len(l.generated) == 0 {
+		return nil
+	}
+	dir := filepath.Join(l.Dir, "secrets")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	for len(l.generated) > 0 {
+		name := l.generated[0]
+		// O_EXCL: never replace a secret another run wrote (the run lock should prevent that anyway).
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("write secret: %w", err)
+		}
+		if _, err := f.WriteString(l.secrets[name] + "\n"); err != nil {
+			f.Close()
+			return fmt.Errorf("write secret: %w", err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write secret: %w", err)
+		}
+		l.generated = slices.Delete(l.generated, 0, 1)
+	}
+	return nil
+}
