@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // RequireCluster stops `join node` early when the first control plane has not initialised a cluster.
@@ -21,7 +22,7 @@ func (RequireCluster) Run(ctx context.Context, r *Run) error {
 	if !cp.Facts.AdminConfPresent {
 		return fmt.Errorf("no cluster on %s yet: run create cluster first", cp.Name())
 	}
-	if ok, why := cp.initComplete(ctx); !ok {
+	if ok, why := cp.initComplete(ctx, time.Minute); !ok {
 		return fmt.Errorf("the cluster on %s does not answer (%s); nothing was changed", cp.Name(), why)
 	}
 	return nil

@@ -77,6 +77,13 @@ type Preflight struct{}
 
 func (Preflight) Name() string { return "preflight" }
 
+func (Preflight) ShouldRun(r *Run) (bool, string) {
+	if len(r.Targets()) == 0 {
+		return false, "no host to change"
+	}
+	return true, ""
+}
+
 func (Preflight) Run(ctx context.Context, r *Run) error {
 	all := map[string]facts.Host{}
 	for _, h := range r.All() {

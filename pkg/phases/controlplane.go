@@ -83,7 +83,12 @@ type initPlan struct {
 // kubeadm init, nothing (init completed), or reset and init again, which guard.Init allows only on
 // the installer's own marker of an unfinished init. An initialised control plane whose API server
 // does not answer stops the run here.
-type InitCheck struct{ plan *initPlan }
+type InitCheck struct {
+	plan *initPlan
+	// apiWait is how long an initialised control plane's API server gets to answer (default a
+	// minute: it may be restarting after a reboot or an upgrade).
+	apiWait time.Duration
+}
 
 func (InitCheck) Name() string { return "init-check" }
 
@@ -94,7 +99,11 @@ func (c InitCheck) Run(ctx context.Context, r *Run) error {
 	}
 	ev := guard.InitEvidence{Host: h.Name(), Files: h.Facts.Cluster}
 	if h.Facts.AdminConfPresent {
-		ev.Complete, ev.Check = h.initComplete(ctx)
+		wait := c.apiWait
+		if wait == 0 {
+			wait = time.Minute
+		}
+		ev.Complete, ev.Check = h.initComplete(ctx, wait)
 	}
 	if !ev.Complete && h.Facts.Cluster.InitMarker != nil {
 		for _, o := range r.All() {
@@ -204,10 +213,9 @@ func (h *Host) removeInitMarker(ctx context.Context) error {
 }
 
 // initComplete reports whether kubeadm's configuration can be read from the cluster through the
-// host's admin.conf, and when not, what the last attempt said. The apiserver may be restarting (a
-// reboot, an upgrade): it gets a minute before the answer is no.
-func (h *Host) initComplete(ctx context.Context) (bool, string) {
-	deadline := time.Now().Add(time.Minute)
+// host's admin.conf within wait, and when not, what the last attempt said.
+func (h *Host) initComplete(ctx context.Context, wait time.Duration) (bool, string) {
+	deadline := time.Now().Add(wait)
 	for {
 		_, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", initCompleteScript}})
 		if err == nil {

@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -38,6 +39,8 @@ type simHost struct {
 	failOn string
 	// latency is added to every command, like a network round trip.
 	latency time.Duration
+	// onWrite, when set, is called on every file write.
+	onWrite func()
 	// caPEM is the cluster CA kubeadm join writes to /etc/kubernetes/pki/ca.crt (from cluster-info).
 	caPEM []byte
 }
@@ -270,4 +273,12 @@ func testPKI(t testing.TB) *pki.Bundle {
 		t.Fatal(sharedPKI.err)
 	}
 	return sharedPKI.b
+}
+
+// WriteFile lets a test observe writes (onWrite) before the fake stores them.
+func (s *simHost) WriteFile(ctx context.Context, f ssh.File) (bool, error) {
+	if s.onWrite != nil {
+		s.onWrite()
+	}
+	return s.Fake.WriteFile(ctx, f)
 }

@@ -1,0 +1,236 @@
+package phases
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/guard"
+	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// fakeLocal stands in for the state directory: it records whether Save ran.
+type fakeLocal struct {
+	pending []string
+	saved   int
+}
+
+func (l *fakeLocal) Pending() []string { return l.pending }
+func (l *fakeLocal) Save() error {
+	l.saved++
+	l.pending = nil
+	return nil
+}
+
+// safetyRun is a create run over the simulated cluster with a chosen PKI, the API wait shortened.
+func (sc *simCluster) safetyRun(t *testing.T, b *pki.Bundle, generated bool, local LocalState) (*Run, error) {
+	t.Helper()
+	r, err := NewRun(sc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.StateDir = b, generated, local, sc.in, "/state"
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	list := hostPhases()
+	for i, p := range list {
+		if ic, ok := p.(InitCheck); ok {
+			ic.apiWait = 50 * time.Millisecond
+			list[i] = ic
+		}
+	}
+	_, err = Execute(context.Background(), r, list)
+	return r, err
+}
+
+// changedNothing asserts the run made no change and no host saw a write or a changing command.
+func (sc *simCluster) changedNothing(t *testing.T, r *Run, mark map[string]int) {
+	t.Helper()
+	if n := totalChanges(r); n != 0 {
+		t.Errorf("refused run made %d changes: %v", n, r.Changes())
+	}
+	for name, h := range sc.hosts {
+		for _, c := range h.Calls()[mark[name]:] {
+			line := strings.Join(c.Cmd.Args, " ")
+			if c.Op == "write" || strings.Contains(line, "kubeadm reset") || strings.Contains(line, "kubeadm init") || strings.HasPrefix(line, "rm ") {
+				t.Errorf("refused run changed %s: %s %s%s", name, c.Op, c.Path, line)
+			}
+		}
+	}
+}
+
+func mustRefuse(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), guard.RefusalPhrase) {
+		t.Fatalf("got %v (exit %d), want a refusal (exit 6)", err, exitcode.Of(err))
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("refusal lacks %q:\n%v", w, err)
+		}
+	}
+}
+
+// TestCreateRefusesForeignOrMissingPKI: against a running cluster, create with another cluster's
+// PKI, or with a PKI generated because the state directory was empty, stops in the identity phase
+// before any change, and never saves the generated PKI.
+func TestCreateRefusesForeignOrMissingPKI(t *testing.T) {
+	sc := newSimCluster(t)
+	if _, err := sc.run(t); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Generate(pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := pki.Fingerprint(sc.pki.Cluster.Cert)
+
+	mark := sc.marks()
+	r, err := sc.safetyRun(t, other, false, nil)
+	mustRefuse(t, err, "phase identity: ", "host cp1 belongs to another cluster: its cluster CA is "+ours, "host w1 belongs to another cluster")
+	sc.changedNothing(t, r, mark)
+
+	mark = sc.marks()
+	local := &fakeLocal{pending: []string{"/state/pki/"}}
+	r, err = sc.safetyRun(t, other, true, local)
+	mustRefuse(t, err, "host cp1 is part of an existing cluster (cluster CA "+ours+"), but the state directory /state has no PKI")
+	sc.changedNothing(t, r, mark)
+	if local.saved != 0 {
+		t.Error("the generated PKI was saved although the hosts hold a cluster")
+	}
+}
+
+// TestCreateSavesNewPKIBeforeAnyChange: on fresh hosts the generated PKI is saved in the identity
+// phase, before the first host is changed.
+func TestCreateSavesNewPKIBeforeAnyChange(t *testing.T) {
+	sc := newSimCluster(t)
+	local := &fakeLocal{pending: []string{"/state/pki/", "/state/secrets/vrrp-password"}}
+	var writesBeforeSave int
+	sc.hosts["cp1"].onWrite = func() {
+		if local.saved == 0 {
+			writesBeforeSave++
+		}
+	}
+	r, err := sc.safetyRun(t, sc.pki, true, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if local.saved != 1 || writesBeforeSave != 0 {
+		t.Errorf("saved %d times, %d host writes before the save", local.saved, writesBeforeSave)
+	}
+	if got := r.Changes()["identity"]; got != 2 {
+		t.Errorf("identity phase counted %d changes, want one per saved path", got)
+	}
+}
+
+// TestInitNeverResetsWithoutMarker: an initialised control plane whose API server does not answer
+// stops the run (exit 6) and is not reset; the same host with the installer's marker of an init
+// that never finished is reset and initialised again.
+func TestInitNeverResetsWithoutMarker(t *testing.T) {
+	sc := newSimCluster(t)
+	if _, err := sc.run(t); err != nil {
+		t.Fatal(err)
+	}
+	cp1 := sc.hosts["cp1"]
+	cp1.initDone = false // the API server does not answer
+
+	mark := sc.marks()
+	r, err := sc.safetyRun(t, sc.pki, false, nil)
+	mustRefuse(t, err, "phase init-check: ", "host cp1 initialised a cluster on an earlier run, but its API server does not answer")
+	sc.changedNothing(t, r, mark)
+
+	// The installer's marker is proof only while no other host is a node.
+	marker := facts.Marker{Cluster: "sim", CAFingerprint: pki.Fingerprint(sc.pki.Cluster.Cert), Host: "cp1"}
+	cp1.SetFile(facts.InitMarkerPath, marker.Render(), 0o644, "root:root")
+	mark = sc.marks()
+	r, err = sc.safetyRun(t, sc.pki, false, nil)
+	mustRefuse(t, err, "w1, w2 are nodes already")
+	sc.changedNothing(t, r, mark)
+
+	// A fresh cluster whose init was cut short after admin.conf: marker, no other node.
+	fresh := newSimCluster(t)
+	fresh.hosts["cp1"].failOn = "kubeadm init"
+	if _, err := fresh.run(t); err == nil {
+		t.Fatal("the injected init failure did not fail the run")
+	}
+	if _, ok := fresh.hosts["cp1"].File(facts.InitMarkerPath); !ok {
+		t.Fatal("no init marker after a failed init")
+	}
+	fresh.hosts["cp1"].adminConf = true // kubeadm wrote admin.conf before it died
+	mark = fresh.marks()
+	if _, err := fresh.safetyRun(t, fresh.pki, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	var reset, initRan bool
+	for _, c := range fresh.hosts["cp1"].Calls()[mark["cp1"]:] {
+		line := strings.Join(c.Cmd.Args, " ")
+		reset = reset || line == "kubeadm reset -f"
+		initRan = initRan || (reset && strings.HasPrefix(line, "kubeadm init"))
+	}
+	if !reset || !initRan {
+		t.Errorf("unfinished init: reset %v, then init %v", reset, initRan)
+	}
+	if _, ok := fresh.hosts["cp1"].File(facts.InitMarkerPath); ok {
+		t.Error("the marker is still there after init completed")
+	}
+}
+
+// TestJoinNodeLeavesExistingNodeAlone: join node of a host that is a node already changes nothing
+// on any host.
+func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
+	sc := newSimCluster(t)
+	if _, err := sc.run(t); err != nil {
+		t.Fatal(err)
+	}
+	mark := sc.marks()
+	r, err := NewRun(sc.spec, []string{"w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddHost("cp1"); err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.Inputs = sc.pki, sc.in
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	list := JoinNode()
+	if _, err := Execute(context.Background(), r, list[:len(list)-1]); err != nil { // WaitReady needs a real API
+		t.Fatal(err)
+	}
+	if len(r.Targets()) != 0 || strings.Join(r.settled, ",") != "w1" {
+		t.Errorf("targets %d, settled %v", len(r.Targets()), r.settled)
+	}
+	sc.changedNothing(t, r, mark)
+	if n := len(sc.hosts["w1"].Calls()) - mark["w1"]; n != 1 {
+		t.Errorf("w1 saw %d calls, want only the facts", n)
+	}
+}
+
+// TestPlanRecordsStateWrites: a dry run with a generated PKI records the state directory's writes
+// and saves nothing.
+func TestPlanRecordsStateWrites(t *testing.T) {
+	sc := newSimCluster(t)
+	local := &fakeLocal{pending: []string{"/state/pki/"}}
+	r, err := NewRun(sc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.DryRun = sc.pki, true, local, sc.in, true
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
+		t.Fatal(err)
+	}
+	if local.saved != 0 {
+		t.Error("a dry run saved the state")
+	}
+	var recorded bool
+	for _, p := range r.Planned() {
+		recorded = recorded || (p.Host == LocalHost && p.Command == "write /state/pki/" && p.Phase == "identity")
+	}
+	if !recorded {
+		t.Errorf("the plan lacks the state directory's write: %+v", r.Planned())
+	}
+}
