@@ -165,11 +165,11 @@ func TestConnectsOnlyAfterValidation(t *testing.T) {
 		if !strings.Contains(errb.String(), "host cp1: cannot reach 10.0.0.1:22") || !strings.Contains(errb.String(), "phase connect") {
 			t.Errorf("%v: error output:\n%s", c, errb.String())
 		}
-		// The offline preparation happened: PKI and secrets in the state directory, keys 0600.
-		for _, f := range []string{"pki/ca.key", "secrets/vrrp-password", "secrets/config-hash-key"} {
-			st, err := os.Stat(filepath.Join(dir, "state", f))
-			if err != nil || st.Mode().Perm() != 0o600 {
-				t.Errorf("%s: %v %v", f, st, err)
+		// Nothing is generated into the state directory before the hosts have been read: a PKI
+		// saved now could later meet a running cluster.
+		for _, f := range []string{"pki", "secrets"} {
+			if _, err := os.Stat(filepath.Join(dir, "state", f)); !os.IsNotExist(err) {
+				t.Errorf("%v: state/%s exists after a run that reached no host (%v)", c, f, err)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"installer.dev/installer/pkg/pki"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,19 +34,27 @@ func TestRender(t *testing.T) {
 			t.Errorf("%s lacks the placeholder token:\n%s", p, data)
 		}
 	}
-	ca, err := os.ReadFile(filepath.Join(state, "pki", "ca.crt"))
+	// Without a PKI in the state directory render uses a throw-away one and writes nothing there.
+	if !strings.Contains(r.stderr, "rendered with a throw-away PKI") {
+		t.Errorf("stderr: %s", r.stderr)
+	}
+	for _, f := range []string{"pki", "secrets"} {
+		if _, err := os.Stat(filepath.Join(state, f)); !os.IsNotExist(err) {
+			t.Errorf("render wrote state/%s (%v)", f, err)
+		}
+	}
+	// With the cluster's PKI there, render shows it.
+	b, err := pki.Generate(pki.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(r.stderr, "generated "+filepath.Join(state, "pki", "ca.key")) {
-		t.Errorf("stderr: %s", r.stderr)
-	}
+	must(t, b.Save(filepath.Join(state, "pki")))
 	r = runCLI(t, nil, dir, "render", "-f", spec, "-o", out, "--state-dir", state)
-	if r.code != 0 || strings.Contains(r.stderr, "generated") {
-		t.Fatalf("second render: %+v", r)
+	if r.code != 0 || strings.Contains(r.stderr, "throw-away") {
+		t.Fatalf("render with a PKI: %+v", r)
 	}
-	if again, _ := os.ReadFile(filepath.Join(state, "pki", "ca.crt")); !bytes.Equal(again, ca) {
-		t.Error("the CA was regenerated")
+	if got, _ := os.ReadFile(filepath.Join(out, "hosts", "cp1", "rootfs", "etc", "kubernetes", "pki", "ca.crt")); !bytes.Equal(got, b.Cluster.CertPEM) {
+		t.Errorf("rendered ca.crt is not the state directory's:\n%s", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +178,38 @@ func TestGatherOverRealSSH(t *testing.T) {
 	}
 	if h.InterfaceFor("127.0.0.1") != "lo" {
 		t.Errorf("loopback not found in %+v", h.Interfaces)
+	}
+}
+
+// TestParseClusterFiles: the cluster sections become the proof a destructive step needs.
+func TestParseClusterFiles(t *testing.T) {
+	out := "==cluster-paths\n/etc/kubernetes/admin.conf\n/var/lib/etcd/member\n" +
+		"==pki-sums\n" + strings.Repeat("a", 64) + "  ca.crt\n" + strings.Repeat("b", 64) + "  etcd/ca.key\n" +
+		"==cluster-ca\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n" +
+		"==init-marker\ncluster=prod\nca=sha256:0011\nhost=cp1\nstarted=2026-12-05T04:00:00Z\n==end\n"
+	h, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := h.Cluster
+	if !slices.Equal(c.Present, []string{"/etc/kubernetes/admin.conf", "/var/lib/etcd/member"}) || len(c.PKISums) != 2 ||
+		c.PKISums["etcd/ca.key"] != strings.Repeat("b", 64) || !strings.HasPrefix(string(c.CACert), "-----BEGIN CERTIFICATE-----\n") || !c.Holds() {
+		t.Errorf("cluster files: %+v", c)
+	}
+	want := Marker{Cluster: "prod", CAFingerprint: "sha256:0011", Host: "cp1", Started: "2026-12-05T04:00:00Z"}
+	if c.InitMarker == nil || *c.InitMarker != want || string(want.Render()) != "cluster=prod\nca=sha256:0011\nhost=cp1\nstarted=2026-12-05T04:00:00Z\n" {
+		t.Errorf("marker: %+v", c.InitMarker)
+	}
+	empty, _ := Parse("==cluster-paths\n==pki-sums\n==cluster-ca\n==init-marker\n==end\n")
+	if empty.Cluster.Holds() || empty.Cluster.InitMarker != nil {
+		t.Errorf("a clean host holds %+v", empty.Cluster)
+	}
+	for _, p := range ClusterPaths {
+		if !strings.Contains(script, p) {
+			t.Errorf("the facts script does not look for %s", p)
+		}
+	}
+	if !strings.Contains(script, InitMarkerPath) {
+		t.Error("the facts script does not read the init marker")
 	}
 }

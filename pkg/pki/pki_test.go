@@ -330,3 +330,68 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestLoadGenerateSave: Load never generates (an empty directory is ErrNoPKI, a partial one an
+// error naming what is missing), Generate writes nothing, Save writes the whole PKI once.
+func TestLoadGenerateSave(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "pki")
+	if _, err := Load(dir); !errors.Is(err, ErrNoPKI) {
+		t.Fatalf("empty: %v, want ErrNoPKI", err)
+	}
+	b, err := Generate(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("Generate wrote %s", dir)
+	}
+	must(t, b.Save(dir))
+	if fi, _ := os.Stat(dir); fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s mode %v", dir, fi.Mode().Perm())
+	}
+	loaded, err := Load(dir)
+	if err != nil || loaded.DiscoveryHash() != b.DiscoveryHash() || len(loaded.Written) != 0 {
+		t.Fatalf("load after save: %v", err)
+	}
+	for name, sum := range loaded.FileSums() {
+		if b.FileSums()[name] != sum {
+			t.Errorf("%s differs after a round trip", name)
+		}
+	}
+	other, err := Generate(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Save(dir); err == nil {
+		t.Fatal("Save replaced an existing PKI")
+	}
+	must(t, os.Remove(filepath.Join(dir, "front-proxy-ca.key")))
+	must(t, os.Remove(filepath.Join(dir, "front-proxy-ca.crt")))
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "front-proxy-ca.crt and") || errors.Is(err, ErrNoPKI) {
+		t.Errorf("partial PKI: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "front-proxy-ca.crt")); !os.IsNotExist(err) {
+		t.Error("Load generated a missing CA")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	b, err := Generate(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := CertFingerprint(b.Cluster.CertPEM)
+	if err != nil || fp != Fingerprint(b.Cluster.Cert) || len(fp) != len("sha256:")+64 {
+		t.Fatalf("%q %v", fp, err)
+	}
+	cmd := exec.Command("openssl", "x509", "-noout", "-fingerprint", "-sha256")
+	cmd.Stdin = bytes.NewReader(b.Cluster.CertPEM)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	want := "sha256:" + strings.ToLower(strings.ReplaceAll(strings.TrimSpace(strings.SplitN(string(out), "=", 2)[1]), ":", ""))
+	if fp != want {
+		t.Errorf("fingerprint %s, openssl says %s", fp, want)
+	}
+}
