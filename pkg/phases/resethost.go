@@ -51,8 +51,9 @@ if rm_mode && findmnt -rn -o TARGET | grep -qE '^/var/lib/kubelet(/|$)'; then
   exit 1
 fi
 
-# Files. A directory that is a mount point (a dedicated etcd disk) is emptied, not removed.
-for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flannel "$@"; do
+# Files (/var/lib/installer holds the installer's markers). A directory that is a mount point (a
+# dedicated etcd disk) is emptied, not removed.
+for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flannel /var/lib/installer "$@"; do
   [ -e "$p" ] || [ -L "$p" ] || continue
   if [ -d "$p" ] && mountpoint -q "$p"; then
     [ -n "$(ls -A "$p")" ] || continue

@@ -39,7 +39,7 @@ const adminRulesLeft = `sudo sh -c 'iptables -S INPUT | grep -c e2e-admin; if co
 // interfaces, routes into the pod network, iptables/nftables rules of kube-proxy, the kubelet and the
 // CNI, processes, mounts, pods, listening ports, the kubelet unit. Empty output: the host is clean.
 const leftoverScript = `sudo sh -c '
-for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flannel \
+for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flannel /var/lib/installer \
   /etc/keepalived/keepalived.conf /etc/haproxy/haproxy.cfg; do
   [ -e "$p" ] && echo "file $p: $(ls -A "$p" 2>/dev/null | head -5 | tr "\n" " ")"
 done
