@@ -473,7 +473,7 @@ func (forgetCluster) Run(ctx context.Context, r *Run) error {
 	}
 	r.recordChange()
 	if r.DryRun {
-		r.plan(PlannedAction{Host: "local", Command: "remove " + path})
+		r.plan(PlannedAction{Host: LocalHost, Command: "remove " + path})
 		return nil
 	}
 	if err := os.Remove(path); err != nil {
