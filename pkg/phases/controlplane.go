@@ -222,14 +222,25 @@ func (h *Host) initComplete(ctx context.Context, wait time.Duration) (bool, stri
 			return true, ""
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false, err.Error()
+			return false, kubectlSaid(err)
 		}
 		select {
 		case <-ctx.Done():
-			return false, err.Error()
+			return false, kubectlSaid(err)
 		case <-time.After(2 * time.Second):
 		}
 	}
+}
+
+// kubectlSaid is the gist of a failed kubectl call: the last line of its stderr (kubectl repeats
+// client-side retries before it), or the whole error when it did not run.
+func kubectlSaid(err error) string {
+	var ce *ssh.CommandError
+	if !errors.As(err, &ce) || ce.Stderr == "" {
+		return err.Error()
+	}
+	parts := strings.Split(ce.Stderr, " | ")
+	return "kubectl on " + ce.Host + ": " + strings.TrimSpace(parts[len(parts)-1])
 }
 
 // etcdMemberNames lists etcd's members through the host's etcd container; nil when etcd does not

@@ -234,3 +234,14 @@ func TestPlanRecordsStateWrites(t *testing.T) {
 		t.Errorf("the plan lacks the state directory's write: %+v", r.Planned())
 	}
 }
+
+func TestKubectlSaid(t *testing.T) {
+	err := &ssh.CommandError{Host: "cp1", ExitCode: 1, Command: "sh -c kubectl ...",
+		Stderr: `E1205 memcache.go:265] "Unhandled Error" err="couldn't get current server API group list" | The connection to the server 172.31.0.11:6443 was refused - did you specify the right host or port?`}
+	if got := kubectlSaid(err); got != "kubectl on cp1: The connection to the server 172.31.0.11:6443 was refused - did you specify the right host or port?" {
+		t.Errorf("got %q", got)
+	}
+	if got := kubectlSaid(context.DeadlineExceeded); got != "context deadline exceeded" {
+		t.Errorf("got %q", got)
+	}
+}
