@@ -17,7 +17,7 @@ const (
 	PKIMayCreate PKIPolicy = iota + 1
 	// PKIRequired (join node, upgrade): the command changes a cluster it must prove is this one.
 	PKIRequired
-	// PKIIfPresent (reset, kubeconfig): compared when the state directory has one.
+	// PKIIfPresent (reset, kubeconfig): compared when the state directory has one; nothing is saved.
 	PKIIfPresent
 )
 
@@ -72,6 +72,14 @@ func (p ClusterIdentity) Run(ctx context.Context, r *Run) error {
 			return errors.New("a PKI was generated for a command that does not create a cluster")
 		}
 		local = nil // generated for this run: no host may hold a cluster yet
+	}
+	if p.Policy == PKIIfPresent {
+		// reset and kubeconfig compare when they can and save nothing: they do not create.
+		if local == nil {
+			r.Log.Info("the state directory has no PKI: the hosts' cluster CA is not compared", "state-dir", r.StateDir)
+			return nil
+		}
+		return guard.ClusterPKI(r.StateDir, local, hosts)
 	}
 	if local == nil && p.Policy == PKIRequired {
 		return &guard.Refusal{Reason: fmt.Sprintf("the state directory %s has no PKI, so the cluster cannot be proven to be the one this command should change", r.StateDir),

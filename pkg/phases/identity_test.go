@@ -245,3 +245,40 @@ func TestKubectlSaid(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+// TestIdentityIfPresent: reset and kubeconfig compare the PKI when the state directory has one, go
+// on without one, and never save what the run generated.
+func TestIdentityIfPresent(t *testing.T) {
+	sc := newSimCluster(t)
+	if _, err := sc.run(t); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.Generate(pki.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		pki     *pki.Bundle
+		refused bool
+	}{{"no PKI", nil, false}, {"the cluster's PKI", sc.pki, false}, {"another cluster's PKI", other, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewRun(sc.spec, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			local := &fakeLocal{pending: []string{"/state/secrets/vrrp-password"}}
+			r.PKI, r.Local, r.Inputs, r.StateDir = tc.pki, local, sc.in, "/state"
+			r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+			_, err = Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, ClusterIdentity{Policy: PKIIfPresent}})
+			if tc.refused {
+				mustRefuse(t, err, "belongs to another cluster")
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if local.saved != 0 || totalChanges(r) != 0 {
+				t.Errorf("saved %d times, %d changes", local.saved, totalChanges(r))
+			}
+		})
+	}
+}
