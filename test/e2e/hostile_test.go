@@ -360,8 +360,8 @@ func (h *hostileLab) caseInterruptedInit(t *testing.T) {
 	}
 }
 
-// waitKubeadmInit polls a host until kubeadm init runs there; it fails when the run ends first. The
-// bracket keeps pgrep from matching the shell that runs it.
+// waitKubeadmInit polls a host until kubeadm init runs there and has written admin.conf and the etcd
+// manifest; it fails when the run ends first. The bracket keeps pgrep from matching its own shell.
 func (h *hostileLab) waitKubeadmInit(t *testing.T, run *backgroundRun, host string) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Minute)
@@ -371,7 +371,9 @@ func (h *hostileLab) waitKubeadmInit(t *testing.T, run *backgroundRun, host stri
 			t.Fatalf("(h) the installer ended (%v) before kubeadm init ran on %s:\n%s", run.err, host, run.Stderr())
 		default:
 		}
-		if out, err := sshRun(h.ctx, h.Lab, host, `pgrep -f "[k]ubeadm init" >/dev/null && echo running`); err == nil && out == "running" {
+		// Deep enough into init that a plain re-run could not just start over: admin.conf and the
+		// etcd manifest are written (kubeadm's kubeconfig and etcd phases), the cluster not yet up.
+		if out, err := sshRun(h.ctx, h.Lab, host, `pgrep -f "[k]ubeadm init" >/dev/null && sudo test -f /etc/kubernetes/admin.conf && sudo test -f /etc/kubernetes/manifests/etcd.yaml && echo running`); err == nil && out == "running" {
 			return
 		}
 		if time.Now().After(deadline) {
