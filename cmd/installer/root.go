@@ -105,8 +105,8 @@ renders kubeadm's own v1beta4 configuration and runs kubeadm init and join, then
 network and the cloud-controller-manager. The spec is validated completely before any host is touched.
 
 Exit codes: 0 success, 1 failure while executing, 2 invalid input, 3 not implemented,
-4 a host cannot be reached or authenticated, 5 preflight found blocking problems, 6 refused a step it could not prove safe (nothing
-changed; docs/safety.md), 130 interrupted.`,
+4 a host cannot be reached or authenticated, 5 preflight found blocking problems, 6 refused a step
+it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
