@@ -19,7 +19,7 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		command = "plan"
 	}
-	s, err := a.startSession(ctx, ls, command, nil, dryRun, true)
+	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, true)
 	if err != nil {
 		return err
 	}
@@ -82,16 +82,15 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
 
 // joinNode joins the named hosts; the first control plane is read from, never changed.
 func (a *app) joinNode(ctx context.Context, ls *loadedSpec, hosts []string) error {
-	s, err := a.startSession(ctx, ls, "join node", hosts, false, false)
+	var readOnly []string
+	if cps := ls.Cluster.Spec.ControlPlanes(); len(cps) > 0 {
+		readOnly = []string{cps[0].Name}
+	}
+	s, err := a.startSession(ctx, ls, "join node", hosts, readOnly, false, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if cps := ls.Cluster.Spec.ControlPlanes(); len(cps) > 0 {
-		if _, err := s.Run.AddHost(cps[0].Name); err != nil {
-			return err
-		}
-	}
 	if err := a.execute(ctx, s, phases.JoinNode()); err != nil {
 		return err
 	}

@@ -76,7 +76,7 @@ func (a *app) upgrade(ctx context.Context, o upgradeOptions) error {
 	if o.dryRun {
 		command = "upgrade --dry-run"
 	}
-	s, err := a.startSession(ctx, ls, command, nil, o.dryRun, false)
+	s, err := a.startSession(ctx, ls, command, nil, nil, o.dryRun, false)
 	if err != nil {
 		return err
 	}

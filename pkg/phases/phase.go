@@ -41,7 +41,7 @@ type Run struct {
 	// Hosts are the hosts of the spec this run acts on, in spec order, by name.
 	Hosts map[string]*Host
 	order []string
-	// targets are the hosts this command changes; others (AddHost) are only read from.
+	// targets are the hosts this command changes; the others (NewRun's readOnly) are only read from.
 	targets map[string]bool
 	// settled are hosts the command was asked to change but found done and leaves alone
 	// (Settle); they are still waited for.
@@ -72,44 +72,38 @@ type Run struct {
 	values map[string]any
 }
 
-// NewRun prepares a run over the named hosts of the spec (every host when names is empty).
-func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
+// NewRun prepares a run that changes the named hosts of the spec (every host when targets is
+// empty) and only reads from the readOnly ones: join node reads a bootstrap token and the cluster
+// API from the first control plane, reset --host reaches the cluster through the control planes
+// that stay. A host named in both is a target. The run's hosts are fixed here, in spec order, so
+// whoever sets the run up (logs, connections) sees every host the run will use.
+func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, error) {
 	r := &Run{Cluster: c, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
 		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}, targets: map[string]bool{}}
-	want := map[string]bool{}
-	for _, n := range names {
+	want, read := map[string]bool{}, map[string]bool{}
+	for _, n := range targets {
 		want[n] = true
 	}
+	for _, n := range readOnly {
+		read[n] = true
+	}
 	for _, h := range c.Spec.Hosts {
-		if len(names) > 0 && !want[h.Name] {
+		target := len(targets) == 0 || want[h.Name]
+		if !target && !read[h.Name] {
 			continue
 		}
 		r.Hosts[h.Name] = &Host{Spec: h, run: r}
 		r.order = append(r.order, h.Name)
-		r.targets[h.Name] = true
+		if target {
+			r.targets[h.Name] = true
+		}
 	}
-	for _, n := range names {
+	for _, n := range append(append([]string(nil), targets...), readOnly...) {
 		if _, ok := r.Hosts[n]; !ok {
 			return nil, fmt.Errorf("host %s is not in the spec", n)
 		}
 	}
 	return r, nil
-}
-
-// AddHost makes another host of the spec available to phases without making it a target: join node
-// reads from one control plane (a bootstrap token, the cluster API) but changes nothing on it.
-func (r *Run) AddHost(name string) (*Host, error) {
-	if h, ok := r.Hosts[name]; ok {
-		return h, nil
-	}
-	s, ok := r.Cluster.Spec.Host(name)
-	if !ok {
-		return nil, fmt.Errorf("host %s is not in the spec", name)
-	}
-	h := &Host{Spec: s, run: r}
-	r.Hosts[name] = h
-	r.order = append(r.order, name)
-	return h, nil
 }
 
 // All returns the run's hosts in spec order.
