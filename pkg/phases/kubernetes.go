@@ -37,7 +37,10 @@ printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
 
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
-	rel := install.Release(s)
+	rel, err := install.Release(s)
+	if err != nil {
+		return err
+	}
 	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		pm := h.Facts.OS.PackageManager
 		switch s.Install.Source {

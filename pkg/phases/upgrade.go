@@ -595,7 +595,11 @@ func (h *Host) installKubeadm(ctx context.Context) error {
 // the package phase's own code (which moves the repository to the spec's minor); the kubelet step
 // installs the rest the same way.
 func (h *Host) installKubeadmPackage(ctx context.Context) error {
-	want := map[string]string{"kubeadm": install.KubePackageVersions(&h.run.Cluster.Spec)["kubeadm"]}
+	all, err := install.KubePackageVersions(&h.run.Cluster.Spec)
+	if err != nil {
+		return err
+	}
+	want := map[string]string{"kubeadm": all["kubeadm"]}
 	switch pm := h.Facts.OS.PackageManager; pm {
 	case "apt":
 		return h.installAptPackages(ctx, want)
@@ -750,8 +754,10 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	case v1alpha1.InstallPackage:
 		err = h.installPackages(ctx, h.Facts.OS.PackageManager)
 	default:
-		rel := install.Release(s)
-		err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
+		var rel versions.Release
+		if rel, err = install.Release(s); err == nil {
+			err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
+		}
 	}
 	if err != nil {
 		return err
