@@ -26,7 +26,7 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	defer s.Close()
 	err = a.execute(ctx, s, phases.CreateCluster())
 	if dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {
@@ -35,12 +35,21 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	return err
 }
 
+// incompletePlan heads the plan of a dry run that failed.
+const incompletePlan = "incomplete plan: the dry run stopped at an error (on stderr); what it recorded before:"
+
 // printPlan lists, per host and phase, every upload (path, mode, checksum; the masked content with
-// verbose) and command a dry run recorded.
-func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
+// verbose) and command a dry run recorded. After a failed dry run (runErr) what was recorded is
+// marked incomplete, and nothing recorded says nothing: the run has not shown the hosts converged.
+func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool, runErr error) {
 	if len(planned) == 0 {
-		fmt.Fprintln(w, "nothing to do: every host is converged")
+		if runErr == nil {
+			fmt.Fprintln(w, "nothing to do: every host is converged")
+		}
 		return
+	}
+	if runErr != nil {
+		fmt.Fprintln(w, incompletePlan)
 	}
 	byHost := map[string][]phases.PlannedAction{}
 	var order []string

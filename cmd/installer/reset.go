@@ -96,7 +96,7 @@ func (a *app) reset(ctx context.Context, o resetOptions) error {
 	defer s.Close()
 	err = a.execute(ctx, s, phases.Reset(phases.ResetOptions{DrainTimeout: o.drainTimeout, Force: o.force}))
 	if o.dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {

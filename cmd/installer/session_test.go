@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"installer.dev/installer/pkg/phases"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -134,6 +135,55 @@ func TestSessionLogsReadOnlyHosts(t *testing.T) {
 		must(t, err)
 		if !strings.Contains(string(b), "query echo "+n+"\n") {
 			t.Errorf("%s.log does not log the host's command:\n%s", n, b)
+		}
+	}
+}
+
+// TestFailedDryRunClaimsNothing: a dry run that fails never says "every host is converged" (it
+// printed that before the error when preflight, or here the connection, stopped it). It prints
+// nothing, or what it recorded before the failure under the incomplete-plan line.
+func TestFailedDryRunClaimsNothing(t *testing.T) {
+	for _, args := range [][]string{{"plan"}, {"create", "cluster", "--dry-run"}, {"upgrade", "--dry-run"}, {"reset", "--dry-run"}} {
+		dir := t.TempDir()
+		spec := validSpec(t, dir)
+		var out, errb bytes.Buffer
+		e := environment{Getenv: func(k string) string {
+			if k == "INSTALLER_STATE_DIR" {
+				return filepath.Join(dir, "state")
+			}
+			return ""
+		}, Home: dir, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
+		}}
+		code := run(context.Background(), append(args, "-f", spec), streams{In: strings.NewReader(""), Out: &out, Err: &errb}, e)
+		if code != 4 {
+			t.Errorf("%v: exit %d, want 4\n%s", args, code, errb.String())
+		}
+		if o := out.String(); strings.Contains(o, "converged") || o != "" && !strings.HasPrefix(o, incompletePlan+"\n") {
+			t.Errorf("%v: stdout after a failed dry run:\n%s\nwant nothing, or the plan under %q", args, o, incompletePlan)
+		}
+	}
+}
+
+// TestPrintPlan: a plan that stopped at an error is printed as incomplete; an empty one is
+// "converged" only when the dry run succeeded.
+func TestPrintPlan(t *testing.T) {
+	planned := []phases.PlannedAction{{Phase: "prepare", Host: "w1", Command: "swapoff -a"}}
+	failed := errors.New("phase runtime: host w1: connection lost")
+	for _, c := range []struct {
+		planned []phases.PlannedAction
+		err     error
+		want    string
+	}{
+		{nil, nil, "nothing to do: every host is converged\n"},
+		{nil, failed, ""},
+		{planned, nil, "host w1:\n  phase prepare:\n    run    swapoff -a\n"},
+		{planned, failed, incompletePlan + "\nhost w1:\n  phase prepare:\n    run    swapoff -a\n"},
+	} {
+		var b bytes.Buffer
+		printPlan(&b, c.planned, false, c.err)
+		if b.String() != c.want {
+			t.Errorf("printPlan(%d actions, %v):\n%s\nwant:\n%s", len(c.planned), c.err, b.String(), c.want)
 		}
 	}
 }

@@ -83,7 +83,7 @@ func (a *app) upgrade(ctx context.Context, o upgradeOptions) error {
 	defer s.Close()
 	err = a.execute(ctx, s, phases.Upgrade(o.UpgradeOptions))
 	if o.dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {
