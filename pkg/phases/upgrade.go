@@ -542,7 +542,11 @@ func (UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 				}
 			}
 		}
-		r.Log.Info("upgrade: control plane upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+		if r.DryRun {
+			r.Log.Info("upgrade (dry run): control plane would be upgraded", "host", h.Name(), "version", p.Target)
+		} else {
+			r.Log.Info("upgrade: control plane upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+		}
 	}
 	return nil
 }
@@ -797,7 +801,11 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 		}
 		st.Cordoned = false
 	}
-	r.Log.Info("upgrade: node upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+	if r.DryRun {
+		r.Log.Info("upgrade (dry run): node would be upgraded", "host", h.Name(), "version", p.Target)
+	} else {
+		r.Log.Info("upgrade: node upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+	}
 	return nil
 }
 
