@@ -1,8 +1,13 @@
 // Package phases runs a command's workflow: a literal list of small phases executed in order by a
 // manager, each acting on hosts through a bounded fan-out. Phases are thin adapters: what to write
-// comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts,
-// and every remote action goes through a Host handle, so a dry run shares the code path and only
-// records what would change.
+// comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts.
+//
+// Dry runs: every command and upload that changes a host goes through a Host handle (Exec, Upload),
+// which in a dry run records the change instead of making it, so host changes share the real run's
+// code path. The rest does not yet: changes to the cluster API (cordon, drain, delete, apply) and to
+// the local state directory, waits for what a change would bring, and steps that depend on what a
+// recorded command would have produced test Run.DryRun themselves and record a description of the
+// change, or skip.
 package phases
 
 import (
@@ -33,8 +38,10 @@ type Skipper interface {
 	ShouldRun(r *Run) (run bool, reason string)
 }
 
-// Run is the state of one command invocation: the spec (immutable), the hosts it acts on with their
-// connections and facts, and what the run has learned and changed. It is passed to every phase.
+// Run is the state of one command invocation: the spec, the hosts it acts on with their connections
+// and facts, and what the run has learned and changed. It is passed to every phase. Phases never
+// change the spec; it is not the file as validated, though: upgrade --to replaces
+// spec.kubernetesVersion before the run is made.
 type Run struct {
 	Cluster  *v1alpha1.Cluster
 	StateDir string
