@@ -19,14 +19,14 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		command = "plan"
 	}
-	s, err := a.startSession(ctx, ls, command, nil, dryRun, true)
+	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, true)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	err = a.execute(ctx, s, phases.CreateCluster())
 	if dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {
@@ -35,12 +35,21 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 	return err
 }
 
+// incompletePlan heads the plan of a dry run that failed.
+const incompletePlan = "incomplete plan: the dry run stopped at an error (on stderr); what it recorded before:"
+
 // printPlan lists, per host and phase, every upload (path, mode, checksum; the masked content with
-// verbose) and command a dry run recorded.
-func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
+// verbose) and command a dry run recorded. After a failed dry run (runErr) what was recorded is
+// marked incomplete, and nothing recorded says nothing: the run has not shown the hosts converged.
+func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool, runErr error) {
 	if len(planned) == 0 {
-		fmt.Fprintln(w, "nothing to do: every host is converged")
+		if runErr == nil {
+			fmt.Fprintln(w, "nothing to do: every host is converged")
+		}
 		return
+	}
+	if runErr != nil {
+		fmt.Fprintln(w, incompletePlan)
 	}
 	byHost := map[string][]phases.PlannedAction{}
 	var order []string
@@ -82,16 +91,15 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool) {
 
 // joinNode joins the named hosts; the first control plane is read from, never changed.
 func (a *app) joinNode(ctx context.Context, ls *loadedSpec, hosts []string) error {
-	s, err := a.startSession(ctx, ls, "join node", hosts, false, false)
+	var readOnly []string
+	if cps := ls.Cluster.Spec.ControlPlanes(); len(cps) > 0 {
+		readOnly = []string{cps[0].Name}
+	}
+	s, err := a.startSession(ctx, ls, "join node", hosts, readOnly, false, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if cps := ls.Cluster.Spec.ControlPlanes(); len(cps) > 0 {
-		if _, err := s.Run.AddHost(cps[0].Name); err != nil {
-			return err
-		}
-	}
 	if err := a.execute(ctx, s, phases.JoinNode()); err != nil {
 		return err
 	}

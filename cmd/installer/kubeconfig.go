@@ -27,7 +27,7 @@ func (a *app) kubeconfig(ctx context.Context, merge bool) error {
 		if errs := a.checkEnvironment(ls); errs != nil {
 			return errs
 		}
-		s, err := a.startSession(ctx, ls, "kubeconfig", nil, false, false)
+		s, err := a.startSession(ctx, ls, "kubeconfig", nil, nil, false, false)
 		if err != nil {
 			return err
 		}

@@ -7,14 +7,17 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
+	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -189,10 +192,43 @@ func TestHostFlagChecked(t *testing.T) {
 }
 
 func TestUsageErrorsAreInvalidInput(t *testing.T) {
-	for _, args := range [][]string{{"frobnicate"}, {"validate", "--no-such-flag"}, {"version", "extra"}, {"--log-format", "xml", "version"}, {"--concurrency", "0", "version"}, {"upgrade", "--to", "v1.99.0"}} {
+	for _, args := range [][]string{
+		{"frobnicate"}, {"crete", "cluster"}, {"validate", "--no-such-flag"}, {"-Z", "version"}, {"validate", "-f"},
+		{"--concurrency", "abc", "version"}, {"version", "extra"}, {"create", "cluster", "extra"}, {"completion", "bash", "extra"},
+		{"join", "node"}, {"--log-format", "xml", "version"}, {"--concurrency", "0", "version"}, {"upgrade", "--to", "v1.99.0"},
+	} {
 		r := runCLI(t, nil, t.TempDir(), args...)
 		if r.code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, r.code, r.stderr)
+		}
+	}
+	r := runCLI(t, nil, t.TempDir(), "crete")
+	if want := "error: unknown command \"crete\" for \"installer\"; did you mean create?\n"; r.stderr != want {
+		t.Errorf("unknown command: stderr %q, want %q", r.stderr, want)
+	}
+	for _, args := range [][]string{nil, {"--help"}, {"create"}} {
+		if r := runCLI(t, nil, t.TempDir(), args...); r.code != 0 || !strings.Contains(r.stdout, "Usage:") {
+			t.Errorf("%v: exit %d, stdout %q; want the help, exit 0", args, r.code, r.stdout)
+		}
+	}
+}
+
+// TestWorkErrorsKeepTheirCode: an error of the work itself is exit 1 even when its text reads like
+// cobra's (a runtime EINVAL says "invalid argument"; it was once taken for a usage error, exit 2).
+func TestWorkErrorsKeepTheirCode(t *testing.T) {
+	for _, err := range []error{
+		&os.PathError{Op: "open", Path: "/dev/tty0", Err: syscall.EINVAL},
+		errors.New("host cp1: kubeadm: unknown flag: --foo"),
+		errors.New("etcdctl: accepts 1 arg(s), received 2"),
+	} {
+		var out, errb bytes.Buffer
+		a := &app{streams: streams{In: strings.NewReader(""), Out: &out, Err: &errb},
+			env: environment{Getenv: func(string) string { return "" }, Home: t.TempDir()}, log: slog.New(slog.DiscardHandler)}
+		root := a.newRootCommand()
+		root.AddCommand(&cobra.Command{Use: "work", RunE: func(*cobra.Command, []string) error { return err }})
+		code := runRoot(context.Background(), root, []string{"work"}, &errb)
+		if code != 1 || errb.String() != "error: "+err.Error()+"\n" {
+			t.Errorf("%v: exit %d, stderr %q; want 1", err, code, errb.String())
 		}
 	}
 }

@@ -82,22 +82,21 @@ func (a *app) reset(ctx context.Context, o resetOptions) error {
 	if o.dryRun {
 		command = "reset --dry-run"
 	}
-	s, err := a.startSession(ctx, ls, command, o.hosts, o.dryRun, false)
+	var readOnly []string
+	if len(o.hosts) > 0 {
+		// The other control planes stay: one of them reaches the cluster API and etcd.
+		for _, cp := range ls.Cluster.Spec.ControlPlanes() {
+			readOnly = append(readOnly, cp.Name)
+		}
+	}
+	s, err := a.startSession(ctx, ls, command, o.hosts, readOnly, o.dryRun, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if len(o.hosts) > 0 {
-		// The other control planes stay: one of them reaches the cluster API and etcd.
-		for _, cp := range ls.Cluster.Spec.ControlPlanes() {
-			if _, err := s.Run.AddHost(cp.Name); err != nil {
-				return err
-			}
-		}
-	}
 	err = a.execute(ctx, s, phases.Reset(phases.ResetOptions{DrainTimeout: o.drainTimeout, Force: o.force}))
 	if o.dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {

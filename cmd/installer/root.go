@@ -61,38 +61,27 @@ type app struct {
 // run executes one command line and returns the process exit code.
 func run(ctx context.Context, args []string, s streams, env environment) int {
 	a := &app{streams: s, env: env, log: slog.New(slog.DiscardHandler)}
-	root := a.newRootCommand()
+	return runRoot(ctx, a.newRootCommand(), args, s.Err)
+}
+
+// runRoot runs root on args, prints the error if any and returns its exit code. Only typed errors
+// decide the code (exitcode.Of); errors about the command line itself are typed where cobra
+// reports them (typeUsageErrors).
+func runRoot(ctx context.Context, root *cobra.Command, args []string, stderr io.Writer) int {
 	root.SetArgs(args)
-	root.SetIn(s.In)
-	root.SetOut(s.Out)
-	root.SetErr(s.Err)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitcode.OK
 	}
 	code := exitcode.Of(err)
-	if code == exitcode.Failure && isUsageError(err) {
-		code = exitcode.InvalidInput
-	}
 	var se *specErrors
 	if errors.As(err, &se) {
 		// One problem per line, exactly as validation reports them.
-		fmt.Fprintln(s.Err, se.Error())
+		fmt.Fprintln(stderr, se.Error())
 	} else {
-		fmt.Fprintf(s.Err, "error: %v\n", err)
+		fmt.Fprintf(stderr, "error: %v\n", err)
 	}
 	return code
-}
-
-// isUsageError recognises cobra's own errors about flags and arguments (exit code 2).
-func isUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *app) newRootCommand() *cobra.Command {
@@ -109,7 +98,19 @@ Exit codes: 0 success, 1 failure while executing, 2 invalid input, 3 not impleme
 it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// The root runs only to show its help: being runnable lets its Args report an unknown
+		// command as a typed error (cobra's own check for a command that cannot run is untyped).
+		Args:                  unknownCommand,
+		RunE:                  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		DisableFlagsInUseLine: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// Cobra checks required flags too, but after this hook and untyped.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return exitcode.New(exitcode.InvalidInput, err)
+			}
+			if err := cmd.ValidateFlagGroups(); err != nil {
+				return exitcode.New(exitcode.InvalidInput, err)
+			}
 			if err := a.applyDefaults(cmd); err != nil {
 				return exitcode.New(exitcode.InvalidInput, err)
 			}
@@ -135,7 +136,50 @@ it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		a.newKubeconfigCommand(),
 		a.newVersionCommand(),
 	)
+	root.SetIn(a.streams.In)
+	root.SetOut(a.streams.Out)
+	root.SetErr(a.streams.Err)
+	typeUsageErrors(root) // after SetOut: cobra's completion command keeps the writer it sees when added
 	return root
+}
+
+// typeUsageErrors makes every error about the command line itself (an unknown command or flag, a
+// flag value that does not parse, extra arguments) invalid input, exit code 2, at the hook where
+// cobra reports it: flag parsing through the flag-error function, arguments through every command's
+// Args validator, cobra's completion command included. No error is classified by its text, so an
+// error of the work itself that happens to say "invalid argument" keeps its own code.
+func typeUsageErrors(root *cobra.Command) {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return exitcode.New(exitcode.InvalidInput, err)
+	})
+	root.InitDefaultCompletionCmd() // added now rather than at Execute, so its validators are typed too
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if args := c.Args; args != nil {
+			c.Args = func(c *cobra.Command, a []string) error {
+				return exitcode.New(exitcode.InvalidInput, args(c, a))
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// unknownCommand is the root's argument check: any argument is a command that does not exist.
+func unknownCommand(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's own default
+	}
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "; did you mean " + strings.Join(s, " or ") + "?"
+	}
+	return errors.New(msg)
 }
 
 // applyDefaults fills every flag the user did not set from INSTALLER_<FLAG> environment variables

@@ -45,8 +45,9 @@ func (s *session) Close() {
 // startSession takes the state directory's lock and prepares everything a workflow needs that can
 // be prepared locally: the PKI (generated in memory for a new cluster when generatePKI is set), the
 // stable secrets, the renderers' inputs (local files, fetched and verified manifests, credentials),
-// the SSH pool and one log file per host.
-func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, hosts []string, dryRun, generatePKI bool) (*session, error) {
+// the SSH pool and one log file per host of the run. The run changes targets (every host of the
+// spec when empty) and only reads from readOnly; hosts in neither are not part of it and get no log.
+func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, targets, readOnly []string, dryRun, generatePKI bool) (*session, error) {
 	lock, err := state.Acquire(ls.StateDir)
 	if err != nil {
 		return nil, err
@@ -70,7 +71,7 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 		return nil, err
 	}
 
-	r, err := phases.NewRun(ls.Cluster, hosts)
+	r, err := phases.NewRun(ls.Cluster, targets, readOnly...)
 	if err != nil {
 		return nil, exitcode.New(exitcode.InvalidInput, err)
 	}
@@ -108,15 +109,13 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 	if s.LogDir, err = state.RunLogDir(ls.StateDir, command, s.started); err != nil {
 		return nil, err
 	}
-	for _, h := range ls.Cluster.Spec.Hosts {
-		f, err := os.OpenFile(filepath.Join(s.LogDir, h.Name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	for _, h := range r.All() {
+		f, err := os.OpenFile(filepath.Join(s.LogDir, h.Name()+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("host log: %w", err)
 		}
 		s.logs = append(s.logs, f)
-		if rh, ok := r.Hosts[h.Name]; ok {
-			rh.SetLog(f)
-		}
+		h.SetLog(f)
 	}
 	ok = true
 	return s, nil

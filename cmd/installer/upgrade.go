@@ -76,14 +76,14 @@ func (a *app) upgrade(ctx context.Context, o upgradeOptions) error {
 	if o.dryRun {
 		command = "upgrade --dry-run"
 	}
-	s, err := a.startSession(ctx, ls, command, nil, o.dryRun, false)
+	s, err := a.startSession(ctx, ls, command, nil, nil, o.dryRun, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	err = a.execute(ctx, s, phases.Upgrade(o.UpgradeOptions))
 	if o.dryRun {
-		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0)
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
 	if err == nil {

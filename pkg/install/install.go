@@ -108,10 +108,15 @@ func KubeTools(s *v1alpha1.ClusterSpec, arch string) []Tool {
 	return out
 }
 
-// Release returns the pinned release of the spec (validation guarantees it exists).
-func Release(s *v1alpha1.ClusterSpec) versions.Release {
-	r, _ := versions.Lookup(s.KubernetesVersion)
-	return r
+// Release returns the pinned release of the spec. Validation admits only supported versions, but a
+// spec changed after it (upgrade --to) or never validated gets an error here, not a zero release
+// whose Minor panics.
+func Release(s *v1alpha1.ClusterSpec) (versions.Release, error) {
+	r, ok := versions.Lookup(s.KubernetesVersion)
+	if !ok {
+		return versions.Release{}, fmt.Errorf("kubernetes %q is not supported (supported: %s)", s.KubernetesVersion, versions.SupportedList())
+	}
+	return r, nil
 }
 
 // Prerequisite is a package a node needs and how to tell it is installed: a command on PATH, or an

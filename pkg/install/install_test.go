@@ -161,19 +161,35 @@ func TestAptGet(t *testing.T) {
 
 func TestPackageNames(t *testing.T) {
 	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.34.10", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
-	if got := RepositoryURL(s, "apt"); got != "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" {
-		t.Errorf("RepositoryURL apt = %s", got)
+	if got, err := RepositoryURL(s, "apt"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" {
+		t.Errorf("RepositoryURL apt = %s, %v", got, err)
 	}
-	if got := RepositoryURL(s, "dnf"); got != "https://pkgs.k8s.io/core:/stable:/v1.34/rpm/" {
-		t.Errorf("RepositoryURL dnf = %s", got)
+	if got, err := RepositoryURL(s, "dnf"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.34/rpm/" {
+		t.Errorf("RepositoryURL dnf = %s, %v", got, err)
 	}
 	want := map[string]string{"kubeadm": "1.34.10-1.1", "kubelet": "1.34.10-1.1", "kubectl": "1.34.10-1.1", "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
-	if got := KubePackageVersions(s); !reflect.DeepEqual(got, want) {
-		t.Errorf("KubePackageVersions = %v", got)
+	if got, err := KubePackageVersions(s); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("KubePackageVersions = %v, %v", got, err)
 	}
 	s.ContainerRuntime.Containerd.Version = "1.6.20~ds1-1+deb12u3"
 	if got := ContainerdPackages(s, "apt"); !reflect.DeepEqual(got, []string{"containerd=1.6.20~ds1-1+deb12u3", "runc"}) {
 		t.Errorf("ContainerdPackages = %v", got)
+	}
+}
+
+// TestUnsupportedRelease: a version the release table lacks is an error naming it, never a zero
+// release (whose Minor panicked in MustParseSemantic and whose package versions read "-").
+func TestUnsupportedRelease(t *testing.T) {
+	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.99.0", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
+	const want = `kubernetes "v1.99.0" is not supported (supported: v1.34.10, v1.35.8)`
+	if r, err := Release(s); err == nil || err.Error() != want {
+		t.Errorf("Release = %+v, %v; want %s", r, err, want)
+	}
+	if u, err := RepositoryURL(s, "apt"); err == nil || err.Error() != want {
+		t.Errorf("RepositoryURL = %q, %v; want %s", u, err, want)
+	}
+	if v, err := KubePackageVersions(s); err == nil || err.Error() != want {
+		t.Errorf("KubePackageVersions = %v, %v; want %s", v, err, want)
 	}
 }
 

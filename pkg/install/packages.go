@@ -107,20 +107,27 @@ func ContainerdPackages(s *v1alpha1.ClusterSpec, pm string) []string {
 
 // KubePackageVersions are the exact package versions of a release in the Kubernetes package
 // repository ("1.34.10-1.1").
-func KubePackageVersions(s *v1alpha1.ClusterSpec) map[string]string {
-	r := Release(s)
+func KubePackageVersions(s *v1alpha1.ClusterSpec) (map[string]string, error) {
+	r, err := Release(s)
+	if err != nil {
+		return nil, err
+	}
 	k := strings.TrimPrefix(r.Kubernetes, "v") + "-" + r.PackageRevision
 	return map[string]string{
 		"kubeadm": k, "kubelet": k, "kubectl": k,
 		"cri-tools": r.CRIToolsPackage, "kubernetes-cni": r.CNIPackage,
-	}
+	}, nil
 }
 
 // RepositoryURL is the package repository of the spec's minor: <base>/v1.34/deb/ (or /rpm/).
-func RepositoryURL(s *v1alpha1.ClusterSpec, pm string) string {
+func RepositoryURL(s *v1alpha1.ClusterSpec, pm string) (string, error) {
+	r, err := Release(s)
+	if err != nil {
+		return "", err
+	}
 	kind := "deb"
 	if pm != "apt" {
 		kind = "rpm"
 	}
-	return fmt.Sprintf("%s/%s/%s/", strings.TrimRight(s.Install.PackageRepository, "/"), Release(s).Minor(), kind)
+	return fmt.Sprintf("%s/%s/%s/", strings.TrimRight(s.Install.PackageRepository, "/"), r.Minor(), kind), nil
 }

@@ -140,9 +140,18 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 	if err != nil {
 		return nil, err
 	}
-	r, _ := Release(spec)
-	kbin, _ := ImageFor(r, "keepalived")
-	hbin, _ := ImageFor(r, "haproxy")
+	r, err := Release(spec)
+	if err != nil {
+		return nil, err
+	}
+	kbin, err := ImageFor(r, "keepalived")
+	if err != nil {
+		return nil, err
+	}
+	hbin, err := ImageFor(r, "haproxy")
+	if err != nil {
+		return nil, err
+	}
 
 	kpod := staticPod("keepalived", in.configHash(append(kmasked, check...), []byte(in.VRRPPassword)), corev1.Container{
 		Name:    "keepalived",

@@ -183,7 +183,11 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return fmt.Errorf("kubeadm init: %w", err)
 	}
-	r.Log.Info("kubeadm init done", "host", h.Name(), "seconds", time.Since(start).Seconds())
+	if r.DryRun {
+		r.Log.Info("kubeadm init would run (dry run)", "host", h.Name())
+	} else {
+		r.Log.Info("kubeadm init done", "host", h.Name(), "seconds", time.Since(start).Seconds())
+	}
 	if err := h.removeInitMarker(ctx); err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 type fileGroup int
 
 const (
-	groupNode       fileGroup = iota // sysctl, modules, apt proxy: prepare
+	groupNode       fileGroup = iota // sysctls, kernel modules: prepare
 	groupRuntime                     // containerd: runtime (restart containerd on change)
 	groupKubelet                     // kubelet unit, drop-ins, crictl: kubernetes (daemon-reload on change)
 	groupHAEndpoint                  // keepalived/haproxy/kube-vip: ha-endpoint (static pods)
@@ -25,8 +25,7 @@ func groupOf(path string) fileGroup {
 	case strings.HasPrefix(path, "/etc/keepalived/"), strings.HasPrefix(path, "/etc/haproxy/"),
 		strings.HasPrefix(path, "/etc/kubernetes/manifests/"), strings.HasPrefix(path, "/etc/kube-vip/"):
 		return groupHAEndpoint
-	case strings.HasPrefix(path, "/etc/sysctl.d/"), strings.HasPrefix(path, "/etc/modules-load.d/"),
-		strings.HasPrefix(path, "/etc/apt/"), strings.HasPrefix(path, "/etc/dnf/"), strings.HasPrefix(path, "/etc/yum"):
+	case strings.HasPrefix(path, "/etc/sysctl.d/"), strings.HasPrefix(path, "/etc/modules-load.d/"):
 		return groupNode
 	}
 	return groupKubelet

@@ -187,11 +187,8 @@ func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	mark := sc.marks()
-	r, err := NewRun(sc.spec, []string{"w1"})
+	r, err := NewRun(sc.spec, []string{"w1"}, "cp1")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.AddHost("cp1"); err != nil {
 		t.Fatal(err)
 	}
 	r.PKI, r.Inputs = sc.pki, sc.in

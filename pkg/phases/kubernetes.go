@@ -2,6 +2,7 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,7 +38,10 @@ printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
 
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
-	rel := install.Release(s)
+	rel, err := install.Release(s)
+	if err != nil {
+		return err
+	}
 	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		pm := h.Facts.OS.PackageManager
 		switch s.Install.Source {
@@ -70,7 +74,13 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 			}
 		}
 		// kubeadm starts the kubelet; until then it restarts every 10 s by design, so only enable it.
-		res, _ := h.Query(ctx, ssh.Cmd{Args: []string{"systemctl", "is-enabled", "kubelet"}})
+		// is-enabled exits non-zero for a disabled unit: that is an answer; a command that did not
+		// run (a lost connection) is an error.
+		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"systemctl", "is-enabled", "kubelet"}})
+		var answered *ssh.CommandError
+		if err != nil && !errors.As(err, &answered) {
+			return fmt.Errorf("read whether the kubelet is enabled: %w", err)
+		}
 		if strings.TrimSpace(string(res.Stdout)) != "enabled" {
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "enable", "kubelet"}}); err != nil {
 				return fmt.Errorf("enable kubelet: %w", err)

@@ -128,7 +128,10 @@ func upstreamVersion(v string) string {
 // installPackages adds the Kubernetes package repository of the spec's minor and installs what is
 // not at the pinned version (apt: held, so an unattended upgrade cannot move the cluster).
 func (h *Host) installPackages(ctx context.Context, pm string) error {
-	want := install.KubePackageVersions(&h.run.Cluster.Spec)
+	want, err := install.KubePackageVersions(&h.run.Cluster.Spec)
+	if err != nil {
+		return err
+	}
 	switch pm {
 	case "apt":
 		return h.installAptPackages(ctx, want)
@@ -144,7 +147,14 @@ func (h *Host) installPackages(ctx context.Context, pm string) error {
 // in place gets no apt command at all. want maps package names to versions ("1.34.10-1.1").
 func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
 	s := &h.run.Cluster.Spec
-	repo := install.RepositoryURL(s, "apt")
+	rel, err := install.Release(s)
+	if err != nil {
+		return err
+	}
+	repo, err := install.RepositoryURL(s, "apt")
+	if err != nil {
+		return err
+	}
 	keyring, err := aptKeyringPath(s.Install.PackageRepositoryKeyFile)
 	if err != nil {
 		return err
@@ -152,7 +162,7 @@ func (h *Host) installAptPackages(ctx context.Context, want map[string]string) e
 	if _, err := h.ensureRepositoryKey(ctx, keyring, repo+"Release.key"); err != nil {
 		return err
 	}
-	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", install.Release(s).Minor(), keyring, repo)
+	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", rel.Minor(), keyring, repo)
 	if _, err := h.Upload(ctx, manifests.File{Path: aptSourcesFile, Mode: 0o644, Content: []byte(sources)}); err != nil {
 		return err
 	}
@@ -256,11 +266,18 @@ func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
 func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
 	s := &h.run.Cluster.Spec
-	repo := install.RepositoryURL(s, "rpm")
+	rel, err := install.Release(s)
+	if err != nil {
+		return err
+	}
+	repo, err := install.RepositoryURL(s, "rpm")
+	if err != nil {
+		return err
+	}
 	if _, err := h.ensureRepositoryKey(ctx, rpmKeyFile, repo+"repodata/repomd.xml.key"); err != nil {
 		return err
 	}
-	minor := install.Release(s).Minor()
+	minor := rel.Minor()
 	conf := fmt.Sprintf(`# Managed by installer: the Kubernetes %s package repository.
 [kubernetes]
 name=Kubernetes %s

@@ -109,7 +109,10 @@ func TestAptPackages(t *testing.T) {
 			h.Facts.Packages, h.Facts.HeldPackages = tt.have, tt.held
 			want := tt.want
 			if want == nil {
-				want = install.KubePackageVersions(&h.run.Cluster.Spec)
+				var err error
+				if want, err = install.KubePackageVersions(&h.run.Cluster.Spec); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := h.installAptPackages(context.Background(), want); err != nil {
 				t.Fatal(err)

@@ -1,8 +1,13 @@
 // Package phases runs a command's workflow: a literal list of small phases executed in order by a
 // manager, each acting on hosts through a bounded fan-out. Phases are thin adapters: what to write
-// comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts,
-// and every remote action goes through a Host handle, so a dry run shares the code path and only
-// records what would change.
+// comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts.
+//
+// Dry runs: every command and upload that changes a host goes through a Host handle (Exec, Upload),
+// which in a dry run records the change instead of making it, so host changes share the real run's
+// code path. The rest does not yet: changes to the cluster API (cordon, drain, delete, apply) and to
+// the local state directory, waits for what a change would bring, and steps that depend on what a
+// recorded command would have produced test Run.DryRun themselves and record a description of the
+// change, or skip.
 package phases
 
 import (
@@ -33,15 +38,17 @@ type Skipper interface {
 	ShouldRun(r *Run) (run bool, reason string)
 }
 
-// Run is the state of one command invocation: the spec (immutable), the hosts it acts on with their
-// connections and facts, and what the run has learned and changed. It is passed to every phase.
+// Run is the state of one command invocation: the spec, the hosts it acts on with their connections
+// and facts, and what the run has learned and changed. It is passed to every phase. Phases never
+// change the spec; it is not the file as validated, though: upgrade --to replaces
+// spec.kubernetesVersion before the run is made.
 type Run struct {
 	Cluster  *v1alpha1.Cluster
 	StateDir string
 	// Hosts are the hosts of the spec this run acts on, in spec order, by name.
 	Hosts map[string]*Host
 	order []string
-	// targets are the hosts this command changes; others (AddHost) are only read from.
+	// targets are the hosts this command changes; the others (NewRun's readOnly) are only read from.
 	targets map[string]bool
 	// settled are hosts the command was asked to change but found done and leaves alone
 	// (Settle); they are still waited for.
@@ -72,44 +79,38 @@ type Run struct {
 	values map[string]any
 }
 
-// NewRun prepares a run over the named hosts of the spec (every host when names is empty).
-func NewRun(c *v1alpha1.Cluster, names []string) (*Run, error) {
+// NewRun prepares a run that changes the named hosts of the spec (every host when targets is
+// empty) and only reads from the readOnly ones: join node reads a bootstrap token and the cluster
+// API from the first control plane, reset --host reaches the cluster through the control planes
+// that stay. A host named in both is a target. The run's hosts are fixed here, in spec order, so
+// whoever sets the run up (logs, connections) sees every host the run will use.
+func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, error) {
 	r := &Run{Cluster: c, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
 		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}, targets: map[string]bool{}}
-	want := map[string]bool{}
-	for _, n := range names {
+	want, read := map[string]bool{}, map[string]bool{}
+	for _, n := range targets {
 		want[n] = true
 	}
+	for _, n := range readOnly {
+		read[n] = true
+	}
 	for _, h := range c.Spec.Hosts {
-		if len(names) > 0 && !want[h.Name] {
+		target := len(targets) == 0 || want[h.Name]
+		if !target && !read[h.Name] {
 			continue
 		}
 		r.Hosts[h.Name] = &Host{Spec: h, run: r}
 		r.order = append(r.order, h.Name)
-		r.targets[h.Name] = true
+		if target {
+			r.targets[h.Name] = true
+		}
 	}
-	for _, n := range names {
+	for _, n := range append(append([]string(nil), targets...), readOnly...) {
 		if _, ok := r.Hosts[n]; !ok {
 			return nil, fmt.Errorf("host %s is not in the spec", n)
 		}
 	}
 	return r, nil
-}
-
-// AddHost makes another host of the spec available to phases without making it a target: join node
-// reads from one control plane (a bootstrap token, the cluster API) but changes nothing on it.
-func (r *Run) AddHost(name string) (*Host, error) {
-	if h, ok := r.Hosts[name]; ok {
-		return h, nil
-	}
-	s, ok := r.Cluster.Spec.Host(name)
-	if !ok {
-		return nil, fmt.Errorf("host %s is not in the spec", name)
-	}
-	h := &Host{Spec: s, run: r}
-	r.Hosts[name] = h
-	r.order = append(r.order, name)
-	return h, nil
 }
 
 // All returns the run's hosts in spec order.

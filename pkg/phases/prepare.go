@@ -132,7 +132,10 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 
 // ensureService enables and starts a unit, restarting it when its configuration changed.
 func (h *Host) ensureService(ctx context.Context, unit string, restart bool) error {
-	res, _ := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `printf '%s %s\n' "$(systemctl is-enabled "$1" 2>/dev/null)" "$(systemctl is-active "$1" 2>/dev/null)"`, "sh", unit}})
+	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `printf '%s %s\n' "$(systemctl is-enabled "$1" 2>/dev/null)" "$(systemctl is-active "$1" 2>/dev/null)"`, "sh", unit}})
+	if err != nil {
+		return fmt.Errorf("read the state of %s: %w", unit, err)
+	}
 	state := strings.Fields(string(res.Stdout))
 	enabled := len(state) > 0 && state[0] == "enabled"
 	active := len(state) > 1 && state[1] == "active"

@@ -306,14 +306,9 @@ func newResetSim(t *testing.T, extraCP bool) *resetSim {
 
 func (rs *resetSim) newRun(t *testing.T, names []string, helpers []string, dry bool) *Run {
 	t.Helper()
-	r, err := NewRun(rs.spec, names)
+	r, err := NewRun(rs.spec, names, helpers...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	for _, h := range helpers {
-		if _, err := r.AddHost(h); err != nil {
-			t.Fatal(err)
-		}
 	}
 	r.PKI, r.Inputs, r.StateDir, r.DryRun = rs.pki, rs.in, t.TempDir(), dry
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return rs.hosts[h.Name], nil }

@@ -542,7 +542,11 @@ func (UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 				}
 			}
 		}
-		r.Log.Info("upgrade: control plane upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+		if r.DryRun {
+			r.Log.Info("upgrade (dry run): control plane would be upgraded", "host", h.Name(), "version", p.Target)
+		} else {
+			r.Log.Info("upgrade: control plane upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+		}
 	}
 	return nil
 }
@@ -595,7 +599,11 @@ func (h *Host) installKubeadm(ctx context.Context) error {
 // the package phase's own code (which moves the repository to the spec's minor); the kubelet step
 // installs the rest the same way.
 func (h *Host) installKubeadmPackage(ctx context.Context) error {
-	want := map[string]string{"kubeadm": install.KubePackageVersions(&h.run.Cluster.Spec)["kubeadm"]}
+	all, err := install.KubePackageVersions(&h.run.Cluster.Spec)
+	if err != nil {
+		return err
+	}
+	want := map[string]string{"kubeadm": all["kubeadm"]}
 	switch pm := h.Facts.OS.PackageManager; pm {
 	case "apt":
 		return h.installAptPackages(ctx, want)
@@ -750,8 +758,10 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	case v1alpha1.InstallPackage:
 		err = h.installPackages(ctx, h.Facts.OS.PackageManager)
 	default:
-		rel := install.Release(s)
-		err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
+		var rel versions.Release
+		if rel, err = install.Release(s); err == nil {
+			err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
+		}
 	}
 	if err != nil {
 		return err
@@ -791,7 +801,11 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 		}
 		st.Cordoned = false
 	}
-	r.Log.Info("upgrade: node upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+	if r.DryRun {
+		r.Log.Info("upgrade (dry run): node would be upgraded", "host", h.Name(), "version", p.Target)
+	} else {
+		r.Log.Info("upgrade: node upgraded", "host", h.Name(), "version", p.Target, "seconds", time.Since(start).Seconds())
+	}
 	return nil
 }
 

@@ -229,11 +229,8 @@ func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
 	}
 	mark := sc.marks()
 
-	r, err := NewRun(sc.spec, []string{"w2"})
+	r, err := NewRun(sc.spec, []string{"w2"}, "cp1")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.AddHost("cp1"); err != nil {
 		t.Fatal(err)
 	}
 	r.PKI, r.Inputs = sc.pki, sc.in

@@ -9,7 +9,10 @@
 // To add output, write a Renderer and add it to Renderers: it receives the same Input as every
 // other and adds manifests.Files to the Output. The renderers it calls (kubeadm.File,
 // manifests.HostFiles, manifests.ClusterFiles, pki.Bundle.ControlPlaneFiles) are the ones the phases
-// upload from, so what render shows is what create writes.
+// upload from, so render shows what create writes from them. It does not show the files the phases
+// build or copy themselves: the package repository's apt sources or RPM .repo file and its signing
+// key (install.source package), binaries uploaded from a bundle, kubeadm init's marker
+// (facts.InitMarkerPath) and upgrade's UpgradeConfiguration (kubeadm.UpgradeFile).
 package render
 
 import (

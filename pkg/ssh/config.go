@@ -25,8 +25,9 @@ const (
 	HostKeyAcceptNew HostKeyPolicy = "accept-new"
 )
 
-// Config is how to reach and log into one host. Phases fill it from the
-// cluster spec (spec.ssh merged with hosts[].ssh).
+// Config is how to reach and log into one host. The command layer
+// (cmd/installer, sshConfig) fills it from the cluster spec (spec.ssh merged
+// with hosts[].ssh).
 type Config struct {
 	// Name is the host's name in the spec; it prefixes logs and errors.
 	Name    string

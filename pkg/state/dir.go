@@ -1,6 +1,7 @@
-// Package state locates and manages the operator-side state directory of one cluster: the PKI,
-// the admin kubeconfig, generated secrets, etcd snapshots, per-run logs and the run lock
-// (DESIGN.md §2). Specs live in git; keys never sit next to them by default.
+// Package state locates the operator-side state directory of one cluster (DESIGN.md §2) and
+// manages part of it: the PKI and generated secrets (Local), the per-run logs and the run lock. The
+// admin kubeconfig and the etcd snapshots are written there by pkg/phases (AdminConfPath,
+// SnapshotDir). Specs live in git; keys never sit next to them by default.
 package state
 
 import (

@@ -1,0 +1,90 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// logLines returns the log's lines without their time= field.
+func logLines(b *bytes.Buffer) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if _, rest, ok := strings.Cut(l, " "); ok && strings.HasPrefix(l, "time=") {
+			l = rest
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// TestUpgradeDryRunLogsWhatWouldHappen: upgrade --dry-run changes nothing, so its log never says a
+// control plane or node was upgraded (it did, for every host); it says what would be.
+func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	r, err := NewRun(uc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, t.TempDir(), true
+	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
+	r.Set(keyClient, &kubeapi.Client{Kube: uc.api})
+	o := testUpgradeOptions
+	o.pollInterval = time.Millisecond
+	if _, err := Execute(context.Background(), r, Upgrade(o)); err != nil {
+		t.Fatal(err)
+	}
+	uc.assertAtNothingChanged(t, "v1.34.10")
+	var got []string
+	for _, l := range logLines(&logs) {
+		if strings.Contains(l, "control plane upgraded") || strings.Contains(l, "node upgraded") {
+			t.Errorf("dry run logged %s", l)
+		}
+		if strings.Contains(l, "would be upgraded") {
+			got = append(got, l)
+		}
+	}
+	want := []string{
+		`level=INFO msg="upgrade (dry run): control plane would be upgraded" host=cp1 version=v1.35.8`,
+		`level=INFO msg="upgrade (dry run): node would be upgraded" host=cp1 version=v1.35.8`,
+		`level=INFO msg="upgrade (dry run): node would be upgraded" host=w1 version=v1.35.8`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("dry-run log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestPlanLogsNoInitDone: plan on fresh hosts records kubeadm init but never logs it as done.
+func TestPlanLogsNoInitDone(t *testing.T) {
+	sc := newSimCluster(t)
+	r, err := NewRun(sc.spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, t.TempDir(), true
+	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
+		t.Fatal(err)
+	}
+	var sawWould bool
+	for _, l := range logLines(&logs) {
+		if strings.Contains(l, "init done") {
+			t.Errorf("plan logged %s", l)
+		}
+		sawWould = sawWould || l == `level=INFO msg="kubeadm init would run (dry run)" host=cp1`
+	}
+	if !sawWould {
+		t.Errorf("plan did not log that kubeadm init would run:\n%s", logs.String())
+	}
+}
