@@ -93,7 +93,7 @@ for c in $podnets; do
       *) typ="" dst=$first ;;
     esac
     say route "$dst"
-    if rm_mode; then ip "$fam" route del $typ "$dst" || exit 1; fi
+    if rm_mode; then ip "$fam" route del ${typ:+"$typ"} "$dst" || exit 1; fi
   done || exit 1
 done
 exit 0
@@ -146,7 +146,8 @@ if command -v nft >/dev/null 2>&1; then
   for ft in "ip kube-proxy" "ip6 kube-proxy" "ip flannel-ipv4" "ip6 flannel-ipv6" "ip cni_hostport" "ip6 cni_hostport" "inet cni_plugins_masquerade"; do
     printf '%s\n' "$tables" | grep -qx "table $ft" || continue
     printf 'nft-table %s\n' "$ft"
-    if [ "$mode" = remove ]; then nft delete table $ft || exit 1; fi
+    # $ft is two words, the family and the table's name.
+    if [ "$mode" = remove ]; then nft delete table "${ft%% *}" "${ft#* }" || exit 1; fi
   done
 else
   echo "no-nft nft is not installed: nftables tables were not checked"
