@@ -12,6 +12,7 @@ import (
 
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -68,12 +69,13 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ssh.Result{ExitCode: code}, &ssh.CommandError{Host: s.name, ExitCode: code, Command: ssh.Quote(cmd.Args)}
 	}
 	a := cmd.Args
+	name, _ := scriptCall(cmd)
 	script := ""
 	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
 		script = a[2]
 	}
 	switch {
-	case strings.Contains(script, "section os-release"):
+	case name == scripts.Facts.Name:
 		return ok(s.factsOutput())
 	case strings.Contains(script, "sha256sum < \"$1\""):
 		if f, found := s.File(a[len(a)-1]); found {
@@ -175,6 +177,15 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("abcdef.0123456789abcdef\n")
 	}
 	return ssh.Result{}, fmt.Errorf("simulated host %s: unexpected command %s", s.name, ssh.Quote(cmd.Args))
+}
+
+// scriptCall returns the name ($0) and the arguments of a command that runs one of pkg/scripts'
+// scripts; name is "" for any other command. Simulators dispatch on the name, never on the body.
+func scriptCall(cmd ssh.Cmd) (name string, args []string) {
+	if s, args, ok := scripts.Parse(cmd.Args); ok {
+		return s.Name, args
+	}
+	return "", nil
 }
 
 func (s *simHost) factsOutput() string {

@@ -28,6 +28,7 @@ import (
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -247,12 +248,13 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	}
 	ok := func(out string) (ssh.Result, error) { return ssh.Result{Stdout: []byte(out)}, nil }
 	a := cmd.Args
+	name, _ := scriptCall(cmd)
 	script := ""
 	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
 		script = a[2]
 	}
 	switch {
-	case strings.Contains(script, "section os-release"):
+	case name == scripts.Facts.Name:
 		return ok(h.factsOutput())
 	case strings.Contains(script, "sha256sum < \"$1\""):
 		if f, found := h.File(a[len(a)-1]); found {
