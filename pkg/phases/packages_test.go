@@ -10,6 +10,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
 
@@ -80,7 +81,7 @@ func with(m map[string]string, kv ...string) map[string]string {
 // TestAptPackages pins the apt commands for each starting state; the repository files are uploaded
 // in every case (unchanged uploads are checksum-compared no-ops on real hosts).
 func TestAptPackages(t *testing.T) {
-	apt := "apt " + testProxy + " "
+	apt := "apt.sh " + testProxy + " "
 	installAll := apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135 + " cri-tools=1.36.0-1.1 kubernetes-cni=1.9.1-1.1"
 	tests := []struct {
 		name    string
@@ -153,7 +154,7 @@ func TestAptLockHeld(t *testing.T) {
 			_, h, _ := packageHost(t, "apt", "")
 			failing := sshtest.NewFake(h.Name())
 			failing.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply("\n")
-			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == "apt" && a[5] == "update" }).Fail(tt.code, tt.stderr)
+			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
 			failing.On(sshtest.Any()).Reply("")
 			h.SetConnection(failing)
 			err := h.installPackages(context.Background(), "apt")
@@ -184,8 +185,8 @@ func TestRPMPackages(t *testing.T) {
 		have     map[string]string
 		cmds     []string
 	}{
-		{"fresh dnf host", "dnf", nil, []string{"dnf dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
-		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
+		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
+		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
 		{"converged", "dnf", rpm135, nil},
 	}
 	for _, tt := range tests {

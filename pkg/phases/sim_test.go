@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ type simHost struct {
 	initDone    bool
 	swap        bool
 	sysctlOK    bool
-	// failOn makes the first command whose line contains it fail (exit 1).
+	// failOn makes the first command whose transcript line (shortCommand) contains it fail (exit 1).
 	failOn string
 	// latency is added to every command, like a network round trip.
 	latency time.Duration
@@ -60,7 +61,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line := strings.Join(cmd.Args, " ")
-	if s.failOn != "" && strings.Contains(line, s.failOn) {
+	if s.failOn != "" && strings.Contains(shortCommand(cmd), s.failOn) {
 		s.failOn = ""
 		return ssh.Result{ExitCode: 1, Stderr: []byte("injected failure")}, &ssh.CommandError{Host: s.name, ExitCode: 1, Command: "(injected)", Stderr: "injected failure"}
 	}
@@ -69,7 +70,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ssh.Result{ExitCode: code}, &ssh.CommandError{Host: s.name, ExitCode: code, Command: ssh.Quote(cmd.Args)}
 	}
 	a := cmd.Args
-	name, _ := scriptCall(cmd)
+	name, args := scriptCall(cmd)
 	script := ""
 	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
 		script = a[2]
@@ -96,10 +97,9 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	case a[0] == "sysctl":
 		s.sysctlOK = true
 		return ok("")
-	case strings.Contains(script, `apt-get "$@"`):
-		args := a[5:]
-		if len(args) > 0 && args[0] == "install" {
-			for _, p := range args {
+	case name == scripts.Apt.Name: // proxy, then apt-get's arguments
+		if len(args) > 1 && args[1] == "install" {
+			for _, p := range args[2:] {
 				if strings.HasPrefix(p, "containerd") {
 					s.containerd = "1.6.20"
 					s.enabled["containerd"], s.active["containerd"] = true, true
@@ -127,15 +127,14 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case strings.Contains(script, "crictl=\"\""):
 		return ok(fmt.Sprintf("crictl=%s\ncni=%s\nmissing=\n", s.crictl, s.cni))
-	case strings.Contains(script, "want=$(curl") && strings.Contains(script, "mv -f \"$tmp\" \"$dest\""):
-		name := a[len(a)-3][strings.LastIndex(a[len(a)-3], "/")+1:]
-		s.kube[name] = strings.Split(a[4], "/")[4] // .../release/<version>/bin/...
+	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
+		s.kube[path.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
 		return ok("")
-	case strings.Contains(script, "tar -C \"$dir\""):
-		if strings.Contains(a[4], "cri-tools") {
-			s.crictl = a[6]
+	case name == scripts.Download.Name && args[0] == "archive": // URL DIR VERSION MARKER PROXY
+		if strings.Contains(args[1], "cri-tools") {
+			s.crictl = args[3]
 		} else {
-			s.cni = a[6]
+			s.cni = args[3]
 		}
 		return ok("")
 	case line == "test -d /etc/kubernetes/manifests":

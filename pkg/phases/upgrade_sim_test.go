@@ -242,13 +242,13 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	line := strings.Join(cmd.Args, " ")
-	if h.failOn != "" && strings.Contains(line, h.failOn) {
+	if h.failOn != "" && strings.Contains(shortCommand(cmd), h.failOn) {
 		h.failOn = ""
 		return ssh.Result{ExitCode: 1, Stderr: []byte("injected failure")}, &ssh.CommandError{Host: h.name, ExitCode: 1, Command: "(injected)", Stderr: "injected failure"}
 	}
 	ok := func(out string) (ssh.Result, error) { return ssh.Result{Stdout: []byte(out)}, nil }
 	a := cmd.Args
-	name, _ := scriptCall(cmd)
+	name, args := scriptCall(cmd)
 	script := ""
 	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
 		script = a[2]
@@ -283,9 +283,8 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case strings.Contains(script, "crictl=\"\""):
 		return ok("crictl=v1.36.0\ncni=v1.9.1\nmissing=\n")
-	case strings.Contains(script, "want=$(curl") && strings.Contains(script, "mv -f \"$tmp\" \"$dest\""):
-		name := a[len(a)-3][strings.LastIndex(a[len(a)-3], "/")+1:]
-		h.kube[name] = strings.Split(a[4], "/")[4] // .../release/<version>/bin/...
+	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
+		h.kube[filepath.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
 		return ok("")
 	case line == "kubeadm upgrade plan --config "+upgradeConfigPathForTest:
 		if h.kube["kubeadm"] != h.cluster.spec.Spec.KubernetesVersion {
@@ -304,8 +303,8 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark", script == prerequisitesScript:
 		return ok("")
-	case strings.Contains(script, `apt-get "$@"`):
-		for _, arg := range a[5:] {
+	case name == scripts.Apt.Name: // proxy, then apt-get's arguments
+		for _, arg := range args[1:] {
 			if name, v, found := strings.Cut(arg, "="); found && h.kube[name] != "" {
 				h.kube[name] = "v" + strings.TrimSuffix(v, "-1.1")
 			}

@@ -36,6 +36,14 @@ func (s Script) Args(args ...string) []string {
 var (
 	// Facts prints every fact of a host (pkg/facts).
 	Facts = load("facts.sh")
+
+	// Download installs a binary or unpacks an archive after checking its published SHA-256
+	// (pkg/install).
+	Download = load("download.sh")
+	// Apt runs apt-get non-interactively under deadlines, waiting for apt's locks (pkg/install).
+	Apt = load("apt.sh")
+	// DNF runs dnf or yum non-interactively (pkg/install).
+	DNF = load("dnf.sh")
 )
 
 // loaded are the scripts load returned, by name: every embedded file must be one (a test checks).
