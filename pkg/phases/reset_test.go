@@ -103,6 +103,7 @@ func (s *resetSimHost) WriteFile(ctx context.Context, f ssh.File) (bool, error) 
 func (s *resetSimHost) Run(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
 	s.record("run " + shortCommand(cmd))
 	a := cmd.Args
+	name, args := scriptCall(cmd)
 	script := ""
 	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
 		script = a[2]
@@ -117,12 +118,12 @@ func (s *resetSimHost) Run(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error)
 	case len(a) > 1 && a[0] == "kubeadm" && a[1] == "reset":
 		s.kubeadmReset()
 		return ssh.Result{}, nil
-	case strings.Contains(script, `sha256sum < "$1"`):
+	case name == scripts.FileState.Name:
 		s.rmu.Lock()
-		gone := s.gone[a[len(a)-1]]
+		gone := s.gone[args[0]]
 		s.rmu.Unlock()
 		if gone {
-			return ssh.Result{}, nil
+			return ssh.Result{Stdout: []byte("missing\n")}, nil
 		}
 	}
 	res, err := s.simHost.Run(ctx, cmd)

@@ -78,12 +78,8 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	switch {
 	case name == scripts.Facts.Name:
 		return ok(s.factsOutput())
-	case strings.Contains(script, "sha256sum < \"$1\""):
-		if f, found := s.File(a[len(a)-1]); found {
-			sum := sha256.Sum256(f.Content)
-			return ok(fmt.Sprintf("%s %o\n", hex.EncodeToString(sum[:]), f.Mode))
-		}
-		return ok("")
+	case name == scripts.FileState.Name:
+		return ok(fileStateOutput(s.Fake, args[0]))
 	case script == fstabSwapOff || strings.HasPrefix(script, "swapoff"):
 		s.swap = false
 		return ok("")
@@ -178,6 +174,17 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	return ssh.Result{}, fmt.Errorf("simulated host %s: unexpected command %s", s.name, ssh.Quote(cmd.Args))
 }
 
+// fileStateOutput is what file-state.sh prints for a file of a fake host.
+func fileStateOutput(f *sshtest.Fake, path string) string {
+	file, found := f.File(path)
+	if !found {
+		return "missing\n"
+	}
+	owner, group, _ := strings.Cut(file.Owner, ":")
+	sum := sha256.Sum256(file.Content)
+	return fmt.Sprintf("%o %s %s\n%s  %s\n", file.Mode, owner, group, hex.EncodeToString(sum[:]), path)
+}
+
 // scriptCall returns the name ($0) and the arguments of a command that runs one of pkg/scripts'
 // scripts; name is "" for any other command. Simulators dispatch on the name, never on the body.
 func scriptCall(cmd ssh.Cmd) (name string, args []string) {
@@ -185,6 +192,14 @@ func scriptCall(cmd ssh.Cmd) (name string, args []string) {
 		return s.Name, args
 	}
 	return "", nil
+}
+
+// isScript is an sshtest matcher for the commands that run the named script.
+func isScript(name string) func([]string) bool {
+	return func(a []string) bool {
+		s, _, ok := scripts.Parse(a)
+		return ok && s.Name == name
+	}
 }
 
 func (s *simHost) factsOutput() string {

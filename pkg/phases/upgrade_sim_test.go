@@ -256,12 +256,8 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	switch {
 	case name == scripts.Facts.Name:
 		return ok(h.factsOutput())
-	case strings.Contains(script, "sha256sum < \"$1\""):
-		if f, found := h.File(a[len(a)-1]); found {
-			sum := sha256.Sum256(f.Content)
-			return ok(fmt.Sprintf("%s %o\n", hex.EncodeToString(sum[:]), f.Mode))
-		}
-		return ok("")
+	case name == scripts.FileState.Name:
+		return ok(fileStateOutput(h.Fake, args[0]))
 	case script == manifestImagesScript:
 		var b strings.Builder
 		for _, f := range a[4:] {

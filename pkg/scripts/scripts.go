@@ -44,6 +44,15 @@ var (
 	Apt = load("apt.sh")
 	// DNF runs dnf or yum non-interactively (pkg/install).
 	DNF = load("dnf.sh")
+
+	// FileRead prints a file, or exits 66 when it is missing (pkg/ssh).
+	FileRead = load("file-read.sh")
+	// FileState prints a file's mode, owner, group and SHA-256, or "missing" (pkg/ssh, pkg/phases).
+	FileState = load("file-state.sh")
+	// FileInstall puts a file in place atomically with its mode and owner (pkg/ssh).
+	FileInstall = load("file-install.sh")
+	// FileMeta sets a file's mode and owner (pkg/ssh).
+	FileMeta = load("file-meta.sh")
 )
 
 // loaded are the scripts load returned, by name: every embedded file must be one (a test checks).
