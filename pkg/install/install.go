@@ -99,7 +99,7 @@ var NodePrerequisites = []Prerequisite{
 	{"curl", "curl"}, {"ca-certificates", "/etc/ssl/certs/ca-certificates.crt"},
 }
 
-// PrerequisiteArgs renders the prerequisites as "package:check" arguments for a script.
+// PrerequisiteArgs renders the prerequisites as "package:check" arguments for installed.sh.
 func PrerequisiteArgs() []string {
 	out := make([]string, 0, len(NodePrerequisites))
 	for _, p := range NodePrerequisites {

@@ -17,7 +17,8 @@ import (
 const testProxy = "http://10.0.0.5:3142"
 
 // packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
-// on a fake runner that answers the prerequisites query with missing and everything else with success.
+// on a fake runner that answers installed.sh with the missing prerequisites and everything else with
+// success.
 func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) {
 	t.Helper()
 	c := testCluster(1)
@@ -36,7 +37,7 @@ func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) 
 	}
 	h := r.All()[0]
 	fake := sshtest.NewFake(h.Name())
-	fake.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply(missing + "\n")
+	fake.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=" + missing + "\n")
 	fake.On(sshtest.Any()).Reply("")
 	h.SetConnection(fake)
 	h.Facts.OS.PackageManager = pm
@@ -116,7 +117,7 @@ func TestAptPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
-			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "prerequisites " + strings.Join(install.PrerequisiteArgs(), " ")}
+			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
 			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
@@ -153,7 +154,7 @@ func TestAptLockHeld(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, h, _ := packageHost(t, "apt", "")
 			failing := sshtest.NewFake(h.Name())
-			failing.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply("\n")
+			failing.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=\n")
 			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
 			failing.On(sshtest.Any()).Reply("")
 			h.SetConnection(failing)

@@ -71,19 +71,15 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	}
 	a := cmd.Args
 	name, args := scriptCall(cmd)
-	script := ""
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		script = a[2]
-	}
 	switch {
 	case name == scripts.Facts.Name:
 		return ok(s.factsOutput())
 	case name == scripts.FileState.Name:
 		return ok(fileStateOutput(s.Fake, args[0]))
-	case script == fstabSwapOff || strings.HasPrefix(script, "swapoff"):
+	case name == scripts.SwapOff.Name:
 		s.swap = false
 		return ok("")
-	case script == missingModules:
+	case name == scripts.MissingModules.Name:
 		return ok("")
 	case a[0] == "sysctl" && a[1] == "-n":
 		if s.sysctlOK {
@@ -105,8 +101,8 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case line == "containerd --version":
 		return ok("containerd github.com/containerd/containerd " + s.containerd + "~ds1 1.6.20~ds1-1+deb12u3\n")
-	case strings.Contains(script, "systemctl is-enabled \"$1\""):
-		unit := a[len(a)-1]
+	case name == scripts.UnitState.Name:
+		unit := args[0]
 		return ok(fmt.Sprintf("%s %s\n", map[bool]string{true: "enabled", false: "disabled"}[s.enabled[unit]], map[bool]string{true: "active", false: "inactive"}[s.active[unit]]))
 	case a[0] == "systemctl" && a[1] == "is-enabled":
 		if s.enabled[a[2]] {
@@ -121,7 +117,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case line == "systemctl daemon-reload":
 		return ok("")
-	case strings.Contains(script, "crictl=\"\""):
+	case name == scripts.Installed.Name:
 		return ok(fmt.Sprintf("crictl=%s\ncni=%s\nmissing=\n", s.crictl, s.cni))
 	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
 		s.kube[path.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
@@ -150,7 +146,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			s.RemoveFile(p)
 		}
 		return ok("")
-	case script == etcdMembersScript:
+	case name == scripts.Etcd.Name:
 		return fail(1) // no etcd container
 	case strings.HasPrefix(line, "kubeadm init"):
 		s.adminConf, s.kubeletConf, s.initDone = true, true, true
@@ -163,7 +159,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		s.kubeletConf = true
 		s.active["kubelet"] = true
 		return ok("")
-	case script == initCompleteScript:
+	case line == strings.Join(initCompleteCheck.Args, " "):
 		if s.initDone {
 			return ok("configmap/kubeadm-config\n")
 		}

@@ -249,18 +249,14 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	ok := func(out string) (ssh.Result, error) { return ssh.Result{Stdout: []byte(out)}, nil }
 	a := cmd.Args
 	name, args := scriptCall(cmd)
-	script := ""
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		script = a[2]
-	}
 	switch {
 	case name == scripts.Facts.Name:
 		return ok(h.factsOutput())
 	case name == scripts.FileState.Name:
 		return ok(fileStateOutput(h.Fake, args[0]))
-	case script == manifestImagesScript:
+	case name == scripts.ManifestImages.Name:
 		var b strings.Builder
-		for _, f := range a[4:] {
+		for _, f := range args {
 			img := ""
 			if h.manifests != "" {
 				img = "registry.k8s.io/" + strings.TrimSuffix(filepath.Base(f), ".yaml") + ":" + h.manifests
@@ -268,16 +264,16 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			fmt.Fprintf(&b, "%s %s\n", f, img)
 		}
 		return ok(b.String())
-	case script == etcdScript && a[4] == "health":
+	case name == scripts.Etcd.Name && args[0] == "health":
 		return ok(`[{"endpoint":"https://` + h.ip + `:2379","health":true,"took":"1ms"}]`)
-	case script == etcdScript && a[4] == "snapshot":
+	case name == scripts.Etcd.Name && args[0] == "snapshot":
 		data := []byte("bbolt snapshot of " + h.name)
-		h.SetFile("/var/lib/etcd/"+a[5], data, 0o600, "root:root")
+		h.SetFile("/var/lib/etcd/"+args[1], data, 0o600, "root:root")
 		sum := sha256.Sum256(data)
 		return ok(fmt.Sprintf("{\"hash\":1234,\"revision\":1188,\"totalKey\":482,\"totalSize\":%d,\"version\":\"3.6.0\"}\n\n%s\n", len(data), hex.EncodeToString(sum[:])))
 	case a[0] == "rm" && a[1] == "-f":
 		return ok("")
-	case strings.Contains(script, "crictl=\"\""):
+	case name == scripts.Installed.Name:
 		return ok("crictl=v1.36.0\ncni=v1.9.1\nmissing=\n")
 	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
 		h.kube[filepath.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
@@ -297,7 +293,7 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			h.cluster.upgradeClusterObjects(v, apply, last)
 		}
 		return ok("")
-	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark", script == prerequisitesScript:
+	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark":
 		return ok("")
 	case name == scripts.Apt.Name: // proxy, then apt-get's arguments
 		for _, arg := range args[1:] {
@@ -321,7 +317,7 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			h.cluster.setNode(h.name, h.running, true)
 		}
 		return ok("")
-	case script == staticPodScript:
+	case name == scripts.KubeletPods.Name:
 		return ok(fmt.Sprintf("%d\n{\"items\":[{\"createdAt\":\"%d\"}]}\n", h.kubeletStart.Unix()-1, time.Now().UnixNano()))
 	case line == "curl -fsk --max-time 5 https://127.0.0.1:6443/readyz":
 		return ok("ok")

@@ -109,7 +109,7 @@ func TestUpgradeTranscript(t *testing.T) {
 	for _, line := range strings.Split(again, "\n") {
 		switch {
 		case line == "", strings.HasPrefix(line, "== "), line == scripts.Facts.Name,
-			strings.HasPrefix(line, "sh -c [for f in \"$@\"; do printf '%s %s\\n'"), strings.HasPrefix(line, "read /etc/kubernetes/admin.conf"):
+			strings.HasPrefix(line, scripts.ManifestImages.Name+" "), strings.HasPrefix(line, "read /etc/kubernetes/admin.conf"):
 		default:
 			t.Errorf("re-run at the target did %q", line)
 		}

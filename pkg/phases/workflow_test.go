@@ -76,7 +76,7 @@ func (sc *simCluster) run(t *testing.T) (*Run, error) {
 	return r, err
 }
 
-// transcript is what each host saw, one line per call, long scripts shortened to their first line.
+// transcript is what each host saw, one line per call, scripts by their name (shortCommand).
 func (sc *simCluster) transcript(from map[string]int) string {
 	var b strings.Builder
 	for _, name := range []string{"cp1", "w1", "w2"} {
@@ -102,15 +102,7 @@ func shortCommand(cmd ssh.Cmd) string {
 	if name, args := scriptCall(cmd); name != "" {
 		return strings.TrimSpace(name + " " + ssh.Quote(args))
 	}
-	a := cmd.Args
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		first := strings.SplitN(strings.TrimSpace(a[2]), "\n", 2)[0]
-		if len(first) > 60 {
-			first = first[:60] + "..."
-		}
-		return fmt.Sprintf("sh -c [%s] %s", first, ssh.Quote(a[3:]))
-	}
-	return ssh.Quote(a)
+	return ssh.Quote(cmd.Args)
 }
 
 func (sc *simCluster) marks() map[string]int {
@@ -183,7 +175,7 @@ func TestCreateOnFreshHosts(t *testing.T) {
 // phase and host, and a re-run completes the cluster; a third run changes nothing.
 func TestResumeAfterFailure(t *testing.T) {
 	points := []struct{ host, command, phase string }{
-		{"w1", "swapoff", "prepare"},
+		{"w1", "swap-off.sh", "prepare"},
 		{"w2", "sysctl -q -p", "prepare"},
 		{"cp1", "apt.sh", "runtime"},
 		{"w1", "systemctl restart containerd", "runtime"},
@@ -257,7 +249,7 @@ func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
 	for _, c := range sc.hosts["cp1"].Calls()[mark["cp1"]:] {
 		cmd := strings.Join(c.Cmd.Args, " ")
 		name, _ := scriptCall(c.Cmd)
-		readOnly := name == scripts.Facts.Name || cmd == "sh -c "+initCompleteScript || strings.HasPrefix(cmd, "kubeadm token create")
+		readOnly := name == scripts.Facts.Name || cmd == strings.Join(initCompleteCheck.Args, " ") || strings.HasPrefix(cmd, "kubeadm token create")
 		if c.Op != "run" || !readOnly {
 			t.Errorf("join node changed cp1: %s %s", c.Op, cmd)
 		}
@@ -292,7 +284,7 @@ func TestPlanOnFreshHosts(t *testing.T) {
 				t.Errorf("dry run wrote %s on %s", c.Path, name)
 			}
 			line := shortCommand(c.Cmd)
-			for _, change := range []string{"kubeadm init", "kubeadm join", "apt.sh", "systemctl", "swapoff", "sysctl -q -p"} {
+			for _, change := range []string{"kubeadm init", "kubeadm join", "apt.sh", "download.sh", "systemctl", "swap-off.sh", "sysctl -q -p"} {
 				if c.Op == "run" && strings.Contains(line, change) && !strings.Contains(line, "is-enabled") {
 					t.Errorf("dry run ran %q on %s", line, name)
 				}

@@ -53,6 +53,29 @@ var (
 	FileInstall = load("file-install.sh")
 	// FileMeta sets a file's mode and owner (pkg/ssh).
 	FileMeta = load("file-meta.sh")
+
+	// The phases' (pkg/phases).
+
+	// SwapOff turns swap off, now and in /etc/fstab.
+	SwapOff = load("swap-off.sh")
+	// MissingModules prints the kernel modules a node needs that are not there.
+	MissingModules = load("missing-modules.sh")
+	// UnitState prints whether a systemd unit is enabled and active.
+	UnitState = load("unit-state.sh")
+	// Installed prints crictl's version, the CNI plugins' version and the missing node prerequisites.
+	Installed = load("installed.sh")
+	// FetchKey downloads a package repository's signing key once.
+	FetchKey = load("fetch-key.sh")
+	// Etcd runs etcdctl in the local etcd pod: members, health, snapshots.
+	Etcd = load("etcd.sh")
+	// ManifestImages prints the image of each static pod manifest given.
+	ManifestImages = load("manifest-images.sh")
+	// KubeletPods prints the kubelet's start time and the ready pod sandboxes of a name.
+	KubeletPods = load("kubelet-pods.sh")
+	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
+	ResetHost = load("reset-host.sh")
+	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.
+	ResetFirewall = load("reset-firewall.sh")
 )
 
 // loaded are the scripts load returned, by name: every embedded file must be one (a test checks).
