@@ -13,6 +13,7 @@ package scripts
 import (
 	"embed"
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -104,6 +105,16 @@ func body(file string) string {
 		rest = after
 	}
 	return rest
+}
+
+// All returns every script, sorted by name.
+func All() []Script {
+	out := make([]Script, 0, len(loaded))
+	for _, s := range loaded {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
 
 // Parse recognises an argv made by Script.Args: it returns the script and its arguments, and false

@@ -38,8 +38,12 @@ func TestEveryScriptIsUsed(t *testing.T) {
 			t.Errorf("%s: body %q is not the file after its header", name, s.Body)
 		}
 	}
-	if len(loaded) != len(embedded(t)) {
-		t.Errorf("loaded %d scripts, %d files embedded", len(loaded), len(embedded(t)))
+	var names []string
+	for _, s := range All() {
+		names = append(names, s.Name)
+	}
+	if !slices.Equal(names, embedded(t)) {
+		t.Errorf("All() = %q, want every embedded file %q", names, embedded(t))
 	}
 }
 
