@@ -38,10 +38,12 @@ verify-replace: ## go.mod's staging replace block matches the pinned k8s.io/kube
 	./hack/verify-k8s-replace.sh
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck
+lint: ## gofmt, go vet, staticcheck, shellcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
+	@# The shell scripts the installer runs on hosts (pkg/scripts' tests run shellcheck over them too).
+	shellcheck pkg/scripts/*.sh
 	@# The lab's stand-in components are nested modules (so ./... never pulls them in): vet them too.
 	cd lab/standins && $(GO) vet ./...
 	cd lab/standins/ccm && $(GO) vet ./...

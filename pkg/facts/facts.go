@@ -1,6 +1,6 @@
 // Package facts describes what is true of a host: the types every renderer and phase reads, the
-// commands that gather them over SSH and their parsers. Facts are gathered once per run and host;
-// `render` works offline from facts assumed from the spec (Assumed).
+// command that gathers them over SSH (pkg/scripts' facts.sh) and its parser. Facts are gathered once
+// per run and host; `render` works offline from facts assumed from the spec (Assumed).
 package facts
 
 import (

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -205,11 +206,11 @@ func TestParseClusterFiles(t *testing.T) {
 		t.Errorf("a clean host holds %+v", empty.Cluster)
 	}
 	for _, p := range ClusterPaths {
-		if !strings.Contains(script, p) {
+		if !strings.Contains(scripts.Facts.Body, p) {
 			t.Errorf("the facts script does not look for %s", p)
 		}
 	}
-	if !strings.Contains(script, InitMarkerPath) {
+	if !strings.Contains(scripts.Facts.Body, InitMarkerPath) {
 		t.Error("the facts script does not read the init marker")
 	}
 }

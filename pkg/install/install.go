@@ -1,6 +1,6 @@
 // Package install builds the commands that put software on a host: distribution packages (apt,
 // dnf/yum) and binaries downloaded from mirrors with their published SHA-256 checked. The commands
-// are argv lists for pkg/ssh (values are positional parameters of constant scripts, never pasted
+// are argv lists for pkg/ssh (values are positional parameters of pkg/scripts' scripts, never pasted
 // into shell text); the phases decide when to run them from facts.
 package install
 
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -38,48 +39,17 @@ func CrictlURL(mirror, version, arch string) string {
 		strings.TrimRight(mirror, "/"), version, version, arch)
 }
 
-// downloadScript fetches $1 and its published $1.sha256 (which holds the hex digest, optionally
-// followed by a file name), verifies the file and moves it to $2 with mode $3. The temporary file sits
-// beside the target so the final mv is atomic. $4, when set, is an HTTPS/HTTP proxy.
-const downloadScript = `set -eu
-url=$1 dest=$2 mode=$3 proxy=${4:-}
-if [ -n "$proxy" ]; then export https_proxy="$proxy" http_proxy="$proxy"; fi
-tmp="$dest.installer-download"
-trap 'rm -f "$tmp"' EXIT
-want=$(curl -fsSL --retry 3 --retry-connrefused "$url.sha256" | cut -d' ' -f1)
-case "$want" in *[!0-9a-f]*|'') echo "no valid checksum at $url.sha256" >&2; exit 1;; esac
-curl -fsSL --retry 3 --retry-connrefused -o "$tmp" "$url"
-got=$(sha256sum "$tmp" | cut -d' ' -f1)
-if [ "$got" != "$want" ]; then echo "checksum mismatch for $url: got $got, published $want" >&2; exit 1; fi
-chmod "$mode" "$tmp"
-mv -f "$tmp" "$dest"
-`
-
-// DownloadBinary returns the command that installs one verified binary at dest.
+// DownloadBinary returns the command that installs one verified binary at dest (download.sh: the
+// file and its published SHA-256 through proxy, checked, moved into place atomically, mode 0755).
 func DownloadBinary(url, dest, proxy string) []string {
-	return []string{"sh", "-c", downloadScript, "download", url, dest, "0755", proxy}
+	return scripts.Download.Args("binary", url, dest, "0755", proxy)
 }
 
-// extractScript downloads and verifies an archive like downloadScript, then unpacks it into $2 and
-// writes $3 into the marker file $4 (so the next run can tell the version without executing anything).
-const extractScript = `set -eu
-url=$1 dir=$2 version=$3 marker=$4 proxy=${5:-}
-if [ -n "$proxy" ]; then export https_proxy="$proxy" http_proxy="$proxy"; fi
-tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
-want=$(curl -fsSL --retry 3 --retry-connrefused "$url.sha256" | cut -d' ' -f1)
-case "$want" in *[!0-9a-f]*|'') echo "no valid checksum at $url.sha256" >&2; exit 1;; esac
-curl -fsSL --retry 3 --retry-connrefused -o "$tmp" "$url"
-got=$(sha256sum "$tmp" | cut -d' ' -f1)
-if [ "$got" != "$want" ]; then echo "checksum mismatch for $url: got $got, published $want" >&2; exit 1; fi
-mkdir -p "$dir"
-tar -C "$dir" -xzf "$tmp" --no-same-owner
-if [ -n "$marker" ]; then printf '%s\n' "$version" > "$marker"; fi
-`
-
-// DownloadArchive returns the command that installs a verified .tar.gz into dir.
+// DownloadArchive returns the command that installs a verified .tar.gz into dir and, when marker is
+// set, writes version into the file marker (so the next run can tell the version without executing
+// anything).
 func DownloadArchive(url, dir, version, marker, proxy string) []string {
-	return []string{"sh", "-c", extractScript, "extract", url, dir, version, marker, proxy}
+	return scripts.Download.Args("archive", url, dir, version, marker, proxy)
 }
 
 // Proxy returns the proxy downloads on the host go through ("" for none).
@@ -134,7 +104,7 @@ var NodePrerequisites = []Prerequisite{
 	{"curl", "curl"}, {"ca-certificates", "/etc/ssl/certs/ca-certificates.crt"},
 }
 
-// PrerequisiteArgs renders the prerequisites as "package:check" arguments for a script.
+// PrerequisiteArgs renders the prerequisites as "package:check" arguments for installed.sh.
 func PrerequisiteArgs() []string {
 	out := make([]string, 0, len(NodePrerequisites))
 	for _, p := range NodePrerequisites {

@@ -13,6 +13,7 @@ import (
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -70,9 +71,10 @@ func (r *Run) firstControlPlane() (*Host, error) {
 	return h, nil
 }
 
-// initCompleteScript checks that a previous `kubeadm init` ran to completion: its admin.conf exists
+// initCompleteCheck checks that a previous `kubeadm init` ran to completion: its admin.conf exists
 // early, but the kubeadm-config ConfigMap is uploaded only once the control plane is up.
-const initCompleteScript = `kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout 5s -n kube-system get configmap kubeadm-config -o name`
+var initCompleteCheck = ssh.Cmd{Args: []string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--request-timeout", "5s",
+	"-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "name"}}
 
 // initPlan is what InitCheck decided for Init in one create run.
 type initPlan struct {
@@ -221,7 +223,7 @@ func (h *Host) removeInitMarker(ctx context.Context) error {
 func (h *Host) initComplete(ctx context.Context, wait time.Duration) (bool, string) {
 	deadline := time.Now().Add(wait)
 	for {
-		_, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", initCompleteScript}})
+		_, err := h.Query(ctx, initCompleteCheck)
 		if err == nil {
 			return true, ""
 		}
@@ -250,7 +252,7 @@ func kubectlSaid(err error) string {
 // etcdMemberNames lists etcd's members through the host's etcd container; nil when etcd does not
 // answer (no container, no quorum).
 func (h *Host) etcdMemberNames(ctx context.Context) []string {
-	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdMembersScript, "etcd", "list"}})
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-list")})
 	if err != nil {
 		return nil
 	}

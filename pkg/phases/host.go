@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -14,6 +13,7 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -100,10 +100,10 @@ func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if st.exists && st.sum == f.SHA256() && st.mode == mode {
+		if st.Exists && st.SHA256 == f.SHA256() && st.Mode == mode {
 			return false, nil
 		}
-		if st.exists && st.sum != f.SHA256() && f.NoReplace {
+		if st.Exists && st.SHA256 != f.SHA256() && f.NoReplace {
 			return false, exitcode.New(exitcode.Refused, &ssh.ReplaceRefusedError{Host: h.Name(), Path: f.Path})
 		}
 		h.run.recordChange()
@@ -150,28 +150,18 @@ func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	return h.conn.ReadFile(ctx, path, ssh.ReadOptions{Sudo: true})
 }
 
-// remoteFile is what fileState read of a file on a host.
-type remoteFile struct {
-	exists bool
-	sum    string
-	mode   fs.FileMode
-}
-
-// fileState reads a file's checksum and mode in one round trip.
-func (h *Host) fileState(ctx context.Context, path string) (remoteFile, error) {
-	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `[ -f "$1" ] || exit 0; printf '%s %s\n' "$(sha256sum < "$1" | cut -d' ' -f1)" "$(stat -c %a "$1")"`, "sh", path}})
+// fileState reads a file's checksum, mode and owner in one round trip (file-state.sh, the script
+// pkg/ssh's WriteFile compares with).
+func (h *Host) fileState(ctx context.Context, path string) (ssh.FileState, error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.FileState.Args(path)})
 	if err != nil {
-		return remoteFile{}, fmt.Errorf("compare %s: %w", path, err)
+		return ssh.FileState{}, fmt.Errorf("compare %s: %w", path, err)
 	}
-	got := strings.Fields(string(res.Stdout))
-	if len(got) != 2 {
-		return remoteFile{}, nil
-	}
-	mode, err := strconv.ParseUint(got[1], 8, 32)
+	st, err := ssh.ParseFileState(string(res.Stdout))
 	if err != nil {
-		return remoteFile{}, fmt.Errorf("compare %s: mode %q", path, got[1])
+		return ssh.FileState{}, fmt.Errorf("compare %s: %w", path, err)
 	}
-	return remoteFile{exists: true, sum: got[0], mode: fs.FileMode(mode)}, nil
+	return st, nil
 }
 
 func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {

@@ -11,6 +11,7 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -20,21 +21,6 @@ import (
 type KubernetesBinaries struct{}
 
 func (KubernetesBinaries) Name() string { return "kubernetes" }
-
-// versionsScript prints what is installed beside what the facts already know: crictl's version and
-// the CNI plugins' marker, plus the node prerequisites that are missing.
-const versionsScript = `crictl=""; [ -x /usr/local/bin/crictl ] && crictl=$(/usr/local/bin/crictl --version 2>/dev/null | awk '{print $NF}')
-cni=""; [ -f "$1" ] && cni=$(cat "$1")
-shift
-missing=""
-for p in "$@"; do
-  pkg=${p%%:*} check=${p#*:}
-  case "$check" in
-    /*) [ -e "$check" ] || missing="$missing $pkg" ;;
-    *) command -v "$check" >/dev/null 2>&1 || missing="$missing $pkg" ;;
-  esac
-done
-printf 'crictl=%s\ncni=%s\nmissing=%s\n' "$crictl" "$cni" "$missing"`
 
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
@@ -90,19 +76,30 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	})
 }
 
-// installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
-func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
-	s := &h.run.Cluster.Spec
-	arch := h.Facts.Arch
-	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", versionsScript, "versions", install.CNIVersionAt}, install.PrerequisiteArgs()...)})
+// installed reads what installed.sh reports beside the facts: "crictl" (its version), "cni" (the
+// CNI plugins' version marker) and "missing" (the node prerequisites that are not installed,
+// space-separated).
+func (h *Host) installed(ctx context.Context) (map[string]string, error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Installed.Args(append([]string{install.CNIVersionAt}, install.PrerequisiteArgs()...)...)})
 	if err != nil {
-		return fmt.Errorf("read installed versions: %w", err)
+		return nil, err
 	}
 	state := map[string]string{}
 	for _, l := range strings.Split(string(res.Stdout), "\n") {
 		if k, v, ok := strings.Cut(l, "="); ok {
 			state[k] = strings.TrimSpace(v)
 		}
+	}
+	return state, nil
+}
+
+// installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
+func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
+	s := &h.run.Cluster.Spec
+	arch := h.Facts.Arch
+	state, err := h.installed(ctx)
+	if err != nil {
+		return fmt.Errorf("read installed versions: %w", err)
 	}
 	if missing := strings.Fields(state["missing"]); len(missing) > 0 {
 		refresh, err := install.PackageRefresh(s, pm)

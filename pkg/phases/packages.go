@@ -11,6 +11,7 @@ import (
 
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -31,17 +32,6 @@ var (
 	heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
 )
 
-// fetchKeyScript downloads the repository's signing key ($1) to $2 unless the file already exists.
-// $3 is an HTTP(S) proxy or "".
-const fetchKeyScript = `set -eu
-[ -s "$2" ] && exit 0
-if [ -n "${3:-}" ]; then export https_proxy="$3" http_proxy="$3"; fi
-mkdir -p "$(dirname "$2")"
-curl -fsSL --retry 3 -o "$2.tmp" "$1"
-grep -q 'BEGIN PGP PUBLIC KEY BLOCK' "$2.tmp" || { echo "$1 is not an armored OpenPGP key" >&2; rm -f "$2.tmp"; exit 1; }
-chmod 0644 "$2.tmp"
-mv -f "$2.tmp" "$2"`
-
 // ensureRepositoryKey puts the repository's signing key at path: the spec's local key file
 // (uploaded only when it differs), else the key the repository publishes beside its packages (fetched
 // once). It reports whether the host's key changed.
@@ -57,7 +47,7 @@ func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bo
 	if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", path}}); err == nil {
 		return false, nil
 	}
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", fetchKeyScript, "key", keyURL, path, install.Proxy(s)}, Idempotent: true}); err != nil {
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(keyURL, path, install.Proxy(s)), Idempotent: true}); err != nil {
 		return false, fmt.Errorf("fetch repository key %s: %w", keyURL, err)
 	}
 	return true, nil
@@ -241,24 +231,14 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// prerequisitesScript prints the node prerequisites (install.NodePrerequisites: conntrack, socat,
-// ethtool, iptables...) that are missing. The upstream packages no longer depend on them.
-const prerequisitesScript = `missing=""
-for p in "$@"; do
-  pkg=${p%%:*} check=${p#*:}
-  case "$check" in
-    /*) [ -e "$check" ] || missing="$missing $pkg" ;;
-    *) command -v "$check" >/dev/null 2>&1 || missing="$missing $pkg" ;;
-  esac
-done
-printf '%s\n' "$missing"`
-
+// missingPrerequisites lists the node prerequisites (install.NodePrerequisites: conntrack, socat,
+// ethtool, iptables...) that are missing: the upstream packages no longer depend on them.
 func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
-	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", prerequisitesScript, "prerequisites"}, install.PrerequisiteArgs()...)})
+	state, err := h.installed(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("check prerequisites: %w", err)
 	}
-	return strings.Fields(string(res.Stdout)), nil
+	return strings.Fields(state["missing"]), nil
 }
 
 // installRPMPackages is the same logic for dnf and yum: a repository file whose exclude= keeps a

@@ -10,13 +10,15 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
 
 const testProxy = "http://10.0.0.5:3142"
 
 // packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
-// on a fake runner that answers the prerequisites query with missing and everything else with success.
+// on a fake runner that answers installed.sh with the missing prerequisites and everything else with
+// success.
 func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) {
 	t.Helper()
 	c := testCluster(1)
@@ -35,7 +37,7 @@ func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) 
 	}
 	h := r.All()[0]
 	fake := sshtest.NewFake(h.Name())
-	fake.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply(missing + "\n")
+	fake.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=" + missing + "\n")
 	fake.On(sshtest.Any()).Reply("")
 	h.SetConnection(fake)
 	h.Facts.OS.PackageManager = pm
@@ -80,7 +82,7 @@ func with(m map[string]string, kv ...string) map[string]string {
 // TestAptPackages pins the apt commands for each starting state; the repository files are uploaded
 // in every case (unchanged uploads are checksum-compared no-ops on real hosts).
 func TestAptPackages(t *testing.T) {
-	apt := "apt " + testProxy + " "
+	apt := "apt.sh " + testProxy + " "
 	installAll := apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135 + " cri-tools=1.36.0-1.1 kubernetes-cni=1.9.1-1.1"
 	tests := []struct {
 		name    string
@@ -118,7 +120,7 @@ func TestAptPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
-			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "prerequisites " + strings.Join(install.PrerequisiteArgs(), " ")}
+			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
 			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
@@ -155,8 +157,8 @@ func TestAptLockHeld(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, h, _ := packageHost(t, "apt", "")
 			failing := sshtest.NewFake(h.Name())
-			failing.On(func(a []string) bool { return len(a) > 3 && a[3] == "prerequisites" }).Reply("\n")
-			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == "apt" && a[5] == "update" }).Fail(tt.code, tt.stderr)
+			failing.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=\n")
+			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
 			failing.On(sshtest.Any()).Reply("")
 			h.SetConnection(failing)
 			err := h.installPackages(context.Background(), "apt")
@@ -187,8 +189,8 @@ func TestRPMPackages(t *testing.T) {
 		have     map[string]string
 		cmds     []string
 	}{
-		{"fresh dnf host", "dnf", nil, []string{"dnf dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
-		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
+		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
+		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
 		{"converged", "dnf", rpm135, nil},
 	}
 	for _, tt := range tests {

@@ -3,8 +3,6 @@ package phases
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +14,7 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -140,11 +139,6 @@ func TestExecuteInterrupted(t *testing.T) {
 	}
 }
 
-func sum(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
-
 // TestDryRunChangesNothing: Exec and Upload in a dry run record what they would do and touch nothing;
 // the same calls in a real run change the fake host and count changes; a second real run changes
 // nothing.
@@ -155,12 +149,9 @@ func TestDryRunChangesNothing(t *testing.T) {
 	}
 	fake := sshtest.NewFake("h0")
 	fake.SetFile("/etc/a.conf", []byte("a\n"), 0o644, "root:root")
-	fake.On(sshtest.Prefix("sh", "-c")).Do(func(cmd ssh.Cmd) (ssh.Result, error) {
-		path := cmd.Args[len(cmd.Args)-1]
-		if ff, ok := fake.File(path); ok {
-			return ssh.Result{Stdout: []byte(fmt.Sprintf("%s %o\n", sum(ff.Content), ff.Mode))}, nil
-		}
-		return ssh.Result{}, nil
+	fake.On(isScript(scripts.FileState.Name)).Do(func(cmd ssh.Cmd) (ssh.Result, error) {
+		_, args := scriptCall(cmd)
+		return ssh.Result{Stdout: []byte(fileStateOutput(fake, args[0]))}, nil
 	})
 	fake.On(sshtest.Exact("systemctl", "restart", "thing")).Reply("")
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -15,22 +16,13 @@ type Prepare struct{}
 
 func (Prepare) Name() string { return "prepare" }
 
-// fstabSwapOff comments out swap entries so swap stays off after a reboot.
-const fstabSwapOff = `sed -i -E 's@^([^#[:space:]][^[:space:]]*[[:space:]]+[^[:space:]]+[[:space:]]+swap[[:space:]])@#\1@' /etc/fstab`
-
-// missingModules prints the modules that are neither loaded nor built in (modprobe cannot help for
-// built-in ones, and fails without /lib/modules).
-const missingModules = `grep -qw overlay /proc/filesystems || echo overlay
-[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || echo br_netfilter
-true`
-
 // The sysctls a node needs, as `sysctl -n` prints them in this order.
 var nodeSysctls = []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"}
 
 func (Prepare) Run(ctx context.Context, r *Run) error {
 	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Facts.SwapEnabled {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", "swapoff -a && " + fstabSwapOff}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.SwapOff.Args()}); err != nil {
 				return fmt.Errorf("turn swap off: %w", err)
 			}
 		}
@@ -41,7 +33,7 @@ func (Prepare) Run(ctx context.Context, r *Run) error {
 		if _, err := h.UploadAll(ctx, files); err != nil {
 			return err
 		}
-		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", missingModules}})
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.MissingModules.Args()})
 		if err != nil {
 			return fmt.Errorf("check kernel modules: %w", err)
 		}
@@ -132,7 +124,7 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 
 // ensureService enables and starts a unit, restarting it when its configuration changed.
 func (h *Host) ensureService(ctx context.Context, unit string, restart bool) error {
-	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", `printf '%s %s\n' "$(systemctl is-enabled "$1" 2>/dev/null)" "$(systemctl is-active "$1" 2>/dev/null)"`, "sh", unit}})
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.UnitState.Args(unit)})
 	if err != nil {
 		return fmt.Errorf("read the state of %s: %w", unit, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -102,26 +103,23 @@ func (s *resetSimHost) WriteFile(ctx context.Context, f ssh.File) (bool, error) 
 func (s *resetSimHost) Run(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
 	s.record("run " + shortCommand(cmd))
 	a := cmd.Args
-	script := ""
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		script = a[2]
-	}
+	name, args := scriptCall(cmd)
 	switch {
-	case script == hostResetScript:
-		return s.hostReset(a[4] == "remove", a[6:]), nil
-	case script == firewallScript:
-		return s.firewallReset(a[4] == "remove"), nil
-	case script == etcdMembersScript:
-		return s.etcdctl(a[4:])
+	case name == scripts.ResetHost.Name: // MODE PODNETS FILE...
+		return s.hostReset(args[0] == "remove", args[2:]), nil
+	case name == scripts.ResetFirewall.Name:
+		return s.firewallReset(args[0] == "remove"), nil
+	case name == scripts.Etcd.Name:
+		return s.etcdctl(args)
 	case len(a) > 1 && a[0] == "kubeadm" && a[1] == "reset":
 		s.kubeadmReset()
 		return ssh.Result{}, nil
-	case strings.Contains(script, `sha256sum < "$1"`):
+	case name == scripts.FileState.Name:
 		s.rmu.Lock()
-		gone := s.gone[a[len(a)-1]]
+		gone := s.gone[args[0]]
 		s.rmu.Unlock()
 		if gone {
-			return ssh.Result{}, nil
+			return ssh.Result{Stdout: []byte("missing\n")}, nil
 		}
 	}
 	res, err := s.simHost.Run(ctx, cmd)
@@ -244,7 +242,7 @@ func (s *resetSimHost) etcdctl(args []string) (ssh.Result, error) {
 	s.etcd.mu.Lock()
 	defer s.etcd.mu.Unlock()
 	switch args[0] {
-	case "list":
+	case "member-list":
 		var names []string
 		for n := range s.etcd.members {
 			names = append(names, n)
@@ -255,7 +253,7 @@ func (s *resetSimHost) etcdctl(args []string) (ssh.Result, error) {
 			fmt.Fprintf(&b, "%s, started, %s, https://10.0.0.%d:2380, https://10.0.0.%d:2379, false\n", s.etcd.members[n], n, 100+i, 100+i)
 		}
 		return ssh.Result{Stdout: []byte(b.String())}, nil
-	case "remove":
+	case "member-remove":
 		for n, id := range s.etcd.members {
 			if id == args[1] {
 				delete(s.etcd.members, n)
@@ -525,14 +523,14 @@ func TestResetControlPlaneEtcdMember(t *testing.T) {
 			}
 			var cp1 []string
 			for _, l := range rs.hosts["cp1"].since(mark["cp1"]) {
-				if strings.HasPrefix(l, "run ") && !strings.Contains(l, "[section() {") { // facts are read everywhere
+				if strings.HasPrefix(l, "run ") && l != "run "+scripts.Facts.Name { // facts are read everywhere
 					cp1 = append(cp1, l)
 				}
 			}
 			// The check before anything changes, then the member check after cp2's reset.
-			want := []string{"run sh -c [mode=$1 member=$2] etcd list", "run sh -c [mode=$1 member=$2] etcd list"}
+			want := []string{"run etcd.sh member-list", "run etcd.sh member-list"}
 			if keep {
-				want = append(want, "run sh -c [mode=$1 member=$2] etcd remove "+fmt.Sprintf("%x", 0x1e9e05c52164694d+2))
+				want = append(want, "run etcd.sh member-remove "+fmt.Sprintf("%x", 0x1e9e05c52164694d+2))
 			}
 			if strings.Join(cp1, "\n") != strings.Join(want, "\n") {
 				t.Errorf("commands on cp1:\n%s\nwant:\n%s", strings.Join(cp1, "\n"), strings.Join(want, "\n"))
@@ -566,7 +564,7 @@ func TestResetControlPlaneRefusedWithoutEtcd(t *testing.T) {
 	}
 	for _, n := range rs.names {
 		for _, l := range rs.hosts[n].since(mark[n]) {
-			if strings.HasPrefix(l, "write ") || strings.Contains(l, "kubeadm reset") || strings.Contains(l, "etcd remove") || strings.Contains(l, "] reset") {
+			if strings.HasPrefix(l, "write ") || strings.Contains(l, "kubeadm reset") || strings.Contains(l, "etcd.sh member-remove") || strings.HasPrefix(l, "run reset-host.sh") {
 				t.Errorf("%s changed by a refused reset: %s", n, l)
 			}
 		}

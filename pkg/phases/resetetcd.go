@@ -7,27 +7,11 @@ import (
 	"regexp"
 	"strings"
 
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
-// etcdMembersScript lists etcd's members ("list") or removes one by its hex ID ("remove ID") with
-// etcdctl inside the local etcd static pod, authenticated with kubeadm's etcd health-check client
-// certificate (kubeadm mounts /etc/kubernetes/pki/etcd into the pod at the same path).
-const etcdMembersScript = `mode=$1 member=$2
-id=$(crictl ps -q --name '^etcd$' --state running 2>/dev/null | head -n 1)
-[ -n "$id" ] || { echo "no running etcd container on this host" >&2; exit 1; }
-ctl() {
-  crictl exec "$id" etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
-    --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key "$@"
-}
-case "$mode" in
-  list) ctl member list -w simple ;;
-  remove) ctl member remove "$member" ;;
-  *) echo "unknown mode $mode" >&2; exit 2 ;;
-esac
-`
-
-// etcdMember is one line of `etcdctl member list -w simple`.
+// etcdMember is one line of `etcdctl member list -w simple` (etcd.sh member-list).
 type etcdMember struct {
 	ID, Status, Name string
 	PeerURLs         []string
@@ -77,7 +61,7 @@ func removeEtcdMember(ctx context.Context, survivor, h *Host) error {
 		h.run.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("check etcd's members on %s; remove %s's if kubeadm reset left it", survivor.Name(), h.Name())})
 		return nil
 	}
-	res, err := survivor.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdMembersScript, "etcd", "list"}})
+	res, err := survivor.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-list")})
 	if err != nil {
 		return fmt.Errorf("list etcd members on %s: %w", survivor.Name(), err)
 	}
@@ -90,7 +74,7 @@ func removeEtcdMember(ctx context.Context, survivor, h *Host) error {
 		return nil
 	}
 	h.run.Log.Warn("etcd still lists the reset control plane; removing its member", "host", h.Name(), "member", m.ID, "via", survivor.Name())
-	if _, err := survivor.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdMembersScript, "etcd", "remove", m.ID}}); err != nil {
+	if _, err := survivor.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-remove", m.ID)}); err != nil {
 		return fmt.Errorf("remove etcd member %s (%s) on %s: %w", m.ID, h.Name(), survivor.Name(), err)
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"installer.dev/installer/pkg/scripts"
 )
 
 // netns is a network namespace made for one test and deleted after it. Creating one needs root
@@ -161,7 +163,7 @@ func TestFirewallScriptInNetns(t *testing.T) {
 		}
 	}
 
-	listed := ns.run("sh", "-c", firewallScript, "firewall", "list")
+	listed := ns.run(scripts.ResetFirewall.Args("list")...)
 	want := []string{
 		"chain ip6tables-nft nat KUBE-SERVICES",
 		"chain iptables-legacy filter KUBE-FORWARD",
@@ -193,7 +195,7 @@ func TestFirewallScriptInNetns(t *testing.T) {
 		t.Fatalf("list:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
-	removed := ns.run("sh", "-c", firewallScript, "firewall", "remove")
+	removed := ns.run(scripts.ResetFirewall.Args("remove")...)
 	if got := sortedLines(removed); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("remove reported:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -214,10 +216,10 @@ func TestFirewallScriptInNetns(t *testing.T) {
 		t.Errorf("legacy tables after the run: %q, want only filter", tables)
 	}
 
-	if again := ns.run("sh", "-c", firewallScript, "firewall", "list"); strings.TrimSpace(again) != "" {
+	if again := ns.run(scripts.ResetFirewall.Args("list")...); strings.TrimSpace(again) != "" {
 		t.Errorf("second list found:\n%s", again)
 	}
-	if again := ns.run("sh", "-c", firewallScript, "firewall", "remove"); strings.TrimSpace(again) != "" {
+	if again := ns.run(scripts.ResetFirewall.Args("remove")...); strings.TrimSpace(again) != "" {
 		t.Errorf("second remove did:\n%s", again)
 	}
 	if after := admin(); after != before {
@@ -230,7 +232,7 @@ func TestFirewallScriptInNetns(t *testing.T) {
 // /etc/cni give the host reset script a host of its own. It lays down what a node leaves, then
 // prints the script's list, its remove, a second list and the state afterwards, in sections.
 const hostScriptHarness = `set -e
-tmp=$1 script=$2
+tmp=$1 script=$2 name=$3
 for d in etc varlib; do mkdir -p "$tmp/$d-up" "$tmp/$d-work"; done
 mount -t overlay overlay -o "lowerdir=/etc,upperdir=$tmp/etc-up,workdir=$tmp/etc-work" /etc
 mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$tmp/varlib-up,workdir=$tmp/varlib-work" /var/lib
@@ -258,9 +260,9 @@ ip route add 10.244.5.0/24 via 192.168.77.2 dev adm0
 ip route add 198.51.100.0/24 via 192.168.77.2 dev adm0
 set +e
 args="10.244.0.0/16 /etc/keepalived/keepalived.conf /etc/keepalived/check_apiserver.sh /etc/haproxy/haproxy.cfg"
-echo "== list"; sh -c "$script" reset list $args; echo "rc $?"
-echo "== remove"; sh -c "$script" reset remove $args; echo "rc $?"
-echo "== again"; sh -c "$script" reset list $args; echo "rc $?"
+echo "== list"; sh -c "$script" "$name" list $args; echo "rc $?"
+echo "== remove"; sh -c "$script" "$name" remove $args; echo "rc $?"
+echo "== again"; sh -c "$script" "$name" list $args; echo "rc $?"
 echo "== after"
 for p in /etc/kubernetes /var/lib/kubelet /var/lib/cni /run/flannel /etc/keepalived /etc/haproxy/errors.http /etc/cni/net.d; do
   [ -e "$p" ] && echo "exists $p"
@@ -277,7 +279,7 @@ ip -4 route show | sed 's/^/route /'
 // list finds nothing, and the host's own things stay.
 func TestHostScriptInNamespaces(t *testing.T) {
 	ns := newNetns(t)
-	out := ns.run("unshare", "--mount", "--propagation", "private", "sh", "-c", hostScriptHarness, "harness", t.TempDir(), hostResetScript)
+	out := ns.run("unshare", "--mount", "--propagation", "private", "sh", "-c", hostScriptHarness, "harness", t.TempDir(), scripts.ResetHost.Body, scripts.ResetHost.Name)
 	sections := map[string]string{}
 	cur := ""
 	for _, l := range strings.Split(out, "\n") {

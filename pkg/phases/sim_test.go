@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -35,7 +37,7 @@ type simHost struct {
 	initDone    bool
 	swap        bool
 	sysctlOK    bool
-	// failOn makes the first command whose line contains it fail (exit 1).
+	// failOn makes the first command whose transcript line (shortCommand) contains it fail (exit 1).
 	failOn string
 	// latency is added to every command, like a network round trip.
 	latency time.Duration
@@ -59,7 +61,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	line := strings.Join(cmd.Args, " ")
-	if s.failOn != "" && strings.Contains(line, s.failOn) {
+	if s.failOn != "" && strings.Contains(shortCommand(cmd), s.failOn) {
 		s.failOn = ""
 		return ssh.Result{ExitCode: 1, Stderr: []byte("injected failure")}, &ssh.CommandError{Host: s.name, ExitCode: 1, Command: "(injected)", Stderr: "injected failure"}
 	}
@@ -68,23 +70,16 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ssh.Result{ExitCode: code}, &ssh.CommandError{Host: s.name, ExitCode: code, Command: ssh.Quote(cmd.Args)}
 	}
 	a := cmd.Args
-	script := ""
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		script = a[2]
-	}
+	name, args := scriptCall(cmd)
 	switch {
-	case strings.Contains(script, "section os-release"):
+	case name == scripts.Facts.Name:
 		return ok(s.factsOutput())
-	case strings.Contains(script, "sha256sum < \"$1\""):
-		if f, found := s.File(a[len(a)-1]); found {
-			sum := sha256.Sum256(f.Content)
-			return ok(fmt.Sprintf("%s %o\n", hex.EncodeToString(sum[:]), f.Mode))
-		}
-		return ok("")
-	case script == fstabSwapOff || strings.HasPrefix(script, "swapoff"):
+	case name == scripts.FileState.Name:
+		return ok(fileStateOutput(s.Fake, args[0]))
+	case name == scripts.SwapOff.Name:
 		s.swap = false
 		return ok("")
-	case script == missingModules:
+	case name == scripts.MissingModules.Name:
 		return ok("")
 	case a[0] == "sysctl" && a[1] == "-n":
 		if s.sysctlOK {
@@ -94,10 +89,9 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	case a[0] == "sysctl":
 		s.sysctlOK = true
 		return ok("")
-	case strings.Contains(script, `apt-get "$@"`):
-		args := a[5:]
-		if len(args) > 0 && args[0] == "install" {
-			for _, p := range args {
+	case name == scripts.Apt.Name: // proxy, then apt-get's arguments
+		if len(args) > 1 && args[1] == "install" {
+			for _, p := range args[2:] {
 				if strings.HasPrefix(p, "containerd") {
 					s.containerd = "1.6.20"
 					s.enabled["containerd"], s.active["containerd"] = true, true
@@ -107,8 +101,8 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case line == "containerd --version":
 		return ok("containerd github.com/containerd/containerd " + s.containerd + "~ds1 1.6.20~ds1-1+deb12u3\n")
-	case strings.Contains(script, "systemctl is-enabled \"$1\""):
-		unit := a[len(a)-1]
+	case name == scripts.UnitState.Name:
+		unit := args[0]
 		return ok(fmt.Sprintf("%s %s\n", map[bool]string{true: "enabled", false: "disabled"}[s.enabled[unit]], map[bool]string{true: "active", false: "inactive"}[s.active[unit]]))
 	case a[0] == "systemctl" && a[1] == "is-enabled":
 		if s.enabled[a[2]] {
@@ -123,17 +117,16 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("")
 	case line == "systemctl daemon-reload":
 		return ok("")
-	case strings.Contains(script, "crictl=\"\""):
+	case name == scripts.Installed.Name:
 		return ok(fmt.Sprintf("crictl=%s\ncni=%s\nmissing=\n", s.crictl, s.cni))
-	case strings.Contains(script, "want=$(curl") && strings.Contains(script, "mv -f \"$tmp\" \"$dest\""):
-		name := a[len(a)-3][strings.LastIndex(a[len(a)-3], "/")+1:]
-		s.kube[name] = strings.Split(a[4], "/")[4] // .../release/<version>/bin/...
+	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
+		s.kube[path.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
 		return ok("")
-	case strings.Contains(script, "tar -C \"$dir\""):
-		if strings.Contains(a[4], "cri-tools") {
-			s.crictl = a[6]
+	case name == scripts.Download.Name && args[0] == "archive": // URL DIR VERSION MARKER PROXY
+		if strings.Contains(args[1], "cri-tools") {
+			s.crictl = args[3]
 		} else {
-			s.cni = a[6]
+			s.cni = args[3]
 		}
 		return ok("")
 	case line == "test -d /etc/kubernetes/manifests":
@@ -153,7 +146,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			s.RemoveFile(p)
 		}
 		return ok("")
-	case script == etcdMembersScript:
+	case name == scripts.Etcd.Name:
 		return fail(1) // no etcd container
 	case strings.HasPrefix(line, "kubeadm init"):
 		s.adminConf, s.kubeletConf, s.initDone = true, true, true
@@ -166,7 +159,7 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		s.kubeletConf = true
 		s.active["kubelet"] = true
 		return ok("")
-	case script == initCompleteScript:
+	case line == strings.Join(initCompleteCheck.Args, " "):
 		if s.initDone {
 			return ok("configmap/kubeadm-config\n")
 		}
@@ -175,6 +168,34 @@ func (s *simHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 		return ok("abcdef.0123456789abcdef\n")
 	}
 	return ssh.Result{}, fmt.Errorf("simulated host %s: unexpected command %s", s.name, ssh.Quote(cmd.Args))
+}
+
+// fileStateOutput is what file-state.sh prints for a file of a fake host.
+func fileStateOutput(f *sshtest.Fake, path string) string {
+	file, found := f.File(path)
+	if !found {
+		return "missing\n"
+	}
+	owner, group, _ := strings.Cut(file.Owner, ":")
+	sum := sha256.Sum256(file.Content)
+	return fmt.Sprintf("%o %s %s\n%s  %s\n", file.Mode, owner, group, hex.EncodeToString(sum[:]), path)
+}
+
+// scriptCall returns the name ($0) and the arguments of a command that runs one of pkg/scripts'
+// scripts; name is "" for any other command. Simulators dispatch on the name, never on the body.
+func scriptCall(cmd ssh.Cmd) (name string, args []string) {
+	if s, args, ok := scripts.Parse(cmd.Args); ok {
+		return s.Name, args
+	}
+	return "", nil
+}
+
+// isScript is an sshtest matcher for the commands that run the named script.
+func isScript(name string) func([]string) bool {
+	return func(a []string) bool {
+		s, _, ok := scripts.Parse(a)
+		return ok && s.Name == name
+	}
 }
 
 func (s *simHost) factsOutput() string {

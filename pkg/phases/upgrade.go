@@ -23,6 +23,7 @@ import (
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/versions"
 )
@@ -159,9 +160,6 @@ func (p *upgradePlan) controlPlaneDone(r *Run, h *Host) bool {
 	return h != cps[len(cps)-1] || p.AddonVersion == p.Target
 }
 
-// manifestImagesScript prints "<file> <image>" for each static pod manifest given.
-const manifestImagesScript = `for f in "$@"; do printf '%s %s\n' "$f" "$(sed -n 's/^ *image: *//p' "$f" 2>/dev/null | head -n 1)"; done`
-
 var controlPlaneManifests = []string{
 	"/etc/kubernetes/manifests/kube-apiserver.yaml",
 	"/etc/kubernetes/manifests/kube-controller-manager.yaml",
@@ -171,7 +169,7 @@ var controlPlaneManifests = []string{
 // controlPlaneVersion is the oldest image tag of the host's control-plane static pods ("" when one
 // is missing or untagged).
 func (h *Host) controlPlaneVersion(ctx context.Context) (string, error) {
-	res, err := h.Query(ctx, ssh.Cmd{Args: append([]string{"sh", "-c", manifestImagesScript, "images"}, controlPlaneManifests...)})
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.ManifestImages.Args(controlPlaneManifests...)})
 	if err != nil {
 		return "", fmt.Errorf("read control-plane manifests: %w", err)
 	}
@@ -343,27 +341,10 @@ func (u UpgradeHealth) Run(ctx context.Context, r *Run) error {
 	return c.DeploymentAvailable(ctx, "kube-system", "coredns", u.Timeout)
 }
 
-// etcdScript runs etcdctl inside the local etcd static pod's container with the member's own
-// certificates (the pod mounts /etc/kubernetes/pki/etcd and /var/lib/etcd). $1 says what to do.
-const etcdScript = `set -eu
-c=$(crictl ps -q --name '^etcd$' --state running | head -n 1)
-[ -n "$c" ] || { echo "no running etcd container" >&2; exit 1; }
-ctl() { crictl exec "$c" etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key "$@"; }
-case "$1" in
-health) ctl endpoint health --cluster -w json ;;
-snapshot)
-  f="/var/lib/etcd/$2"
-  ctl snapshot save "$f" >&2
-  crictl exec "$c" etcdutl snapshot status "$f" -w json
-  echo
-  sha256sum "$f" | cut -d' ' -f1 ;;
-*) echo "unknown action $1" >&2; exit 2 ;;
-esac`
-
 // etcdHealthy waits until every etcd member answers healthy.
 func (h *Host) etcdHealthy(ctx context.Context, timeout time.Duration) error {
 	return kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
-		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdScript, "etcd", "health"}})
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
 		var members []struct {
 			Endpoint string `json:"endpoint"`
 			Health   bool   `json:"health"`
@@ -419,7 +400,7 @@ func (EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 	}
 	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format("20060102T150405Z"))
 	start := time.Now()
-	res, err := cp.Exec(ctx, ssh.Cmd{Args: []string{"sh", "-c", etcdScript, "etcd", "snapshot", name}})
+	res, err := cp.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("snapshot", name)})
 	if err != nil {
 		return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
 	}
@@ -809,12 +790,6 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	return nil
 }
 
-// staticPodScript prints when the kubelet last started (Unix seconds), then the local
-// kube-apiserver pod sandboxes that are ready, as crictl's JSON.
-const staticPodScript = `set -eu
-date -d "$(systemctl show -p ExecMainStartTimestamp --value kubelet)" +%s
-crictl pods --name "$1" --state ready -o json`
-
 // recreateGrace is how long after a kubelet restart the installer waits for it to re-create the
 // apiserver's static pod before deciding it keeps the old one (a kubelet whose pod hashes did not
 // change). Measured: a minor upgrade re-creates every static pod a few seconds after the node
@@ -825,7 +800,7 @@ const recreateGrace = 90 * time.Second
 // sandbox is younger than the kubelet) and that apiserver answers /readyz.
 func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) error {
 	return kubeapi.Poll(ctx, 2*time.Second, timeout, "the apiserver on "+h.Name()+" ready after the kubelet restart", func(ctx context.Context) (bool, string, error) {
-		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"sh", "-c", staticPodScript, "pods", "kube-apiserver-" + h.Name()}})
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.KubeletPods.Args("kube-apiserver-" + h.Name())})
 		if err != nil {
 			return false, "crictl: " + err.Error(), nil
 		}
@@ -843,7 +818,7 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 	})
 }
 
-// parseStaticPods reads staticPodScript's output: the kubelet's start and the newest ready sandbox.
+// parseStaticPods reads kubelet-pods.sh's output: the kubelet's start and the newest ready sandbox.
 func parseStaticPods(out []byte) (started, newest time.Time, err error) {
 	first, rest, _ := strings.Cut(string(out), "\n")
 	sec, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)

@@ -28,6 +28,7 @@ import (
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -241,28 +242,21 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	line := strings.Join(cmd.Args, " ")
-	if h.failOn != "" && strings.Contains(line, h.failOn) {
+	if h.failOn != "" && strings.Contains(shortCommand(cmd), h.failOn) {
 		h.failOn = ""
 		return ssh.Result{ExitCode: 1, Stderr: []byte("injected failure")}, &ssh.CommandError{Host: h.name, ExitCode: 1, Command: "(injected)", Stderr: "injected failure"}
 	}
 	ok := func(out string) (ssh.Result, error) { return ssh.Result{Stdout: []byte(out)}, nil }
 	a := cmd.Args
-	script := ""
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		script = a[2]
-	}
+	name, args := scriptCall(cmd)
 	switch {
-	case strings.Contains(script, "section os-release"):
+	case name == scripts.Facts.Name:
 		return ok(h.factsOutput())
-	case strings.Contains(script, "sha256sum < \"$1\""):
-		if f, found := h.File(a[len(a)-1]); found {
-			sum := sha256.Sum256(f.Content)
-			return ok(fmt.Sprintf("%s %o\n", hex.EncodeToString(sum[:]), f.Mode))
-		}
-		return ok("")
-	case script == manifestImagesScript:
+	case name == scripts.FileState.Name:
+		return ok(fileStateOutput(h.Fake, args[0]))
+	case name == scripts.ManifestImages.Name:
 		var b strings.Builder
-		for _, f := range a[4:] {
+		for _, f := range args {
 			img := ""
 			if h.manifests != "" {
 				img = "registry.k8s.io/" + strings.TrimSuffix(filepath.Base(f), ".yaml") + ":" + h.manifests
@@ -270,20 +264,19 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			fmt.Fprintf(&b, "%s %s\n", f, img)
 		}
 		return ok(b.String())
-	case script == etcdScript && a[4] == "health":
+	case name == scripts.Etcd.Name && args[0] == "health":
 		return ok(`[{"endpoint":"https://` + h.ip + `:2379","health":true,"took":"1ms"}]`)
-	case script == etcdScript && a[4] == "snapshot":
+	case name == scripts.Etcd.Name && args[0] == "snapshot":
 		data := []byte("bbolt snapshot of " + h.name)
-		h.SetFile("/var/lib/etcd/"+a[5], data, 0o600, "root:root")
+		h.SetFile("/var/lib/etcd/"+args[1], data, 0o600, "root:root")
 		sum := sha256.Sum256(data)
 		return ok(fmt.Sprintf("{\"hash\":1234,\"revision\":1188,\"totalKey\":482,\"totalSize\":%d,\"version\":\"3.6.0\"}\n\n%s\n", len(data), hex.EncodeToString(sum[:])))
 	case a[0] == "rm" && a[1] == "-f":
 		return ok("")
-	case strings.Contains(script, "crictl=\"\""):
+	case name == scripts.Installed.Name:
 		return ok("crictl=v1.36.0\ncni=v1.9.1\nmissing=\n")
-	case strings.Contains(script, "want=$(curl") && strings.Contains(script, "mv -f \"$tmp\" \"$dest\""):
-		name := a[len(a)-3][strings.LastIndex(a[len(a)-3], "/")+1:]
-		h.kube[name] = strings.Split(a[4], "/")[4] // .../release/<version>/bin/...
+	case name == scripts.Download.Name && args[0] == "binary": // URL DEST MODE PROXY
+		h.kube[filepath.Base(args[2])] = strings.Split(args[1], "/")[4] // .../release/<version>/bin/...
 		return ok("")
 	case line == "kubeadm upgrade plan --config "+upgradeConfigPathForTest:
 		if h.kube["kubeadm"] != h.cluster.spec.Spec.KubernetesVersion {
@@ -300,10 +293,10 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			h.cluster.upgradeClusterObjects(v, apply, last)
 		}
 		return ok("")
-	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark", script == prerequisitesScript:
+	case a[0] == "test" && a[1] == "-s", a[0] == "apt-mark":
 		return ok("")
-	case strings.Contains(script, `apt-get "$@"`):
-		for _, arg := range a[5:] {
+	case name == scripts.Apt.Name: // proxy, then apt-get's arguments
+		for _, arg := range args[1:] {
 			if name, v, found := strings.Cut(arg, "="); found && h.kube[name] != "" {
 				h.kube[name] = "v" + strings.TrimSuffix(v, "-1.1")
 			}
@@ -324,7 +317,7 @@ func (h *upHost) handle(cmd ssh.Cmd) (ssh.Result, error) {
 			h.cluster.setNode(h.name, h.running, true)
 		}
 		return ok("")
-	case script == staticPodScript:
+	case name == scripts.KubeletPods.Name:
 		return ok(fmt.Sprintf("%d\n{\"items\":[{\"createdAt\":\"%d\"}]}\n", h.kubeletStart.Unix()-1, time.Now().UnixNano()))
 	case line == "curl -fsk --max-time 5 https://127.0.0.1:6443/readyz":
 		return ok("ok")

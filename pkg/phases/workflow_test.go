@@ -12,6 +12,7 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -75,7 +76,7 @@ func (sc *simCluster) run(t *testing.T) (*Run, error) {
 	return r, err
 }
 
-// transcript is what each host saw, one line per call, long scripts shortened to their first line.
+// transcript is what each host saw, one line per call, scripts by their name (shortCommand).
 func (sc *simCluster) transcript(from map[string]int) string {
 	var b strings.Builder
 	for _, name := range []string{"cp1", "w1", "w2"} {
@@ -95,16 +96,13 @@ func (sc *simCluster) transcript(from map[string]int) string {
 	return b.String()
 }
 
+// shortCommand is a command as transcripts show it: a script of pkg/scripts by its name and
+// arguments, anything else as its quoted argv.
 func shortCommand(cmd ssh.Cmd) string {
-	a := cmd.Args
-	if len(a) > 2 && a[0] == "sh" && a[1] == "-c" {
-		first := strings.SplitN(strings.TrimSpace(a[2]), "\n", 2)[0]
-		if len(first) > 60 {
-			first = first[:60] + "..."
-		}
-		return fmt.Sprintf("sh -c [%s] %s", first, ssh.Quote(a[3:]))
+	if name, args := scriptCall(cmd); name != "" {
+		return strings.TrimSpace(name + " " + ssh.Quote(args))
 	}
-	return ssh.Quote(a)
+	return ssh.Quote(cmd.Args)
 }
 
 func (sc *simCluster) marks() map[string]int {
@@ -165,8 +163,8 @@ func TestCreateOnFreshHosts(t *testing.T) {
 	again := sc.transcript(mark)
 	// Uploads still compare checksums (a "write" call the fake records); the change counter above
 	// says none changed. No command that changes a host may run.
-	// Scripts appear shortened ("sh -c [set -eu] apt <proxy> update"): match the name after "]".
-	for _, forbidden := range []string{"kubeadm init", "kubeadm join", "systemctl restart", "] apt ", "] download ", "] extract "} {
+	// Scripts appear by name ("apt.sh <proxy> update").
+	for _, forbidden := range []string{"kubeadm init", "kubeadm join", "systemctl restart", "apt.sh ", "download.sh "} {
 		if strings.Contains(again, forbidden) {
 			t.Errorf("converged re-run ran %q:\n%s", forbidden, again)
 		}
@@ -177,12 +175,12 @@ func TestCreateOnFreshHosts(t *testing.T) {
 // phase and host, and a re-run completes the cluster; a third run changes nothing.
 func TestResumeAfterFailure(t *testing.T) {
 	points := []struct{ host, command, phase string }{
-		{"w1", "swapoff", "prepare"},
+		{"w1", "swap-off.sh", "prepare"},
 		{"w2", "sysctl -q -p", "prepare"},
-		{"cp1", `apt-get "$@"`, "runtime"},
+		{"cp1", "apt.sh", "runtime"},
 		{"w1", "systemctl restart containerd", "runtime"},
 		{"w2", "release/v1.34.10/bin/linux/amd64/kubelet", "kubernetes"},
-		{"cp1", "kubernetes-sigs/cri-tools/releases", "kubernetes"}, // the crictl download (the facts script names cri-tools too)
+		{"cp1", "kubernetes-sigs/cri-tools/releases", "kubernetes"}, // the crictl download
 		{"w1", "systemctl enable kubelet", "kubernetes"},
 		{"cp1", "kubeadm init", "init"},
 		{"w2", "kubeadm join", "join/workers"},
@@ -247,7 +245,8 @@ func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
 	}
 	for _, c := range sc.hosts["cp1"].Calls()[mark["cp1"]:] {
 		cmd := strings.Join(c.Cmd.Args, " ")
-		readOnly := strings.Contains(cmd, "section os-release") || cmd == "sh -c "+initCompleteScript || strings.HasPrefix(cmd, "kubeadm token create")
+		name, _ := scriptCall(c.Cmd)
+		readOnly := name == scripts.Facts.Name || cmd == strings.Join(initCompleteCheck.Args, " ") || strings.HasPrefix(cmd, "kubeadm token create")
 		if c.Op != "run" || !readOnly {
 			t.Errorf("join node changed cp1: %s %s", c.Op, cmd)
 		}
@@ -281,8 +280,8 @@ func TestPlanOnFreshHosts(t *testing.T) {
 			if c.Op == "write" {
 				t.Errorf("dry run wrote %s on %s", c.Path, name)
 			}
-			line := strings.Join(c.Cmd.Args, " ")
-			for _, change := range []string{"kubeadm init", "kubeadm join", `apt-get "$@"`, "systemctl", "swapoff", "sysctl -q -p"} {
+			line := shortCommand(c.Cmd)
+			for _, change := range []string{"kubeadm init", "kubeadm join", "apt.sh", "download.sh", "systemctl", "swap-off.sh", "sysctl -q -p"} {
 				if c.Op == "run" && strings.Contains(line, change) && !strings.Contains(line, "is-enabled") {
 					t.Errorf("dry run ran %q on %s", line, name)
 				}

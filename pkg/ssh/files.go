@@ -17,37 +17,12 @@ import (
 
 	"github.com/pkg/sftp"
 	gossh "golang.org/x/crypto/ssh"
+
+	"installer.dev/installer/pkg/scripts"
 )
 
-// exitNotExist is what the read script exits with for a missing file.
+// exitNotExist is what file-read.sh exits with for a missing file.
 const exitNotExist = 66
-
-// readScript prints $1, or exits 66 when it does not exist.
-const readScript = `[ -e "$1" ] || exit 66; exec cat -- "$1"`
-
-// stateScript prints "missing", or the mode, owner, group and SHA-256 of $1.
-const stateScript = `if [ -d "$1" ]; then echo "$1 is a directory" >&2; exit 1; fi
-if [ -f "$1" ]; then stat -c '%a %U %G' -- "$1" && sha256sum -- "$1"; else echo missing; fi`
-
-// installScript puts a file in place atomically. $1 is the source (a file,
-// "-" for stdin, or $2 itself when already uploaded there), $2 a temporary
-// name in the destination's directory, $3 the destination, $4 the octal mode,
-// $5 the owner or "". The temporary files are removed whatever happens.
-const installScript = `set -e
-trap 'rm -f -- "$2"; [ "$1" = - ] || [ "$1" = "$2" ] || rm -f -- "$1"' EXIT
-(umask 022 && mkdir -p -- "$(dirname -- "$3")")
-umask 077
-if [ "$1" = - ]; then cat > "$2"; elif [ "$1" != "$2" ]; then cat -- "$1" > "$2"; fi
-chmod -- "$4" "$2"
-if [ -n "$5" ]; then chown -- "$5" "$2"; fi
-mv -f -- "$2" "$3"`
-
-// metaScript fixes the mode ($2) and owner ($3) of $1.
-const metaScript = `chmod -- "$2" "$1" && if [ -n "$3" ]; then chown -- "$3" "$1"; fi`
-
-func script(body string, args ...string) []string {
-	return append([]string{"sh", "-c", body, "sh"}, args...)
-}
 
 // ReadFile implements Runner. Without sudo it uses SFTP when the server
 // offers it; otherwise cat.
@@ -79,7 +54,7 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 		}
 		var stdout bytes.Buffer
 		stderr.Reset()
-		err := c.exec(ctx, cn, CommandLine(script(readScript, p), sudo), nil, &stdout, &stderr)
+		err := c.exec(ctx, cn, CommandLine(scripts.FileRead.Args(p), sudo), nil, &stdout, &stderr)
 		data = stdout.Bytes()
 		return err
 	})
@@ -98,35 +73,38 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 	return nil, fmt.Errorf("host %s: read %s: %w", c.cfg.Name, p, err)
 }
 
-// remoteFile is what stateScript found.
-type remoteFile struct {
-	exists       bool
-	mode         fs.FileMode
-	owner, group string
-	sum          string
+// FileState is what pkg/scripts' file-state.sh reports of a remote file.
+type FileState struct {
+	// Exists: the path is a regular file. The other fields are set only then.
+	Exists       bool
+	Mode         fs.FileMode
+	Owner, Group string
+	// SHA256 is the content's digest in hex.
+	SHA256 string
 }
 
-func parseState(out string) (remoteFile, error) {
+// ParseFileState reads file-state.sh's output.
+func ParseFileState(out string) (FileState, error) {
 	fields := strings.Fields(out)
 	if len(fields) == 1 && fields[0] == "missing" {
-		return remoteFile{}, nil
+		return FileState{}, nil
 	}
 	if len(fields) < 4 {
-		return remoteFile{}, fmt.Errorf("unexpected file state %q", out)
+		return FileState{}, fmt.Errorf("unexpected file state %q", out)
 	}
 	mode, err := strconv.ParseUint(fields[0], 8, 32)
 	if err != nil {
-		return remoteFile{}, fmt.Errorf("unexpected mode %q: %w", fields[0], err)
+		return FileState{}, fmt.Errorf("unexpected mode %q: %w", fields[0], err)
 	}
-	return remoteFile{exists: true, mode: fs.FileMode(mode), owner: fields[1], group: fields[2], sum: fields[3]}, nil
+	return FileState{Exists: true, Mode: fs.FileMode(mode), Owner: fields[1], Group: fields[2], SHA256: fields[3]}, nil
 }
 
-func (r remoteFile) ownedBy(want string) bool {
+func (r FileState) ownedBy(want string) bool {
 	if want == "" {
 		return true
 	}
 	user, group, hasGroup := strings.Cut(want, ":")
-	return r.owner == user && (!hasGroup || r.group == group)
+	return r.Owner == user && (!hasGroup || r.Group == group)
 }
 
 // WriteFile implements Runner.
@@ -153,24 +131,24 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	err := c.withConn(ctx, true, func(cn *conn) error {
 		var stdout bytes.Buffer
 		stderr.Reset()
-		if err := c.exec(ctx, cn, CommandLine(script(stateScript, f.Path), sudo), nil, &stdout, &stderr); err != nil {
+		if err := c.exec(ctx, cn, CommandLine(scripts.FileState.Args(f.Path), sudo), nil, &stdout, &stderr); err != nil {
 			return err
 		}
-		state, err := parseState(stdout.String())
+		state, err := ParseFileState(stdout.String())
 		if err != nil {
 			return err
 		}
-		if state.exists && state.sum != sum && f.NoReplace {
+		if state.Exists && state.SHA256 != sum && f.NoReplace {
 			refused = &ReplaceRefusedError{Host: c.cfg.Name, Path: f.Path}
 			return nil
 		}
-		if state.exists && state.sum == sum {
-			if state.mode == mode && state.ownedBy(f.Owner) {
+		if state.Exists && state.SHA256 == sum {
+			if state.Mode == mode && state.ownedBy(f.Owner) {
 				changed = false
 				return nil
 			}
 			changed = true
-			return c.exec(ctx, cn, CommandLine(script(metaScript, f.Path, octal, f.Owner), sudo), nil, io.Discard, &stderr)
+			return c.exec(ctx, cn, CommandLine(scripts.FileMeta.Args(f.Path, octal, f.Owner), sudo), nil, io.Discard, &stderr)
 		}
 		changed = true
 		return c.upload(ctx, cn, f, octal, sudo, &stderr)
@@ -193,7 +171,7 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 // upload moves f's content to the host. With SFTP the data goes straight to
 // a temporary file next to the destination (or, under sudo, to a private
 // file in /tmp that root then installs); without SFTP it streams over the
-// stdin of installScript.
+// stdin of file-install.sh.
 func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sudo bool, stderr *bytes.Buffer) error {
 	dir, base := path.Split(f.Path)
 	tmp := path.Join(dir, "."+base+".installer-"+randomSuffix())
@@ -202,11 +180,11 @@ func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sud
 		return err
 	}
 	if sc == nil {
-		return c.exec(ctx, cn, CommandLine(script(installScript, "-", tmp, f.Path, octal, f.Owner), sudo), f.Content, io.Discard, stderr)
+		return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args("-", tmp, f.Path, octal, f.Owner), sudo), f.Content, io.Discard, stderr)
 	}
 	defer done()
 	src := tmp
-	mode := os.FileMode(0o600) // final mode is set by root's installScript
+	mode := os.FileMode(0o600) // final mode is set by root's file-install.sh
 	if sudo {
 		src = "/tmp/.installer-upload-" + randomSuffix()
 	} else {
@@ -226,7 +204,7 @@ func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sud
 		}
 		return nil
 	}
-	return c.exec(ctx, cn, CommandLine(script(installScript, src, tmp, f.Path, octal, f.Owner), sudo), nil, io.Discard, stderr)
+	return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args(src, tmp, f.Path, octal, f.Owner), sudo), nil, io.Discard, stderr)
 }
 
 // sftpPut creates p exclusively, sets its mode before any byte is written

@@ -49,36 +49,36 @@ func TestTail(t *testing.T) {
 	}
 }
 
-func TestParseState(t *testing.T) {
+func TestParseFileState(t *testing.T) {
 	tests := []struct {
 		name, in string
-		want     remoteFile
+		want     FileState
 		wantErr  string
 	}{
-		{"missing", "missing\n", remoteFile{}, ""},
-		{"present", "600 root adm\n" + strings.Repeat("a", 64) + "  /etc/x\n", remoteFile{exists: true, mode: 0o600, owner: "root", group: "adm", sum: strings.Repeat("a", 64)}, ""},
-		{"setgid dir-like mode", "2755 a b\nff  /x\n", remoteFile{exists: true, mode: 0o2755, owner: "a", group: "b", sum: "ff"}, ""},
-		{"garbage", "what\n", remoteFile{}, "unexpected file state"},
-		{"bad mode", "9z a b\nff  /x\n", remoteFile{}, "unexpected mode"},
+		{"missing", "missing\n", FileState{}, ""},
+		{"present", "600 root adm\n" + strings.Repeat("a", 64) + "  /etc/x\n", FileState{Exists: true, Mode: 0o600, Owner: "root", Group: "adm", SHA256: strings.Repeat("a", 64)}, ""},
+		{"setgid dir-like mode", "2755 a b\nff  /x\n", FileState{Exists: true, Mode: 0o2755, Owner: "a", Group: "b", SHA256: "ff"}, ""},
+		{"garbage", "what\n", FileState{}, "unexpected file state"},
+		{"bad mode", "9z a b\nff  /x\n", FileState{}, "unexpected mode"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseState(tc.in)
+			got, err := ParseFileState(tc.in)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("parseState error = %v, want %q", err, tc.wantErr)
+					t.Fatalf("ParseFileState error = %v, want %q", err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tc.want {
-				t.Fatalf("parseState = %+v, %v; want %+v", got, err, tc.want)
+				t.Fatalf("ParseFileState = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
 	}
 }
 
 func TestOwnedBy(t *testing.T) {
-	f := remoteFile{exists: true, owner: "root", group: "adm"}
+	f := FileState{Exists: true, Owner: "root", Group: "adm"}
 	for want, ok := range map[string]bool{"": true, "root": true, "root:adm": true, "root:root": false, "nobody": false} {
 		if got := f.ownedBy(want); got != ok {
 			t.Errorf("ownedBy(%q) = %v, want %v", want, got, ok)

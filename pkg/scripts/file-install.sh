@@ -1,0 +1,13 @@
+#!/bin/sh
+# file-install.sh SRC TMP DEST MODE OWNER: puts a file in place atomically. SRC is the source (a file,
+# "-" for stdin, or TMP itself when already uploaded there), TMP a temporary name in DEST's directory,
+# MODE the octal mode, OWNER the owner ("user" or "user:group") or "" to leave it. The temporary
+# files are removed whatever happens.
+set -e
+trap 'rm -f -- "$2"; [ "$1" = - ] || [ "$1" = "$2" ] || rm -f -- "$1"' EXIT
+(umask 022 && mkdir -p -- "$(dirname -- "$3")")
+umask 077
+if [ "$1" = - ]; then cat > "$2"; elif [ "$1" != "$2" ]; then cat -- "$1" > "$2"; fi
+chmod -- "$4" "$2"
+if [ -n "$5" ]; then chown -- "$5" "$2"; fi
+mv -f -- "$2" "$3"
