@@ -126,7 +126,14 @@ func (c *labCluster) installer(args ...string) installerRun {
 // installerSpec runs the installer binary with a given spec file and the lab's state directory.
 func (c *labCluster) installerSpec(spec string, args ...string) installerRun {
 	c.t.Helper()
-	full := append(args, "-f", spec, "--state-dir", c.Lab.StateDir())
+	return c.installerIn(c.Lab.StateDir(), spec, args...)
+}
+
+// installerIn runs the installer binary with a given state directory and spec file, and parses the
+// per-phase summary it prints.
+func (c *labCluster) installerIn(stateDir, spec string, args ...string) installerRun {
+	c.t.Helper()
+	full := append(args, "-f", spec, "--state-dir", stateDir)
 	cmd := exec.CommandContext(c.ctx, c.inst, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -147,7 +154,11 @@ func (c *labCluster) installerSpec(spec string, args ...string) installerRun {
 			r.Order = append(r.Order, m[1])
 		}
 	}
-	c.t.Logf("installer %s: exit %d in %s", strings.Join(args, " "), r.Code, r.Wall.Round(time.Millisecond))
+	where := ""
+	if stateDir != c.Lab.StateDir() {
+		where = " --state-dir " + stateDir
+	}
+	c.t.Logf("installer %s%s: exit %d in %s", strings.Join(args, " "), where, r.Code, r.Wall.Round(time.Millisecond))
 	return r
 }
 

@@ -671,36 +671,6 @@ func hostileWebAvailable(ctx context.Context, k kubernetes.Interface) bool {
 		d.Status.AvailableReplicas == *d.Spec.Replicas
 }
 
-// installerIn runs the installer with a given spec and state directory (installerSpec always uses
-// the lab's).
-func (c *labCluster) installerIn(stateDir, spec string, args ...string) installerRun {
-	c.t.Helper()
-	cmd := exec.CommandContext(c.ctx, c.inst, append(args, "-f", spec, "--state-dir", stateDir)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	err := cmd.Run()
-	r := installerRun{Wall: time.Since(start), Stdout: stdout.String(), Stderr: stderr.String(),
-		Phases: map[string]time.Duration{}, Changes: map[string]int{}}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
-		c.t.Fatalf("run installer: %v", err)
-	}
-	// The per-phase summary, parsed as installerSpec does.
-	for _, l := range strings.Split(r.Stderr, "\n") {
-		if m := summaryLine.FindStringSubmatch(l); m != nil {
-			d, _ := time.ParseDuration(m[2])
-			n, _ := strconv.Atoi(m[3])
-			r.Phases[m[1]], r.Changes[m[1]] = d, n
-			r.Order = append(r.Order, m[1])
-		}
-	}
-	c.t.Logf("installer %s --state-dir %s: exit %d in %s", strings.Join(args, " "), stateDir, r.Code, r.Wall.Round(time.Millisecond))
-	return r
-}
-
 // backgroundRun is an installer run the test does not wait for, so that it can kill it mid-step.
 type backgroundRun struct {
 	cmd    *exec.Cmd
