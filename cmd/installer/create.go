@@ -103,6 +103,15 @@ func (a *app) joinNode(ctx context.Context, ls *loadedSpec, hosts []string) erro
 	if err := a.execute(ctx, s, phases.JoinNode()); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.streams.Err, "joined %s\n", strings.Join(hosts, ", "))
+	var joined []string
+	for _, h := range s.Run.Targets() {
+		joined = append(joined, h.Name())
+	}
+	if len(joined) > 0 {
+		fmt.Fprintf(a.streams.Err, "joined %s\n", strings.Join(joined, ", "))
+	}
+	if settled := s.Run.Settled(); len(settled) > 0 {
+		fmt.Fprintf(a.streams.Err, "nodes of this cluster already, left untouched: %s\n", strings.Join(settled, ", "))
+	}
 	return nil
 }

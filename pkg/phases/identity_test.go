@@ -197,8 +197,8 @@ func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
 	if _, err := Execute(context.Background(), r, list[:len(list)-1]); err != nil { // WaitReady needs a real API
 		t.Fatal(err)
 	}
-	if len(r.Targets()) != 0 || strings.Join(r.settled, ",") != "w1" {
-		t.Errorf("targets %d, settled %v", len(r.Targets()), r.settled)
+	if len(r.Targets()) != 0 || strings.Join(r.Settled(), ",") != "w1" {
+		t.Errorf("targets %d, settled %v", len(r.Targets()), r.Settled())
 	}
 	sc.changedNothing(t, r, mark)
 	if n := len(sc.hosts["w1"].Calls()) - mark["w1"]; n != 1 {

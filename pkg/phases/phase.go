@@ -156,6 +156,13 @@ func (r *Run) Settle(h *Host, why string) {
 	r.Log.Info("host "+h.Name()+" "+why, "host", h.Name())
 }
 
+// Settled returns the hosts Settle took out of the targets, in the order it did.
+func (r *Run) Settled() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.settled...)
+}
+
 // IsTarget reports whether the command may change host h.
 func (r *Run) IsTarget(h *Host) bool { return r.targets[h.Name()] }
 
