@@ -398,7 +398,8 @@ func (EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format("20060102T150405Z"))
+	// Milliseconds: a re-run right after a failure takes its own snapshot, never one of the same name.
+	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format("20060102T150405.000Z"))
 	start := time.Now()
 	res, err := cp.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("snapshot", name)})
 	if err != nil {
@@ -421,15 +422,8 @@ func (EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 	if hex.EncodeToString(got[:]) != sum {
 		return fmt.Errorf("etcd snapshot copied from %s is damaged: SHA-256 %x, on the host %s", cp.Name(), got, sum)
 	}
-	dir := SnapshotDir(r.StateDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("etcd snapshot: %w", err)
-	}
-	local := filepath.Join(dir, name)
-	if err := os.WriteFile(local+".tmp", data, 0o600); err != nil {
-		return fmt.Errorf("etcd snapshot: %w", err)
-	}
-	if err := os.Rename(local+".tmp", local); err != nil {
+	local, err := saveSnapshot(SnapshotDir(r.StateDir), name, data)
+	if err != nil {
 		return fmt.Errorf("etcd snapshot: %w", err)
 	}
 	// The copy is in the state directory; etcd's data directory is no place to keep it.
@@ -443,6 +437,40 @@ func (EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 }
 
 const keySnapshot = "etcd-snapshot"
+
+// saveSnapshot writes a snapshot into dir (0700) as a new 0600 file and returns its path. A backup
+// is never replaced: the content goes to a temporary file that is hard-linked to the final name,
+// which fails when that name exists.
+func saveSnapshot(dir, name string, data []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	local := filepath.Join(dir, name)
+	if err := os.Link(tmp.Name(), local); err != nil {
+		return "", fmt.Errorf("keep %s: %w", local, err)
+	}
+	return local, nil
+}
 
 // snapshotStatus is `etcdutl snapshot status -w json`.
 type snapshotStatus struct {

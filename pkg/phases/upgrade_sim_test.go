@@ -169,7 +169,7 @@ func mustCreate(t *testing.T, err error) {
 	}
 }
 
-var snapshotTime = regexp.MustCompile(`[0-9]{8}T[0-9]{6}Z`)
+var snapshotTime = regexp.MustCompile(`[0-9]{8}T[0-9]{6}\.[0-9]{3}Z`)
 
 var podsGVR = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
 

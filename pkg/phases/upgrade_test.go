@@ -155,6 +155,12 @@ func TestUpgradeResumes(t *testing.T) {
 					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", n)
 				}
 			}
+			// A failure before the first control plane moved makes the re-run snapshot again (etcd
+			// may have changed since); after it moved, the first snapshot is the one to keep.
+			wantSnapshots := 1
+			if uc.hosts["cp1"].manifests != "v1.35.8" {
+				wantSnapshots = len(snapshotFiles(t, state)) + 1
+			}
 			if _, err := uc.run(t, state, false, testUpgradeOptions); err != nil {
 				t.Fatalf("re-run after the failure: %v", err)
 			}
@@ -163,8 +169,8 @@ func TestUpgradeResumes(t *testing.T) {
 			if err != nil || totalChanges(r3) != 0 {
 				t.Errorf("third run: %v, changes %v", err, r3.Changes())
 			}
-			if n := len(snapshotFiles(t, state)); n != 1 {
-				t.Errorf("%d snapshots, want 1 (taken once, before the control plane moved)", n)
+			if n := len(snapshotFiles(t, state)); n != wantSnapshots {
+				t.Errorf("%d snapshots, want %d (one per run that started before the first control plane moved; none replaced)", n, wantSnapshots)
 			}
 		})
 	}
@@ -421,4 +427,25 @@ func TestUpgradeStopsOnDeadNode(t *testing.T) {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
 	uc.assertAtNothingChanged(t, "v1.34.10")
+}
+
+// TestSaveSnapshotNeverReplaces: a snapshot is a backup; one of the same name is never overwritten.
+func TestSaveSnapshotNeverReplaces(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etcd-snapshots")
+	p, err := saveSnapshot(dir, "etcd-cp1.db", []byte("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v", p, st, err)
+	}
+	if _, err := saveSnapshot(dir, "etcd-cp1.db", []byte("second")); err == nil {
+		t.Fatal("a second snapshot of the same name was saved")
+	}
+	if got, _ := os.ReadFile(p); string(got) != "first" {
+		t.Errorf("the first snapshot now holds %q", got)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("%d files in %s, want the snapshot only (no temporary file left)", len(entries), dir)
+	}
 }
