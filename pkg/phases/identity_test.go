@@ -83,10 +83,7 @@ func TestCreateRefusesForeignOrMissingPKI(t *testing.T) {
 	if _, err := sc.run(t); err != nil {
 		t.Fatal(err)
 	}
-	other, err := pki.Generate(pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := otherClusterPKI(t)
 	ours := pki.Fingerprint(sc.pki.Cluster.Cert)
 
 	mark := sc.marks()
@@ -250,10 +247,7 @@ func TestIdentityIfPresent(t *testing.T) {
 	if _, err := sc.run(t); err != nil {
 		t.Fatal(err)
 	}
-	other, err := pki.Generate(pki.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := otherClusterPKI(t)
 	for _, tc := range []struct {
 		name    string
 		pki     *pki.Bundle

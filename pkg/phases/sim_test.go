@@ -281,7 +281,7 @@ func seedPKI(f *sshtest.Fake, b *pki.Bundle, controlPlane bool) {
 
 // sharedPKI is one cluster PKI for every simulated cluster of the package's tests (RSA keys are
 // slow to generate).
-var sharedPKI struct {
+var sharedPKI, foreignPKI struct {
 	once sync.Once
 	b    *pki.Bundle
 	err  error
@@ -294,6 +294,16 @@ func testPKI(t testing.TB) *pki.Bundle {
 		t.Fatal(sharedPKI.err)
 	}
 	return sharedPKI.b
+}
+
+// otherClusterPKI is another cluster's PKI, for the identity tests.
+func otherClusterPKI(t testing.TB) *pki.Bundle {
+	t.Helper()
+	foreignPKI.once.Do(func() { foreignPKI.b, foreignPKI.err = pki.Generate(pki.Options{}) })
+	if foreignPKI.err != nil {
+		t.Fatal(foreignPKI.err)
+	}
+	return foreignPKI.b
 }
 
 // WriteFile lets a test observe writes (onWrite) before the fake stores them.
