@@ -68,20 +68,8 @@ func (c *Client) Drain(ctx context.Context, node string, o DrainOptions) error {
 	if o.Interval == 0 {
 		o.Interval = 2 * time.Second
 	}
-	pods, err := c.podsOn(ctx, node)
-	if err != nil {
+	if _, err := c.PlanDrain(ctx, node, o.Force); err != nil {
 		return err
-	}
-	if !o.Force {
-		var unmanaged []string
-		for _, p := range pods {
-			if kindOf(p) == podUnmanaged {
-				unmanaged = append(unmanaged, p.Namespace+"/"+p.Name)
-			}
-		}
-		if len(unmanaged) > 0 {
-			return fmt.Errorf("drain %s: pods not managed by a controller would be lost: %s (delete them, or use --force)", node, strings.Join(unmanaged, ", "))
-		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
@@ -123,6 +111,45 @@ func (c *Client) Drain(ctx context.Context, node string, o DrainOptions) error {
 		case <-time.After(o.Interval):
 		}
 	}
+}
+
+// DrainPlan is what a drain of one node would do, pod by pod ("namespace/name", sorted): the
+// same classification Drain acts on.
+type DrainPlan struct {
+	// Evict are the pods evicted through the Eviction API (PodDisruptionBudgets may hold them).
+	Evict []string
+	// Delete are finished pods and, with force, pods no controller manages: deleted outright.
+	Delete []string
+}
+
+// PlanDrain reads what Drain would do on node, and refuses as Drain does when pods no controller
+// manages would be lost without force. DaemonSet and static pods stay.
+func (c *Client) PlanDrain(ctx context.Context, node string, force bool) (DrainPlan, error) {
+	var plan DrainPlan
+	pods, err := c.podsOn(ctx, node)
+	if err != nil {
+		return plan, err
+	}
+	var unmanaged []string
+	for _, p := range pods {
+		key := p.Namespace + "/" + p.Name
+		switch kind := kindOf(p); {
+		case kind == podDaemon, kind == podStatic:
+		case kind == podFinished, kind == podUnmanaged && force:
+			plan.Delete = append(plan.Delete, key)
+		case kind == podUnmanaged:
+			unmanaged = append(unmanaged, key)
+		default:
+			plan.Evict = append(plan.Evict, key)
+		}
+	}
+	if len(unmanaged) > 0 {
+		sort.Strings(unmanaged)
+		return plan, fmt.Errorf("drain %s: pods not managed by a controller would be lost: %s (delete them, or use --force)", node, strings.Join(unmanaged, ", "))
+	}
+	sort.Strings(plan.Evict)
+	sort.Strings(plan.Delete)
+	return plan, nil
 }
 
 func describeLeft(left []string, blocked map[string]string) string {

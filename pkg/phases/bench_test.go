@@ -116,9 +116,9 @@ type phaseCounts struct {
 }
 
 func (p *phaseCounts) add(host string) {
-	p.run.mu.Lock()
-	phase := p.run.phase
-	p.run.mu.Unlock()
+	p.run.j.mu.Lock()
+	phase := p.run.j.phase
+	p.run.j.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.perHost[phase] == nil {

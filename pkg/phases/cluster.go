@@ -1,10 +1,8 @@
 package phases
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -14,31 +12,29 @@ import (
 	"installer.dev/installer/pkg/manifests"
 )
 
-const keyClient = "kube-client"
-
-// client connects to the cluster through the first control plane's local apiserver, once per run.
-func (r *Run) client(ctx context.Context) (*kubeapi.Client, error) {
-	if v, ok := r.Get(keyClient); ok {
-		return v.(*kubeapi.Client), nil
-	}
+// connectAPI connects to the cluster through the first control plane's local apiserver (the
+// run's clusterAPI calls it once, on first use).
+func (r *Run) connectAPI(ctx context.Context) (*kubeapi.Client, error) {
 	cp, err := r.firstControlPlane()
 	if err != nil {
 		return nil, err
 	}
+	return apiThrough(ctx, cp)
+}
+
+// apiThrough connects to the cluster API through a control plane's local apiserver.
+func apiThrough(ctx context.Context, cp *Host) (*kubeapi.Client, error) {
 	conf, err := cp.ReadFile(ctx, "/etc/kubernetes/admin.conf")
 	if err != nil {
 		return nil, fmt.Errorf("read admin.conf on %s: %w", cp.Name(), err)
 	}
-	c, err := kubeapi.Connect(conf, cp.Runner().DialContext)
-	if err != nil {
-		return nil, err
-	}
-	r.Set(keyClient, c)
-	return c, nil
+	return kubeapi.Connect(conf, cp.Runner().DialContext)
 }
 
+// client is the run's cluster API client, connected on first use.
+func (r *Run) client(ctx context.Context) (*kubeapi.Client, error) { return r.api.get(ctx) }
+
 // ApplyClusterFiles applies rendered add-ons (cni.yaml, ccm.yaml, addons/*) with server-side apply.
-// In a dry run the objects are only listed.
 type ApplyClusterFiles struct {
 	// Phase name and which rendered files it applies.
 	PhaseName string
@@ -72,31 +68,10 @@ func (a ApplyClusterFiles) Run(ctx context.Context, r *Run) error {
 	if len(selected) == 0 {
 		return nil
 	}
-	if r.DryRun {
-		for _, f := range selected {
-			objs, err := kubeapi.Decode(f.Content)
-			if err != nil {
-				return fmt.Errorf("%s: %w", f.Path, err)
-			}
-			r.recordChange()
-			r.plan(PlannedAction{Host: "cluster", Command: fmt.Sprintf("server-side apply cluster/%s (%d objects)", f.Path, len(objs)),
-				File: &PlannedFile{Path: "cluster/" + f.Path, Mode: f.Mode, SHA256: f.SHA256(), Display: f.Display(), Sensitive: f.Sensitive}})
-		}
-		return nil
-	}
-	c, err := r.client(ctx)
-	if err != nil {
-		return err
-	}
 	for _, f := range selected {
-		n, err := c.Apply(ctx, f.Content)
-		if err != nil {
-			return fmt.Errorf("%s: %w", f.Path, err)
+		if _, err := r.fx.Apply(ctx, r.api, f); err != nil {
+			return err
 		}
-		for i := 0; i < n; i++ {
-			r.recordChange()
-		}
-		r.Log.Debug("applied", "file", f.Path, "changed objects", n)
 	}
 	return nil
 }
@@ -110,26 +85,25 @@ type WaitReady struct {
 func (WaitReady) Name() string { return "wait" }
 
 func (w WaitReady) Run(ctx context.Context, r *Run) error {
-	if r.DryRun {
-		return nil
-	}
 	timeout := w.Timeout
 	if timeout == 0 {
 		timeout = 5 * time.Minute
-	}
-	c, err := r.client(ctx)
-	if err != nil {
-		return err
 	}
 	var names []string
 	for _, h := range r.Targets() {
 		names = append(names, h.Name())
 	}
-	names = append(names, r.settled...)
-	if err := c.NodesReady(ctx, names, r.Cluster.Spec.ExternalCCM(), timeout); err != nil {
-		return err
-	}
-	return c.DeploymentAvailable(ctx, "kube-system", "coredns", timeout)
+	names = append(names, r.Settled()...)
+	return r.fx.Observe(ctx, "nodes and CoreDNS ready", func(ctx context.Context) error {
+		c, err := r.client(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.NodesReady(ctx, names, r.Cluster.Spec.ExternalCCM(), timeout); err != nil {
+			return err
+		}
+		return c.DeploymentAvailable(ctx, "kube-system", "coredns", timeout)
+	})
 }
 
 // SpreadCoreDNS restarts CoreDNS once when both replicas sit on one node although workers are
@@ -142,20 +116,22 @@ func (SpreadCoreDNS) ShouldRun(r *Run) (bool, string) {
 	if len(r.Cluster.Spec.Hosts) < 2 {
 		return false, "a single node"
 	}
-	return !r.DryRun, "dry run"
+	return true, ""
 }
 
 func (SpreadCoreDNS) Run(ctx context.Context, r *Run) error {
-	c, err := r.client(ctx)
-	if err != nil {
-		return err
-	}
-	restarted, err := c.SpreadDeployment(ctx, "kube-system", "coredns")
-	if err != nil || !restarted {
-		return err
-	}
-	r.recordChange()
-	return c.DeploymentAvailable(ctx, "kube-system", "coredns", 3*time.Minute)
+	// Where CoreDNS runs is only known once the nodes are up.
+	return r.fx.Observe(ctx, "CoreDNS spread over the nodes", func(ctx context.Context) error {
+		restarted, err := r.fx.Spread(ctx, r.api, "kube-system", "coredns")
+		if err != nil || !restarted {
+			return err
+		}
+		c, err := r.client(ctx)
+		if err != nil {
+			return err
+		}
+		return c.DeploymentAvailable(ctx, "kube-system", "coredns", 3*time.Minute)
+	})
 }
 
 // AdminKubeconfig copies the admin kubeconfig from the first control plane to the state directory
@@ -164,33 +140,22 @@ type AdminKubeconfig struct{}
 
 func (AdminKubeconfig) Name() string { return "kubeconfig" }
 
-func (AdminKubeconfig) ShouldRun(r *Run) (bool, string) { return !r.DryRun, "dry run" }
-
 func (AdminKubeconfig) Run(ctx context.Context, r *Run) error {
 	cp, err := r.firstControlPlane()
 	if err != nil {
 		return err
 	}
-	conf, err := cp.ReadFile(ctx, "/etc/kubernetes/admin.conf")
-	if err != nil {
-		return fmt.Errorf("read admin.conf on %s: %w", cp.Name(), err)
-	}
-	if _, err := clientcmd.Load(conf); err != nil {
-		return fmt.Errorf("admin.conf on %s does not parse: %w", cp.Name(), err)
-	}
-	path := AdminConfPath(r.StateDir)
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, conf) {
-		return nil
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, conf, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	r.recordChange()
-	return nil
+	// admin.conf is kubeadm init's: a dry run of a new cluster has none to copy.
+	return r.fx.Observe(ctx, "copy the admin kubeconfig to the state directory", func(ctx context.Context) error {
+		conf, err := cp.ReadFile(ctx, "/etc/kubernetes/admin.conf")
+		if err != nil {
+			return fmt.Errorf("read admin.conf on %s: %w", cp.Name(), err)
+		}
+		if _, err := clientcmd.Load(conf); err != nil {
+			return fmt.Errorf("admin.conf on %s does not parse: %w", cp.Name(), err)
+		}
+		return r.fx.WriteLocal(AdminConfPath(r.StateDir), conf)
+	})
 }
 
 // AdminConfPath is where the admin kubeconfig lives in the state directory.

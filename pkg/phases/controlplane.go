@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -138,7 +139,10 @@ func (r *Run) identity() guard.Identity {
 // Init runs `kubeadm init` on the first control plane as InitCheck decided. A marker written
 // before init and removed after it is the proof a later run needs to reset an init that never
 // finished (guard.Init).
-type Init struct{ plan *initPlan }
+type Init struct {
+	plan *initPlan
+	join *joinState
+}
 
 func (Init) Name() string { return "init" }
 
@@ -157,7 +161,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "reset", "-f"}}); err != nil {
 			return fmt.Errorf("reset the unfinished init: %w", err)
 		}
-		if err := h.reuploadAfterReset(ctx); err != nil {
+		if err := h.reuploadAfterReset(ctx, r.PKI); err != nil {
 			return err
 		}
 	case guard.InitRun:
@@ -185,15 +189,11 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return fmt.Errorf("kubeadm init: %w", err)
 	}
-	if r.DryRun {
-		r.Log.Info("kubeadm init would run (dry run)", "host", h.Name())
-	} else {
-		r.Log.Info("kubeadm init done", "host", h.Name(), "seconds", time.Since(start).Seconds())
-	}
+	r.fx.Done("kubeadm init", start, "host", h.Name())
 	if err := h.removeInitMarker(ctx); err != nil {
 		return err
 	}
-	r.Set(keyJoinToken, token)
+	i.join.set(token)
 	h.Facts.AdminConfPresent = true
 	h.Facts.KubeletConfPresent = true
 	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
@@ -269,8 +269,8 @@ func (h *Host) etcdMemberNames(ctx context.Context) []string {
 
 // reuploadAfterReset lays down again what `kubeadm reset` deletes: the PKI and the static pods of
 // the HA endpoint (reset empties /etc/kubernetes/manifests and /etc/kubernetes/pki).
-func (h *Host) reuploadAfterReset(ctx context.Context) error {
-	if _, err := h.UploadAll(ctx, h.run.PKI.ControlPlaneFiles()); err != nil {
+func (h *Host) reuploadAfterReset(ctx context.Context, bundle *pki.Bundle) error {
+	if _, err := h.UploadAll(ctx, bundle.ControlPlaneFiles()); err != nil {
 		return err
 	}
 	files, err := h.hostFiles(groupHAEndpoint)
@@ -281,32 +281,36 @@ func (h *Host) reuploadAfterReset(ctx context.Context) error {
 	return err
 }
 
-const keyJoinToken = "join-token"
+// joinState is the bootstrap token the joins of one run use: the one Init created, or one made
+// on the first control plane for the first join that needs it.
+type joinState struct {
+	mu    sync.Mutex
+	token string
+}
 
-// joinToken returns a bootstrap token for joins: the one init just created, or a fresh one with a
-// short TTL made on the first control plane.
-func (r *Run) joinToken(ctx context.Context) (string, error) {
-	if v, ok := r.Get(keyJoinToken); ok {
-		return v.(string), nil
-	}
-	if r.DryRun {
-		return "abcdef.0123456789abcdef", nil
+func (j *joinState) set(token string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.token = token
+}
+
+// get returns the run's token, creating a short-lived one on the first control plane when init
+// made none.
+func (j *joinState) get(ctx context.Context, r *Run) (string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.token != "" {
+		return j.token, nil
 	}
 	cp, err := r.firstControlPlane()
 	if err != nil {
 		return "", err
 	}
-	// kubeadm generates the token and prints it: it never appears in a command line on the host.
-	res, err := cp.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "token", "create", "--ttl", "30m", "--description", "installer join"},
-		Sensitive: true})
+	token, err := r.fx.BootstrapToken(ctx, cp)
 	if err != nil {
-		return "", fmt.Errorf("create a bootstrap token on %s: %w", cp.Name(), err)
+		return "", err
 	}
-	token := strings.TrimSpace(string(res.Stdout))
-	if err := kubeadm.ValidateToken(token); err != nil {
-		return "", fmt.Errorf("kubeadm token create on %s printed no valid token", cp.Name())
-	}
-	r.Set(keyJoinToken, token)
+	j.token = token
 	return token, nil
 }
 
@@ -314,6 +318,7 @@ func (r *Run) joinToken(ctx context.Context) (string, error) {
 // an etcd member), workers in parallel.
 type Join struct {
 	Role v1alpha1.Role
+	join *joinState
 }
 
 func (j Join) Name() string {
@@ -344,7 +349,7 @@ func (j Join) pending(r *Run) []*Host {
 
 func (j Join) Run(ctx context.Context, r *Run) error {
 	hosts := j.pending(r)
-	token, err := r.joinToken(ctx)
+	token, err := j.join.get(ctx, r)
 	if err != nil {
 		return err
 	}

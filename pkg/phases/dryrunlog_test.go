@@ -37,7 +37,7 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, t.TempDir(), true
 	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
-	r.Set(keyClient, &kubeapi.Client{Kube: uc.api})
+	r.api = connectedAPI(&kubeapi.Client{Kube: uc.api})
 	o := testUpgradeOptions
 	o.pollInterval = time.Millisecond
 	if _, err := Execute(context.Background(), r, Upgrade(o)); err != nil {
@@ -46,17 +46,17 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 	uc.assertAtNothingChanged(t, "v1.34.10")
 	var got []string
 	for _, l := range logLines(&logs) {
-		if strings.Contains(l, "control plane upgraded") || strings.Contains(l, "node upgraded") {
+		if strings.Contains(l, " done\"") {
 			t.Errorf("dry run logged %s", l)
 		}
-		if strings.Contains(l, "would be upgraded") {
+		if strings.Contains(l, "would run (dry run)") {
 			got = append(got, l)
 		}
 	}
 	want := []string{
-		`level=INFO msg="upgrade (dry run): control plane would be upgraded" host=cp1 version=v1.35.8`,
-		`level=INFO msg="upgrade (dry run): node would be upgraded" host=cp1 version=v1.35.8`,
-		`level=INFO msg="upgrade (dry run): node would be upgraded" host=w1 version=v1.35.8`,
+		`level=INFO msg="upgrade of the control plane would run (dry run)" host=cp1 version=v1.35.8`,
+		`level=INFO msg="upgrade of the node would run (dry run)" host=cp1 version=v1.35.8`,
+		`level=INFO msg="upgrade of the node would run (dry run)" host=w1 version=v1.35.8`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("dry-run log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

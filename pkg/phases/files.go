@@ -33,7 +33,7 @@ func groupOf(path string) fileGroup {
 
 // hostFiles renders the host's files and returns those of one group.
 func (h *Host) hostFiles(g fileGroup) ([]manifests.File, error) {
-	all, err := manifests.HostFiles(&h.run.Cluster.Spec, h.Spec, h.Facts, h.run.Inputs)
+	all, err := manifests.HostFiles(&h.in.Cluster.Spec, h.Spec, h.Facts, h.in.Inputs)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
-	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -26,8 +25,12 @@ type Connector func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error)
 type Host struct {
 	Spec  v1alpha1.Host
 	Facts facts.Host
-	run   *Run
 	conn  ssh.Runner
+	// fx makes (or records) the host's changes; progress hears ForEachHost's per-host events.
+	fx       Effects
+	progress Progress
+	// in is the run's read-only input.
+	in *Input
 
 	mu  sync.Mutex
 	log io.Writer // the host's log file for this run; nil: none
@@ -65,25 +68,19 @@ func (h *Host) Query(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
 	return res, err
 }
 
-// Exec runs a command that changes the host and counts it as a change. In a dry run it is only
-// recorded and reported as successful with empty output.
+// Exec runs a command that changes the host, through the run's effects (a dry run records it and
+// reports success with empty output).
 func (h *Host) Exec(ctx context.Context, cmd ssh.Cmd) (ssh.Result, error) {
-	if h.conn == nil {
-		return ssh.Result{}, errNotConnected
-	}
-	cmd.Sudo = true
-	h.run.recordChange()
-	if h.run.DryRun {
-		h.run.plan(PlannedAction{Host: h.Name(), Command: displayCommand(cmd)})
-		return ssh.Result{}, nil
-	}
-	res, err := h.conn.Run(ctx, cmd)
-	h.logCommand("exec", cmd, res, err)
-	return res, err
+	return h.fx.Exec(ctx, h, cmd)
+}
+
+// ExecDescribed is Exec for a command whose plan reads better as what it does, one line each.
+func (h *Host) ExecDescribed(ctx context.Context, cmd ssh.Cmd, describe []string) (ssh.Result, error) {
+	return h.fx.Exec(ctx, h, cmd, describe...)
 }
 
 // Upload writes a rendered file atomically when its content, mode or owner differ, and reports
-// whether it changed. In a dry run it compares checksums and records the upload.
+// whether it changed (a dry run compares checksums and records the upload).
 func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 	if h.conn == nil {
 		return false, errNotConnected
@@ -95,34 +92,7 @@ func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 	if f.Sensitive {
 		mode &= 0o600 // secrets are never readable by group or others
 	}
-	if h.run.DryRun {
-		st, err := h.fileState(ctx, f.Path)
-		if err != nil {
-			return false, err
-		}
-		if st.Exists && st.SHA256 == f.SHA256() && st.Mode == mode {
-			return false, nil
-		}
-		if st.Exists && st.SHA256 != f.SHA256() && f.NoReplace {
-			return false, exitcode.New(exitcode.Refused, &ssh.ReplaceRefusedError{Host: h.Name(), Path: f.Path})
-		}
-		h.run.recordChange()
-		h.run.plan(PlannedAction{Host: h.Name(), File: &PlannedFile{Path: f.Path, Mode: mode, SHA256: f.SHA256(), Display: f.Display(), Sensitive: f.Sensitive}})
-		return true, nil
-	}
-	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive, NoReplace: f.NoReplace})
-	if changed {
-		h.run.recordChange()
-	}
-	h.logf("upload %s (mode %04o, sha256 %s): changed=%v err=%v", f.Path, mode, f.SHA256()[:12], changed, err)
-	var refused *ssh.ReplaceRefusedError
-	if errors.As(err, &refused) {
-		return false, exitcode.New(exitcode.Refused, err)
-	}
-	if err != nil {
-		return false, fmt.Errorf("upload %s: %w", f.Path, err)
-	}
-	return changed, nil
+	return h.fx.Upload(ctx, h, f, mode)
 }
 
 // UploadAll uploads files in path order and returns how many changed.
@@ -222,16 +192,9 @@ type PlannedFile struct {
 	Sensitive bool
 }
 
-func (r *Run) plan(a PlannedAction) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	a.Phase = r.phase
-	r.planned = append(r.planned, a)
-}
-
 // Planned returns what a dry run recorded, in the order it happened.
 func (r *Run) Planned() []PlannedAction {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]PlannedAction(nil), r.planned...)
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	return append([]PlannedAction(nil), r.j.planned...)
 }

@@ -22,34 +22,12 @@ const (
 )
 
 // LocalState holds what the run generated and the state directory lacks (a new cluster's PKI,
-// secrets). Phases save it through Run.saveLocal, which records instead in a dry run.
+// secrets). ClusterIdentity saves it through the run's effects.
 type LocalState interface {
 	// Pending lists the paths Save would write.
 	Pending() []string
 	// Save writes them; it never replaces anything in the state directory.
 	Save() error
-}
-
-// LocalHost is the "host" of planned actions on the operator's machine (the state directory).
-const LocalHost = "(state directory)"
-
-// saveLocal writes what the run generated into the state directory, one change per path; a dry run
-// records the writes instead.
-func (r *Run) saveLocal() error {
-	if r.Local == nil {
-		return nil
-	}
-	pending := r.Local.Pending()
-	for _, p := range pending {
-		r.recordChange()
-		if r.DryRun {
-			r.plan(PlannedAction{Host: LocalHost, Command: "write " + p})
-		}
-	}
-	if r.DryRun || len(pending) == 0 {
-		return nil
-	}
-	return r.Local.Save()
 }
 
 // ClusterIdentity runs before any change: every host's cluster PKI must be the state directory's
@@ -88,7 +66,7 @@ func (p ClusterIdentity) Run(ctx context.Context, r *Run) error {
 	if err := guard.ClusterPKI(r.StateDir, local, hosts); err != nil {
 		return err
 	}
-	if err := r.saveLocal(); err != nil {
+	if err := r.fx.SaveLocal(r.Local); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	return nil

@@ -95,7 +95,7 @@ func (h *Host) installed(ctx context.Context) (map[string]string, error) {
 
 // installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
 func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
-	s := &h.run.Cluster.Spec
+	s := &h.in.Cluster.Spec
 	arch := h.Facts.Arch
 	state, err := h.installed(ctx)
 	if err != nil {
@@ -149,7 +149,7 @@ func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersio
 }
 
 func (h *Host) installArchive(ctx context.Context, url, dir, version, marker, proxy string) error {
-	if h.run.Cluster.Spec.Install.Source == v1alpha1.InstallBundle {
+	if h.in.Cluster.Spec.Install.Source == v1alpha1.InstallBundle {
 		// The bundle mirrors the artifact layout; upload the archive, then unpack it from the host's
 		// own copy through the same verifying script (file:// URLs work with curl).
 		tmp := "/var/tmp/installer-bundle-" + filepath.Base(url)
@@ -165,7 +165,7 @@ func (h *Host) installArchive(ctx context.Context, url, dir, version, marker, pr
 // uploadFromBundle copies one file of the local bundle (laid out like the mirrors, so a URL maps to
 // a path inside it) to the host, with its .sha256 beside it for the same verification.
 func (h *Host) uploadFromBundle(ctx context.Context, url, dest string) error {
-	s := &h.run.Cluster.Spec
+	s := &h.in.Cluster.Spec
 	rel := url
 	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
 		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))

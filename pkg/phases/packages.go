@@ -36,7 +36,7 @@ var (
 // (uploaded only when it differs), else the key the repository publishes beside its packages (fetched
 // once). It reports whether the host's key changed.
 func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bool, error) {
-	s := &h.run.Cluster.Spec
+	s := &h.in.Cluster.Spec
 	if f := s.Install.PackageRepositoryKeyFile; f != "" {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -118,7 +118,7 @@ func upstreamVersion(v string) string {
 // installPackages adds the Kubernetes package repository of the spec's minor and installs what is
 // not at the pinned version (apt: held, so an unattended upgrade cannot move the cluster).
 func (h *Host) installPackages(ctx context.Context, pm string) error {
-	want, err := install.KubePackageVersions(&h.run.Cluster.Spec)
+	want, err := install.KubePackageVersions(&h.in.Cluster.Spec)
 	if err != nil {
 		return err
 	}
@@ -136,7 +136,7 @@ func (h *Host) installPackages(ctx context.Context, pm string) error {
 // versions (held ones unheld first), apt-mark hold. A host already at the versions with the holds
 // in place gets no apt command at all. want maps package names to versions ("1.34.10-1.1").
 func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
-	s := &h.run.Cluster.Spec
+	s := &h.in.Cluster.Spec
 	rel, err := install.Release(s)
 	if err != nil {
 		return err
@@ -245,7 +245,7 @@ func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
 // routine `dnf upgrade` from moving the cluster (the installer lifts it per call), and only the
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
 func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
-	s := &h.run.Cluster.Spec
+	s := &h.in.Cluster.Spec
 	rel, err := install.Release(s)
 	if err != nil {
 		return err

@@ -112,7 +112,7 @@ func TestAptPackages(t *testing.T) {
 			want := tt.want
 			if want == nil {
 				var err error
-				if want, err = install.KubePackageVersions(&h.run.Cluster.Spec); err != nil {
+				if want, err = install.KubePackageVersions(&h.in.Cluster.Spec); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -225,7 +225,7 @@ func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
 // A binary key file goes to a .gpg keyring (apt reads .asc files as armored text only).
 func TestAptBinaryKey(t *testing.T) {
 	_, h, fake := packageHost(t, "apt", "")
-	key := h.run.Cluster.Spec.Install.PackageRepositoryKeyFile
+	key := h.in.Cluster.Spec.Install.PackageRepositoryKeyFile
 	if err := os.WriteFile(key, []byte{0x99, 0x01, 0x0d, 0x04}, 0o644); err != nil {
 		t.Fatal(err)
 	}

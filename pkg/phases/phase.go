@@ -2,12 +2,10 @@
 // manager, each acting on hosts through a bounded fan-out. Phases are thin adapters: what to write
 // comes from the pure renderers (pkg/kubeadm, pkg/manifests), what is true of a host from pkg/facts.
 //
-// Dry runs: every command and upload that changes a host goes through a Host handle (Exec, Upload),
-// which in a dry run records the change instead of making it, so host changes share the real run's
-// code path. The rest does not yet: changes to the cluster API (cordon, drain, delete, apply) and to
-// the local state directory, waits for what a change would bring, and steps that depend on what a
-// recorded command would have produced test Run.DryRun themselves and record a description of the
-// change, or skip.
+// Dry runs: every change (a host's commands and uploads, the cluster API's apply, cordon, drain,
+// uncordon and node deletion, the state directory's files) goes through one Effects boundary. A
+// dry run (plan, --dry-run) gets the recording implementation, so it runs the real code path:
+// phases never test whether they are in one.
 package phases
 
 import (
@@ -38,13 +36,29 @@ type Skipper interface {
 	ShouldRun(r *Run) (run bool, reason string)
 }
 
-// Run is the state of one command invocation: the spec, the hosts it acts on with their connections
-// and facts, and what the run has learned and changed. It is passed to every phase. Phases never
-// change the spec; it is not the file as validated, though: upgrade --to replaces
-// spec.kubernetesVersion before the run is made.
-type Run struct {
+// Input is what a run reads and never changes: the spec (not quite the file as validated:
+// upgrade --to replaces spec.kubernetesVersion before the run is made), the state directory, the
+// installer-owned PKI and the renderers' other inputs.
+type Input struct {
 	Cluster  *v1alpha1.Cluster
 	StateDir string
+	// PKI is the installer-owned cluster PKI: the state directory's, or (PKIGenerated) one made in
+	// memory for a cluster that does not exist yet; nil when the state directory has none.
+	PKI          *pki.Bundle
+	PKIGenerated bool
+	// Local saves what the run generated into the state directory once ClusterIdentity allows it.
+	Local LocalState
+	// Inputs are the renderers' inputs besides spec and facts: local file contents, fetched
+	// manifests, secrets (VRRP password, cloud credentials).
+	Inputs manifests.Inputs
+}
+
+// Run is one command invocation: its read-only Input, the hosts it acts on with their connections
+// and facts, and the effects boundary every change goes through. What phases hand each other is
+// not kept here: each workflow's constructor makes its own typed state (initPlan, joinState,
+// upgradeState, resetState) and gives it to the phases that need it.
+type Run struct {
+	Input
 	// Hosts are the hosts of the spec this run acts on, in spec order, by name.
 	Hosts map[string]*Host
 	order []string
@@ -55,28 +69,17 @@ type Run struct {
 	settled []string
 	// Concurrency bounds ForEachHost.
 	Concurrency int
-	// DryRun records changes instead of making them.
+	// DryRun selects the recording effects (plan, --dry-run) when Execute starts.
 	DryRun   bool
 	Log      *slog.Logger
 	Progress Progress
 	// Connect opens a host's connection; the connect phase calls it.
 	Connect Connector
-	// PKI is the installer-owned cluster PKI: the state directory's, or (PKIGenerated) one made in
-	// memory for a cluster that does not exist yet; nil when the state directory has none.
-	PKI          *pki.Bundle
-	PKIGenerated bool
-	// Local saves what the run generated into the state directory once ClusterIdentity allows it.
-	Local LocalState
-	// Inputs are the renderers' inputs besides spec and facts: local file contents, fetched
-	// manifests, secrets (VRRP password, cloud credentials).
-	Inputs manifests.Inputs
 
-	mu      sync.Mutex
-	changes map[string]int // per phase name
-	phase   string
-	planned []PlannedAction
-	// values shared between phases (the bootstrap token, the admin client...), by key.
-	values map[string]any
+	fx  Effects
+	j   *journal
+	api *clusterAPI
+	mu  sync.Mutex
 }
 
 // NewRun prepares a run that changes the named hosts of the spec (every host when targets is
@@ -85,8 +88,9 @@ type Run struct {
 // that stay. A host named in both is a target. The run's hosts are fixed here, in spec order, so
 // whoever sets the run up (logs, connections) sees every host the run will use.
 func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, error) {
-	r := &Run{Cluster: c, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
-		Progress: discardProgress{}, changes: map[string]int{}, values: map[string]any{}, targets: map[string]bool{}}
+	r := &Run{Input: Input{Cluster: c}, Hosts: map[string]*Host{}, Concurrency: 32, Log: slog.New(slog.DiscardHandler),
+		Progress: discardProgress{}, j: newJournal(), targets: map[string]bool{}}
+	r.api = &clusterAPI{connect: r.connectAPI}
 	want, read := map[string]bool{}, map[string]bool{}
 	for _, n := range targets {
 		want[n] = true
@@ -99,7 +103,7 @@ func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, er
 		if !target && !read[h.Name] {
 			continue
 		}
-		r.Hosts[h.Name] = &Host{Spec: h, run: r}
+		r.Hosts[h.Name] = &Host{Spec: h, in: &r.Input}
 		r.order = append(r.order, h.Name)
 		if target {
 			r.targets[h.Name] = true
@@ -110,7 +114,21 @@ func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, er
 			return nil, fmt.Errorf("host %s is not in the spec", n)
 		}
 	}
+	r.useEffects()
 	return r, nil
+}
+
+// useEffects picks the effects boundary from DryRun, once per Execute: the only place a run's
+// dry-run setting is read.
+func (r *Run) useEffects() {
+	if r.DryRun {
+		r.fx = recordEffects{j: r.j, log: r.Log}
+	} else {
+		r.fx = applyEffects{j: r.j, log: r.Log}
+	}
+	for _, h := range r.Hosts {
+		h.fx, h.progress = r.fx, r.Progress
+	}
 }
 
 // All returns the run's hosts in spec order.
@@ -166,33 +184,12 @@ func (r *Run) Settled() []string {
 // IsTarget reports whether the command may change host h.
 func (r *Run) IsTarget(h *Host) bool { return r.targets[h.Name()] }
 
-// Set stores a value for later phases; Get reads it.
-func (r *Run) Set(key string, v any) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.values[key] = v
-}
-
-// Get returns a value stored by an earlier phase.
-func (r *Run) Get(key string) (any, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	v, ok := r.values[key]
-	return v, ok
-}
-
-func (r *Run) recordChange() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.changes[r.phase]++
-}
-
 // Changes returns how many remote changes each phase made (or, in a dry run, would make).
 func (r *Run) Changes() map[string]int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make(map[string]int, len(r.changes))
-	for k, v := range r.changes {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	out := make(map[string]int, len(r.j.changes))
+	for k, v := range r.j.changes {
 		out[k] = v
 	}
 	return out
@@ -210,13 +207,12 @@ type Timing struct {
 // phase name) and between phases when ctx is cancelled (exit code 130).
 func Execute(ctx context.Context, r *Run, list []Phase) ([]Timing, error) {
 	var timings []Timing
+	r.useEffects()
 	for _, p := range list {
 		if err := ctx.Err(); err != nil {
 			return timings, exitcode.New(exitcode.Interrupted, fmt.Errorf("interrupted before phase %s: %w", p.Name(), err))
 		}
-		r.mu.Lock()
-		r.phase = p.Name()
-		r.mu.Unlock()
+		r.j.setPhase(p.Name())
 		if s, ok := p.(Skipper); ok {
 			if run, why := s.ShouldRun(r); !run {
 				r.Progress.PhaseSkipped(p.Name(), why)
@@ -227,7 +223,7 @@ func Execute(ctx context.Context, r *Run, list []Phase) ([]Timing, error) {
 		r.Progress.PhaseStarted(p.Name())
 		start := time.Now()
 		err := p.Run(ctx, r)
-		t := Timing{Phase: p.Name(), Duration: time.Since(start), Changes: r.Changes()[p.Name()]}
+		t := Timing{Phase: p.Name(), Duration: time.Since(start), Changes: r.j.changesOf(p.Name())}
 		timings = append(timings, t)
 		r.Progress.PhaseDone(p.Name(), t.Duration, t.Changes, r.DryRun, err)
 		if err != nil {
@@ -271,10 +267,10 @@ func ForEachHost(ctx context.Context, hosts []*Host, limit int, fn func(ctx cont
 		go func(i int, h *Host) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			h.run.Progress.HostStarted(h.Name())
+			h.progress.HostStarted(h.Name())
 			start := time.Now()
 			err := fn(ctx, h)
-			h.run.Progress.HostDone(h.Name(), time.Since(start), err)
+			h.progress.HostDone(h.Name(), time.Since(start), err)
 			if err != nil {
 				if strings.HasPrefix(err.Error(), "host "+h.Name()+": ") {
 					errs[i] = err // SSH errors name their host already

@@ -100,26 +100,25 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 }
 
 // refreshContainerdVersion re-reads containerd's version after installing it: the config format
-// depends on it. In a dry run nothing was installed; the renderer then assumes the version the
-// spec pins or a package install brings (manifests.ContainerdVersion).
+// depends on it. A dry run installed nothing; the renderer then assumes the version the spec pins
+// or a package install brings (manifests.ContainerdVersion).
 func (h *Host) refreshContainerdVersion(ctx context.Context) error {
-	if h.run.DryRun {
+	return h.fx.Observe(ctx, "containerd's version on "+h.Name(), func(ctx context.Context) error {
+		res, err := h.Query(ctx, ssh.Cmd{Args: []string{"containerd", "--version"}})
+		if err != nil {
+			return fmt.Errorf("containerd --version: %w", err)
+		}
+		f := strings.Fields(string(res.Stdout))
+		if len(f) < 3 {
+			return fmt.Errorf("containerd --version printed %q", res.Stdout)
+		}
+		v := strings.TrimPrefix(f[2], "v")
+		if i := strings.IndexAny(v, "~+-"); i >= 0 {
+			v = v[:i]
+		}
+		h.Facts.ContainerdVersion = v
 		return nil
-	}
-	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"containerd", "--version"}})
-	if err != nil {
-		return fmt.Errorf("containerd --version: %w", err)
-	}
-	f := strings.Fields(string(res.Stdout))
-	if len(f) < 3 {
-		return fmt.Errorf("containerd --version printed %q", res.Stdout)
-	}
-	v := strings.TrimPrefix(f[2], "v")
-	if i := strings.IndexAny(v, "~+-"); i >= 0 {
-		v = v[:i]
-	}
-	h.Facts.ContainerdVersion = v
-	return nil
+	})
 }
 
 // ensureService enables and starts a unit, restarting it when its configuration changed.

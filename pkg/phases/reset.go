@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
@@ -38,45 +36,33 @@ func Reset(o ResetOptions) []Phase {
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 5 * time.Minute
 	}
+	st := &resetState{unreachable: map[string]error{}, nodes: map[string]bool{}}
 	return []Phase{
-		resetConnect{},
+		resetConnect{st},
 		GatherFacts{},
 		ClusterIdentity{Policy: PKIIfPresent},
-		resetCheck{},
-		cordon{},
-		resetNodes{role: v1alpha1.RoleWorker, o: o},
-		resetNodes{role: v1alpha1.RoleControlPlane, o: o},
-		forgetCluster{},
-		reportUnreachable{},
+		resetCheck{st},
+		cordon{st},
+		resetNodes{st: st, role: v1alpha1.RoleWorker, o: o},
+		resetNodes{st: st, role: v1alpha1.RoleControlPlane, o: o},
+		forgetCluster{st},
+		reportUnreachable{st},
 	}
 }
 
-// resetState is what the reset phases share, kept in the run under one key.
+// resetState is what the reset phases share; Reset makes one per run.
 type resetState struct {
 	mu sync.Mutex
 	// unreachable hosts (whole-cluster reset only: they are reported and the others reset).
 	unreachable map[string]error
 	// api reaches the cluster through survivor; nil when no control plane outlives the reset (the
 	// whole cluster) or none answers.
-	api      *kubeapi.Client
+	api      *clusterAPI
 	survivor *Host
 	// nodes are the registered Node objects among the hosts of the spec.
 	nodes map[string]bool
 	// whole: no node outlives the reset (no --host, or every other host of the spec is not a node).
 	whole bool
-}
-
-const keyReset = "reset"
-
-func (r *Run) resetState() *resetState {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if v, ok := r.values[keyReset]; ok {
-		return v.(*resetState)
-	}
-	s := &resetState{unreachable: map[string]error{}, nodes: map[string]bool{}}
-	r.values[keyReset] = s
-	return s
 }
 
 // wholeCluster reports whether every host of the spec is being reset.
@@ -92,15 +78,15 @@ func (r *Run) wholeCluster() bool {
 // resetConnect opens every connection. For the whole cluster an unreachable host is reported and
 // left out (it is reported again at the end, exit code 4); for named hosts nothing is changed
 // unless every named host answers. An unreachable read-only control plane only loses its use.
-type resetConnect struct{}
+type resetConnect struct{ st *resetState }
 
 func (resetConnect) Name() string { return "connect" }
 
-func (resetConnect) Run(ctx context.Context, r *Run) error {
+func (p resetConnect) Run(ctx context.Context, r *Run) error {
 	if r.Connect == nil {
 		return errors.New("no connector configured")
 	}
-	st := r.resetState()
+	st := p.st
 	whole := r.wholeCluster()
 	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Connected() {
@@ -142,12 +128,12 @@ func connected(hosts []*Host) []*Host {
 // resetCheck finds the control plane that outlives the reset and connects to the cluster API
 // through it, and refuses (exit code 2, nothing changed) to reset the last control planes of a
 // cluster that keeps worker nodes.
-type resetCheck struct{}
+type resetCheck struct{ st *resetState }
 
 func (resetCheck) Name() string { return "check" }
 
-func (resetCheck) Run(ctx context.Context, r *Run) error {
-	st := r.resetState()
+func (p resetCheck) Run(ctx context.Context, r *Run) error {
+	st := p.st
 	st.whole = r.wholeCluster()
 	if !st.whole {
 		if err := st.findSurvivor(ctx, r); err != nil {
@@ -198,10 +184,10 @@ func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
 	}
 	var apiErr error
 	for _, h := range via {
-		c, err := resetClient(ctx, h)
+		c, err := apiThrough(ctx, h)
 		if err == nil {
 			if err = st.listNodes(ctx, c, r); err == nil {
-				st.api, st.survivor = c, h
+				st.api, st.survivor = connectedAPI(c), h
 				break
 			}
 		}
@@ -270,15 +256,6 @@ func (st *resetState) findEtcdSurvivor(ctx context.Context, r *Run) error {
 		Fix: "Bring etcd back on a control plane that stays, or reset the whole cluster (no --host)"}
 }
 
-// resetClient connects to the cluster API through a control plane's local apiserver.
-func resetClient(ctx context.Context, h *Host) (*kubeapi.Client, error) {
-	conf, err := h.ReadFile(ctx, "/etc/kubernetes/admin.conf")
-	if err != nil {
-		return nil, fmt.Errorf("read admin.conf: %w", err)
-	}
-	return kubeapi.Connect(conf, h.Runner().DialContext)
-}
-
 // listNodes records which targets are registered nodes, and which other hosts are.
 func (st *resetState) listNodes(ctx context.Context, c *kubeapi.Client, r *Run) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -297,27 +274,31 @@ func (st *resetState) listNodes(ctx context.Context, c *kubeapi.Client, r *Run) 
 
 // cordon marks every target node unschedulable before any drain, so pods evicted from one target
 // never land on another.
-type cordon struct{}
+type cordon struct{ st *resetState }
 
 func (cordon) Name() string { return "cordon" }
 
-func (cordon) ShouldRun(r *Run) (bool, string) {
-	if r.resetState().whole {
+func (p cordon) ShouldRun(r *Run) (bool, string) {
+	if p.st.whole {
 		return false, "the whole cluster is reset: no node outlives it to take pods"
 	}
-	if r.resetState().api == nil {
+	if p.st.api == nil {
 		return false, "the cluster API cannot be reached"
 	}
 	return true, ""
 }
 
-func (cordon) Run(ctx context.Context, r *Run) error {
-	st := r.resetState()
+func (p cordon) Run(ctx context.Context, r *Run) error {
+	st := p.st
 	for _, h := range connected(r.Targets()) {
 		if !st.nodes[h.Name()] {
 			continue
 		}
-		n, err := st.api.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+		c, err := st.api.get(ctx)
+		if err != nil {
+			return err
+		}
+		n, err := c.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue
 		}
@@ -327,12 +308,7 @@ func (cordon) Run(ctx context.Context, r *Run) error {
 		if n.Spec.Unschedulable {
 			continue
 		}
-		r.recordChange()
-		if r.DryRun {
-			r.plan(PlannedAction{Host: h.Name(), Command: "cordon node " + h.Name()})
-			continue
-		}
-		if err := st.api.Cordon(ctx, h.Name(), "reset"); err != nil {
+		if err := r.fx.Cordon(ctx, st.api, h.Name(), "reset"); err != nil {
 			return err
 		}
 	}
@@ -343,6 +319,7 @@ func (cordon) Run(ctx context.Context, r *Run) error {
 // and the cleanup of what it leaves, the etcd member check for a control plane, and the Node's
 // deletion. Workers are reset in parallel, control planes one at a time, the first one last.
 type resetNodes struct {
+	st   *resetState
 	role v1alpha1.Role
 	o    ResetOptions
 }
@@ -379,85 +356,42 @@ func (p resetNodes) Run(ctx context.Context, r *Run) error {
 }
 
 func (p resetNodes) resetOne(ctx context.Context, r *Run, h *Host) error {
-	st := r.resetState()
+	st := p.st
 	node := st.api != nil && st.nodes[h.Name()]
 	if node {
-		if err := p.drain(ctx, r, st.api, h); err != nil {
+		// Evictions honour PodDisruptionBudgets until the timeout.
+		err := r.fx.Drain(ctx, st.api, h.Name(), kubeapi.DrainOptions{Timeout: p.o.DrainTimeout, Force: p.o.Force,
+			Report: func(msg string) { r.Log.Warn(msg, "host", h.Name()) }})
+		if err != nil {
 			return err
 		}
 	}
-	if err := h.resetHost(ctx); err != nil {
+	if err := h.resetHost(ctx, &r.Cluster.Spec, r.Log); err != nil {
 		return err
 	}
 	if h.Spec.Role == v1alpha1.RoleControlPlane && st.survivor != h {
 		if st.survivor == nil {
 			r.Log.Warn("no other control plane to check etcd's member list from", "host", h.Name())
-		} else if err := removeEtcdMember(ctx, st.survivor, h); err != nil {
+		} else if err := removeEtcdMember(ctx, r.Log, st.survivor, h); err != nil {
 			return err
 		}
 	}
 	if node {
 		// After the host's reset: a running kubelet would register the Node again.
-		r.recordChange()
-		if r.DryRun {
-			r.plan(PlannedAction{Host: h.Name(), Command: "delete node " + h.Name()})
-			return nil
-		}
-		err := st.api.Kube.CoreV1().Nodes().Delete(ctx, h.Name(), metav1.DeleteOptions{})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("delete node %s: %w", h.Name(), err)
-		}
+		return r.fx.DeleteNode(ctx, st.api, h.Name())
 	}
-	return nil
-}
-
-// drain evicts the node's pods through the Eviction API (PodDisruptionBudgets are honoured until
-// the timeout). A dry run lists the pods it would evict.
-func (p resetNodes) drain(ctx context.Context, r *Run, c *kubeapi.Client, h *Host) error {
-	if r.DryRun {
-		pods, err := c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", h.Name()).String()})
-		if err != nil {
-			return fmt.Errorf("list pods on %s: %w", h.Name(), err)
-		}
-		var names []string
-		for _, pod := range pods.Items {
-			if owner := metav1.GetControllerOf(&pod); (owner != nil && owner.Kind == "DaemonSet") || pod.Annotations["kubernetes.io/config.mirror"] != "" {
-				continue
-			}
-			names = append(names, pod.Namespace+"/"+pod.Name)
-		}
-		sort.Strings(names)
-		what := "no pods to evict"
-		if len(names) > 0 {
-			what = "evict " + strings.Join(names, ", ")
-		}
-		r.recordChange()
-		r.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("drain node %s (%s; timeout %s)", h.Name(), what, p.o.DrainTimeout)})
-		return nil
-	}
-	start := time.Now()
-	err := c.Drain(ctx, h.Name(), kubeapi.DrainOptions{Timeout: p.o.DrainTimeout, Force: p.o.Force,
-		Report: func(msg string) { r.Log.Warn(msg, "host", h.Name()) }})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	r.recordChange()
-	r.Log.Info("drained", "node", h.Name(), "seconds", time.Since(start).Seconds())
 	return nil
 }
 
 // forgetCluster removes the admin kubeconfig from the state directory once the whole cluster is
 // gone: it names a cluster that no longer exists. The PKI stays, so a cluster created again has the
 // same CA (docs/reset.md).
-type forgetCluster struct{}
+type forgetCluster struct{ st *resetState }
 
 func (forgetCluster) Name() string { return "state" }
 
-func (forgetCluster) ShouldRun(r *Run) (bool, string) {
-	if !r.resetState().whole {
+func (p forgetCluster) ShouldRun(r *Run) (bool, string) {
+	if !p.st.whole {
 		return false, "the cluster stays"
 	}
 	if cp, err := r.firstControlPlane(); err != nil || !cp.Connected() {
@@ -466,17 +400,8 @@ func (forgetCluster) ShouldRun(r *Run) (bool, string) {
 	return true, ""
 }
 
-func (forgetCluster) Run(ctx context.Context, r *Run) error {
-	path := AdminConfPath(r.StateDir)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	r.recordChange()
-	if r.DryRun {
-		r.plan(PlannedAction{Host: LocalHost, Command: "remove " + path})
-		return nil
-	}
-	if err := os.Remove(path); err != nil {
+func (p forgetCluster) Run(ctx context.Context, r *Run) error {
+	if err := r.fx.RemoveLocal(AdminConfPath(r.StateDir)); err != nil {
 		return fmt.Errorf("remove the admin kubeconfig: %w", err)
 	}
 	return nil
@@ -484,7 +409,7 @@ func (forgetCluster) Run(ctx context.Context, r *Run) error {
 
 // reportUnreachable fails the run (exit code 4) when hosts could not be reset because they could not
 // be reached; the others were reset.
-type reportUnreachable struct{}
+type reportUnreachable struct{ st *resetState }
 
 func (reportUnreachable) Name() string { return "unreachable" }
 
@@ -497,8 +422,8 @@ func (reportUnreachable) ShouldRun(r *Run) (bool, string) {
 	return false, "every host was reached"
 }
 
-func (reportUnreachable) Run(ctx context.Context, r *Run) error {
-	st := r.resetState()
+func (p reportUnreachable) Run(ctx context.Context, r *Run) error {
+	st := p.st
 	var errs []error
 	for _, h := range r.Targets() {
 		if !h.Connected() {

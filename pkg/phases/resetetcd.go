@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"regexp"
 	"strings"
@@ -56,11 +57,15 @@ func memberOf(members []etcdMember, name, ip string) (etcdMember, bool) {
 
 // removeEtcdMember checks, on a control plane that stays, that the reset control plane h has left
 // etcd (kubeadm reset removes its member when etcd answers), and removes its member if not.
-func removeEtcdMember(ctx context.Context, survivor, h *Host) error {
-	if h.run.DryRun {
-		h.run.plan(PlannedAction{Host: h.Name(), Command: fmt.Sprintf("check etcd's members on %s; remove %s's if kubeadm reset left it", survivor.Name(), h.Name())})
-		return nil
-	}
+// What the check finds depends on kubeadm reset having run, so a dry run only plans it.
+func removeEtcdMember(ctx context.Context, log *slog.Logger, survivor, h *Host) error {
+	what := fmt.Sprintf("check etcd's members on %s; remove %s's if kubeadm reset left it", survivor.Name(), h.Name())
+	return survivor.fx.Then(ctx, h, what, func(ctx context.Context) error {
+		return removeLeftMember(ctx, log, survivor, h)
+	})
+}
+
+func removeLeftMember(ctx context.Context, log *slog.Logger, survivor, h *Host) error {
 	res, err := survivor.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-list")})
 	if err != nil {
 		return fmt.Errorf("list etcd members on %s: %w", survivor.Name(), err)
@@ -73,7 +78,7 @@ func removeEtcdMember(ctx context.Context, survivor, h *Host) error {
 	if !ok {
 		return nil
 	}
-	h.run.Log.Warn("etcd still lists the reset control plane; removing its member", "host", h.Name(), "member", m.ID, "via", survivor.Name())
+	log.Warn("etcd still lists the reset control plane; removing its member", "host", h.Name(), "member", m.ID, "via", survivor.Name())
 	if _, err := survivor.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-remove", m.ID)}); err != nil {
 		return fmt.Errorf("remove etcd member %s (%s) on %s: %w", m.ID, h.Name(), survivor.Name(), err)
 	}

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 
@@ -53,8 +54,7 @@ func needsKubeadmReset(items []leftover) bool {
 }
 
 // resetArgs runs reset-host.sh on host h in mode "list" or "remove".
-func (h *Host) resetArgs(mode string) []string {
-	s := &h.run.Cluster.Spec
+func (h *Host) resetArgs(s *v1alpha1.ClusterSpec, mode string) []string {
 	args := []string{mode, s.Networking.PodSubnet}
 	if h.Spec.Role == v1alpha1.RoleControlPlane {
 		// The HA endpoint's configuration lives outside /etc/kubernetes; keepalived's holds the VRRP
@@ -67,8 +67,8 @@ func (h *Host) resetArgs(mode string) []string {
 var firewallList = ssh.Cmd{Args: scripts.ResetFirewall.Args("list")}
 
 // inventory lists what the cluster left on the host (read-only; runs in dry runs too).
-func (h *Host) inventory(ctx context.Context) (items []leftover, have map[string]bool, err error) {
-	res, err := h.Query(ctx, ssh.Cmd{Args: h.resetArgs("list")})
+func (h *Host) inventory(ctx context.Context, s *v1alpha1.ClusterSpec) (items []leftover, have map[string]bool, err error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: h.resetArgs(s, "list")})
 	if err != nil {
 		return nil, nil, fmt.Errorf("list what is left: %w", err)
 	}
@@ -86,26 +86,15 @@ func (h *Host) inventory(ctx context.Context) (items []leftover, have map[string
 
 // resetHost runs kubeadm reset when kubeadm's state is present, removes everything else the cluster
 // left, and checks that nothing is left. A host with nothing left is not changed at all.
-func (h *Host) resetHost(ctx context.Context) error {
-	items, have, err := h.inventory(ctx)
+func (h *Host) resetHost(ctx context.Context, s *v1alpha1.ClusterSpec, log *slog.Logger) error {
+	items, have, err := h.inventory(ctx, s)
 	if err != nil {
 		return err
 	}
-	if have["no-nft"] && h.run.Cluster.Spec.KubeProxy.Mode == "nftables" {
-		h.run.Log.Warn("nft is not installed: kube-proxy's nftables tables cannot be checked or removed", "host", h.Name())
+	if have["no-nft"] && s.KubeProxy.Mode == "nftables" {
+		log.Warn("nft is not installed: kube-proxy's nftables tables cannot be checked or removed", "host", h.Name())
 	}
 	if len(items) == 0 {
-		return nil
-	}
-	if h.run.DryRun {
-		if have["kubeadm"] && needsKubeadmReset(items) {
-			h.run.recordChange()
-			h.run.plan(PlannedAction{Host: h.Name(), Command: ssh.Quote(kubeadmReset.Args)})
-		}
-		for _, l := range items {
-			h.run.recordChange()
-			h.run.plan(PlannedAction{Host: h.Name(), Command: "remove " + l.String()})
-		}
 		return nil
 	}
 	if have["kubeadm"] && needsKubeadmReset(items) {
@@ -113,37 +102,39 @@ func (h *Host) resetHost(ctx context.Context) error {
 			return fmt.Errorf("kubeadm reset: %w", err)
 		}
 	}
-	var fw, rest []leftover
+	var fw, rest []string
 	for _, l := range items {
 		if isFirewall(l.kind) {
-			fw = append(fw, l)
+			fw = append(fw, "remove "+l.String())
 		} else {
-			rest = append(rest, l)
+			rest = append(rest, "remove "+l.String())
 		}
 	}
 	if len(rest) > 0 {
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: h.resetArgs("remove")}); err != nil {
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: h.resetArgs(s, "remove")}, rest); err != nil {
 			return fmt.Errorf("remove what kubeadm reset leaves: %w", err)
 		}
 	}
 	if len(fw) > 0 {
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.ResetFirewall.Args("remove")}); err != nil {
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.ResetFirewall.Args("remove")}, fw); err != nil {
 			return fmt.Errorf("remove kube-proxy's and the CNI's firewall rules: %w", err)
 		}
 	}
-	left, _, err := h.inventory(ctx)
-	if err != nil {
-		return err
-	}
-	if len(left) > 0 {
-		names := make([]string, 0, len(left))
-		for _, l := range left {
-			names = append(names, l.String())
+	return h.fx.Observe(ctx, "nothing left on "+h.Name(), func(ctx context.Context) error {
+		left, _, err := h.inventory(ctx, s)
+		if err != nil {
+			return err
 		}
-		sort.Strings(names)
-		return fmt.Errorf("still present after the reset: %s", strings.Join(names, "; "))
-	}
-	return nil
+		if len(left) > 0 {
+			names := make([]string, 0, len(left))
+			for _, l := range left {
+				names = append(names, l.String())
+			}
+			sort.Strings(names)
+			return fmt.Errorf("still present after the reset: %s", strings.Join(names, "; "))
+		}
+		return nil
+	})
 }
 
 func isFirewall(kind string) bool { return kind == "jump" || kind == "chain" || kind == "nft-table" }

@@ -379,7 +379,7 @@ func (uc *upCluster) run(t *testing.T, stateDir string, dryRun bool, o UpgradeOp
 	}
 	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, stateDir, dryRun
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
-	r.Set(keyClient, &kubeapi.Client{Kube: uc.api})
+	r.api = connectedAPI(&kubeapi.Client{Kube: uc.api})
 	o.pollInterval = time.Millisecond
 	_, err = Execute(context.Background(), r, Upgrade(o))
 	return r, err

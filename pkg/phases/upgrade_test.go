@@ -228,13 +228,15 @@ func TestUpgradeDryRun(t *testing.T) {
 		dl("cp1", "kubeadm"),
 		"cp1: kubeadm upgrade plan --config /etc/kubernetes/installer/upgrade.yaml",
 		"cp1: kubeadm upgrade apply --config /etc/kubernetes/installer/upgrade.yaml --yes",
-		"cp1: cordon cp1 and drain it (evictions honour PodDisruptionBudgets, timeout 2s)",
+		"cp1: cordon node cp1",
+		"cp1: drain node cp1 (no pods to evict; timeout 2s)",
 		dl("cp1", "kubelet"),
 		dl("cp1", "kubectl"),
 		"cp1: systemctl daemon-reload",
 		"cp1: systemctl restart kubelet",
-		"cp1: wait until cp1 reports v1.35.8, then uncordon it",
-		"w1: cordon w1 and drain it (evictions honour PodDisruptionBudgets, timeout 2s)",
+		"cp1: uncordon node cp1",
+		"w1: cordon node w1",
+		"w1: drain node w1 (evict default/web-w1; timeout 2s)",
 		"w1: upload /etc/kubernetes/installer/upgrade.yaml",
 		dl("w1", "kubeadm"),
 		"w1: kubeadm upgrade node --config /etc/kubernetes/installer/upgrade.yaml",
@@ -242,7 +244,7 @@ func TestUpgradeDryRun(t *testing.T) {
 		dl("w1", "kubectl"),
 		"w1: systemctl daemon-reload",
 		"w1: systemctl restart kubelet",
-		"w1: wait until w1 reports v1.35.8, then uncordon it",
+		"w1: uncordon node w1",
 	}
 	gotText := snapshotTime.ReplaceAllString(strings.Join(got, "\n"), "<time>")
 	if gotText != strings.Join(want, "\n") {

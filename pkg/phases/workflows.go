@@ -9,7 +9,7 @@ import (
 
 // CreateCluster is the workflow of `installer create cluster` (DESIGN.md §3), in order.
 func CreateCluster() []Phase {
-	initState := &initPlan{}
+	initState, join := &initPlan{}, &joinState{}
 	return []Phase{
 		Connect{},
 		GatherFacts{},
@@ -21,9 +21,9 @@ func CreateCluster() []Phase {
 		KubernetesBinaries{},
 		UploadPKI{},
 		HAEndpoint{},
-		Init{plan: initState},
-		Join{Role: v1alpha1.RoleControlPlane},
-		Join{Role: v1alpha1.RoleWorker},
+		Init{plan: initState, join: join},
+		Join{Role: v1alpha1.RoleControlPlane, join: join},
+		Join{Role: v1alpha1.RoleWorker, join: join},
 		ApplyClusterFiles{PhaseName: "cni", Match: func(p string) bool { return p == "cni.yaml" },
 			Skip: func(r *Run) string {
 				if r.Cluster.Spec.CNI.Plugin == v1alpha1.CNINone {
@@ -55,6 +55,7 @@ func CreateCluster() []Phase {
 // plane is only read from (facts, a fresh bootstrap token, the cluster API). Existing nodes are
 // not touched.
 func JoinNode() []Phase {
+	join := &joinState{}
 	return []Phase{
 		Connect{},
 		GatherFacts{},
@@ -67,8 +68,8 @@ func JoinNode() []Phase {
 		KubernetesBinaries{},
 		UploadPKI{},
 		HAEndpoint{},
-		Join{Role: v1alpha1.RoleControlPlane},
-		Join{Role: v1alpha1.RoleWorker},
+		Join{Role: v1alpha1.RoleControlPlane, join: join},
+		Join{Role: v1alpha1.RoleWorker, join: join},
 		WaitReady{},
 	}
 }

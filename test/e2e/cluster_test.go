@@ -213,8 +213,9 @@ for u in kubelet containerd; do echo "$u $(systemctl show -p MainPID -p NRestart
 	return out
 }
 
-// diagnoseOnFailure prints journal tails of kubelet and containerd on every host and the installer's
-// host logs of the last run.
+// diagnoseOnFailure prints short journal tails of kubelet and containerd on every host and the
+// installer's host logs of the last run; short, so the failure above them stays in view of a
+// runner that keeps only the end of the output.
 func (c *labCluster) diagnoseOnFailure() {
 	if !c.t.Failed() {
 		return
@@ -222,7 +223,7 @@ func (c *labCluster) diagnoseOnFailure() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for _, h := range c.Spec.Spec.Hosts {
-		out, _ := sshRun(ctx, c.Lab, h.Name, "sudo journalctl -u kubelet -u containerd -n 40 --no-pager")
+		out, _ := sshRun(ctx, c.Lab, h.Name, "sudo journalctl -u kubelet -u containerd -n 12 --no-pager")
 		c.t.Logf("journal of %s:\n%s", h.Name, out)
 	}
 	runs, _ := filepath.Glob(filepath.Join(c.Lab.StateDir(), "logs", "*"))
@@ -233,8 +234,8 @@ func (c *labCluster) diagnoseOnFailure() {
 	logs, _ := filepath.Glob(filepath.Join(runs[len(runs)-1], "*.log"))
 	for _, l := range logs {
 		b, _ := os.ReadFile(l)
-		if len(b) > 3000 {
-			b = b[len(b)-3000:]
+		if len(b) > 1200 {
+			b = b[len(b)-1200:]
 		}
 		c.t.Logf("installer log %s (tail):\n%s", l, b)
 	}

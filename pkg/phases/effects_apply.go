@@ -1,0 +1,198 @@
+package phases
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// applyEffects makes the changes and counts them in the journal.
+type applyEffects struct {
+	j   *journal
+	log *slog.Logger
+}
+
+func (applyEffects) DryRun() bool { return false }
+
+func (e applyEffects) Exec(ctx context.Context, h *Host, cmd ssh.Cmd, _ ...string) (ssh.Result, error) {
+	if h.conn == nil {
+		return ssh.Result{}, errNotConnected
+	}
+	cmd.Sudo = true
+	e.j.change(1)
+	res, err := h.conn.Run(ctx, cmd)
+	h.logCommand("exec", cmd, res, err)
+	return res, err
+}
+
+func (e applyEffects) Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode) (bool, error) {
+	if h.conn == nil {
+		return false, errNotConnected
+	}
+	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive, NoReplace: f.NoReplace})
+	if changed {
+		e.j.change(1)
+	}
+	h.logf("upload %s (mode %04o, sha256 %s): changed=%v err=%v", f.Path, mode, f.SHA256()[:12], changed, err)
+	var refused *ssh.ReplaceRefusedError
+	if errors.As(err, &refused) {
+		return false, exitcode.New(exitcode.Refused, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("upload %s: %w", f.Path, err)
+	}
+	return changed, nil
+}
+
+// bootstrapTokenCmd makes kubeadm generate the token and print it: it never appears in a command
+// line on the host.
+var bootstrapTokenCmd = ssh.Cmd{Args: []string{"kubeadm", "token", "create", "--ttl", "30m", "--description", "installer join"}, Sensitive: true}
+
+func (e applyEffects) BootstrapToken(ctx context.Context, h *Host) (string, error) {
+	res, err := e.Exec(ctx, h, bootstrapTokenCmd)
+	if err != nil {
+		return "", fmt.Errorf("create a bootstrap token on %s: %w", h.Name(), err)
+	}
+	token := strings.TrimSpace(string(res.Stdout))
+	if err := kubeadm.ValidateToken(token); err != nil {
+		return "", fmt.Errorf("kubeadm token create on %s printed no valid token", h.Name())
+	}
+	return token, nil
+}
+
+func (e applyEffects) Apply(ctx context.Context, api *clusterAPI, f manifests.File) (int, error) {
+	c, err := api.get(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n, err := c.Apply(ctx, f.Content)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	e.j.change(n)
+	e.log.Debug("applied", "file", f.Path, "changed objects", n)
+	return n, nil
+}
+
+func (e applyEffects) Cordon(ctx context.Context, api *clusterAPI, node, by string) error {
+	c, err := api.get(ctx)
+	if err != nil {
+		return err
+	}
+	e.j.change(1)
+	return c.Cordon(ctx, node, by)
+}
+
+func (e applyEffects) Uncordon(ctx context.Context, api *clusterAPI, node string) error {
+	c, err := api.get(ctx)
+	if err != nil {
+		return err
+	}
+	e.j.change(1)
+	return c.Uncordon(ctx, node)
+}
+
+func (e applyEffects) Drain(ctx context.Context, api *clusterAPI, node string, o kubeapi.DrainOptions) error {
+	c, err := api.get(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = c.Drain(ctx, node, o)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e.j.change(1)
+	e.log.Info("drained", "node", node, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+func (e applyEffects) DeleteNode(ctx context.Context, api *clusterAPI, node string) error {
+	c, err := api.get(ctx)
+	if err != nil {
+		return err
+	}
+	e.j.change(1)
+	err = c.Kube.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", node, err)
+	}
+	return nil
+}
+
+func (e applyEffects) Spread(ctx context.Context, api *clusterAPI, namespace, name string) (bool, error) {
+	c, err := api.get(ctx)
+	if err != nil {
+		return false, err
+	}
+	restarted, err := c.SpreadDeployment(ctx, namespace, name)
+	if restarted {
+		e.j.change(1)
+	}
+	return restarted, err
+}
+
+func (e applyEffects) SaveLocal(ls LocalState) error {
+	if ls == nil {
+		return nil
+	}
+	pending := ls.Pending()
+	if len(pending) == 0 {
+		return nil
+	}
+	e.j.change(len(pending))
+	return ls.Save()
+}
+
+func (e applyEffects) WriteLocal(path string, data []byte) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	e.j.change(1)
+	return nil
+}
+
+func (e applyEffects) RemoveLocal(path string) error {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	e.j.change(1)
+	return os.Remove(path)
+}
+
+func (applyEffects) Observe(ctx context.Context, _ string, fn func(ctx context.Context) error) error {
+	return fn(ctx)
+}
+
+func (applyEffects) Then(ctx context.Context, _ *Host, _ string, fn func(ctx context.Context) error) error {
+	return fn(ctx)
+}
+
+func (e applyEffects) Done(step string, start time.Time, kv ...any) {
+	e.log.Info(step+" done", append(kv, "seconds", time.Since(start).Seconds())...)
+}

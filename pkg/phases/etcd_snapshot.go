@@ -1,0 +1,147 @@
+package phases
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// EtcdSnapshot saves etcd with etcdctl inside the first control plane's etcd pod, verifies it with
+// etcdutl there, copies it to <state>/etcd-snapshots/ (0600) and checks the copy's SHA-256. It runs
+// while the first control plane is still at the old version; once kubeadm has moved it, the
+// snapshot of an earlier run is the one that matters and none is taken.
+type EtcdSnapshot struct{ st *upgradeState }
+
+func (EtcdSnapshot) Name() string { return "upgrade/etcd-snapshot" }
+
+func (e EtcdSnapshot) ShouldRun(r *Run) (bool, string) {
+	p := e.st
+	if why := p.doneReason(); why != "" {
+		return false, why
+	}
+	cp, err := r.firstControlPlane()
+	if err == nil && p.controlPlaneDone(r, cp) {
+		return false, "the first control plane already runs " + p.Target + " (the snapshot was taken before it moved)"
+	}
+	return true, ""
+}
+
+// SnapshotDir is where etcd snapshots land in the state directory.
+func SnapshotDir(stateDir string) string { return filepath.Join(stateDir, "etcd-snapshots") }
+
+func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
+	cp, err := r.firstControlPlane()
+	if err != nil {
+		return err
+	}
+	p := e.st
+	if !p.checked {
+		return errNotChecked
+	}
+	// Milliseconds: a re-run right after a failure takes its own snapshot, never one of the same name.
+	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format("20060102T150405.000Z"))
+	start := time.Now()
+	res, err := cp.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("snapshot", name)})
+	if err != nil {
+		return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
+	}
+	dir := SnapshotDir(r.StateDir)
+	remote := "/var/lib/etcd/" + name
+	what := "copy " + remote + " to " + filepath.Join(dir, name) + " (0600), check its SHA-256, remove it from the host"
+	return r.fx.Then(ctx, cp, what, func(ctx context.Context) error {
+		status, sum, err := parseSnapshotOutput(res.Stdout)
+		if err != nil {
+			return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
+		}
+		data, err := cp.ReadFile(ctx, remote)
+		if err != nil {
+			return fmt.Errorf("copy the etcd snapshot from %s: %w", cp.Name(), err)
+		}
+		got := sha256.Sum256(data)
+		if hex.EncodeToString(got[:]) != sum {
+			return fmt.Errorf("etcd snapshot copied from %s is damaged: SHA-256 %x, on the host %s", cp.Name(), got, sum)
+		}
+		local, err := saveSnapshot(dir, name, data)
+		if err != nil {
+			return fmt.Errorf("etcd snapshot: %w", err)
+		}
+		// The copy is in the state directory; etcd's data directory is no place to keep it.
+		if _, err := cp.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", remote}}); err != nil {
+			return fmt.Errorf("remove the snapshot from %s: %w", cp.Name(), err)
+		}
+		r.Log.Info("etcd snapshot saved and verified", "path", local, "bytes", len(data), "revision", status.Revision,
+			"keys", status.TotalKey, "etcdutl hash", status.Hash, "seconds", time.Since(start).Seconds())
+		return nil
+	})
+}
+
+// saveSnapshot writes a snapshot into dir (0700) as a new 0600 file and returns its path. A backup
+// is never replaced: the content goes to a temporary file that is hard-linked to the final name,
+// which fails when that name exists.
+func saveSnapshot(dir, name string, data []byte) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	local := filepath.Join(dir, name)
+	if err := os.Link(tmp.Name(), local); err != nil {
+		return "", fmt.Errorf("keep %s: %w", local, err)
+	}
+	return local, nil
+}
+
+// snapshotStatus is `etcdutl snapshot status -w json`.
+type snapshotStatus struct {
+	Hash      uint32 `json:"hash"`
+	Revision  int64  `json:"revision"`
+	TotalKey  int    `json:"totalKey"`
+	TotalSize int64  `json:"totalSize"`
+}
+
+// parseSnapshotOutput reads etcdutl's JSON status line and the file's SHA-256 after it.
+func parseSnapshotOutput(out []byte) (snapshotStatus, string, error) {
+	var st snapshotStatus
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) < 2 {
+		return st, "", fmt.Errorf("unexpected output %q", out)
+	}
+	sum := strings.TrimSpace(lines[len(lines)-1])
+	if err := json.Unmarshal([]byte(strings.Join(lines[:len(lines)-1], "\n")), &st); err != nil {
+		return st, "", fmt.Errorf("etcdutl snapshot status: %w", err)
+	}
+	if st.TotalKey == 0 || st.Revision == 0 {
+		return st, "", fmt.Errorf("etcdutl finds an empty snapshot (revision %d, %d keys)", st.Revision, st.TotalKey)
+	}
+	if len(sum) != 64 {
+		return st, "", fmt.Errorf("no SHA-256 of the snapshot in %q", sum)
+	}
+	return st, sum, nil
+}

@@ -1,0 +1,211 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/versions"
+)
+
+// UpgradeCheck reads where every node stands (control-plane static pods, the kubelet each node
+// reports, kubeadm's cluster configuration, the add-ons) and refuses a downgrade or a skipped minor
+// before anything is changed.
+type UpgradeCheck struct{ st *upgradeState }
+
+func (UpgradeCheck) Name() string { return "upgrade/check" }
+
+func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
+	target := r.Cluster.Spec.KubernetesVersion
+	c, err := r.client(ctx)
+	if err != nil {
+		return err
+	}
+	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	byName := map[string]corev1.Node{}
+	for _, n := range nodes.Items {
+		byName[n.Name] = n
+	}
+	p := u.st
+	*p = upgradeState{Target: target, Nodes: map[string]*nodeStatus{}}
+	var observed []Observed
+	for _, h := range r.Targets() {
+		n, ok := byName[h.Name()]
+		if !ok {
+			return fmt.Errorf("host %s is not a node of the cluster: join it first (installer join node --host %s)", h.Name(), h.Name())
+		}
+		st := &nodeStatus{Kubelet: n.Status.NodeInfo.KubeletVersion, Cordoned: n.Annotations[kubeapi.CordonedBy] == cordonReason}
+		observed = append(observed, Observed{What: "kubelet on " + h.Name(), Version: st.Kubelet})
+		if h.Spec.Role == v1alpha1.RoleControlPlane {
+			if st.ControlPlane, err = h.controlPlaneVersion(ctx); err != nil {
+				return fmt.Errorf("host %s: %w", h.Name(), err)
+			}
+			if st.ControlPlane == "" {
+				return fmt.Errorf("host %s: no control-plane static pods with versioned images in /etc/kubernetes/manifests", h.Name())
+			}
+			observed = append(observed, Observed{What: "control plane on " + h.Name(), Version: st.ControlPlane})
+		}
+		p.Nodes[h.Name()] = st
+	}
+	if err := CheckUpgrade(observed, target, versions.Releases()); err != nil {
+		return err
+	}
+	if p.ClusterVersion, err = clusterVersion(ctx, c); err != nil {
+		return err
+	}
+	if p.AddonVersion, err = c.DaemonSetImageTag(ctx, "kube-system", "kube-proxy"); err != nil {
+		return fmt.Errorf("read kube-proxy: %w", err)
+	}
+	for _, h := range r.Targets() {
+		st := p.Nodes[h.Name()]
+		done := p.nodeDone(h) && (h.Spec.Role != v1alpha1.RoleControlPlane || p.controlPlaneDone(r, h))
+		if !done {
+			p.Work = true
+		}
+		r.Log.Info("upgrade: node", "host", h.Name(), "role", h.Spec.Role, "control plane", st.ControlPlane, "kubelet", st.Kubelet,
+			"kubeadm", h.Facts.KubeadmVersion, "target", target, "done", done)
+	}
+	p.checked = true
+	if !p.Work {
+		r.Log.Info("upgrade: every node already runs " + target + "; nothing to do")
+	}
+	return nil
+}
+
+// clusterVersion is the kubernetesVersion of kubeadm's ClusterConfiguration in the cluster.
+func clusterVersion(ctx context.Context, c *kubeapi.Client) (string, error) {
+	cm, err := c.Kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("read kubeadm-config: %w", err)
+	}
+	var cc struct {
+		KubernetesVersion string `json:"kubernetesVersion"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["ClusterConfiguration"]), &cc); err != nil {
+		return "", fmt.Errorf("kubeadm-config: %w", err)
+	}
+	return cc.KubernetesVersion, nil
+}
+
+// UpgradeHealth waits until the cluster is healthy: every node Ready, the control-plane static
+// pods running and Ready, every etcd member healthy. Final also requires every node, the add-ons
+// and the control planes at the target.
+type UpgradeHealth struct {
+	st        *upgradeState
+	PhaseName string
+	Timeout   time.Duration
+	Final     bool
+}
+
+func (u UpgradeHealth) Name() string { return u.PhaseName }
+
+func (u UpgradeHealth) ShouldRun(*Run) (bool, string) {
+	if why := u.st.doneReason(); why != "" {
+		return false, why
+	}
+	return true, ""
+}
+
+func (u UpgradeHealth) Run(ctx context.Context, r *Run) error {
+	if !u.Final {
+		return u.healthy(ctx, r)
+	}
+	// After the upgrade: only a made change can be verified.
+	return r.fx.Observe(ctx, "the cluster healthy at "+u.st.Target, func(ctx context.Context) error {
+		if err := u.healthy(ctx, r); err != nil {
+			return err
+		}
+		return u.atTarget(ctx, r)
+	})
+}
+
+// healthy waits until every node is alive, the control planes' static pods run and etcd is healthy.
+func (u UpgradeHealth) healthy(ctx context.Context, r *Run) error {
+	c, err := r.client(ctx)
+	if err != nil {
+		return err
+	}
+	var names, cpNames []string
+	for _, h := range r.Targets() {
+		names = append(names, h.Name())
+		if h.Spec.Role == v1alpha1.RoleControlPlane {
+			cpNames = append(cpNames, h.Name())
+		}
+	}
+	if err := c.NodesAlive(ctx, names, leaseStale, u.Timeout); err != nil {
+		return err
+	}
+	if err := c.ControlPlaneHealthy(ctx, cpNames, u.Timeout); err != nil {
+		return err
+	}
+	cp, err := r.firstControlPlane()
+	if err != nil {
+		return err
+	}
+	return cp.etcdHealthy(ctx, u.Timeout)
+}
+
+// atTarget checks every node, control plane and add-on at the target.
+func (u UpgradeHealth) atTarget(ctx context.Context, r *Run) error {
+	p := u.st
+	if !p.checked {
+		return errNotChecked
+	}
+	c, err := r.client(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range r.Targets() {
+		if err := c.NodeVersion(ctx, h.Name(), p.Target, u.Timeout); err != nil {
+			return err
+		}
+	}
+	for _, h := range r.TargetsWithRole(v1alpha1.RoleControlPlane) {
+		v, err := h.controlPlaneVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("host %s: %w", h.Name(), err)
+		}
+		if v != p.Target {
+			return fmt.Errorf("host %s: control plane at %s after the upgrade, want %s", h.Name(), v, p.Target)
+		}
+	}
+	if v, err := c.DaemonSetImageTag(ctx, "kube-system", "kube-proxy"); err != nil || v != p.Target {
+		return fmt.Errorf("kube-proxy at %q after the upgrade, want %s (%v)", v, p.Target, err)
+	}
+	return c.DeploymentAvailable(ctx, "kube-system", "coredns", u.Timeout)
+}
+
+// etcdHealthy waits until every etcd member answers healthy.
+func (h *Host) etcdHealthy(ctx context.Context, timeout time.Duration) error {
+	return kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
+		var members []struct {
+			Endpoint string `json:"endpoint"`
+			Health   bool   `json:"health"`
+			Error    string `json:"error"`
+		}
+		if jerr := json.Unmarshal(res.Stdout, &members); jerr != nil || len(members) == 0 {
+			return false, fmt.Sprintf("etcdctl on %s: %v", h.Name(), err), nil
+		}
+		var bad []string
+		for _, m := range members {
+			if !m.Health {
+				bad = append(bad, m.Endpoint+" "+m.Error)
+			}
+		}
+		return len(bad) == 0 && err == nil, fmt.Sprintf("%d members, unhealthy: %s", len(members), strings.Join(bad, "; ")), nil
+	})
+}

@@ -1,0 +1,142 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// UpgradeControlPlanes moves the control planes' static pods with kubeadm: `upgrade plan` and
+// `upgrade apply` on the first, then `upgrade node` on each other one at a time (in 1.35 the last
+// one upgrades CoreDNS and kube-proxy). Each gets the new kubeadm first.
+type UpgradeControlPlanes struct{ st *upgradeState }
+
+func (UpgradeControlPlanes) Name() string { return "upgrade/control-planes" }
+
+func (u UpgradeControlPlanes) ShouldRun(*Run) (bool, string) {
+	if why := u.st.doneReason(); why != "" {
+		return false, why
+	}
+	return true, ""
+}
+
+func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
+	p := u.st
+	if !p.checked {
+		return errNotChecked
+	}
+	for i, h := range r.TargetsWithRole(v1alpha1.RoleControlPlane) {
+		if p.controlPlaneDone(r, h) {
+			continue
+		}
+		start := time.Now()
+		if err := h.prepareKubeadm(ctx, &r.Cluster.Spec); err != nil {
+			return fmt.Errorf("host %s: %w", h.Name(), err)
+		}
+		steps := [][]string{{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}
+		if i == 0 {
+			steps = [][]string{
+				{"kubeadm", "upgrade", "plan", "--config", kubeadm.UpgradeConfigPath},
+				{"kubeadm", "upgrade", "apply", "--config", kubeadm.UpgradeConfigPath, "--yes"},
+			}
+		}
+		for _, argv := range steps {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
+				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(argv[:3], " "), err)
+			}
+		}
+		p.Nodes[h.Name()].ControlPlane = p.Target
+		if i == 0 {
+			p.ClusterVersion = p.Target
+		}
+		// The last `upgrade apply/node` applied the add-ons; read what it left.
+		err := r.fx.Observe(ctx, "kube-proxy's version", func(ctx context.Context) error {
+			c, err := r.client(ctx)
+			if err != nil {
+				return err
+			}
+			// The apiserver kubeadm just replaced may still be settling: a short poll, not a failure.
+			return kubeapi.Poll(ctx, 2*time.Second, 30*time.Second, "kube-proxy's version after upgrading "+h.Name(), func(ctx context.Context) (bool, string, error) {
+				v, err := c.DaemonSetImageTag(ctx, "kube-system", "kube-proxy")
+				if err != nil {
+					return false, err.Error(), nil
+				}
+				p.AddonVersion = v
+				return true, "", nil
+			})
+		})
+		if err != nil {
+			return err
+		}
+		r.fx.Done("upgrade of the control plane", start, "host", h.Name(), "version", p.Target)
+	}
+	return nil
+}
+
+// prepareKubeadm puts the UpgradeConfiguration and the target's kubeadm on the host.
+func (h *Host) prepareKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+	f, err := kubeadm.UpgradeFile(s, s.KubernetesVersion)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Upload(ctx, f); err != nil {
+		return err
+	}
+	if h.Facts.KubeadmVersion == s.KubernetesVersion {
+		return nil
+	}
+	if err := h.installKubeadm(ctx, s); err != nil {
+		return fmt.Errorf("install kubeadm %s: %w", s.KubernetesVersion, err)
+	}
+	h.Facts.KubeadmVersion = s.KubernetesVersion
+	return nil
+}
+
+// installKubeadm installs only the target's kubeadm: the kubelet must wait until `kubeadm upgrade`
+// has rewritten its flags (a 1.35 kubelet refuses the flags 1.34's kubeadm wrote).
+func (h *Host) installKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+	switch s.Install.Source {
+	case v1alpha1.InstallPackage:
+		return h.installKubeadmPackage(ctx, s)
+	case v1alpha1.InstallBundle:
+		for _, t := range install.KubeTools(s, h.Facts.Arch) {
+			if t.Name == "kubeadm" {
+				return h.uploadFromBundle(ctx, t.URL, t.Path)
+			}
+		}
+	default:
+		for _, t := range install.KubeTools(s, h.Facts.Arch) {
+			if t.Name == "kubeadm" {
+				_, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadBinary(t.URL, t.Path, install.Proxy(s)), Idempotent: true})
+				return err
+			}
+		}
+	}
+	return errors.New("no kubeadm download")
+}
+
+// installKubeadmPackage installs only the target's kubeadm from the target minor's repository with
+// the package phase's own code (which moves the repository to the spec's minor); the kubelet step
+// installs the rest the same way.
+func (h *Host) installKubeadmPackage(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+	all, err := install.KubePackageVersions(s)
+	if err != nil {
+		return err
+	}
+	want := map[string]string{"kubeadm": all["kubeadm"]}
+	switch pm := h.Facts.OS.PackageManager; pm {
+	case "apt":
+		return h.installAptPackages(ctx, want)
+	case "dnf", "yum":
+		return h.installRPMPackages(ctx, pm, want)
+	}
+	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
+}

@@ -1,0 +1,341 @@
+package phases
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/versions"
+)
+
+// UpgradeNodes upgrades the kubelet of every node of one role: control planes one at a time,
+// workers in batches of MaxUnavailable. Per node, the steps of nodeUpgrade.steps. Before each batch
+// every node must be Ready: a batch never drains into a cluster that has already lost a node.
+type UpgradeNodes struct {
+	st      *upgradeState
+	Role    v1alpha1.Role
+	Options UpgradeOptions
+}
+
+func (u UpgradeNodes) Name() string {
+	if u.Role == v1alpha1.RoleControlPlane {
+		return "upgrade/nodes/control-planes"
+	}
+	return "upgrade/nodes/workers"
+}
+
+func (u UpgradeNodes) ShouldRun(r *Run) (bool, string) {
+	p := u.st
+	if why := p.doneReason(); why != "" {
+		return false, why
+	}
+	for _, h := range r.TargetsWithRole(u.Role) {
+		if !p.checked || !p.nodeDone(h) {
+			return true, ""
+		}
+	}
+	return false, "every " + string(u.Role) + " runs " + p.Target
+}
+
+func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
+	o := u.Options.withDefaults()
+	p := u.st
+	if !p.checked {
+		return errNotChecked
+	}
+	var pending []*Host
+	for _, h := range r.TargetsWithRole(u.Role) {
+		if !p.nodeDone(h) {
+			pending = append(pending, h)
+		}
+	}
+	size := o.MaxUnavailable
+	if u.Role == v1alpha1.RoleControlPlane {
+		size = 1
+	}
+	var all []string
+	for _, h := range r.Targets() {
+		all = append(all, h.Name())
+	}
+	for len(pending) > 0 {
+		n := min(size, len(pending))
+		batch := pending[:n]
+		pending = pending[n:]
+		err := r.fx.Observe(ctx, "every node alive before draining "+hostNames(batch), func(ctx context.Context) error {
+			c, err := r.client(ctx)
+			if err != nil {
+				return err
+			}
+			if err := c.NodesAlive(ctx, all, leaseStale, o.WaitTimeout); err != nil {
+				return fmt.Errorf("before draining %s: %w", hostNames(batch), err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := ForEachHost(ctx, batch, n, func(ctx context.Context, h *Host) error {
+			return (&nodeUpgrade{r: r, h: h, p: p, st: p.Nodes[h.Name()], o: o}).run(ctx)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hostNames(hs []*Host) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Name()
+	}
+	return strings.Join(names, ", ")
+}
+
+// nodeUpgrade is one node's upgrade: what its steps share.
+type nodeUpgrade struct {
+	r  *Run
+	h  *Host
+	p  *upgradeState
+	st *nodeStatus
+	o  UpgradeOptions
+	// keepCordoned: someone else cordoned the node; it is drained but left cordoned.
+	keepCordoned bool
+	// swapped: the kubelet binary changed in this run, so it must restart.
+	swapped bool
+	// restart: the kubelet's files changed, or it does not report the target yet.
+	restart bool
+}
+
+// nodeStep is one step of a node's upgrade; skip, when set, says it has nothing to do.
+type nodeStep struct {
+	name string
+	skip func() bool
+	run  func(ctx context.Context) error
+}
+
+// steps is a node's upgrade, in order. kubeadm upgrade node must succeed before the kubelet is
+// swapped: it rewrites the kubelet's flags (a 1.35 kubelet refuses the flags 1.34's kubeadm wrote).
+func (n *nodeUpgrade) steps() []nodeStep {
+	return []nodeStep{
+		{name: "read the node", run: n.read},
+		{name: "cordon", skip: func() bool { return n.keepCordoned }, run: n.cordon},
+		{name: "drain", run: n.drain},
+		{name: "kubeadm upgrade node", skip: n.kubeadmNodeDone, run: n.kubeadmNode},
+		{name: "kubeadm, kubelet and kubectl", run: n.install},
+		{name: "restart the kubelet", skip: func() bool { return !n.swapped && !n.restart }, run: n.restartKubelet},
+		{name: "wait for the new version", run: n.waitVersion},
+		{name: "uncordon", skip: func() bool { return n.keepCordoned }, run: n.uncordon},
+	}
+}
+
+func (n *nodeUpgrade) run(ctx context.Context) error {
+	start := time.Now()
+	for _, s := range n.steps() {
+		if s.skip != nil && s.skip() {
+			continue
+		}
+		if err := s.run(ctx); err != nil {
+			return err
+		}
+	}
+	n.r.fx.Done("upgrade of the node", start, "host", n.h.Name(), "version", n.p.Target)
+	return nil
+}
+
+// read re-reads the host (it may have been restarted or changed since the run began) and whether
+// someone else cordoned the node. A dry run keeps the facts its recorded steps would have made true.
+func (n *nodeUpgrade) read(ctx context.Context) error {
+	h := n.h
+	err := n.r.fx.Observe(ctx, "the facts of "+h.Name(), func(ctx context.Context) error {
+		f, err := facts.Gather(ctx, h.Runner())
+		if err != nil {
+			return err
+		}
+		h.Facts = f
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c, err := n.r.client(ctx)
+	if err != nil {
+		return err
+	}
+	node, err := c.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read node %s: %w", h.Name(), err)
+	}
+	n.keepCordoned = node.Spec.Unschedulable && node.Annotations[kubeapi.CordonedBy] != cordonReason
+	return nil
+}
+
+func (n *nodeUpgrade) cordon(ctx context.Context) error {
+	if err := n.r.fx.Cordon(ctx, n.r.api, n.h.Name(), cordonReason); err != nil {
+		return err
+	}
+	n.st.Cordoned = true
+	return nil
+}
+
+func (n *nodeUpgrade) drain(ctx context.Context) error {
+	return n.r.fx.Drain(ctx, n.r.api, n.h.Name(), kubeapi.DrainOptions{Timeout: n.o.DrainTimeout, Force: n.o.Force, Interval: n.o.pollInterval,
+		Report: func(msg string) { n.r.Log.Warn(msg) }})
+}
+
+// kubeadmNodeDone: a control plane's kubeadm ran in upgrade/control-planes; a worker's kubelet at
+// the target proves it ran, since the kubelet is swapped only after it succeeded.
+func (n *nodeUpgrade) kubeadmNodeDone() bool {
+	return n.h.Spec.Role == v1alpha1.RoleControlPlane || n.h.Facts.KubeletVersion == n.p.Target
+}
+
+func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {
+	if err := n.h.prepareKubeadm(ctx, &n.r.Cluster.Spec); err != nil {
+		return err
+	}
+	if _, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}); err != nil {
+		return fmt.Errorf("kubeadm upgrade node: %w", err)
+	}
+	return nil
+}
+
+// install puts kubeadm (if a control plane's was not already), kubelet and kubectl at the target,
+// with the kubelet's files. A control plane's static pods must be at the target first.
+func (n *nodeUpgrade) install(ctx context.Context) error {
+	h, s := n.h, &n.r.Cluster.Spec
+	if h.Spec.Role == v1alpha1.RoleControlPlane && n.st.ControlPlane != n.p.Target {
+		return fmt.Errorf("its control plane runs %s, not %s: kubeadm upgrade did not complete", n.st.ControlPlane, n.p.Target)
+	}
+	n.swapped = h.Facts.KubeletVersion != n.p.Target
+	var err error
+	switch s.Install.Source {
+	case v1alpha1.InstallPackage:
+		err = h.installPackages(ctx, h.Facts.OS.PackageManager)
+	default:
+		var rel versions.Release
+		if rel, err = install.Release(s); err == nil {
+			err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	files, err := h.hostFiles(groupKubelet)
+	if err != nil {
+		return err
+	}
+	changed, err := h.UploadAll(ctx, files)
+	if err != nil {
+		return err
+	}
+	n.restart = changed > 0 || n.st.Kubelet != n.p.Target
+	return nil
+}
+
+func (n *nodeUpgrade) restartKubelet(ctx context.Context) error {
+	for _, argv := range [][]string{{"systemctl", "daemon-reload"}, {"systemctl", "restart", "kubelet"}} {
+		if _, err := n.h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitVersion waits until the node reports the target and, on a control plane, the kubelet has
+// re-created the local apiserver and it answers.
+func (n *nodeUpgrade) waitVersion(ctx context.Context) error {
+	h := n.h
+	return n.r.fx.Observe(ctx, h.Name()+" at "+n.p.Target, func(ctx context.Context) error {
+		c, err := n.r.client(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.NodeVersion(ctx, h.Name(), n.p.Target, n.o.WaitTimeout); err != nil {
+			return err
+		}
+		n.st.Kubelet = n.p.Target
+		if h.Spec.Role == v1alpha1.RoleControlPlane {
+			return h.waitLocalAPIServer(ctx, n.o.WaitTimeout)
+		}
+		return nil
+	})
+}
+
+func (n *nodeUpgrade) uncordon(ctx context.Context) error {
+	if err := n.r.fx.Uncordon(ctx, n.r.api, n.h.Name()); err != nil {
+		return err
+	}
+	n.st.Cordoned = false
+	return nil
+}
+
+// recreateGrace is how long after a kubelet restart the installer waits for it to re-create the
+// apiserver's static pod before deciding it keeps the old one (a kubelet whose pod hashes did not
+// change). Measured: a minor upgrade re-creates every static pod a few seconds after the node
+// reports its new version.
+const recreateGrace = 90 * time.Second
+
+// waitLocalAPIServer waits until the new kubelet has re-created the local apiserver (its ready
+// sandbox is younger than the kubelet) and that apiserver answers /readyz.
+func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) error {
+	return kubeapi.Poll(ctx, 2*time.Second, timeout, "the apiserver on "+h.Name()+" ready after the kubelet restart", func(ctx context.Context) (bool, string, error) {
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.KubeletPods.Args("kube-apiserver-" + h.Name())})
+		if err != nil {
+			return false, "crictl: " + err.Error(), nil
+		}
+		started, newest, err := parseStaticPods(res.Stdout)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		if newest.Before(started) && time.Since(started) < recreateGrace {
+			return false, "the kubelet has not re-created the apiserver's pod yet", nil
+		}
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"curl", "-fsk", "--max-time", "5", "https://127.0.0.1:6443/readyz"}}); err != nil {
+			return false, "/readyz: " + err.Error(), nil
+		}
+		return true, "", nil
+	})
+}
+
+// parseStaticPods reads kubelet-pods.sh's output: the kubelet's start and the newest ready sandbox.
+func parseStaticPods(out []byte) (started, newest time.Time, err error) {
+	first, rest, _ := strings.Cut(string(out), "\n")
+	sec, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
+	if err != nil {
+		return started, newest, fmt.Errorf("kubelet start time %q: %w", first, err)
+	}
+	started = time.Unix(sec, 0)
+	var pods struct {
+		Items []struct {
+			CreatedAt string `json:"createdAt"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(rest), &pods); err != nil {
+		return started, newest, fmt.Errorf("crictl pods: %w", err)
+	}
+	for _, p := range pods.Items {
+		ns, err := strconv.ParseInt(p.CreatedAt, 10, 64)
+		if err != nil {
+			continue
+		}
+		if t := time.Unix(0, ns); t.After(newest) {
+			newest = t
+		}
+	}
+	if newest.IsZero() {
+		return started, newest, errors.New("no ready apiserver pod")
+	}
+	return started, newest, nil
+}
