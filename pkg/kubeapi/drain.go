@@ -64,13 +64,21 @@ type DrainOptions struct {
 // honoured, and waits until they are gone. DaemonSet pods and static pods stay (kubectl drain
 // --ignore-daemonsets); finished pods are deleted. Pods no controller manages are refused up front
 // unless Force, because nothing would re-create them.
-func (c *Client) Drain(ctx context.Context, node string, o DrainOptions) error {
+//
+// It returns what it set out to do: the pods on the node when it began.
+func (c *Client) Drain(ctx context.Context, node string, o DrainOptions) (DrainPlan, error) {
 	if o.Interval == 0 {
 		o.Interval = 2 * time.Second
 	}
-	if _, err := c.PlanDrain(ctx, node, o.Force); err != nil {
-		return err
+	plan, err := c.PlanDrain(ctx, node, o.Force)
+	if err != nil {
+		return plan, err
 	}
+	return plan, c.evictAll(ctx, node, o)
+}
+
+// evictAll evicts or deletes the node's pods until none is left but DaemonSet and static pods.
+func (c *Client) evictAll(ctx context.Context, node string, o DrainOptions) error {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	blocked := map[string]string{} // pod -> why, reported once
@@ -113,8 +121,8 @@ func (c *Client) Drain(ctx context.Context, node string, o DrainOptions) error {
 	}
 }
 
-// DrainPlan is what a drain of one node would do, pod by pod ("namespace/name", sorted): the
-// same classification Drain acts on.
+// DrainPlan is what a drain of one node does, pod by pod ("namespace/name", sorted): the
+// classification Drain acts on, and what a dry run shows.
 type DrainPlan struct {
 	// Evict are the pods evicted through the Eviction API (PodDisruptionBudgets may hold them).
 	Evict []string
@@ -150,6 +158,21 @@ func (c *Client) PlanDrain(ctx context.Context, node string, force bool) (DrainP
 	sort.Strings(plan.Evict)
 	sort.Strings(plan.Delete)
 	return plan, nil
+}
+
+// Describe says what the drain of node does, in one line (plans and logs).
+func (p DrainPlan) Describe(node string, timeout time.Duration) string {
+	var what []string
+	if len(p.Evict) > 0 {
+		what = append(what, "evict "+strings.Join(p.Evict, ", "))
+	}
+	if len(p.Delete) > 0 {
+		what = append(what, "delete "+strings.Join(p.Delete, ", "))
+	}
+	if len(what) == 0 {
+		what = []string{"no pods to evict"}
+	}
+	return fmt.Sprintf("drain node %s (%s; timeout %s)", node, strings.Join(what, "; "), timeout)
 }
 
 func describeLeft(left []string, blocked map[string]string) string {

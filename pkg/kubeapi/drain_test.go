@@ -78,12 +78,17 @@ func TestDrain(t *testing.T) {
 		pod("done", "w1", "", func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }),
 		pod("elsewhere", "w2", "ReplicaSet"),
 	)
-	if err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond}); err != nil {
+	plan, err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond})
+	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(remaining(t, cs), ",")
 	if got != "elsewhere,proxy,static" {
 		t.Errorf("pods left: %s", got)
+	}
+	// What it set out to do, as a dry run describes it.
+	if d, want := plan.Describe("w1", time.Second), "drain node w1 (evict default/db, default/web; delete default/done; timeout 1s)"; d != want {
+		t.Errorf("drain described as %q, want %q", d, want)
 	}
 }
 
@@ -91,7 +96,7 @@ func TestDrain(t *testing.T) {
 // Force, which deletes it.
 func TestDrainUnmanaged(t *testing.T) {
 	c, cs := drainClient(t, nil, pod("web", "w1", "ReplicaSet"), pod("bare", "w1", ""))
-	err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond})
+	_, err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond})
 	want := "drain w1: pods not managed by a controller would be lost: default/bare (delete them, or use --force)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
@@ -99,7 +104,7 @@ func TestDrainUnmanaged(t *testing.T) {
 	if got := strings.Join(remaining(t, cs), ","); got != "bare,web" {
 		t.Errorf("a refused drain evicted pods: left %s", got)
 	}
-	if err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond, Force: true}); err != nil {
+	if _, err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: time.Second, Interval: time.Millisecond, Force: true}); err != nil {
 		t.Fatal(err)
 	}
 	if got := remaining(t, cs); len(got) != 0 {
@@ -119,7 +124,7 @@ func TestDrainBlockedByBudget(t *testing.T) {
 	c, _ := drainClient(t, map[string]bool{"web": true}, pod("web", "w1", "ReplicaSet"), pod("api", "w1", "ReplicaSet"), pdb, other)
 	var mu sync.Mutex
 	var reports []string
-	err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond,
+	_, err := c.Drain(context.Background(), "w1", DrainOptions{Timeout: 300 * time.Millisecond, Interval: 10 * time.Millisecond,
 		Report: func(m string) { mu.Lock(); reports = append(reports, m); mu.Unlock() }})
 	why := "blocked by PodDisruptionBudget default/web (minAvailable 2, 2 of 3 healthy, 0 disruptions allowed)"
 	want := "drain w1: not done within 300ms; still on the node: default/web (" + why + ")"

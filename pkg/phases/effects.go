@@ -66,6 +66,9 @@ type journal struct {
 	phase   string
 	changes map[string]int
 	planned []PlannedAction
+	// performed are the cluster-API and state-directory changes a real run made, described as a
+	// dry run plans them (host changes are in the hosts' logs).
+	performed []PlannedAction
 }
 
 func newJournal() *journal { return &journal{changes: map[string]int{}} }
@@ -92,6 +95,13 @@ func (j *journal) plan(a PlannedAction, counted bool) {
 	if counted {
 		j.changes[j.phase]++
 	}
+}
+
+func (j *journal) did(a PlannedAction) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	a.Phase = j.phase
+	j.performed = append(j.performed, a)
 }
 
 func (j *journal) changesOf(phase string) int {

@@ -80,11 +80,16 @@ func (e applyEffects) Apply(ctx context.Context, api *clusterAPI, f manifests.Fi
 	if err != nil {
 		return 0, err
 	}
+	objs, err := kubeapi.Decode(f.Content)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", f.Path, err)
+	}
 	n, err := c.Apply(ctx, f.Content)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	e.j.change(n)
+	e.j.did(PlannedAction{Host: ClusterHost, Command: applyFile(f.Path, len(objs))})
 	e.log.Debug("applied", "file", f.Path, "changed objects", n)
 	return n, nil
 }
@@ -95,7 +100,11 @@ func (e applyEffects) Cordon(ctx context.Context, api *clusterAPI, node, by stri
 		return err
 	}
 	e.j.change(1)
-	return c.Cordon(ctx, node, by)
+	if err := c.Cordon(ctx, node, by); err != nil {
+		return err
+	}
+	e.performed(node, cordonNode(node))
+	return nil
 }
 
 func (e applyEffects) Uncordon(ctx context.Context, api *clusterAPI, node string) error {
@@ -104,7 +113,11 @@ func (e applyEffects) Uncordon(ctx context.Context, api *clusterAPI, node string
 		return err
 	}
 	e.j.change(1)
-	return c.Uncordon(ctx, node)
+	if err := c.Uncordon(ctx, node); err != nil {
+		return err
+	}
+	e.performed(node, uncordonNode(node))
+	return nil
 }
 
 func (e applyEffects) Drain(ctx context.Context, api *clusterAPI, node string, o kubeapi.DrainOptions) error {
@@ -113,7 +126,7 @@ func (e applyEffects) Drain(ctx context.Context, api *clusterAPI, node string, o
 		return err
 	}
 	start := time.Now()
-	err = c.Drain(ctx, node, o)
+	plan, err := c.Drain(ctx, node, o)
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
@@ -121,7 +134,7 @@ func (e applyEffects) Drain(ctx context.Context, api *clusterAPI, node string, o
 		return err
 	}
 	e.j.change(1)
-	e.log.Info("drained", "node", node, "seconds", time.Since(start).Seconds())
+	e.performed(node, plan.Describe(node, o.Timeout), "seconds", time.Since(start).Seconds())
 	return nil
 }
 
@@ -135,6 +148,7 @@ func (e applyEffects) DeleteNode(ctx context.Context, api *clusterAPI, node stri
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", node, err)
 	}
+	e.performed(node, deleteNode(node))
 	return nil
 }
 
@@ -159,7 +173,13 @@ func (e applyEffects) SaveLocal(ls LocalState) error {
 		return nil
 	}
 	e.j.change(len(pending))
-	return ls.Save()
+	if err := ls.Save(); err != nil {
+		return err
+	}
+	for _, p := range pending {
+		e.performed(LocalHost, writeLocal(p))
+	}
+	return nil
 }
 
 func (e applyEffects) WriteLocal(path string, data []byte) error {
@@ -174,6 +194,7 @@ func (e applyEffects) WriteLocal(path string, data []byte) error {
 		return err
 	}
 	e.j.change(1)
+	e.performed(LocalHost, writeLocal(path))
 	return nil
 }
 
@@ -182,7 +203,18 @@ func (e applyEffects) RemoveLocal(path string) error {
 		return nil
 	}
 	e.j.change(1)
-	return os.Remove(path)
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	e.performed(LocalHost, removeLocal(path))
+	return nil
+}
+
+// performed logs a cluster-API or state-directory change as a dry run plans it, and keeps it for
+// Run.Performed.
+func (e applyEffects) performed(host, what string, kv ...any) {
+	e.j.did(PlannedAction{Host: host, Command: what})
+	e.log.Info(what, append([]any{"host", host}, kv...)...)
 }
 
 func (applyEffects) Observe(ctx context.Context, _ string, fn func(ctx context.Context) error) error {

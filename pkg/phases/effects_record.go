@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,18 +67,18 @@ func (e recordEffects) Apply(_ context.Context, _ *clusterAPI, f manifests.File)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	e.j.plan(PlannedAction{Host: ClusterHost, Command: fmt.Sprintf("server-side apply cluster/%s (%d objects)", f.Path, len(objs)),
+	e.j.plan(PlannedAction{Host: ClusterHost, Command: applyFile(f.Path, len(objs)),
 		File: &PlannedFile{Path: "cluster/" + f.Path, Mode: f.Mode, SHA256: f.SHA256(), Display: f.Display(), Sensitive: f.Sensitive}}, true)
 	return len(objs), nil
 }
 
 func (e recordEffects) Cordon(_ context.Context, _ *clusterAPI, node, _ string) error {
-	e.j.plan(PlannedAction{Host: node, Command: "cordon node " + node}, true)
+	e.j.plan(PlannedAction{Host: node, Command: cordonNode(node)}, true)
 	return nil
 }
 
 func (e recordEffects) Uncordon(_ context.Context, _ *clusterAPI, node string) error {
-	e.j.plan(PlannedAction{Host: node, Command: "uncordon node " + node}, true)
+	e.j.plan(PlannedAction{Host: node, Command: uncordonNode(node)}, true)
 	return nil
 }
 
@@ -97,22 +96,12 @@ func (e recordEffects) Drain(ctx context.Context, api *clusterAPI, node string, 
 	if err != nil {
 		return err
 	}
-	var what []string
-	if len(p.Evict) > 0 {
-		what = append(what, "evict "+strings.Join(p.Evict, ", "))
-	}
-	if len(p.Delete) > 0 {
-		what = append(what, "delete "+strings.Join(p.Delete, ", "))
-	}
-	if len(what) == 0 {
-		what = []string{"no pods to evict"}
-	}
-	e.j.plan(PlannedAction{Host: node, Command: fmt.Sprintf("drain node %s (%s; timeout %s)", node, strings.Join(what, "; "), o.Timeout)}, true)
+	e.j.plan(PlannedAction{Host: node, Command: p.Describe(node, o.Timeout)}, true)
 	return nil
 }
 
 func (e recordEffects) DeleteNode(_ context.Context, _ *clusterAPI, node string) error {
-	e.j.plan(PlannedAction{Host: node, Command: "delete node " + node}, true)
+	e.j.plan(PlannedAction{Host: node, Command: deleteNode(node)}, true)
 	return nil
 }
 
@@ -126,7 +115,7 @@ func (e recordEffects) SaveLocal(ls LocalState) error {
 		return nil
 	}
 	for _, p := range ls.Pending() {
-		e.j.plan(PlannedAction{Host: LocalHost, Command: "write " + p}, true)
+		e.j.plan(PlannedAction{Host: LocalHost, Command: writeLocal(p)}, true)
 	}
 	return nil
 }
@@ -135,7 +124,7 @@ func (e recordEffects) WriteLocal(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	e.j.plan(PlannedAction{Host: LocalHost, Command: "write " + path + " (0600)"}, true)
+	e.j.plan(PlannedAction{Host: LocalHost, Command: writeLocal(path)}, true)
 	return nil
 }
 
@@ -143,7 +132,7 @@ func (e recordEffects) RemoveLocal(path string) error {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	e.j.plan(PlannedAction{Host: LocalHost, Command: "remove " + path}, true)
+	e.j.plan(PlannedAction{Host: LocalHost, Command: removeLocal(path)}, true)
 	return nil
 }
 
@@ -160,3 +149,13 @@ func (e recordEffects) Then(_ context.Context, h *Host, what string, _ func(ctx 
 func (e recordEffects) Done(step string, _ time.Time, kv ...any) {
 	e.log.Info(step+" would run (dry run)", kv...)
 }
+
+// How the cluster-API and state-directory changes read in plans, logs and Run.Performed.
+func cordonNode(node string) string   { return "cordon node " + node }
+func uncordonNode(node string) string { return "uncordon node " + node }
+func deleteNode(node string) string   { return "delete node " + node }
+func applyFile(path string, objs int) string {
+	return fmt.Sprintf("server-side apply cluster/%s (%d objects)", path, objs)
+}
+func writeLocal(path string) string  { return "write " + path }
+func removeLocal(path string) string { return "remove " + path }

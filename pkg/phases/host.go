@@ -198,3 +198,11 @@ func (r *Run) Planned() []PlannedAction {
 	defer r.j.mu.Unlock()
 	return append([]PlannedAction(nil), r.j.planned...)
 }
+
+// Performed returns the cluster-API and state-directory changes a real run made, in order,
+// described as a dry run plans them.
+func (r *Run) Performed() []PlannedAction {
+	r.j.mu.Lock()
+	defer r.j.mu.Unlock()
+	return append([]PlannedAction(nil), r.j.performed...)
+}

@@ -86,8 +86,9 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 	addPod(t, k, "flannel-w1", "w1", "DaemonSet", nil)
 	addPod(t, k, "web-2", "w2", "ReplicaSet", nil)
 
+	o := ResetOptions{DrainTimeout: 30 * time.Second}
 	dry := rs.newRun(t, []string{"w1"}, []string{"cp1"}, true)
-	if _, err := Execute(ctx, dry, Reset(ResetOptions{})); err != nil {
+	if _, err := Execute(ctx, dry, Reset(o)); err != nil {
 		t.Fatal(err)
 	}
 	var plan []string
@@ -96,7 +97,7 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 			plan = append(plan, p.Phase+": "+p.Command)
 		}
 	}
-	want := "cordon: cordon node w1\nreset/workers: drain node w1 (evict default/web-1; timeout 5m0s)\nreset/workers: delete node w1"
+	want := "cordon: cordon node w1\nreset/workers: drain node w1 (evict default/web-1; timeout 30s)\nreset/workers: delete node w1"
 	if strings.Join(plan, "\n") != want {
 		t.Errorf("dry run plan:\n%s\nwant:\n%s", strings.Join(plan, "\n"), want)
 	}
@@ -106,8 +107,12 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 
 	mark := rs.marks()
 	r := rs.newRun(t, []string{"w1"}, []string{"cp1"}, false)
-	if _, err := Execute(ctx, r, Reset(ResetOptions{DrainTimeout: 30 * time.Second})); err != nil {
+	if _, err := Execute(ctx, r, Reset(o)); err != nil {
 		t.Fatal(err)
+	}
+	// The real reset made exactly the cluster-API changes the dry run planned.
+	if planned, performed := apiEffects(dry.Planned()), apiEffects(r.Performed()); planned != performed {
+		t.Errorf("the dry run planned:\n%s\nthe reset made:\n%s", planned, performed)
 	}
 	if _, err := k.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("node w1: %v, want deleted", err)

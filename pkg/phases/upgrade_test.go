@@ -252,6 +252,44 @@ func TestUpgradeDryRun(t *testing.T) {
 	}
 }
 
+// TestUpgradeDryRunPlansTheAPIEffects: the cluster-API changes a dry run plans (cordon, drain with
+// the pods it evicts, uncordon) are the ones the real upgrade then makes, in the same words.
+func TestUpgradeDryRunPlansTheAPIEffects(t *testing.T) {
+	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	state := t.TempDir()
+	dry, err := uc.run(t, state, true, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := uc.run(t, state, false, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned, performed := apiEffects(dry.Planned()), apiEffects(real.Performed())
+	if planned != performed {
+		t.Errorf("planned:\n%s\nperformed:\n%s", planned, performed)
+	}
+	for _, want := range []string{"w1: cordon node w1", "w1: drain node w1 (evict default/web-w1; timeout 2s)", "w1: uncordon node w1"} {
+		if !strings.Contains(performed, want) {
+			t.Errorf("the upgrade did not %s:\n%s", want, performed)
+		}
+	}
+}
+
+// apiEffects lists the cluster-API changes among actions, one per line. (The state directory's
+// admin kubeconfig is left out: what kubeadm upgrade renews in it only a real run can see.)
+func apiEffects(actions []PlannedAction) string {
+	var out []string
+	for _, a := range actions {
+		for _, verb := range []string{"cordon node ", "uncordon node ", "drain node ", "delete node ", "server-side apply "} {
+			if strings.HasPrefix(a.Command, verb) {
+				out = append(out, a.Phase+" "+a.Host+": "+a.Command)
+			}
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // planCommand is a command of a dry run's plan as tests compare it: a script by its name and
 // arguments instead of its quoted body, anything else as the plan shows it.
 func planCommand(cmd string) string {

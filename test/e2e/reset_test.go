@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,13 @@ func TestScenario6Reset(t *testing.T) {
 		t.Fatalf("reset --host w1: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE reset --host w1: %s (phases %v)", r.Wall.Round(time.Millisecond), r.Phases)
+	// The dry run came from the same code as the reset: it planned the cluster-API changes the
+	// reset then made, word for word.
+	planned, performed := plannedAPIEffects(dry.Stdout), performedAPIEffects(r.Stderr)
+	if len(performed) != 3 || strings.Join(planned, "\n") != strings.Join(performed, "\n") {
+		t.Errorf("the dry run planned:\n%s\nthe reset made:\n%s", strings.Join(planned, "\n"), strings.Join(performed, "\n"))
+	}
+	t.Logf("cluster-API changes planned by the dry run and made by the reset:\n%s", strings.Join(performed, "\n"))
 	if _, err := k.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("node w1 after its reset: %v, want not found", err)
 	}
@@ -253,3 +261,30 @@ func webAvailable(ctx context.Context, t *testing.T, k kubernetes.Interface, nod
 		time.Sleep(2 * time.Second)
 	}
 }
+
+// apiVerbs begin the cluster-API changes as plans show them and the installer logs them.
+var apiVerbs = regexp.MustCompile(`^(cordon|uncordon|drain|delete) node `)
+
+// plannedAPIEffects are the cluster-API changes of a dry run's plan ("    run    cordon node w1").
+func plannedAPIEffects(plan string) []string {
+	var out []string
+	for _, l := range strings.Split(plan, "\n") {
+		if cmd, ok := strings.CutPrefix(strings.TrimSpace(l), "run "); ok && apiVerbs.MatchString(strings.TrimSpace(cmd)) {
+			out = append(out, strings.TrimSpace(cmd))
+		}
+	}
+	return out
+}
+
+// performedAPIEffects are the cluster-API changes a real run logged (msg="cordon node w1").
+func performedAPIEffects(log string) []string {
+	var out []string
+	for _, m := range logMsg.FindAllStringSubmatch(log, -1) {
+		if apiVerbs.MatchString(m[1]) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+var logMsg = regexp.MustCompile(`msg="((?:[^"\\]|\\.)*)"`)
