@@ -321,12 +321,7 @@ type Join struct {
 	join *joinState
 }
 
-func (j Join) Name() string {
-	if j.Role == v1alpha1.RoleControlPlane {
-		return "join/control-planes"
-	}
-	return "join/workers"
-}
+func (j Join) Name() string { return roleStep("join", j.Role) }
 
 func (j Join) ShouldRun(r *Run) (bool, string) {
 	if len(j.pending(r)) == 0 {

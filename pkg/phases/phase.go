@@ -283,3 +283,12 @@ func ForEachHost(ctx context.Context, hosts []*Host, limit int, fn func(ctx cont
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// roleStep names a phase that acts on the hosts of one role: "<prefix>/control-planes" or
+// "<prefix>/workers".
+func roleStep(prefix string, role v1alpha1.Role) string {
+	if role == v1alpha1.RoleControlPlane {
+		return prefix + "/control-planes"
+	}
+	return prefix + "/workers"
+}

@@ -324,12 +324,7 @@ type resetNodes struct {
 	o    ResetOptions
 }
 
-func (p resetNodes) Name() string {
-	if p.role == v1alpha1.RoleControlPlane {
-		return "reset/control-planes"
-	}
-	return "reset/workers"
-}
+func (p resetNodes) Name() string { return roleStep("reset", p.role) }
 
 func (p resetNodes) hosts(r *Run) []*Host {
 	hosts := connected(r.TargetsWithRole(p.role))

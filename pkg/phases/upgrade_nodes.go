@@ -30,12 +30,7 @@ type UpgradeNodes struct {
 	Options UpgradeOptions
 }
 
-func (u UpgradeNodes) Name() string {
-	if u.Role == v1alpha1.RoleControlPlane {
-		return "upgrade/nodes/control-planes"
-	}
-	return "upgrade/nodes/workers"
-}
+func (u UpgradeNodes) Name() string { return roleStep("upgrade/nodes", u.Role) }
 
 func (u UpgradeNodes) ShouldRun(r *Run) (bool, string) {
 	p := u.st
