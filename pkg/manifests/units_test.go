@@ -111,7 +111,7 @@ func TestContainerdExtraConfigErrors(t *testing.T) {
 		"null value":    {"debug": map[string]any{"level": nil}},
 	} {
 		s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.ContainerRuntime.Containerd.Config = cfg })
-		if _, err := HostFiles(s, s.Hosts[0], facts.Assumed(s, s.Hosts[0]), Inputs{VRRPPassword: "x"}); err == nil {
+		if _, err := hostFiles(s, s.Hosts[0], facts.Assumed(s, s.Hosts[0]), Inputs{VRRPPassword: "x"}); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -128,7 +128,7 @@ func TestKeepalivedHAProxy(t *testing.T) {
 	// Real facts: the private address sits on eth1 in a /24, so the VIP gets /24 on eth1.
 	f := facts.Host{Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"192.168.1.5/24"}}, {Name: "eth1", Addrs: []string{"10.0.0.12/24"}}}}
 	in := Inputs{VRRPPassword: "abcd1234", HashKey: []byte("k")}
-	files, err := HostFiles(s, s.Hosts[1], f, in)
+	files, err := hostFiles(s, s.Hosts[1], f, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestKeepalivedHAProxy(t *testing.T) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}
 	}
-	if _, err := HostFiles(s, s.Hosts[2], f, in); err != nil {
+	if _, err := hostFiles(s, s.Hosts[2], f, in); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range mustHostFiles(t, s, s.Hosts[2], in) {
@@ -156,19 +156,26 @@ func TestKeepalivedHAProxy(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "123456789", "ab\"cd"} {
-		if _, err := HostFiles(s, s.Hosts[0], f, Inputs{VRRPPassword: bad}); err == nil {
+		if _, err := hostFiles(s, s.Hosts[0], f, Inputs{VRRPPassword: bad}); err == nil {
 			t.Errorf("password %q accepted", bad)
 		}
 	}
 	// No interface known: the error says what to set.
-	if _, err := HostFiles(s, s.Hosts[0], facts.Host{}, in); err == nil || !strings.Contains(err.Error(), "spec.loadBalancer.interface") {
+	if _, err := hostFiles(s, s.Hosts[0], facts.Host{}, in); err == nil || !strings.Contains(err.Error(), "spec.loadBalancer.interface") {
 		t.Errorf("err = %v", err)
 	}
 }
 
+// hostFiles renders every group of a host's files as one list (before init on the first control
+// plane).
+func hostFiles(s *v1alpha1.ClusterSpec, h v1alpha1.Host, f facts.Host, in Inputs) ([]File, error) {
+	files, err := RenderHostFiles(HostInput{Spec: s, Host: h, Facts: f, Inputs: in})
+	return files.All(), err
+}
+
 func mustHostFiles(t *testing.T, s *v1alpha1.ClusterSpec, h v1alpha1.Host, in Inputs) []File {
 	t.Helper()
-	files, err := HostFiles(s, h, facts.Assumed(s, h), in)
+	files, err := hostFiles(s, h, facts.Assumed(s, h), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +220,7 @@ func TestKubeVIPKubeconfig(t *testing.T) {
 	kubeconfigOf := func(h v1alpha1.Host, adminConf bool) string {
 		f := facts.Assumed(s, h)
 		f.AdminConfPresent = adminConf
-		files, err := HostFiles(s, h, f, Inputs{})
+		files, err := hostFiles(s, h, f, Inputs{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -555,7 +562,7 @@ func TestNoProxy(t *testing.T) {
 func TestBinaryInstallKubeletUnit(t *testing.T) {
 	s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.Install.Source = v1alpha1.InstallBinary })
 	f := facts.Assumed(s, s.Hosts[2])
-	files, err := HostFiles(s, s.Hosts[2], f, Inputs{})
+	files, err := hostFiles(s, s.Hosts[2], f, Inputs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +576,7 @@ func TestBinaryInstallKubeletUnit(t *testing.T) {
 	fileAt(t, files, KubeletUnitPath)
 	fileAt(t, files, "/etc/default/kubelet")
 	f.OS.PackageManager = "dnf"
-	files, _ = HostFiles(s, s.Hosts[2], f, Inputs{})
+	files, _ = hostFiles(s, s.Hosts[2], f, Inputs{})
 	fileAt(t, files, "/etc/sysconfig/kubelet")
 
 	pkg := defaulted(t, nil)

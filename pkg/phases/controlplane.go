@@ -49,11 +49,11 @@ func (HAEndpoint) ShouldRun(r *Run) (bool, string) {
 
 func (HAEndpoint) Run(ctx context.Context, r *Run) error {
 	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
-		files, err := h.hostFiles(groupHAEndpoint)
+		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs)
 		if err != nil {
 			return err
 		}
-		_, err = h.UploadAll(ctx, files)
+		_, err = h.UploadAll(ctx, files.HAEndpoint)
 		return err
 	})
 }
@@ -199,11 +199,11 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
 		// kube-vip used super-admin.conf while the cluster initialised (admin.conf has no rights
 		// before init ends); from now on it runs with admin.conf.
-		files, err := h.hostFiles(groupHAEndpoint)
+		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs)
 		if err != nil {
 			return err
 		}
-		if _, err := h.UploadAll(ctx, files); err != nil {
+		if _, err := h.UploadAll(ctx, files.HAEndpoint); err != nil {
 			return fmt.Errorf("switch kube-vip to admin.conf: %w", err)
 		}
 	}
@@ -273,11 +273,11 @@ func (h *Host) reuploadAfterReset(ctx context.Context) error {
 	if _, err := h.UploadAll(ctx, h.run.PKI.ControlPlaneFiles()); err != nil {
 		return err
 	}
-	files, err := h.hostFiles(groupHAEndpoint)
+	files, err := hostFiles(h, &h.run.Cluster.Spec, h.run.Inputs)
 	if err != nil {
 		return err
 	}
-	_, err = h.UploadAll(ctx, files)
+	_, err = h.UploadAll(ctx, files.HAEndpoint)
 	return err
 }
 

@@ -40,11 +40,11 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 				return err
 			}
 		}
-		files, err := h.hostFiles(groupKubelet)
+		files, err := hostFiles(h, s, r.Inputs)
 		if err != nil {
 			return err
 		}
-		changed, err := h.UploadAll(ctx, files)
+		changed, err := h.UploadAll(ctx, files.Kubelet)
 		if err != nil {
 			return err
 		}

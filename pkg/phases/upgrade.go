@@ -775,11 +775,11 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	if err != nil {
 		return err
 	}
-	files, err := h.hostFiles(groupKubelet)
+	files, err := hostFiles(h, s, r.Inputs)
 	if err != nil {
 		return err
 	}
-	changed, err := h.UploadAll(ctx, files)
+	changed, err := h.UploadAll(ctx, files.Kubelet)
 	if err != nil {
 		return err
 	}
