@@ -31,6 +31,10 @@ type HostInput struct {
 	// Facts are the host's facts; facts.Assumed ones for offline rendering.
 	Facts  facts.Host
 	Inputs Inputs
+	// InitDone says kubeadm init has completed on the spec's first control plane. Only kube-vip
+	// reads it: on that host it uses super-admin.conf until then (admin.conf has no rights before
+	// init ends; kube-vip issue 684), admin.conf after.
+	InitDone bool
 }
 
 // HostFiles are the files the installer writes on one host besides kubeadm's configuration, grouped
@@ -118,7 +122,7 @@ func RenderHostFiles(in HostInput) (HostFiles, error) {
 	}
 
 	if host.Role == v1alpha1.RoleControlPlane {
-		ha, err := haFiles(spec, host, f, in.Inputs)
+		ha, err := haFiles(spec, host, f, in.Inputs, in.InitDone)
 		if err != nil {
 			return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 		}

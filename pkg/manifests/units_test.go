@@ -215,16 +215,18 @@ func TestStaticPodConfigHash(t *testing.T) {
 	}
 }
 
+// TestKubeVIPKubeconfig: kube-vip on the first control plane reads super-admin.conf until the
+// caller says init is done, whatever the facts say about admin.conf (it exists early in an init).
 func TestKubeVIPKubeconfig(t *testing.T) {
 	s := haSpec(t, v1alpha1.LoadBalancerKubeVIP)
-	kubeconfigOf := func(h v1alpha1.Host, adminConf bool) string {
+	kubeconfigOf := func(h v1alpha1.Host, adminConf, initDone bool) string {
 		f := facts.Assumed(s, h)
 		f.AdminConfPresent = adminConf
-		files, err := hostFiles(s, h, f, Inputs{})
+		files, err := RenderHostFiles(HostInput{Spec: s, Host: h, Facts: f, InitDone: initDone})
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj, _, err := strictDecoder().Decode(fileAt(t, files, KubeVIPPodPath).Content, nil, nil)
+		obj, _, err := strictDecoder().Decode(fileAt(t, files.HAEndpoint, KubeVIPPodPath).Content, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -235,16 +237,17 @@ func TestKubeVIPKubeconfig(t *testing.T) {
 		return p.Spec.Volumes[0].HostPath.Path
 	}
 	for _, tc := range []struct {
-		host      int
-		adminConf bool
-		want      string
+		host                int
+		adminConf, initDone bool
+		want                string
 	}{
-		{0, false, "/etc/kubernetes/super-admin.conf"}, // first control plane, before init
-		{0, true, "/etc/kubernetes/admin.conf"},        // after init
-		{1, false, "/etc/kubernetes/admin.conf"},       // joining control planes
+		{0, false, false, "/etc/kubernetes/super-admin.conf"}, // first control plane, before init
+		{0, true, false, "/etc/kubernetes/super-admin.conf"},  // admin.conf written, init not finished
+		{0, true, true, "/etc/kubernetes/admin.conf"},         // after init
+		{1, false, false, "/etc/kubernetes/admin.conf"},       // joining control planes
 	} {
-		if got := kubeconfigOf(s.Hosts[tc.host], tc.adminConf); got != tc.want {
-			t.Errorf("host %s admin.conf=%t: %s, want %s", s.Hosts[tc.host].Name, tc.adminConf, got, tc.want)
+		if got := kubeconfigOf(s.Hosts[tc.host], tc.adminConf, tc.initDone); got != tc.want {
+			t.Errorf("host %s admin.conf=%t init done=%t: %s, want %s", s.Hosts[tc.host].Name, tc.adminConf, tc.initDone, got, tc.want)
 		}
 	}
 }

@@ -49,7 +49,7 @@ func (HAEndpoint) ShouldRun(r *Run) (bool, string) {
 
 func (HAEndpoint) Run(ctx context.Context, r *Run) error {
 	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
-		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs)
+		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}
@@ -199,7 +199,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
 		// kube-vip used super-admin.conf while the cluster initialised (admin.conf has no rights
 		// before init ends); from now on it runs with admin.conf.
-		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs)
+		files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs, true)
 		if err != nil {
 			return err
 		}
@@ -273,7 +273,7 @@ func (h *Host) reuploadAfterReset(ctx context.Context) error {
 	if _, err := h.UploadAll(ctx, h.run.PKI.ControlPlaneFiles()); err != nil {
 		return err
 	}
-	files, err := hostFiles(h, &h.run.Cluster.Spec, h.run.Inputs)
+	files, err := hostFiles(h, &h.run.Cluster.Spec, h.run.Inputs, h.Facts.AdminConfPresent)
 	if err != nil {
 		return err
 	}

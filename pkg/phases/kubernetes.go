@@ -40,7 +40,7 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 				return err
 			}
 		}
-		files, err := hostFiles(h, s, r.Inputs)
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}

@@ -27,7 +27,7 @@ func (Prepare) Run(ctx context.Context, r *Run) error {
 				return fmt.Errorf("turn swap off: %w", err)
 			}
 		}
-		files, err := hostFiles(h, s, r.Inputs)
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}
@@ -89,7 +89,7 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 			}
 		}
 		// Rendered now: containerd's config format follows the version just installed.
-		files, err := hostFiles(h, s, r.Inputs)
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}

@@ -775,7 +775,7 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	if err != nil {
 		return err
 	}
-	files, err := hostFiles(h, s, r.Inputs)
+	files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 	if err != nil {
 		return err
 	}
