@@ -46,6 +46,13 @@ type HostFiles struct {
 	// Runtime: containerd's config, registry mirrors and proxy drop-in (phase runtime, which restarts
 	// containerd when one changed).
 	Runtime []File
+	// Repository: for install.source package, the Kubernetes package repository of the spec's minor
+	// (apt's sources list or the RPM .repo file) and its signing key when the spec names a key file
+	// (phase kubernetes, before the packages).
+	Repository []File
+	// RepositoryKey is the repository's own signing key, which the host fetches itself when the
+	// spec names no key file; nil otherwise.
+	RepositoryKey *RemoteFile
 	// Kubelet: crictl's config, the kubelet's proxy drop-in and, for binary and bundle installs, the
 	// kubelet unit, kubeadm's drop-in and the defaults file (phase kubernetes, which reloads systemd
 	// when one changed).
@@ -57,7 +64,7 @@ type HostFiles struct {
 // All returns every group's files in the order the phases upload them.
 func (h HostFiles) All() []File {
 	var out []File
-	for _, g := range [][]File{h.Node, h.Runtime, h.Kubelet, h.HAEndpoint} {
+	for _, g := range [][]File{h.Node, h.Runtime, h.Repository, h.Kubelet, h.HAEndpoint} {
 		out = append(out, g...)
 	}
 	return out
@@ -128,7 +135,11 @@ func RenderHostFiles(in HostInput) (HostFiles, error) {
 		}
 		out.HAEndpoint = ha
 	}
-	for _, g := range []*[]File{&out.Node, &out.Runtime, &out.Kubelet, &out.HAEndpoint} {
+
+	if out.Repository, out.RepositoryKey, err = repositoryFiles(spec, f, in.Inputs); err != nil {
+		return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
+	}
+	for _, g := range []*[]File{&out.Node, &out.Runtime, &out.Repository, &out.Kubelet, &out.HAEndpoint} {
 		SortFiles(*g)
 	}
 	return out, nil

@@ -126,7 +126,8 @@ func haSpec(t *testing.T, lb v1alpha1.LoadBalancerType) *v1alpha1.ClusterSpec {
 func TestKeepalivedHAProxy(t *testing.T) {
 	s := haSpec(t, v1alpha1.LoadBalancerKeepalivedHAProxy)
 	// Real facts: the private address sits on eth1 in a /24, so the VIP gets /24 on eth1.
-	f := facts.Host{Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"192.168.1.5/24"}}, {Name: "eth1", Addrs: []string{"10.0.0.12/24"}}}}
+	f := facts.Host{OS: facts.OS{PackageManager: "apt"},
+		Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"192.168.1.5/24"}}, {Name: "eth1", Addrs: []string{"10.0.0.12/24"}}}}
 	in := Inputs{VRRPPassword: "abcd1234", HashKey: []byte("k")}
 	files, err := hostFiles(s, s.Hosts[1], f, in)
 	if err != nil {

@@ -1,77 +1,45 @@
 package phases
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	"installer.dev/installer/pkg/install"
-	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
-const (
-	aptKeyring = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
-	// aptKeyringBinary takes a binary key file: apt reads .asc keyrings as armored text only.
-	aptKeyringBinary = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-	aptSourcesFile   = "/etc/apt/sources.list.d/kubernetes.list"
-	rpmRepoFile      = "/etc/yum.repos.d/kubernetes.repo"
-	rpmKeyFile       = "/etc/pki/rpm-gpg/kubernetes.asc"
-)
+// heldPackages are the packages of install.KubePackages the installer holds (as the upstream install
+// guide does): cri-tools and kubernetes-cni move only with them.
+var heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
 
-// kubePackages are the packages of the Kubernetes repository the installer pins, in install order;
-// heldPackages those it holds (as the upstream install guide does): cri-tools and kubernetes-cni move
-// only with them.
-var (
-	kubePackages = []string{"kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni"}
-	heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
-)
-
-// ensureRepositoryKey puts the repository's signing key at path: the spec's local key file
-// (uploaded only when it differs), else the key the repository publishes beside its packages (fetched
-// once). It reports whether the host's key changed.
-func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bool, error) {
+// addRepository puts the Kubernetes package repository of the spec's minor on the host (the host's
+// Repository files): its signing key (the spec's key file, else the repository's own key, fetched
+// by the host once), then the sources list or .repo file naming it. Unchanged files are not
+// rewritten.
+func (h *Host) addRepository(ctx context.Context) error {
 	s := &h.run.Cluster.Spec
-	if f := s.Install.PackageRepositoryKeyFile; f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return false, fmt.Errorf("repository key: %w", err)
-		}
-		return h.Upload(ctx, manifests.File{Path: path, Mode: 0o644, Content: data})
-	}
-	if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", path}}); err == nil {
-		return false, nil
-	}
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(keyURL, path, install.Proxy(s)), Idempotent: true}); err != nil {
-		return false, fmt.Errorf("fetch repository key %s: %w", keyURL, err)
-	}
-	return true, nil
-}
-
-// aptKeyringPath is where the key goes: .asc for armored keys (and the repository's own Release.key),
-// .gpg for a binary key file.
-func aptKeyringPath(keyFile string) (string, error) {
-	if keyFile == "" {
-		return aptKeyring, nil
-	}
-	data, err := os.ReadFile(keyFile)
+	files, err := hostFiles(h, s, h.run.Inputs, h.Facts.AdminConfPresent)
 	if err != nil {
-		return "", fmt.Errorf("repository key: %w", err)
+		return err
 	}
-	if bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
-		return aptKeyring, nil
+	if k := files.RepositoryKey; k != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", k.Path}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, k.Path, install.Proxy(s)), Idempotent: true}); err != nil {
+				return fmt.Errorf("fetch repository key %s: %w", k.URL, err)
+			}
+		}
 	}
-	return aptKeyringBinary, nil
+	_, err = h.UploadAll(ctx, files.Repository)
+	return err
 }
 
 // packagePlan is what the package phase must do on one host, decided from facts alone.
 type packagePlan struct {
-	Install []string // packages not at the wanted version, in kubePackages order
+	Install []string // packages not at the wanted version, in install.KubePackages order
 	Unhold  []string // held packages that must move (unhold, install, hold again)
 	Hold    []string // packages to hold afterwards
 }
@@ -82,7 +50,7 @@ type packagePlan struct {
 // may ask for kubeadm alone.
 func planPackages(want, have map[string]string, held []string, same func(have, want string) bool) packagePlan {
 	var p packagePlan
-	for _, n := range kubePackages {
+	for _, n := range install.KubePackages {
 		v, ok := want[n]
 		if !ok {
 			continue
@@ -137,23 +105,7 @@ func (h *Host) installPackages(ctx context.Context, pm string) error {
 // in place gets no apt command at all. want maps package names to versions ("1.34.10-1.1").
 func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
 	s := &h.run.Cluster.Spec
-	rel, err := install.Release(s)
-	if err != nil {
-		return err
-	}
-	repo, err := install.RepositoryURL(s, "apt")
-	if err != nil {
-		return err
-	}
-	keyring, err := aptKeyringPath(s.Install.PackageRepositoryKeyFile)
-	if err != nil {
-		return err
-	}
-	if _, err := h.ensureRepositoryKey(ctx, keyring, repo+"Release.key"); err != nil {
-		return err
-	}
-	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", rel.Minor(), keyring, repo)
-	if _, err := h.Upload(ctx, manifests.File{Path: aptSourcesFile, Mode: 0o644, Content: []byte(sources)}); err != nil {
+	if err := h.addRepository(ctx); err != nil {
 		return err
 	}
 	missing, err := h.missingPrerequisites(ctx)
@@ -246,31 +198,7 @@ func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
 func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
 	s := &h.run.Cluster.Spec
-	rel, err := install.Release(s)
-	if err != nil {
-		return err
-	}
-	repo, err := install.RepositoryURL(s, "rpm")
-	if err != nil {
-		return err
-	}
-	if _, err := h.ensureRepositoryKey(ctx, rpmKeyFile, repo+"repodata/repomd.xml.key"); err != nil {
-		return err
-	}
-	minor := rel.Minor()
-	conf := fmt.Sprintf(`# Managed by installer: the Kubernetes %s package repository.
-[kubernetes]
-name=Kubernetes %s
-baseurl=%s
-enabled=1
-gpgcheck=1
-gpgkey=file://%s
-exclude=%s
-`, minor, minor, repo, rpmKeyFile, strings.Join(kubePackages, " "))
-	if s.Install.PackageProxy != "" {
-		conf += "proxy=" + s.Install.PackageProxy + "\n"
-	}
-	if _, err := h.Upload(ctx, manifests.File{Path: rpmRepoFile, Mode: 0o644, Content: []byte(conf)}); err != nil {
+	if err := h.addRepository(ctx); err != nil {
 		return err
 	}
 	missing, err := h.missingPrerequisites(ctx)
