@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -16,24 +18,19 @@ import (
 // guide does): cri-tools and kubernetes-cni move only with them.
 var heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
 
-// addRepository puts the Kubernetes package repository of the spec's minor on the host (the host's
-// Repository files): its signing key (the spec's key file, else the repository's own key, fetched
+// addRepository puts the Kubernetes package repository of the spec's minor on the host: its
+// signing key (the spec's key file among files.Repository, else the repository's own key, fetched
 // by the host once), then the sources list or .repo file naming it. Unchanged files are not
 // rewritten.
-func (h *Host) addRepository(ctx context.Context) error {
-	s := &h.run.Cluster.Spec
-	files, err := hostFiles(h, s, h.run.Inputs, h.Facts.AdminConfPresent)
-	if err != nil {
-		return err
-	}
+func addRepository(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles) error {
 	if k := files.RepositoryKey; k != nil {
 		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", k.Path}}); err != nil {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, k.Path, install.Proxy(s)), Idempotent: true}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, k.Path, install.Proxy(spec)), Idempotent: true}); err != nil {
 				return fmt.Errorf("fetch repository key %s: %w", k.URL, err)
 			}
 		}
 	}
-	_, err = h.UploadAll(ctx, files.Repository)
+	_, err := h.UploadAll(ctx, files.Repository)
 	return err
 }
 
@@ -83,39 +80,36 @@ func upstreamVersion(v string) string {
 	return v
 }
 
-// installPackages adds the Kubernetes package repository of the spec's minor and installs what is
-// not at the pinned version (apt: held, so an unattended upgrade cannot move the cluster).
-func (h *Host) installPackages(ctx context.Context, pm string) error {
-	want, err := install.KubePackageVersions(&h.run.Cluster.Spec)
-	if err != nil {
+// installPackages adds the Kubernetes package repository (files.Repository) and installs the
+// packages of want that are not at their version (apt: held, so an unattended upgrade cannot move
+// the cluster). want maps package names to versions ("1.34.10-1.1"): every package of the release
+// (install.KubePackageVersions), or kubeadm alone for the upgrade's first step.
+func installPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles, want map[string]string) error {
+	if err := addRepository(ctx, h, spec, files); err != nil {
 		return err
 	}
-	switch pm {
+	switch pm := h.Facts.OS.PackageManager; pm {
 	case "apt":
-		return h.installAptPackages(ctx, want)
+		return installAptPackages(ctx, h, spec, want)
 	case "dnf", "yum":
-		return h.installRPMPackages(ctx, pm, want)
+		return installRPMPackages(ctx, h, spec, pm, want)
 	}
-	return fmt.Errorf("no supported package manager (found %q)", pm)
+	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
 }
 
-// installAptPackages does what the upstream install guide does by hand, skipping what is done: the
-// key in /etc/apt/keyrings, a sources file naming it with signed-by, one apt-get update, the exact
-// versions (held ones unheld first), apt-mark hold. A host already at the versions with the holds
-// in place gets no apt command at all. want maps package names to versions ("1.34.10-1.1").
-func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
-	s := &h.run.Cluster.Spec
-	if err := h.addRepository(ctx); err != nil {
-		return err
-	}
-	missing, err := h.missingPrerequisites(ctx)
+// installAptPackages does what the upstream install guide does by hand after adding the
+// repository, skipping what is done: one apt-get update, the exact versions (held ones unheld
+// first), apt-mark hold. A host already at the versions with the holds in place gets no apt command
+// at all.
+func installAptPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, want map[string]string) error {
+	missing, err := missingPrerequisites(ctx, h)
 	if err != nil {
 		return err
 	}
 	plan := planPackages(want, h.Facts.Packages, h.Facts.HeldPackages, sameDeb)
 	if len(plan.Install) > 0 || len(missing) > 0 {
 		// A new or changed repository, or versions not seen yet: the index must be current first.
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(s, "update"), Idempotent: true}); err != nil {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(spec, "update"), Idempotent: true}); err != nil {
 			return aptError("apt-get update", err)
 		}
 	}
@@ -130,7 +124,7 @@ func (h *Host) installAptPackages(ctx context.Context, want map[string]string) e
 			args = append(args, n+"="+want[n])
 		}
 		args = append(args, missing...)
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(s, args...), Idempotent: true}); err != nil {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(spec, args...), Idempotent: true}); err != nil {
 			return aptError("install Kubernetes packages", err)
 		}
 	}
@@ -139,13 +133,13 @@ func (h *Host) installAptPackages(ctx context.Context, want map[string]string) e
 			return fmt.Errorf("hold %s: %w", strings.Join(plan.Hold, ", "), err)
 		}
 	}
-	h.recordPackages(want, plan)
+	recordPackages(h, want, plan)
 	return nil
 }
 
 // recordPackages updates the facts after an install, so later steps of the same run (the upgrade's
 // kubelet step after its kubeadm step) see the host as it is now.
-func (h *Host) recordPackages(want map[string]string, plan packagePlan) {
+func recordPackages(h *Host, want map[string]string, plan packagePlan) {
 	if len(plan.Install) > 0 && h.Facts.Packages == nil {
 		h.Facts.Packages = map[string]string{}
 	}
@@ -185,23 +179,19 @@ func lastLine(s string) string {
 
 // missingPrerequisites lists the node prerequisites (install.NodePrerequisites: conntrack, socat,
 // ethtool, iptables...) that are missing: the upstream packages no longer depend on them.
-func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
-	state, err := h.installed(ctx)
+func missingPrerequisites(ctx context.Context, h *Host) ([]string, error) {
+	state, err := installed(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("check prerequisites: %w", err)
 	}
 	return strings.Fields(state["missing"]), nil
 }
 
-// installRPMPackages is the same logic for dnf and yum: a repository file whose exclude= keeps a
-// routine `dnf upgrade` from moving the cluster (the installer lifts it per call), and only the
+// installRPMPackages is the same logic for dnf and yum after adding the repository, whose exclude=
+// keeps a routine `dnf upgrade` from moving the cluster (the installer lifts it per call): only the
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
-func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
-	s := &h.run.Cluster.Spec
-	if err := h.addRepository(ctx); err != nil {
-		return err
-	}
-	missing, err := h.missingPrerequisites(ctx)
+func installRPMPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, pm string, want map[string]string) error {
+	missing, err := missingPrerequisites(ctx, h)
 	if err != nil {
 		return err
 	}
@@ -215,10 +205,10 @@ func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[strin
 		args = append(args, n+"-"+upstreamVersion(want[n]))
 	}
 	args = append(args, missing...)
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DNF(s, pm, args...), Idempotent: true}); err != nil {
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DNF(spec, pm, args...), Idempotent: true}); err != nil {
 		return fmt.Errorf("install Kubernetes packages: %w", err)
 	}
 	// RPM hosts hold through exclude=, not apt-mark: record installs only.
-	h.recordPackages(want, packagePlan{Install: plan.Install})
+	recordPackages(h, want, packagePlan{Install: plan.Install})
 	return nil
 }

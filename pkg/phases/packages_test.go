@@ -41,6 +41,22 @@ func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) 
 	return r, h, fake
 }
 
+// installWith runs installPackages on the host with the repository files rendered from the run's
+// spec and inputs.
+func installWith(t *testing.T, r *Run, h *Host, want map[string]string) error {
+	t.Helper()
+	files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want == nil {
+		if want, err = install.KubePackageVersions(&r.Cluster.Spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return installPackages(context.Background(), h, &r.Cluster.Spec, files, want)
+}
+
 // commands renders what ran: constant scripts by their name ($0) and arguments, others as argv;
 // uploads as "write PATH".
 func commands(f *sshtest.Fake, from int) []string {
@@ -104,16 +120,9 @@ func TestAptPackages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, fake := packageHost(t, "apt", tt.missing)
+			r, h, fake := packageHost(t, "apt", tt.missing)
 			h.Facts.Packages, h.Facts.HeldPackages = tt.have, tt.held
-			want := tt.want
-			if want == nil {
-				var err error
-				if want, err = install.KubePackageVersions(&h.run.Cluster.Spec); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := h.installAptPackages(context.Background(), want); err != nil {
+			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
@@ -130,7 +139,7 @@ func TestAptPackages(t *testing.T) {
 			}
 			// The facts now say what the host has: a second call does nothing.
 			n := len(fake.Calls())
-			if err := h.installAptPackages(context.Background(), want); err != nil {
+			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
 			if again := commands(fake, n); len(again) != 3 {
@@ -152,13 +161,13 @@ func TestAptLockHeld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, _ := packageHost(t, "apt", "")
+			r, h, _ := packageHost(t, "apt", "")
 			failing := sshtest.NewFake(h.Name())
 			failing.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=\n")
 			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
 			failing.On(sshtest.Any()).Reply("")
 			h.SetConnection(failing)
-			err := h.installPackages(context.Background(), "apt")
+			err := installWith(t, r, h, nil)
 			if err == nil {
 				t.Fatal("a held lock did not fail the install")
 			}
@@ -192,9 +201,9 @@ func TestRPMPackages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, fake := packageHost(t, tt.pm, "")
+			r, h, fake := packageHost(t, tt.pm, "")
 			h.Facts.Packages = tt.have
-			if err := h.installPackages(context.Background(), tt.pm); err != nil {
+			if err := installWith(t, r, h, nil); err != nil {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
@@ -224,7 +233,7 @@ func TestAptBinaryKey(t *testing.T) {
 	r, h, fake := packageHost(t, "apt", "")
 	r.Inputs.Files[r.Cluster.Spec.Install.PackageRepositoryKeyFile] = []byte{0x99, 0x01, 0x0d, 0x04}
 	h.Facts.Packages, h.Facts.HeldPackages = all135, held
-	if err := h.installPackages(context.Background(), "apt"); err != nil {
+	if err := installWith(t, r, h, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := fake.File(manifests.AptBinaryKeyringPath); !ok {

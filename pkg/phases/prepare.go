@@ -84,7 +84,7 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: argv, Idempotent: true}); err != nil {
 				return fmt.Errorf("install containerd: %w", err)
 			}
-			if err := h.refreshContainerdVersion(ctx); err != nil {
+			if err := refreshContainerdVersion(ctx, h, r.DryRun); err != nil {
 				return err
 			}
 		}
@@ -97,15 +97,15 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 		if err != nil {
 			return err
 		}
-		return h.ensureService(ctx, "containerd", changed > 0)
+		return ensureService(ctx, h, "containerd", changed > 0)
 	})
 }
 
 // refreshContainerdVersion re-reads containerd's version after installing it: the config format
 // depends on it. In a dry run nothing was installed; the renderer then assumes the version the
 // spec pins or a package install brings (manifests.ContainerdVersion).
-func (h *Host) refreshContainerdVersion(ctx context.Context) error {
-	if h.run.DryRun {
+func refreshContainerdVersion(ctx context.Context, h *Host, dryRun bool) error {
+	if dryRun {
 		return nil
 	}
 	res, err := h.Query(ctx, ssh.Cmd{Args: []string{"containerd", "--version"}})
@@ -125,7 +125,7 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 }
 
 // ensureService enables and starts a unit, restarting it when its configuration changed.
-func (h *Host) ensureService(ctx context.Context, unit string, restart bool) error {
+func ensureService(ctx context.Context, h *Host, unit string, restart bool) error {
 	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.UnitState.Args(unit)})
 	if err != nil {
 		return fmt.Errorf("read the state of %s: %w", unit, err)

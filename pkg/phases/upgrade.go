@@ -590,7 +590,7 @@ func (h *Host) installKubeadm(ctx context.Context) error {
 	case v1alpha1.InstallBundle:
 		for _, t := range install.KubeTools(s, h.Facts.Arch) {
 			if t.Name == "kubeadm" {
-				return h.uploadFromBundle(ctx, t.URL, t.Path)
+				return uploadFromBundle(ctx, h, s, t.URL, t.Path)
 			}
 		}
 	default:
@@ -608,18 +608,16 @@ func (h *Host) installKubeadm(ctx context.Context) error {
 // the package phase's own code (which moves the repository to the spec's minor); the kubelet step
 // installs the rest the same way.
 func (h *Host) installKubeadmPackage(ctx context.Context) error {
-	all, err := install.KubePackageVersions(&h.run.Cluster.Spec)
+	s := &h.run.Cluster.Spec
+	all, err := install.KubePackageVersions(s)
 	if err != nil {
 		return err
 	}
-	want := map[string]string{"kubeadm": all["kubeadm"]}
-	switch pm := h.Facts.OS.PackageManager; pm {
-	case "apt":
-		return h.installAptPackages(ctx, want)
-	case "dnf", "yum":
-		return h.installRPMPackages(ctx, pm, want)
+	files, err := hostFiles(h, s, h.run.Inputs, h.Facts.AdminConfPresent)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
+	return installPackages(ctx, h, s, files, map[string]string{"kubeadm": all["kubeadm"]})
 }
 
 // UpgradeNodes upgrades the kubelet of every node of one role: control planes one at a time,
@@ -763,30 +761,15 @@ func (h *Host) upgradeNode(ctx context.Context, p *upgradePlan, o UpgradeOptions
 	}
 	// kubeadm (if a control plane's was not already), kubelet and kubectl at the target.
 	swapped := h.Facts.KubeletVersion != p.Target
-	switch s.Install.Source {
-	case v1alpha1.InstallPackage:
-		err = h.installPackages(ctx, h.Facts.OS.PackageManager)
-	default:
-		var rel versions.Release
-		if rel, err = install.Release(s); err == nil {
-			err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
-		}
-	}
-	if err != nil {
-		return err
-	}
 	files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 	if err != nil {
 		return err
 	}
-	changed, err := h.UploadAll(ctx, files.Kubelet)
+	changed, err := installKubernetes(ctx, h, s, files, swapped || st.Kubelet != p.Target)
 	if err != nil {
 		return err
 	}
-	if swapped || changed > 0 || st.Kubelet != p.Target {
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "daemon-reload"}}); err != nil {
-			return err
-		}
+	if swapped || changed || st.Kubelet != p.Target {
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "restart", "kubelet"}}); err != nil {
 			return err
 		}
