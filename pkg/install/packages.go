@@ -69,6 +69,11 @@ func ContainerdPackages(s *v1alpha1.ClusterSpec, pm string) []string {
 	}
 }
 
+// KubePackages are the packages of the Kubernetes repository the installer pins, in install order
+// (KubePackageVersions has their versions; the RPM repository file excludes them from routine
+// upgrades).
+var KubePackages = []string{"kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni"}
+
 // KubePackageVersions are the exact package versions of a release in the Kubernetes package
 // repository ("1.34.10-1.1").
 func KubePackageVersions(s *v1alpha1.ClusterSpec) (map[string]string, error) {

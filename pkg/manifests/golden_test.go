@@ -88,6 +88,7 @@ func renderSpec(t *testing.T, specPath string) rendered {
 		}
 	}
 	flatten(&s.CloudProvider.CloudConfigFile)
+	flatten(&s.Install.PackageRepositoryKeyFile)
 	flatten(&s.CNI.Manifest)
 	for i := range s.Addons {
 		flatten(&s.Addons[i])
@@ -105,11 +106,12 @@ func renderSpec(t *testing.T, specPath string) rendered {
 		r.secrets = append(r.secrets, testCredential(env))
 	}
 	for _, h := range s.Hosts {
-		files, err := HostFiles(s, h, facts.Assumed(s, h), in)
+		// As create first writes them: kube-vip on the first control plane before init.
+		files, err := RenderHostFiles(HostInput{Spec: s, Host: h, Facts: facts.Assumed(s, h), Inputs: in})
 		if err != nil {
 			t.Fatalf("%s: host %s: %v", specPath, h.Name, err)
 		}
-		r.hosts[h.Name] = files
+		r.hosts[h.Name] = files.All()
 	}
 	if r.cluster, err = ClusterFiles(s, in); err != nil {
 		t.Fatalf("%s: %v", specPath, err)

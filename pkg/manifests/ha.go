@@ -29,13 +29,14 @@ const (
 	apiServerPort = 6443
 )
 
-// haFiles renders the HA endpoint of one control plane for the spec's load balancer type.
-func haFiles(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, in Inputs) ([]File, error) {
+// haFiles renders the HA endpoint of one control plane for the spec's load balancer type; initDone
+// is HostInput.InitDone.
+func haFiles(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, in Inputs, initDone bool) ([]File, error) {
 	switch spec.LoadBalancer.Type {
 	case v1alpha1.LoadBalancerKeepalivedHAProxy:
 		return keepalivedHAProxy(spec, host, f, in)
 	case v1alpha1.LoadBalancerKubeVIP:
-		return kubeVIP(spec, host, f)
+		return kubeVIP(spec, host, f, initDone)
 	}
 	return nil, nil
 }
@@ -194,9 +195,9 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 }
 
 // kubeVIP renders kube-vip's static pod in ARP mode. On the first control plane it reads
-// super-admin.conf until kubeadm init has finished (admin.conf has no rights before that; kube-vip
-// issue 684), then admin.conf: render again with facts whose AdminConfPresent is true.
-func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host) ([]File, error) {
+// super-admin.conf until kubeadm init has finished (initDone; admin.conf has no rights before that,
+// kube-vip issue 684), then admin.conf: render again with initDone once init is done.
+func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, initDone bool) ([]File, error) {
 	lb := spec.LoadBalancer
 	if lb.VIP == "" {
 		return nil, fmt.Errorf("spec.loadBalancer.vip is required for %s", lb.Type)
@@ -210,7 +211,7 @@ func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host) ([]Fi
 		return nil, err
 	}
 	kubeconfig := "/etc/kubernetes/admin.conf"
-	if cps := spec.ControlPlanes(); len(cps) > 0 && cps[0].Name == host.Name && !f.AdminConfPresent {
+	if cps := spec.ControlPlanes(); len(cps) > 0 && cps[0].Name == host.Name && !initDone {
 		kubeconfig = "/etc/kubernetes/super-admin.conf"
 	}
 	env := []corev1.EnvVar{

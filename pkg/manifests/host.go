@@ -23,72 +23,126 @@ const (
 	redhatKubeletEnvPath = "/etc/sysconfig/kubelet"
 )
 
-// HostFiles renders every file the installer writes on one host besides kubeadm's configuration:
-// the node prerequisites (sysctls, modules), containerd's config and mirrors, the kubelet unit for
-// binary installs, proxy drop-ins, and on control planes the HA endpoint's static pods. The spec must
-// be defaulted and validated; facts may be Assumed ones.
-func HostFiles(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, in Inputs) ([]File, error) {
-	var files []File
-	add := func(name, p string, mode uint32, data any) error {
+// HostInput is what RenderHostFiles reads for one host.
+type HostInput struct {
+	// Spec is the defaulted, validated spec.
+	Spec *v1alpha1.ClusterSpec
+	Host v1alpha1.Host
+	// Facts are the host's facts; facts.Assumed ones for offline rendering.
+	Facts  facts.Host
+	Inputs Inputs
+	// InitDone says kubeadm init has completed on the spec's first control plane. Only kube-vip
+	// reads it: on that host it uses super-admin.conf until then (admin.conf has no rights before
+	// init ends; kube-vip issue 684), admin.conf after.
+	InitDone bool
+}
+
+// HostFiles are the files the installer writes on one host besides kubeadm's configuration, grouped
+// by the phase that uploads them (which decides what a change restarts). Each group is sorted by
+// path.
+type HostFiles struct {
+	// Node: the sysctls and kernel modules every node needs (phase prepare).
+	Node []File
+	// Runtime: containerd's config, registry mirrors and proxy drop-in (phase runtime, which restarts
+	// containerd when one changed).
+	Runtime []File
+	// Repository: for install.source package, the Kubernetes package repository of the spec's minor
+	// (apt's sources list or the RPM .repo file) and its signing key when the spec names a key file
+	// (phase kubernetes, before the packages).
+	Repository []File
+	// RepositoryKey is the repository's own signing key, which the host fetches itself when the
+	// spec names no key file; nil otherwise.
+	RepositoryKey *RemoteFile
+	// Kubelet: crictl's config, the kubelet's proxy drop-in and, for binary and bundle installs, the
+	// kubelet unit, kubeadm's drop-in and the defaults file (phase kubernetes, which reloads systemd
+	// when one changed).
+	Kubelet []File
+	// HAEndpoint: keepalived and haproxy, or kube-vip, on control planes (phase ha-endpoint).
+	HAEndpoint []File
+}
+
+// All returns every group's files in the order the phases upload them.
+func (h HostFiles) All() []File {
+	var out []File
+	for _, g := range [][]File{h.Node, h.Runtime, h.Repository, h.Kubelet, h.HAEndpoint} {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// RenderHostFiles renders every file the installer writes on one host besides kubeadm's
+// configuration, each in the group of the phase that uploads it. The spec must be defaulted and
+// validated; facts may be Assumed ones.
+func RenderHostFiles(in HostInput) (HostFiles, error) {
+	spec, host, f := in.Spec, in.Host, in.Facts
+	var out HostFiles
+	add := func(group *[]File, name, p string, mode uint32, data any) error {
 		b, err := render(name, data)
 		if err != nil {
 			return err
 		}
-		files = append(files, File{Path: p, Mode: fsMode(mode), Content: b})
+		*group = append(*group, File{Path: p, Mode: fsMode(mode), Content: b})
 		return nil
 	}
-	if err := add("sysctl.conf.tmpl", SysctlPath, 0o644, nil); err != nil {
-		return nil, err
+	if err := add(&out.Node, "sysctl.conf.tmpl", SysctlPath, 0o644, nil); err != nil {
+		return HostFiles{}, err
 	}
-	if err := add("modules-load.conf.tmpl", ModulesLoadPath, 0o644, nil); err != nil {
-		return nil, err
+	if err := add(&out.Node, "modules-load.conf.tmpl", ModulesLoadPath, 0o644, nil); err != nil {
+		return HostFiles{}, err
 	}
-	if err := add("crictl.yaml.tmpl", CrictlConfigPath, 0o644, nil); err != nil {
-		return nil, err
+	if err := add(&out.Kubelet, "crictl.yaml.tmpl", CrictlConfigPath, 0o644, nil); err != nil {
+		return HostFiles{}, err
 	}
 
 	cfg, err := containerdConfig(spec, f)
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %w", host.Name, err)
+		return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 	}
-	files = append(files, cfg)
-	mirrors, err := registryHosts(spec, in)
+	out.Runtime = append(out.Runtime, cfg)
+	mirrors, err := registryHosts(spec, in.Inputs)
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %w", host.Name, err)
+		return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 	}
-	files = append(files, mirrors...)
+	out.Runtime = append(out.Runtime, mirrors...)
 
 	if spec.Install.Source != v1alpha1.InstallPackage {
 		// The packages bring their own unit and drop-in; binary and bundle installs get ours.
 		envFile := kubeletEnvPath(f)
-		if err := add("kubelet.service.tmpl", KubeletUnitPath, 0o644, nil); err != nil {
-			return nil, err
+		if err := add(&out.Kubelet, "kubelet.service.tmpl", KubeletUnitPath, 0o644, nil); err != nil {
+			return HostFiles{}, err
 		}
-		if err := add("10-kubeadm.conf.tmpl", KubeletDropInPath, 0o644, struct{ DefaultsFile string }{envFile}); err != nil {
-			return nil, err
+		if err := add(&out.Kubelet, "10-kubeadm.conf.tmpl", KubeletDropInPath, 0o644, struct{ DefaultsFile string }{envFile}); err != nil {
+			return HostFiles{}, err
 		}
-		if err := add("kubelet-defaults.tmpl", envFile, 0o644, nil); err != nil {
-			return nil, err
+		if err := add(&out.Kubelet, "kubelet-defaults.tmpl", envFile, 0o644, nil); err != nil {
+			return HostFiles{}, err
 		}
 	}
 
 	if p := spec.Proxy; p.HTTP != "" || p.HTTPS != "" {
-		pf, err := proxyDropIns(spec)
+		b, err := proxyEnvironment(spec)
 		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", host.Name, err)
+			return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 		}
-		files = append(files, pf...)
+		out.Runtime = append(out.Runtime, File{Path: ContainerdProxyPath, Mode: 0o644, Content: b})
+		out.Kubelet = append(out.Kubelet, File{Path: KubeletProxyPath, Mode: 0o644, Content: b})
 	}
 
 	if host.Role == v1alpha1.RoleControlPlane {
-		ha, err := haFiles(spec, host, f, in)
+		ha, err := haFiles(spec, host, f, in.Inputs, in.InitDone)
 		if err != nil {
-			return nil, fmt.Errorf("host %s: %w", host.Name, err)
+			return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 		}
-		files = append(files, ha...)
+		out.HAEndpoint = ha
 	}
-	SortFiles(files)
-	return files, nil
+
+	if out.Repository, out.RepositoryKey, err = repositoryFiles(spec, f, in.Inputs); err != nil {
+		return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
+	}
+	for _, g := range []*[]File{&out.Node, &out.Runtime, &out.Repository, &out.Kubelet, &out.HAEndpoint} {
+		SortFiles(*g)
+	}
+	return out, nil
 }
 
 // kubeletEnvPath is where the distribution's kubelet package keeps KUBELET_EXTRA_ARGS.
@@ -126,9 +180,9 @@ func NoProxy(spec *v1alpha1.ClusterSpec) []string {
 	return out
 }
 
-// proxyDropIns renders the proxy environment for containerd (image pulls) and the kubelet. Validation
-// refuses proxy URLs with passwords, so these files hold no secret.
-func proxyDropIns(spec *v1alpha1.ClusterSpec) ([]File, error) {
+// proxyEnvironment renders the proxy drop-in for containerd (image pulls) and the kubelet. Validation
+// refuses proxy URLs with passwords, so it holds no secret.
+func proxyEnvironment(spec *v1alpha1.ClusterSpec) ([]byte, error) {
 	var env []string
 	for _, kv := range []struct{ k, v string }{
 		{"HTTP_PROXY", spec.Proxy.HTTP}, {"HTTPS_PROXY", spec.Proxy.HTTPS},
@@ -146,14 +200,7 @@ func proxyDropIns(spec *v1alpha1.ClusterSpec) ([]File, error) {
 			env = append(env, q)
 		}
 	}
-	b, err := render("proxy.conf.tmpl", struct{ Env []string }{env})
-	if err != nil {
-		return nil, err
-	}
-	return []File{
-		{Path: ContainerdProxyPath, Mode: 0o644, Content: b},
-		{Path: KubeletProxyPath, Mode: 0o644, Content: b},
-	}, nil
+	return render("proxy.conf.tmpl", struct{ Env []string }{env})
 }
 
 func fsMode(m uint32) fs.FileMode { return fs.FileMode(m) }

@@ -14,7 +14,8 @@ import (
 // inputs always give the same files.
 type Inputs struct {
 	// Files holds the content of the local files the spec names (images.mirrors[].caFile,
-	// cloudProvider.cloudConfigFile), keyed by the path exactly as the (resolved) spec writes it.
+	// cloudProvider.cloudConfigFile, install.packageRepositoryKeyFile), keyed by the path exactly as
+	// the (resolved) spec writes it.
 	Files map[string][]byte
 	// CNIManifest is the calico, cilium or custom manifest, already verified against cni.sha256.
 	CNIManifest []byte

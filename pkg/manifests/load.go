@@ -95,8 +95,8 @@ type LoadOptions struct {
 }
 
 // LoadInputs gathers everything a resolved (paths absolute), defaulted and validated spec's
-// renderers need: CA and cloud-config files, the CNI manifest (verified), addons, and the cloud
-// credentials from the environment. It is the only part of this package that does I/O.
+// renderers need: CA and cloud-config files, the package repository's key file, the CNI manifest
+// (verified), addons, and the cloud credentials from the environment. It is the only part of this package that does I/O.
 func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) (Inputs, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient
@@ -127,6 +127,9 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 		}
 	}
 	if err := readLocal("spec.cloudProvider.cloudConfigFile", spec.CloudProvider.CloudConfigFile); err != nil {
+		return Inputs{}, err
+	}
+	if err := readLocal("spec.install.packageRepositoryKeyFile", spec.Install.PackageRepositoryKeyFile); err != nil {
 		return Inputs{}, err
 	}
 	switch spec.CNI.Plugin {

@@ -111,7 +111,7 @@ func TestContainerdExtraConfigErrors(t *testing.T) {
 		"null value":    {"debug": map[string]any{"level": nil}},
 	} {
 		s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.ContainerRuntime.Containerd.Config = cfg })
-		if _, err := HostFiles(s, s.Hosts[0], facts.Assumed(s, s.Hosts[0]), Inputs{VRRPPassword: "x"}); err == nil {
+		if _, err := hostFiles(s, s.Hosts[0], facts.Assumed(s, s.Hosts[0]), Inputs{VRRPPassword: "x"}); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
@@ -126,9 +126,10 @@ func haSpec(t *testing.T, lb v1alpha1.LoadBalancerType) *v1alpha1.ClusterSpec {
 func TestKeepalivedHAProxy(t *testing.T) {
 	s := haSpec(t, v1alpha1.LoadBalancerKeepalivedHAProxy)
 	// Real facts: the private address sits on eth1 in a /24, so the VIP gets /24 on eth1.
-	f := facts.Host{Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"192.168.1.5/24"}}, {Name: "eth1", Addrs: []string{"10.0.0.12/24"}}}}
+	f := facts.Host{OS: facts.OS{PackageManager: "apt"},
+		Interfaces: []facts.Interface{{Name: "eth0", Addrs: []string{"192.168.1.5/24"}}, {Name: "eth1", Addrs: []string{"10.0.0.12/24"}}}}
 	in := Inputs{VRRPPassword: "abcd1234", HashKey: []byte("k")}
-	files, err := HostFiles(s, s.Hosts[1], f, in)
+	files, err := hostFiles(s, s.Hosts[1], f, in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestKeepalivedHAProxy(t *testing.T) {
 			t.Errorf("haproxy.cfg lacks %q", want)
 		}
 	}
-	if _, err := HostFiles(s, s.Hosts[2], f, in); err != nil {
+	if _, err := hostFiles(s, s.Hosts[2], f, in); err != nil {
 		t.Fatal(err)
 	}
 	for _, w := range mustHostFiles(t, s, s.Hosts[2], in) {
@@ -156,19 +157,26 @@ func TestKeepalivedHAProxy(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "123456789", "ab\"cd"} {
-		if _, err := HostFiles(s, s.Hosts[0], f, Inputs{VRRPPassword: bad}); err == nil {
+		if _, err := hostFiles(s, s.Hosts[0], f, Inputs{VRRPPassword: bad}); err == nil {
 			t.Errorf("password %q accepted", bad)
 		}
 	}
 	// No interface known: the error says what to set.
-	if _, err := HostFiles(s, s.Hosts[0], facts.Host{}, in); err == nil || !strings.Contains(err.Error(), "spec.loadBalancer.interface") {
+	if _, err := hostFiles(s, s.Hosts[0], facts.Host{}, in); err == nil || !strings.Contains(err.Error(), "spec.loadBalancer.interface") {
 		t.Errorf("err = %v", err)
 	}
 }
 
+// hostFiles renders every group of a host's files as one list (before init on the first control
+// plane).
+func hostFiles(s *v1alpha1.ClusterSpec, h v1alpha1.Host, f facts.Host, in Inputs) ([]File, error) {
+	files, err := RenderHostFiles(HostInput{Spec: s, Host: h, Facts: f, Inputs: in})
+	return files.All(), err
+}
+
 func mustHostFiles(t *testing.T, s *v1alpha1.ClusterSpec, h v1alpha1.Host, in Inputs) []File {
 	t.Helper()
-	files, err := HostFiles(s, h, facts.Assumed(s, h), in)
+	files, err := hostFiles(s, h, facts.Assumed(s, h), in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,16 +216,18 @@ func TestStaticPodConfigHash(t *testing.T) {
 	}
 }
 
+// TestKubeVIPKubeconfig: kube-vip on the first control plane reads super-admin.conf until the
+// caller says init is done, whatever the facts say about admin.conf (it exists early in an init).
 func TestKubeVIPKubeconfig(t *testing.T) {
 	s := haSpec(t, v1alpha1.LoadBalancerKubeVIP)
-	kubeconfigOf := func(h v1alpha1.Host, adminConf bool) string {
+	kubeconfigOf := func(h v1alpha1.Host, adminConf, initDone bool) string {
 		f := facts.Assumed(s, h)
 		f.AdminConfPresent = adminConf
-		files, err := HostFiles(s, h, f, Inputs{})
+		files, err := RenderHostFiles(HostInput{Spec: s, Host: h, Facts: f, InitDone: initDone})
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj, _, err := strictDecoder().Decode(fileAt(t, files, KubeVIPPodPath).Content, nil, nil)
+		obj, _, err := strictDecoder().Decode(fileAt(t, files.HAEndpoint, KubeVIPPodPath).Content, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -228,16 +238,17 @@ func TestKubeVIPKubeconfig(t *testing.T) {
 		return p.Spec.Volumes[0].HostPath.Path
 	}
 	for _, tc := range []struct {
-		host      int
-		adminConf bool
-		want      string
+		host                int
+		adminConf, initDone bool
+		want                string
 	}{
-		{0, false, "/etc/kubernetes/super-admin.conf"}, // first control plane, before init
-		{0, true, "/etc/kubernetes/admin.conf"},        // after init
-		{1, false, "/etc/kubernetes/admin.conf"},       // joining control planes
+		{0, false, false, "/etc/kubernetes/super-admin.conf"}, // first control plane, before init
+		{0, true, false, "/etc/kubernetes/super-admin.conf"},  // admin.conf written, init not finished
+		{0, true, true, "/etc/kubernetes/admin.conf"},         // after init
+		{1, false, false, "/etc/kubernetes/admin.conf"},       // joining control planes
 	} {
-		if got := kubeconfigOf(s.Hosts[tc.host], tc.adminConf); got != tc.want {
-			t.Errorf("host %s admin.conf=%t: %s, want %s", s.Hosts[tc.host].Name, tc.adminConf, got, tc.want)
+		if got := kubeconfigOf(s.Hosts[tc.host], tc.adminConf, tc.initDone); got != tc.want {
+			t.Errorf("host %s admin.conf=%t init done=%t: %s, want %s", s.Hosts[tc.host].Name, tc.adminConf, tc.initDone, got, tc.want)
 		}
 	}
 }
@@ -555,7 +566,7 @@ func TestNoProxy(t *testing.T) {
 func TestBinaryInstallKubeletUnit(t *testing.T) {
 	s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.Install.Source = v1alpha1.InstallBinary })
 	f := facts.Assumed(s, s.Hosts[2])
-	files, err := HostFiles(s, s.Hosts[2], f, Inputs{})
+	files, err := hostFiles(s, s.Hosts[2], f, Inputs{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -569,7 +580,7 @@ func TestBinaryInstallKubeletUnit(t *testing.T) {
 	fileAt(t, files, KubeletUnitPath)
 	fileAt(t, files, "/etc/default/kubelet")
 	f.OS.PackageManager = "dnf"
-	files, _ = HostFiles(s, s.Hosts[2], f, Inputs{})
+	files, _ = hostFiles(s, s.Hosts[2], f, Inputs{})
 	fileAt(t, files, "/etc/sysconfig/kubelet")
 
 	pkg := defaulted(t, nil)

@@ -34,6 +34,17 @@ func (UploadPKI) Run(ctx context.Context, r *Run) error {
 	})
 }
 
+// uploadHAEndpoint writes the load balancer's files and static pods on control plane h. initDone
+// tells kube-vip which kubeconfig it may use (super-admin.conf until kubeadm init has completed).
+func uploadHAEndpoint(ctx context.Context, h *Host, in *Input, initDone bool) error {
+	files, err := hostFiles(h, &in.Cluster.Spec, in.Inputs, initDone)
+	if err != nil {
+		return err
+	}
+	_, err = h.UploadAll(ctx, files.HAEndpoint)
+	return err
+}
+
 // HAEndpoint writes the API load balancer's static pods and configuration on every control plane
 // before its kubeadm init or join: the endpoint must answer before anything joins through it.
 type HAEndpoint struct{}
@@ -50,12 +61,7 @@ func (HAEndpoint) ShouldRun(r *Run) (bool, string) {
 
 func (HAEndpoint) Run(ctx context.Context, r *Run) error {
 	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
-		files, err := h.hostFiles(groupHAEndpoint)
-		if err != nil {
-			return err
-		}
-		_, err = h.UploadAll(ctx, files)
-		return err
+		return uploadHAEndpoint(ctx, h, &r.Input, h.Facts.AdminConfPresent)
 	})
 }
 
@@ -161,7 +167,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "reset", "-f"}}); err != nil {
 			return fmt.Errorf("reset the unfinished init: %w", err)
 		}
-		if err := h.reuploadAfterReset(ctx, r.PKI); err != nil {
+		if err := reuploadAfterReset(ctx, h, &r.Input); err != nil {
 			return err
 		}
 	case guard.InitRun:
@@ -199,11 +205,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
 		// kube-vip used super-admin.conf while the cluster initialised (admin.conf has no rights
 		// before init ends); from now on it runs with admin.conf.
-		files, err := h.hostFiles(groupHAEndpoint)
-		if err != nil {
-			return err
-		}
-		if _, err := h.UploadAll(ctx, files); err != nil {
+		if err := uploadHAEndpoint(ctx, h, &r.Input, true); err != nil {
 			return fmt.Errorf("switch kube-vip to admin.conf: %w", err)
 		}
 	}
@@ -268,17 +270,13 @@ func (h *Host) etcdMemberNames(ctx context.Context) []string {
 }
 
 // reuploadAfterReset lays down again what `kubeadm reset` deletes: the PKI and the static pods of
-// the HA endpoint (reset empties /etc/kubernetes/manifests and /etc/kubernetes/pki).
-func (h *Host) reuploadAfterReset(ctx context.Context, bundle *pki.Bundle) error {
-	if _, err := h.UploadAll(ctx, bundle.ControlPlaneFiles()); err != nil {
+// the HA endpoint (reset empties /etc/kubernetes/manifests and /etc/kubernetes/pki). The init to
+// come has not completed, whatever an earlier attempt left.
+func reuploadAfterReset(ctx context.Context, h *Host, in *Input) error {
+	if _, err := h.UploadAll(ctx, in.PKI.ControlPlaneFiles()); err != nil {
 		return err
 	}
-	files, err := h.hostFiles(groupHAEndpoint)
-	if err != nil {
-		return err
-	}
-	_, err = h.UploadAll(ctx, files)
-	return err
+	return uploadHAEndpoint(ctx, h, in, false)
 }
 
 // joinState is the bootstrap token the joins of one run use: the one Init created, or one made

@@ -29,8 +29,6 @@ type Host struct {
 	// fx makes (or records) the host's changes; progress hears ForEachHost's per-host events.
 	fx       Effects
 	progress Progress
-	// in is the run's read-only input.
-	in *Input
 
 	mu  sync.Mutex
 	log io.Writer // the host's log file for this run; nil: none

@@ -24,38 +24,17 @@ func (KubernetesBinaries) Name() string { return "kubernetes" }
 
 func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	s := &r.Cluster.Spec
-	rel, err := install.Release(s)
-	if err != nil {
-		return err
-	}
 	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
-		pm := h.Facts.OS.PackageManager
-		switch s.Install.Source {
-		case v1alpha1.InstallPackage:
-			if err := h.installPackages(ctx, pm); err != nil {
-				return err
-			}
-		default:
-			if err := h.installBinaries(ctx, pm, rel.CRITools, rel.CNIPlugins); err != nil {
-				return err
-			}
-		}
-		files, err := h.hostFiles(groupKubelet)
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}
-		changed, err := h.UploadAll(ctx, files)
-		if err != nil {
+		if _, err := installKubernetes(ctx, h, s, files, false); err != nil {
 			return err
 		}
 		// The kubelet package creates it; workers' kubelets log an error every few seconds without.
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-d", "/etc/kubernetes/manifests"}}); err != nil {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"mkdir", "-p", "-m", "0755", "/etc/kubernetes/manifests"}}); err != nil {
-				return err
-			}
-		}
-		if changed > 0 {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "daemon-reload"}}); err != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-d", manifests.StaticPodDir}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"mkdir", "-p", "-m", "0755", manifests.StaticPodDir}}); err != nil {
 				return err
 			}
 		}
@@ -76,10 +55,46 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 	})
 }
 
+// installKubernetes is the step create and upgrade share: kubeadm, the kubelet, kubectl, crictl and
+// the CNI plugins at the spec's versions (packages from the repository of files.Repository, else
+// binaries from the mirrors or the bundle), then the kubelet's files (files.Kubelet). systemd
+// re-reads its units when one of those files changed, or when reload says the kubelet itself moved.
+// It reports whether a kubelet file changed.
+func installKubernetes(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles, reload bool) (bool, error) {
+	switch spec.Install.Source {
+	case v1alpha1.InstallPackage:
+		want, err := install.KubePackageVersions(spec)
+		if err != nil {
+			return false, err
+		}
+		if err := installPackages(ctx, h, spec, files, want); err != nil {
+			return false, err
+		}
+	default:
+		rel, err := install.Release(spec)
+		if err != nil {
+			return false, err
+		}
+		if err := installBinaries(ctx, h, spec, rel.CRITools, rel.CNIPlugins); err != nil {
+			return false, err
+		}
+	}
+	changed, err := h.UploadAll(ctx, files.Kubelet)
+	if err != nil {
+		return false, err
+	}
+	if changed > 0 || reload {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "daemon-reload"}}); err != nil {
+			return false, err
+		}
+	}
+	return changed > 0, nil
+}
+
 // installed reads what installed.sh reports beside the facts: "crictl" (its version), "cni" (the
 // CNI plugins' version marker) and "missing" (the node prerequisites that are not installed,
 // space-separated).
-func (h *Host) installed(ctx context.Context) (map[string]string, error) {
+func installed(ctx context.Context, h *Host) (map[string]string, error) {
 	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Installed.Args(append([]string{install.CNIVersionAt}, install.PrerequisiteArgs()...)...)})
 	if err != nil {
 		return nil, err
@@ -93,11 +108,11 @@ func (h *Host) installed(ctx context.Context) (map[string]string, error) {
 	return state, nil
 }
 
-// installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
-func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
-	s := &h.in.Cluster.Spec
-	arch := h.Facts.Arch
-	state, err := h.installed(ctx)
+// installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version, and the
+// node prerequisites the distribution's packages would otherwise have brought.
+func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, crictlVersion, cniVersion string) error {
+	pm, arch := h.Facts.OS.PackageManager, h.Facts.Arch
+	state, err := installed(ctx, h)
 	if err != nil {
 		return fmt.Errorf("read installed versions: %w", err)
 	}
@@ -124,7 +139,7 @@ func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersio
 			continue
 		}
 		if s.Install.Source == v1alpha1.InstallBundle {
-			if err := h.uploadFromBundle(ctx, t.URL, t.Path); err != nil {
+			if err := uploadFromBundle(ctx, h, s, t.URL, t.Path); err != nil {
 				return err
 			}
 			continue
@@ -135,25 +150,27 @@ func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersio
 	}
 	if state["crictl"] != crictlVersion {
 		url := install.CrictlURL(s.Install.ArtifactMirror, crictlVersion, arch)
-		if err := h.installArchive(ctx, url, filepath.Dir(install.CrictlPath), crictlVersion, "", proxy); err != nil {
+		if err := installArchive(ctx, h, s, url, filepath.Dir(install.CrictlPath), crictlVersion, "", proxy); err != nil {
 			return fmt.Errorf("install crictl %s: %w", crictlVersion, err)
 		}
 	}
 	if state["cni"] != cniVersion {
 		url := install.CNIPluginsURL(s.Install.ArtifactMirror, cniVersion, arch)
-		if err := h.installArchive(ctx, url, install.CNIBinDir, cniVersion, install.CNIVersionAt, proxy); err != nil {
+		if err := installArchive(ctx, h, s, url, install.CNIBinDir, cniVersion, install.CNIVersionAt, proxy); err != nil {
 			return fmt.Errorf("install CNI plugins %s: %w", cniVersion, err)
 		}
 	}
 	return nil
 }
 
-func (h *Host) installArchive(ctx context.Context, url, dir, version, marker, proxy string) error {
-	if h.in.Cluster.Spec.Install.Source == v1alpha1.InstallBundle {
+// installArchive installs a verified .tar.gz into dir (see install.DownloadArchive), from the
+// mirror or the spec's bundle.
+func installArchive(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dir, version, marker, proxy string) error {
+	if s.Install.Source == v1alpha1.InstallBundle {
 		// The bundle mirrors the artifact layout; upload the archive, then unpack it from the host's
 		// own copy through the same verifying script (file:// URLs work with curl).
 		tmp := "/var/tmp/installer-bundle-" + filepath.Base(url)
-		if err := h.uploadFromBundle(ctx, url, tmp); err != nil {
+		if err := uploadFromBundle(ctx, h, s, url, tmp); err != nil {
 			return err
 		}
 		url = "file://" + tmp
@@ -164,8 +181,7 @@ func (h *Host) installArchive(ctx context.Context, url, dir, version, marker, pr
 
 // uploadFromBundle copies one file of the local bundle (laid out like the mirrors, so a URL maps to
 // a path inside it) to the host, with its .sha256 beside it for the same verification.
-func (h *Host) uploadFromBundle(ctx context.Context, url, dest string) error {
-	s := &h.in.Cluster.Spec
+func uploadFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dest string) error {
 	rel := url
 	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
 		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))

@@ -1,77 +1,42 @@
 package phases
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
 
-const (
-	aptKeyring = "/etc/apt/keyrings/kubernetes-apt-keyring.asc"
-	// aptKeyringBinary takes a binary key file: apt reads .asc keyrings as armored text only.
-	aptKeyringBinary = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-	aptSourcesFile   = "/etc/apt/sources.list.d/kubernetes.list"
-	rpmRepoFile      = "/etc/yum.repos.d/kubernetes.repo"
-	rpmKeyFile       = "/etc/pki/rpm-gpg/kubernetes.asc"
-)
+// heldPackages are the packages of install.KubePackages the installer holds (as the upstream install
+// guide does): cri-tools and kubernetes-cni move only with them.
+var heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
 
-// kubePackages are the packages of the Kubernetes repository the installer pins, in install order;
-// heldPackages those it holds (as the upstream install guide does): cri-tools and kubernetes-cni move
-// only with them.
-var (
-	kubePackages = []string{"kubeadm", "kubelet", "kubectl", "cri-tools", "kubernetes-cni"}
-	heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
-)
-
-// ensureRepositoryKey puts the repository's signing key at path: the spec's local key file
-// (uploaded only when it differs), else the key the repository publishes beside its packages (fetched
-// once). It reports whether the host's key changed.
-func (h *Host) ensureRepositoryKey(ctx context.Context, path, keyURL string) (bool, error) {
-	s := &h.in.Cluster.Spec
-	if f := s.Install.PackageRepositoryKeyFile; f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return false, fmt.Errorf("repository key: %w", err)
+// addRepository puts the Kubernetes package repository of the spec's minor on the host: its
+// signing key (the spec's key file among files.Repository, else the repository's own key, fetched
+// by the host once), then the sources list or .repo file naming it. Unchanged files are not
+// rewritten.
+func addRepository(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles) error {
+	if k := files.RepositoryKey; k != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", k.Path}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, k.Path, install.Proxy(spec)), Idempotent: true}); err != nil {
+				return fmt.Errorf("fetch repository key %s: %w", k.URL, err)
+			}
 		}
-		return h.Upload(ctx, manifests.File{Path: path, Mode: 0o644, Content: data})
 	}
-	if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", path}}); err == nil {
-		return false, nil
-	}
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(keyURL, path, install.Proxy(s)), Idempotent: true}); err != nil {
-		return false, fmt.Errorf("fetch repository key %s: %w", keyURL, err)
-	}
-	return true, nil
-}
-
-// aptKeyringPath is where the key goes: .asc for armored keys (and the repository's own Release.key),
-// .gpg for a binary key file.
-func aptKeyringPath(keyFile string) (string, error) {
-	if keyFile == "" {
-		return aptKeyring, nil
-	}
-	data, err := os.ReadFile(keyFile)
-	if err != nil {
-		return "", fmt.Errorf("repository key: %w", err)
-	}
-	if bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----")) {
-		return aptKeyring, nil
-	}
-	return aptKeyringBinary, nil
+	_, err := h.UploadAll(ctx, files.Repository)
+	return err
 }
 
 // packagePlan is what the package phase must do on one host, decided from facts alone.
 type packagePlan struct {
-	Install []string // packages not at the wanted version, in kubePackages order
+	Install []string // packages not at the wanted version, in install.KubePackages order
 	Unhold  []string // held packages that must move (unhold, install, hold again)
 	Hold    []string // packages to hold afterwards
 }
@@ -82,7 +47,7 @@ type packagePlan struct {
 // may ask for kubeadm alone.
 func planPackages(want, have map[string]string, held []string, same func(have, want string) bool) packagePlan {
 	var p packagePlan
-	for _, n := range kubePackages {
+	for _, n := range install.KubePackages {
 		v, ok := want[n]
 		if !ok {
 			continue
@@ -115,55 +80,36 @@ func upstreamVersion(v string) string {
 	return v
 }
 
-// installPackages adds the Kubernetes package repository of the spec's minor and installs what is
-// not at the pinned version (apt: held, so an unattended upgrade cannot move the cluster).
-func (h *Host) installPackages(ctx context.Context, pm string) error {
-	want, err := install.KubePackageVersions(&h.in.Cluster.Spec)
-	if err != nil {
+// installPackages adds the Kubernetes package repository (files.Repository) and installs the
+// packages of want that are not at their version (apt: held, so an unattended upgrade cannot move
+// the cluster). want maps package names to versions ("1.34.10-1.1"): every package of the release
+// (install.KubePackageVersions), or kubeadm alone for the upgrade's first step.
+func installPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles, want map[string]string) error {
+	if err := addRepository(ctx, h, spec, files); err != nil {
 		return err
 	}
-	switch pm {
+	switch pm := h.Facts.OS.PackageManager; pm {
 	case "apt":
-		return h.installAptPackages(ctx, want)
+		return installAptPackages(ctx, h, spec, want)
 	case "dnf", "yum":
-		return h.installRPMPackages(ctx, pm, want)
+		return installRPMPackages(ctx, h, spec, pm, want)
 	}
-	return fmt.Errorf("no supported package manager (found %q)", pm)
+	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
 }
 
-// installAptPackages does what the upstream install guide does by hand, skipping what is done: the
-// key in /etc/apt/keyrings, a sources file naming it with signed-by, one apt-get update, the exact
-// versions (held ones unheld first), apt-mark hold. A host already at the versions with the holds
-// in place gets no apt command at all. want maps package names to versions ("1.34.10-1.1").
-func (h *Host) installAptPackages(ctx context.Context, want map[string]string) error {
-	s := &h.in.Cluster.Spec
-	rel, err := install.Release(s)
-	if err != nil {
-		return err
-	}
-	repo, err := install.RepositoryURL(s, "apt")
-	if err != nil {
-		return err
-	}
-	keyring, err := aptKeyringPath(s.Install.PackageRepositoryKeyFile)
-	if err != nil {
-		return err
-	}
-	if _, err := h.ensureRepositoryKey(ctx, keyring, repo+"Release.key"); err != nil {
-		return err
-	}
-	sources := fmt.Sprintf("# Managed by installer: the Kubernetes %s package repository.\ndeb [signed-by=%s] %s /\n", rel.Minor(), keyring, repo)
-	if _, err := h.Upload(ctx, manifests.File{Path: aptSourcesFile, Mode: 0o644, Content: []byte(sources)}); err != nil {
-		return err
-	}
-	missing, err := h.missingPrerequisites(ctx)
+// installAptPackages does what the upstream install guide does by hand after adding the
+// repository, skipping what is done: one apt-get update, the exact versions (held ones unheld
+// first), apt-mark hold. A host already at the versions with the holds in place gets no apt command
+// at all.
+func installAptPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, want map[string]string) error {
+	missing, err := missingPrerequisites(ctx, h)
 	if err != nil {
 		return err
 	}
 	plan := planPackages(want, h.Facts.Packages, h.Facts.HeldPackages, sameDeb)
 	if len(plan.Install) > 0 || len(missing) > 0 {
 		// A new or changed repository, or versions not seen yet: the index must be current first.
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(s, "update"), Idempotent: true}); err != nil {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(spec, "update"), Idempotent: true}); err != nil {
 			return aptError("apt-get update", err)
 		}
 	}
@@ -178,7 +124,7 @@ func (h *Host) installAptPackages(ctx context.Context, want map[string]string) e
 			args = append(args, n+"="+want[n])
 		}
 		args = append(args, missing...)
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(s, args...), Idempotent: true}); err != nil {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(spec, args...), Idempotent: true}); err != nil {
 			return aptError("install Kubernetes packages", err)
 		}
 	}
@@ -187,13 +133,13 @@ func (h *Host) installAptPackages(ctx context.Context, want map[string]string) e
 			return fmt.Errorf("hold %s: %w", strings.Join(plan.Hold, ", "), err)
 		}
 	}
-	h.recordPackages(want, plan)
+	recordPackages(h, want, plan)
 	return nil
 }
 
 // recordPackages updates the facts after an install, so later steps of the same run (the upgrade's
 // kubelet step after its kubeadm step) see the host as it is now.
-func (h *Host) recordPackages(want map[string]string, plan packagePlan) {
+func recordPackages(h *Host, want map[string]string, plan packagePlan) {
 	if len(plan.Install) > 0 && h.Facts.Packages == nil {
 		h.Facts.Packages = map[string]string{}
 	}
@@ -233,47 +179,19 @@ func lastLine(s string) string {
 
 // missingPrerequisites lists the node prerequisites (install.NodePrerequisites: conntrack, socat,
 // ethtool, iptables...) that are missing: the upstream packages no longer depend on them.
-func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
-	state, err := h.installed(ctx)
+func missingPrerequisites(ctx context.Context, h *Host) ([]string, error) {
+	state, err := installed(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("check prerequisites: %w", err)
 	}
 	return strings.Fields(state["missing"]), nil
 }
 
-// installRPMPackages is the same logic for dnf and yum: a repository file whose exclude= keeps a
-// routine `dnf upgrade` from moving the cluster (the installer lifts it per call), and only the
+// installRPMPackages is the same logic for dnf and yum after adding the repository, whose exclude=
+// keeps a routine `dnf upgrade` from moving the cluster (the installer lifts it per call): only the
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
-func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
-	s := &h.in.Cluster.Spec
-	rel, err := install.Release(s)
-	if err != nil {
-		return err
-	}
-	repo, err := install.RepositoryURL(s, "rpm")
-	if err != nil {
-		return err
-	}
-	if _, err := h.ensureRepositoryKey(ctx, rpmKeyFile, repo+"repodata/repomd.xml.key"); err != nil {
-		return err
-	}
-	minor := rel.Minor()
-	conf := fmt.Sprintf(`# Managed by installer: the Kubernetes %s package repository.
-[kubernetes]
-name=Kubernetes %s
-baseurl=%s
-enabled=1
-gpgcheck=1
-gpgkey=file://%s
-exclude=%s
-`, minor, minor, repo, rpmKeyFile, strings.Join(kubePackages, " "))
-	if s.Install.PackageProxy != "" {
-		conf += "proxy=" + s.Install.PackageProxy + "\n"
-	}
-	if _, err := h.Upload(ctx, manifests.File{Path: rpmRepoFile, Mode: 0o644, Content: []byte(conf)}); err != nil {
-		return err
-	}
-	missing, err := h.missingPrerequisites(ctx)
+func installRPMPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, pm string, want map[string]string) error {
+	missing, err := missingPrerequisites(ctx, h)
 	if err != nil {
 		return err
 	}
@@ -287,10 +205,10 @@ exclude=%s
 		args = append(args, n+"-"+upstreamVersion(want[n]))
 	}
 	args = append(args, missing...)
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DNF(s, pm, args...), Idempotent: true}); err != nil {
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DNF(spec, pm, args...), Idempotent: true}); err != nil {
 		return fmt.Errorf("install Kubernetes packages: %w", err)
 	}
 	// RPM hosts hold through exclude=, not apt-mark: record installs only.
-	h.recordPackages(want, packagePlan{Install: plan.Install})
+	recordPackages(h, want, packagePlan{Install: plan.Install})
 	return nil
 }

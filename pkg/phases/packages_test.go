@@ -2,14 +2,13 @@ package phases
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -26,15 +25,13 @@ func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) 
 	c.Spec.Install.Source = v1alpha1.InstallPackage
 	c.Spec.Install.PackageRepository = "http://172.30.0.1:5000/core:/stable:"
 	c.Spec.Install.PackageProxy = testProxy
-	key := filepath.Join(t.TempDir(), "key.asc")
-	if err := os.WriteFile(key, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	key := "/keys/key.asc"
 	c.Spec.Install.PackageRepositoryKeyFile = key
 	r, err := NewRun(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.Inputs.Files = map[string][]byte{key: []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n")}
 	h := r.All()[0]
 	fake := sshtest.NewFake(h.Name())
 	fake.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=" + missing + "\n")
@@ -42,6 +39,22 @@ func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) 
 	h.SetConnection(fake)
 	h.Facts.OS.PackageManager = pm
 	return r, h, fake
+}
+
+// installWith runs installPackages on the host with the repository files rendered from the run's
+// spec and inputs.
+func installWith(t *testing.T, r *Run, h *Host, want map[string]string) error {
+	t.Helper()
+	files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want == nil {
+		if want, err = install.KubePackageVersions(&r.Cluster.Spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return installPackages(context.Background(), h, &r.Cluster.Spec, files, want)
 }
 
 // commands renders what ran: constant scripts by their name ($0) and arguments, others as argv;
@@ -107,24 +120,17 @@ func TestAptPackages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, fake := packageHost(t, "apt", tt.missing)
+			r, h, fake := packageHost(t, "apt", tt.missing)
 			h.Facts.Packages, h.Facts.HeldPackages = tt.have, tt.held
-			want := tt.want
-			if want == nil {
-				var err error
-				if want, err = install.KubePackageVersions(&h.in.Cluster.Spec); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := h.installAptPackages(context.Background(), want); err != nil {
+			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
-			head := []string{"write " + aptKeyring, "write " + aptSourcesFile, "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
+			head := []string{"write " + manifests.AptKeyringPath, "write " + manifests.AptSourcesPath, "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
 			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
-			src, _ := fake.File(aptSourcesFile)
+			src, _ := fake.File(manifests.AptSourcesPath)
 			if want := "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/v1.35/deb/ /\n"; !strings.HasSuffix(string(src.Content), want) {
 				t.Errorf("sources file:\n%s\nwant it to end with %q", src.Content, want)
 			}
@@ -133,7 +139,7 @@ func TestAptPackages(t *testing.T) {
 			}
 			// The facts now say what the host has: a second call does nothing.
 			n := len(fake.Calls())
-			if err := h.installAptPackages(context.Background(), want); err != nil {
+			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
 			if again := commands(fake, n); len(again) != 3 {
@@ -155,13 +161,13 @@ func TestAptLockHeld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, _ := packageHost(t, "apt", "")
+			r, h, _ := packageHost(t, "apt", "")
 			failing := sshtest.NewFake(h.Name())
 			failing.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=\n")
 			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
 			failing.On(sshtest.Any()).Reply("")
 			h.SetConnection(failing)
-			err := h.installPackages(context.Background(), "apt")
+			err := installWith(t, r, h, nil)
 			if err == nil {
 				t.Fatal("a held lock did not fail the install")
 			}
@@ -195,16 +201,16 @@ func TestRPMPackages(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, h, fake := packageHost(t, tt.pm, "")
+			r, h, fake := packageHost(t, tt.pm, "")
 			h.Facts.Packages = tt.have
-			if err := h.installPackages(context.Background(), tt.pm); err != nil {
+			if err := installWith(t, r, h, nil); err != nil {
 				t.Fatal(err)
 			}
 			got := commands(fake, 0)
-			if len(got) < 3 || got[0] != "write "+rpmKeyFile || got[1] != "write "+rpmRepoFile || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
+			if len(got) < 3 || got[0] != "write "+manifests.RPMKeyPath || got[1] != "write "+manifests.RPMRepoPath || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
 				t.Errorf("commands: %q, want the key, the repo file, the query and %q", got, tt.cmds)
 			}
-			repo, _ := fake.File(rpmRepoFile)
+			repo, _ := fake.File(manifests.RPMRepoPath)
 			for _, want := range []string{"baseurl=http://172.30.0.1:5000/core:/stable:/v1.35/rpm/\n", "gpgcheck=1\n",
 				"gpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n", "exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n", "proxy=" + testProxy + "\n"} {
 				if !strings.Contains(string(repo.Content), want) {
@@ -224,20 +230,17 @@ func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
 
 // A binary key file goes to a .gpg keyring (apt reads .asc files as armored text only).
 func TestAptBinaryKey(t *testing.T) {
-	_, h, fake := packageHost(t, "apt", "")
-	key := h.in.Cluster.Spec.Install.PackageRepositoryKeyFile
-	if err := os.WriteFile(key, []byte{0x99, 0x01, 0x0d, 0x04}, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r, h, fake := packageHost(t, "apt", "")
+	r.Inputs.Files[r.Cluster.Spec.Install.PackageRepositoryKeyFile] = []byte{0x99, 0x01, 0x0d, 0x04}
 	h.Facts.Packages, h.Facts.HeldPackages = all135, held
-	if err := h.installPackages(context.Background(), "apt"); err != nil {
+	if err := installWith(t, r, h, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fake.File(aptKeyringBinary); !ok {
-		t.Errorf("binary key not at %s: %q", aptKeyringBinary, commands(fake, 0))
+	if _, ok := fake.File(manifests.AptBinaryKeyringPath); !ok {
+		t.Errorf("binary key not at %s: %q", manifests.AptBinaryKeyringPath, commands(fake, 0))
 	}
-	src, _ := fake.File(aptSourcesFile)
-	if !strings.Contains(string(src.Content), "[signed-by="+aptKeyringBinary+"]") {
+	src, _ := fake.File(manifests.AptSourcesPath)
+	if !strings.Contains(string(src.Content), "[signed-by="+manifests.AptBinaryKeyringPath+"]") {
 		t.Errorf("sources file:\n%s", src.Content)
 	}
 }

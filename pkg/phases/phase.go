@@ -103,7 +103,7 @@ func NewRun(c *v1alpha1.Cluster, targets []string, readOnly ...string) (*Run, er
 		if !target && !read[h.Name] {
 			continue
 		}
-		r.Hosts[h.Name] = &Host{Spec: h, in: &r.Input}
+		r.Hosts[h.Name] = &Host{Spec: h}
 		r.order = append(r.order, h.Name)
 		if target {
 			r.targets[h.Name] = true

@@ -20,17 +20,18 @@ func (Prepare) Name() string { return "prepare" }
 var nodeSysctls = []string{"net.ipv4.ip_forward", "net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables"}
 
 func (Prepare) Run(ctx context.Context, r *Run) error {
+	s := &r.Cluster.Spec
 	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Facts.SwapEnabled {
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.SwapOff.Args()}); err != nil {
 				return fmt.Errorf("turn swap off: %w", err)
 			}
 		}
-		files, err := h.hostFiles(groupNode)
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}
-		if _, err := h.UploadAll(ctx, files); err != nil {
+		if _, err := h.UploadAll(ctx, files.Node); err != nil {
 			return err
 		}
 		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.MissingModules.Args()})
@@ -46,7 +47,7 @@ func (Prepare) Run(ctx context.Context, r *Run) error {
 		if err != nil || strings.Join(strings.Fields(string(res.Stdout)), " ") != "1 1 1" {
 			// Apply only the installer's own file: `sysctl --system` would also apply the
 			// distribution's kernel-wide defaults, which are not ours to change.
-			for _, f := range files {
+			for _, f := range files.Node {
 				if strings.HasPrefix(f.Path, "/etc/sysctl.d/") {
 					if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"sysctl", "-q", "-p", f.Path}}); err != nil {
 						return fmt.Errorf("apply %s: %w", f.Path, err)
@@ -87,15 +88,16 @@ func (Runtime) Run(ctx context.Context, r *Run) error {
 				return err
 			}
 		}
-		files, err := h.hostFiles(groupRuntime)
+		// Rendered now: containerd's config format follows the version just installed.
+		files, err := hostFiles(h, s, r.Inputs, h.Facts.AdminConfPresent)
 		if err != nil {
 			return err
 		}
-		changed, err := h.UploadAll(ctx, files)
+		changed, err := h.UploadAll(ctx, files.Runtime)
 		if err != nil {
 			return err
 		}
-		return h.ensureService(ctx, "containerd", changed > 0)
+		return ensureService(ctx, h, "containerd", changed > 0)
 	})
 }
 
@@ -122,7 +124,7 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 }
 
 // ensureService enables and starts a unit, restarting it when its configuration changed.
-func (h *Host) ensureService(ctx context.Context, unit string, restart bool) error {
+func ensureService(ctx context.Context, h *Host, unit string, restart bool) error {
 	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.UnitState.Args(unit)})
 	if err != nil {
 		return fmt.Errorf("read the state of %s: %w", unit, err)

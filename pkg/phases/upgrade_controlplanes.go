@@ -11,6 +11,7 @@ import (
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/ssh"
 )
 
@@ -38,7 +39,7 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 			continue
 		}
 		start := time.Now()
-		if err := h.prepareKubeadm(ctx, &r.Cluster.Spec); err != nil {
+		if err := prepareKubeadm(ctx, h, &r.Cluster.Spec, r.Inputs); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name(), err)
 		}
 		steps := [][]string{{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}
@@ -82,7 +83,7 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 }
 
 // prepareKubeadm puts the UpgradeConfiguration and the target's kubeadm on the host.
-func (h *Host) prepareKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+func prepareKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, inputs manifests.Inputs) error {
 	f, err := kubeadm.UpgradeFile(s, s.KubernetesVersion)
 	if err != nil {
 		return err
@@ -93,7 +94,7 @@ func (h *Host) prepareKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) erro
 	if h.Facts.KubeadmVersion == s.KubernetesVersion {
 		return nil
 	}
-	if err := h.installKubeadm(ctx, s); err != nil {
+	if err := installKubeadm(ctx, h, s, inputs); err != nil {
 		return fmt.Errorf("install kubeadm %s: %w", s.KubernetesVersion, err)
 	}
 	h.Facts.KubeadmVersion = s.KubernetesVersion
@@ -102,14 +103,14 @@ func (h *Host) prepareKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) erro
 
 // installKubeadm installs only the target's kubeadm: the kubelet must wait until `kubeadm upgrade`
 // has rewritten its flags (a 1.35 kubelet refuses the flags 1.34's kubeadm wrote).
-func (h *Host) installKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+func installKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, inputs manifests.Inputs) error {
 	switch s.Install.Source {
 	case v1alpha1.InstallPackage:
-		return h.installKubeadmPackage(ctx, s)
+		return installKubeadmPackage(ctx, h, s, inputs)
 	case v1alpha1.InstallBundle:
 		for _, t := range install.KubeTools(s, h.Facts.Arch) {
 			if t.Name == "kubeadm" {
-				return h.uploadFromBundle(ctx, t.URL, t.Path)
+				return uploadFromBundle(ctx, h, s, t.URL, t.Path)
 			}
 		}
 	default:
@@ -126,17 +127,14 @@ func (h *Host) installKubeadm(ctx context.Context, s *v1alpha1.ClusterSpec) erro
 // installKubeadmPackage installs only the target's kubeadm from the target minor's repository with
 // the package phase's own code (which moves the repository to the spec's minor); the kubelet step
 // installs the rest the same way.
-func (h *Host) installKubeadmPackage(ctx context.Context, s *v1alpha1.ClusterSpec) error {
+func installKubeadmPackage(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, inputs manifests.Inputs) error {
 	all, err := install.KubePackageVersions(s)
 	if err != nil {
 		return err
 	}
-	want := map[string]string{"kubeadm": all["kubeadm"]}
-	switch pm := h.Facts.OS.PackageManager; pm {
-	case "apt":
-		return h.installAptPackages(ctx, want)
-	case "dnf", "yum":
-		return h.installRPMPackages(ctx, pm, want)
+	files, err := hostFiles(h, s, inputs, h.Facts.AdminConfPresent)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
+	return installPackages(ctx, h, s, files, map[string]string{"kubeadm": all["kubeadm"]})
 }

@@ -13,12 +13,10 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/facts"
-	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
-	"installer.dev/installer/pkg/versions"
 )
 
 // UpgradeNodes upgrades the kubelet of every node of one role: control planes one at a time,
@@ -197,7 +195,7 @@ func (n *nodeUpgrade) kubeadmNodeDone() bool {
 }
 
 func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {
-	if err := n.h.prepareKubeadm(ctx, &n.r.Cluster.Spec); err != nil {
+	if err := prepareKubeadm(ctx, n.h, &n.r.Cluster.Spec, n.r.Inputs); err != nil {
 		return err
 	}
 	if _, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}); err != nil {
@@ -207,45 +205,30 @@ func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {
 }
 
 // install puts kubeadm (if a control plane's was not already), kubelet and kubectl at the target,
-// with the kubelet's files. A control plane's static pods must be at the target first.
+// with the kubelet's files (installKubernetes, the step create uses). A control plane's static pods
+// must be at the target first.
 func (n *nodeUpgrade) install(ctx context.Context) error {
 	h, s := n.h, &n.r.Cluster.Spec
 	if h.Spec.Role == v1alpha1.RoleControlPlane && n.st.ControlPlane != n.p.Target {
 		return fmt.Errorf("its control plane runs %s, not %s: kubeadm upgrade did not complete", n.st.ControlPlane, n.p.Target)
 	}
 	n.swapped = h.Facts.KubeletVersion != n.p.Target
-	var err error
-	switch s.Install.Source {
-	case v1alpha1.InstallPackage:
-		err = h.installPackages(ctx, h.Facts.OS.PackageManager)
-	default:
-		var rel versions.Release
-		if rel, err = install.Release(s); err == nil {
-			err = h.installBinaries(ctx, h.Facts.OS.PackageManager, rel.CRITools, rel.CNIPlugins)
-		}
-	}
+	files, err := hostFiles(h, s, n.r.Inputs, h.Facts.AdminConfPresent)
 	if err != nil {
 		return err
 	}
-	files, err := h.hostFiles(groupKubelet)
+	changed, err := installKubernetes(ctx, h, s, files, n.swapped || n.st.Kubelet != n.p.Target)
 	if err != nil {
 		return err
 	}
-	changed, err := h.UploadAll(ctx, files)
-	if err != nil {
-		return err
-	}
-	n.restart = changed > 0 || n.st.Kubelet != n.p.Target
+	n.restart = changed || n.st.Kubelet != n.p.Target
 	return nil
 }
 
+// restartKubelet: installKubernetes had systemd re-read the units first.
 func (n *nodeUpgrade) restartKubelet(ctx context.Context) error {
-	for _, argv := range [][]string{{"systemctl", "daemon-reload"}, {"systemctl", "restart", "kubelet"}} {
-		if _, err := n.h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "restart", "kubelet"}})
+	return err
 }
 
 // waitVersion waits until the node reports the target and, on a control plane, the kubelet has

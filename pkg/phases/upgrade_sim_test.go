@@ -103,18 +103,16 @@ func newUpCluster(t *testing.T, version string, names ...string) *upCluster {
 		uh.SetFile("/etc/kubernetes/admin.conf", []byte(testKubeconfig), 0o600, "root:root")
 		seedPKI(uh.Fake, uc.pki, cp)
 		// What create left: the kubelet's unit and drop-ins as rendered.
-		files, err := manifests.HostFiles(&c.Spec, h, facts.Host{Name: h.Name, Arch: "amd64", CgroupVersion: 2}, in)
+		files, err := manifests.RenderHostFiles(manifests.HostInput{Spec: &c.Spec, Host: h, Facts: facts.Host{Name: h.Name, Arch: "amd64", CgroupVersion: 2}, Inputs: in})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range files {
-			if groupOf(f.Path) == groupKubelet {
-				mode := f.Mode
-				if mode == 0 {
-					mode = 0o644
-				}
-				uh.SetFile(f.Path, f.Content, mode, "root:root")
+		for _, f := range files.Kubelet {
+			mode := f.Mode
+			if mode == 0 {
+				mode = 0o644
 			}
+			uh.SetFile(f.Path, f.Content, mode, "root:root")
 		}
 		uh.On(sshtest.Any()).Do(uh.handle)
 		uc.hosts[h.Name] = uh

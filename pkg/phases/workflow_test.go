@@ -38,6 +38,12 @@ type simCluster struct {
 
 func newSimCluster(t *testing.T) *simCluster {
 	t.Helper()
+	return newSimClusterWith(t, nil)
+}
+
+// newSimClusterWith is newSimCluster with the spec changed by mutate before it is defaulted.
+func newSimClusterWith(t *testing.T, mutate func(*v1alpha1.ClusterSpec)) *simCluster {
+	t.Helper()
 	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "sim"},
 		Spec: v1alpha1.ClusterSpec{
 			KubernetesVersion: "v1.34.10",
@@ -48,6 +54,9 @@ func newSimCluster(t *testing.T) *simCluster {
 				{Name: "w2", Address: "10.0.0.22", Role: v1alpha1.RoleWorker},
 			},
 		}}
+	if mutate != nil {
+		mutate(&c.Spec)
+	}
 	c.Default()
 	if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
@@ -168,6 +177,45 @@ func TestCreateOnFreshHosts(t *testing.T) {
 		if strings.Contains(again, forbidden) {
 			t.Errorf("converged re-run ran %q:\n%s", forbidden, again)
 		}
+	}
+}
+
+// TestKubeVIPAdminConfAfterInit: kube-vip on the first control plane gets super-admin.conf before
+// kubeadm init (admin.conf has no rights yet) and admin.conf once init is done; a re-run, which sees
+// admin.conf on the host, leaves the admin.conf pod alone.
+func TestKubeVIPAdminConfAfterInit(t *testing.T) {
+	sc := newSimClusterWith(t, func(s *v1alpha1.ClusterSpec) {
+		s.LoadBalancer = v1alpha1.LoadBalancer{Type: v1alpha1.LoadBalancerKubeVIP, VIP: "10.0.0.100"}
+	})
+	kubeconfigs := func(from int) []string {
+		var out []string
+		for _, c := range sc.hosts["cp1"].Calls()[from:] {
+			if c.Op == "write" && c.Path == manifests.KubeVIPPodPath {
+				switch {
+				case strings.Contains(string(c.File.Content), "path: /etc/kubernetes/super-admin.conf"):
+					out = append(out, "super-admin.conf")
+				case strings.Contains(string(c.File.Content), "path: /etc/kubernetes/admin.conf"):
+					out = append(out, "admin.conf")
+				default:
+					out = append(out, "?")
+				}
+			}
+		}
+		return out
+	}
+	if _, err := sc.run(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kubeconfigs(0), ", "); got != "super-admin.conf, admin.conf" {
+		t.Errorf("kube-vip pods written on cp1: %s, want super-admin.conf, admin.conf", got)
+	}
+	mark := sc.marks()
+	r, err := sc.run(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(kubeconfigs(mark["cp1"]), ", "); got != "admin.conf" || totalChanges(r) != 0 {
+		t.Errorf("re-run: kube-vip pods compared %s, changes %v; want admin.conf only, no change", got, r.Changes())
 	}
 }
 

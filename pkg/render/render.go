@@ -8,11 +8,14 @@
 //
 // To add output, write a Renderer and add it to Renderers: it receives the same Input as every
 // other and adds manifests.Files to the Output. The renderers it calls (kubeadm.File,
-// manifests.HostFiles, manifests.ClusterFiles, pki.Bundle.ControlPlaneFiles) are the ones the phases
-// upload from, so render shows what create writes from them. It does not show the files the phases
-// build or copy themselves: the package repository's apt sources or RPM .repo file and its signing
-// key (install.source package), binaries uploaded from a bundle, kubeadm init's marker
-// (facts.InitMarkerPath) and upgrade's UpgradeConfiguration (kubeadm.UpgradeFile).
+// manifests.RenderHostFiles, manifests.ClusterFiles, pki.Bundle.ControlPlaneFiles) are the ones the
+// phases upload from, so what render shows is what create writes, the package repository's sources
+// list or .repo file and key file included, as create first writes it: kube-vip on the first
+// control plane reads super-admin.conf until init is done, and create writes its pod again with
+// admin.conf then. Not shown, because they are not rendered files: what a host downloads itself
+// (the binaries, the repository's own signing key when the spec names no key file), binaries
+// copied from a bundle, and kubeadm init's marker (facts.InitMarkerPath). upgrade's
+// UpgradeConfiguration (kubeadm.UpgradeFile) belongs to upgrade, not create.
 package render
 
 import (
@@ -74,16 +77,17 @@ func Renderers() []Renderer {
 	}
 }
 
-// HostManifests adds every host's files from pkg/manifests (containerd, kubelet unit, sysctls, the
-// HA endpoint's static pods on control planes).
+// HostManifests adds every host's files from pkg/manifests, every group of them (sysctls,
+// containerd, the package repository, the kubelet's files, the HA endpoint's static pods on control
+// planes), as create writes them before kubeadm init.
 func HostManifests(in Input, out *Output) error {
 	spec := &in.Cluster.Spec
 	for _, h := range spec.Hosts {
-		files, err := manifests.HostFiles(spec, h, in.Facts[h.Name], in.Inputs)
+		files, err := manifests.RenderHostFiles(manifests.HostInput{Spec: spec, Host: h, Facts: in.Facts[h.Name], Inputs: in.Inputs})
 		if err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
-		out.AddHostFiles(h.Name, files...)
+		out.AddHostFiles(h.Name, files.All()...)
 	}
 	return nil
 }

@@ -100,14 +100,18 @@ func TestRenderKubeadmPerHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every host also gets its manifests, control planes the HA endpoint's static pods.
-	for host, want := range map[string]string{"cp1": "/etc/kubernetes/manifests/haproxy.yaml", "w1": "/etc/containerd/config.toml"} {
+	// Every host also gets its manifests, control planes the HA endpoint's static pods, and with
+	// install.source package (the default) every host the package repository create writes.
+	for _, tc := range []struct{ host, path string }{
+		{"cp1", "/etc/kubernetes/manifests/haproxy.yaml"}, {"w1", "/etc/containerd/config.toml"},
+		{"cp1", manifests.AptSourcesPath}, {"w1", manifests.AptSourcesPath},
+	} {
 		found := false
-		for _, f := range out.Hosts[host] {
-			found = found || f.Path == want
+		for _, f := range out.Hosts[tc.host] {
+			found = found || f.Path == tc.path
 		}
 		if !found {
-			t.Errorf("host %s lacks %s", host, want)
+			t.Errorf("host %s lacks %s", tc.host, tc.path)
 		}
 	}
 	if len(out.Cluster) == 0 || out.Cluster[0].Path != "cni.yaml" {

@@ -1,6 +1,7 @@
 package v1alpha1
 
 import (
+	"bytes"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -223,7 +224,7 @@ func checkOpenPGPKey(path string) error {
 	if err != nil {
 		return errors.New(describeFileError(err))
 	}
-	if strings.Contains(string(data), "-----BEGIN PGP PUBLIC KEY BLOCK-----") {
+	if ArmoredOpenPGPKey(data) {
 		return nil
 	}
 	// A binary (dearmored) OpenPGP public key packet starts with tag 6 in the old or new format.
@@ -231,6 +232,12 @@ func checkOpenPGPKey(path string) error {
 		return nil
 	}
 	return errors.New("not an OpenPGP public key (armored or binary)")
+}
+
+// ArmoredOpenPGPKey reports whether a key file install.packageRepositoryKeyFile names is
+// ASCII-armored (else it is a binary key, which CheckLocalInputs also accepts).
+func ArmoredOpenPGPKey(data []byte) bool {
+	return bytes.Contains(data, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----"))
 }
 
 func readable(path string) error {

@@ -171,7 +171,7 @@ type Install struct {
 	Source InstallSource `json:"source,omitempty"`
 	// PackageRepository is the base URL up to the minor: the installer appends /v1.34/deb/ (or /rpm/).
 	PackageRepository string `json:"packageRepository,omitempty"`
-	// PackageRepositoryKeyFile is a local ASCII-armored OpenPGP key that signs the repository.
+	// PackageRepositoryKeyFile is a local OpenPGP key (ASCII-armored or binary) that signs the repository.
 	// Default: the repository's own <base>/<minor>/deb/Release.key, fetched on the host.
 	PackageRepositoryKeyFile string `json:"packageRepositoryKeyFile,omitempty"`
 	// BinaryMirror serves kubeadm, kubelet and kubectl in dl.k8s.io's layout.
