@@ -14,6 +14,7 @@ import (
 	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 func typeMeta(kind string) metav1.TypeMeta {
@@ -66,7 +67,7 @@ func initConfiguration(in Input) (*kubeadmv1beta4.InitConfiguration, error) {
 // localAPIEndpoint pins the apiserver to the private address: with several NICs kubeadm would pick
 // the default-route interface, and without a default route it fails with "cannot use 0.0.0.0".
 func localAPIEndpoint(h v1alpha1.Host) kubeadmv1beta4.APIEndpoint {
-	return kubeadmv1beta4.APIEndpoint{AdvertiseAddress: h.NodeIP(), BindPort: APIServerPort}
+	return kubeadmv1beta4.APIEndpoint{AdvertiseAddress: h.NodeIP(), BindPort: constants.APIServerPort}
 }
 
 func clusterConfiguration(spec *v1alpha1.ClusterSpec) (*kubeadmv1beta4.ClusterConfiguration, field.ErrorList) {

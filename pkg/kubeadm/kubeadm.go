@@ -30,10 +30,6 @@ const (
 // CRISocket is containerd's CRI endpoint, the only runtime the installer sets up.
 const CRISocket = "unix:///run/containerd/containerd.sock"
 
-// APIServerPort is the port every apiserver binds on its own host; the endpoint may differ (8443
-// through haproxy).
-const APIServerPort = 6443
-
 // Input is everything one host's documents are rendered from.
 type Input struct {
 	// Spec is the defaulted, validated cluster spec.

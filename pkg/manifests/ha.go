@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 )
 
@@ -25,8 +26,6 @@ const (
 	KeepalivedPodPath    = StaticPodDir + "/keepalived.yaml"
 	HAProxyPodPath       = StaticPodDir + "/haproxy.yaml"
 	KubeVIPPodPath       = StaticPodDir + "/kube-vip.yaml"
-	// apiServerPort is where kubeadm's apiserver listens on every control plane.
-	apiServerPort = 6443
 )
 
 // haFiles renders the HA endpoint of one control plane for the spec's load balancer type.
@@ -106,7 +105,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 			// The first control plane is preferred; keepalived's priorities run 1-254.
 			prio = max(150-10*int32(i), 1)
 		}
-		backends = append(backends, haproxyBackend{Name: cp.Name, Address: net.JoinHostPort(cp.NodeIP(), strconv.Itoa(apiServerPort))})
+		backends = append(backends, haproxyBackend{Name: cp.Name, Address: net.JoinHostPort(cp.NodeIP(), strconv.Itoa(constants.APIServerPort))})
 	}
 	if prio == 0 {
 		return nil, fmt.Errorf("%s is not a control plane", host.Name)
@@ -123,7 +122,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 	if err != nil {
 		return nil, err
 	}
-	check, err := render("check_apiserver.sh.tmpl", struct{ APIServerPort int }{apiServerPort})
+	check, err := render("check_apiserver.sh.tmpl", struct{ APIServerPort int }{constants.APIServerPort})
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -320,8 +321,8 @@ func (v *validator) endpoint() {
 		v.add(field.Invalid(ep.Child("host"), s.ControlPlaneEndpoint.Host, "must be an IP address or a DNS name"))
 	}
 	v.port(ep.Child("port"), s.ControlPlaneEndpoint.Port)
-	if lb.Type == LoadBalancerKeepalivedHAProxy && s.ControlPlaneEndpoint.Port == DefaultAPIServerPort {
-		v.add(field.Invalid(ep.Child("port"), s.ControlPlaneEndpoint.Port, "haproxy runs on every control plane beside the apiserver, which owns 6443; use another port (default 8443)"))
+	if lb.Type == LoadBalancerKeepalivedHAProxy && s.ControlPlaneEndpoint.Port == constants.APIServerPort {
+		v.add(field.Invalid(ep.Child("port"), s.ControlPlaneEndpoint.Port, fmt.Sprintf("haproxy runs on every control plane beside the apiserver, which owns %d; use another port (default %d)", constants.APIServerPort, DefaultHAProxyPort)))
 	}
 	for i, san := range s.CertSANs {
 		if !isIPOrDNSName(strings.TrimPrefix(san, "*.")) {
