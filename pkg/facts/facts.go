@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 // Host is everything the installer knows about one machine.
@@ -53,27 +54,26 @@ type Host struct {
 	Assumed bool
 }
 
-// PKIDir is where kubeadm keeps (and adopts) a cluster's certificates on every node.
-const PKIDir = "/etc/kubernetes/pki"
+// PKIDir is constants.PKIDir, kept for pkg/phases.
+const PKIDir = constants.PKIDir
 
-// InitMarkerPath is the marker the installer writes on the first control plane before `kubeadm
-// init` and removes once init has completed: the only proof that a half-initialised control plane
-// is the installer's own unfinished work (kubeadm reset leaves /var/lib/installer alone).
-const InitMarkerPath = "/var/lib/installer/kubeadm-init.started"
+// InitMarkerPath is constants.InitMarker, kept for pkg/phases.
+const InitMarkerPath = constants.InitMarker
 
 // ClusterPaths are the files and directories whose presence says a host holds (part of) a kubeadm
-// control plane or node: kubeconfigs, control-plane static pods and etcd's data.
+// control plane or node: kubeconfigs, control-plane static pods and etcd's data. facts.sh spells
+// them out (a test compares).
 var ClusterPaths = []string{
-	"/etc/kubernetes/admin.conf",
-	"/etc/kubernetes/super-admin.conf",
-	"/etc/kubernetes/kubelet.conf",
-	"/etc/kubernetes/controller-manager.conf",
-	"/etc/kubernetes/scheduler.conf",
-	"/etc/kubernetes/manifests/etcd.yaml",
-	"/etc/kubernetes/manifests/kube-apiserver.yaml",
-	"/etc/kubernetes/manifests/kube-controller-manager.yaml",
-	"/etc/kubernetes/manifests/kube-scheduler.yaml",
-	"/var/lib/etcd/member",
+	constants.AdminConf,
+	constants.SuperAdminConf,
+	constants.KubeletConf,
+	constants.ControllerManagerConf,
+	constants.SchedulerConf,
+	constants.EtcdManifest,
+	constants.KubeAPIServerManifest,
+	constants.KubeControllerManagerManifest,
+	constants.KubeSchedulerManifest,
+	constants.EtcdDataDir + "/member",
 }
 
 // ClusterFiles is what a host holds of a kubeadm cluster, read before anything is changed.

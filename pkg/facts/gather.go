@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -82,9 +83,9 @@ func Parse(out string) (Host, error) {
 	h.Packages, h.HeldPackages = parsePackages(sections["packages"])
 	for _, f := range sections["files"] {
 		switch strings.TrimSpace(f) {
-		case "/etc/kubernetes/kubelet.conf":
+		case constants.KubeletConf:
 			h.KubeletConfPresent = true
-		case "/etc/kubernetes/admin.conf":
+		case constants.AdminConf:
 			h.AdminConfPresent = true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/pki"
@@ -75,7 +76,7 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 		switch {
 		case caErr != nil:
 			errs = append(errs, &Refusal{Host: h.Name, Fix: "If these are leftovers of an old cluster, reset the host first (installer reset --host " + h.Name + ", or kubeadm reset)",
-				Reason: fmt.Sprintf("holds files of a kubeadm cluster (%s) but %s (%v), so it cannot be told which cluster they belong to", strings.Join(holdings(f), ", "), facts.PKIDir+"/ca.crt", caErr)})
+				Reason: fmt.Sprintf("holds files of a kubeadm cluster (%s) but %s (%v), so it cannot be told which cluster they belong to", strings.Join(holdings(f), ", "), constants.PKIDir+"/ca.crt", caErr)})
 		case local == nil:
 			errs = append(errs, &Refusal{Host: h.Name, Fix: recoverFix,
 				Reason: fmt.Sprintf("is part of an existing cluster (cluster CA %s), but the state directory %s has no PKI", hostCA, stateDir)})
@@ -86,7 +87,7 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 			var differ []string
 			for _, name := range sortedKeys(f.PKISums) {
 				if w, ok := want[name]; ok && w != f.PKISums[name] {
-					differ = append(differ, fmt.Sprintf("%s/%s (sha256 %s, the state directory's %s)", facts.PKIDir, name, short(f.PKISums[name]), short(w)))
+					differ = append(differ, fmt.Sprintf("%s/%s (sha256 %s, the state directory's %s)", constants.PKIDir, name, short(f.PKISums[name]), short(w)))
 				}
 			}
 			if len(differ) > 0 {
@@ -113,7 +114,7 @@ func hostCAFingerprint(f facts.ClusterFiles) (string, error) {
 func holdings(f facts.ClusterFiles) []string {
 	out := slices.Clone(f.Present)
 	for _, name := range sortedKeys(f.PKISums) {
-		out = append(out, facts.PKIDir+"/"+name)
+		out = append(out, constants.PKIDir+"/"+name)
 	}
 	return out
 }
@@ -158,7 +159,7 @@ type InitEvidence struct {
 func Init(id Identity, ev InitEvidence) (InitAction, error) {
 	m := ev.Files.InitMarker
 	if m != nil && (m.Cluster != id.Cluster || m.CAFingerprint != id.CAFingerprint) {
-		return 0, &Refusal{Host: ev.Host, Fix: "Remove " + facts.InitMarkerPath + " only if you know the host is not in use",
+		return 0, &Refusal{Host: ev.Host, Fix: "Remove " + constants.InitMarker + " only if you know the host is not in use",
 			Reason: fmt.Sprintf("holds the installer's init marker of another cluster (%s, CA %s; this one is %s, CA %s)", m.Cluster, m.CAFingerprint, id.Cluster, id.CAFingerprint)}
 	}
 	if ev.Complete {
@@ -168,8 +169,8 @@ func Init(id Identity, ev InitEvidence) (InitAction, error) {
 		if len(ev.Files.Present) == 0 {
 			return InitRun, nil
 		}
-		if slices.Contains(ev.Files.Present, "/etc/kubernetes/admin.conf") {
-			return 0, &Refusal{Host: ev.Host, Fix: "Look at the kubelet (journalctl -u kubelet), the static pods (crictl ps -a; /var/log/pods/kube-system_kube-apiserver-*, kube-system_etcd-*) and the manifests in /etc/kubernetes/manifests, bring the API server back, and run again",
+		if slices.Contains(ev.Files.Present, constants.AdminConf) {
+			return 0, &Refusal{Host: ev.Host, Fix: "Look at the kubelet (journalctl -u kubelet), the static pods (crictl ps -a; /var/log/pods/kube-system_kube-apiserver-*, kube-system_etcd-*) and the manifests in " + constants.StaticPodDir + ", bring the API server back, and run again",
 				Reason: fmt.Sprintf("initialised a cluster on an earlier run, but its API server does not answer (%s); the installer never re-initialises a control plane it cannot prove is its own unfinished work", ev.Check)}
 		}
 		return 0, &Refusal{Host: ev.Host, Fix: "If they are leftovers, reset the host first (installer reset --host " + ev.Host + ", or kubeadm reset)",
