@@ -57,6 +57,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"installer.dev/installer/lab/images"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/phases"
 	"installer.dev/installer/pkg/pki"
 )
@@ -538,7 +539,7 @@ func (h *hostileLab) takePrint(t *testing.T, k kubernetes.Interface) clusterPrin
 	}
 	p.Objects["deployment/"+hostileNS+"/web"] = fmt.Sprintf("%s generation %d", d.UID, d.Generation)
 	for _, cp := range h.cps {
-		p.PKI[cp] = h.ssh(cp, "sudo sha256sum "+pki.HostDir+"/ca.crt "+pki.HostDir+"/"+pki.SAPubName)
+		p.PKI[cp] = h.ssh(cp, "sudo sha256sum "+constants.PKIDir+"/ca.crt "+constants.PKIDir+"/"+pki.SAPubName)
 	}
 	p.Members = h.etcdMembers(t, h.cps[0])
 	return p
@@ -710,7 +711,7 @@ func (b *backgroundRun) Stderr() string {
 // hostCAFingerprint reads the cluster CA on a host and returns its fingerprint.
 func (h *hostileLab) hostCAFingerprint(t *testing.T, host string) string {
 	t.Helper()
-	return pemFingerprint(t, []byte(h.ssh(host, "sudo cat "+pki.HostDir+"/ca.crt")))
+	return pemFingerprint(t, []byte(h.ssh(host, "sudo cat "+constants.PKIDir+"/ca.crt")))
 }
 
 // certFingerprint is how refusals name a CA: "sha256:" and the lowercase hex SHA-256 of its DER.
