@@ -91,7 +91,7 @@ func clusterConfiguration(spec *v1alpha1.ClusterSpec) (*kubeadmv1beta4.ClusterCo
 		DNS:               kubeadmv1beta4.DNS{ImageMeta: dns},
 	}
 	if etcd != (kubeadmv1beta4.ImageMeta{}) {
-		c.Etcd.Local = &kubeadmv1beta4.LocalEtcd{ImageMeta: etcd, DataDir: "/var/lib/etcd"}
+		c.Etcd.Local = &kubeadmv1beta4.LocalEtcd{ImageMeta: etcd, DataDir: constants.EtcdDataDir}
 	}
 	return c, errs
 }

@@ -12,12 +12,13 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 // CCM Secret names and where the cloud config is mounted.
 const (
 	CCMCloudConfigSecret = "cloud-controller-manager-config"
-	ccmCloudConfigDir    = "/etc/kubernetes/cloud-config"
+	ccmCloudConfigDir    = constants.KubernetesDir + "/cloud-config"
 	ccmDefaultSecurePort = 10258
 )
 

@@ -17,15 +17,15 @@ import (
 	"installer.dev/installer/pkg/facts"
 )
 
-// Paths of the HA endpoint's files on control planes. kubeadm reset empties StaticPodDir, so a
-// control plane that joins again needs them laid down again.
+// Paths of the HA endpoint's files on control planes. kubeadm reset empties the static pod
+// directory, so a control plane that joins again needs them laid down again.
 const (
 	KeepalivedConfigPath = "/etc/keepalived/keepalived.conf"
 	KeepalivedCheckPath  = "/etc/keepalived/check_apiserver.sh"
 	HAProxyConfigPath    = "/etc/haproxy/haproxy.cfg"
-	KeepalivedPodPath    = StaticPodDir + "/keepalived.yaml"
-	HAProxyPodPath       = StaticPodDir + "/haproxy.yaml"
-	KubeVIPPodPath       = StaticPodDir + "/kube-vip.yaml"
+	KeepalivedPodPath    = constants.StaticPodDir + "/keepalived.yaml"
+	HAProxyPodPath       = constants.StaticPodDir + "/haproxy.yaml"
+	KubeVIPPodPath       = constants.StaticPodDir + "/kube-vip.yaml"
 )
 
 // haFiles renders the HA endpoint of one control plane for the spec's load balancer type.
@@ -208,9 +208,9 @@ func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host) ([]Fi
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := "/etc/kubernetes/admin.conf"
+	kubeconfig := constants.AdminConf
 	if cps := spec.ControlPlanes(); len(cps) > 0 && cps[0].Name == host.Name && !f.AdminConfPresent {
-		kubeconfig = "/etc/kubernetes/super-admin.conf"
+		kubeconfig = constants.SuperAdminConf
 	}
 	env := []corev1.EnvVar{
 		{Name: "vip_arp", Value: "true"},
@@ -235,7 +235,7 @@ func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host) ([]Fi
 		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{
 			Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"},
 		}},
-	}, hostFileMount("kubeconfig", kubeconfig, "/etc/kubernetes/admin.conf", true))
+	}, hostFileMount("kubeconfig", kubeconfig, constants.AdminConf, true))
 	// kube-vip reaches the local apiserver as "kubernetes" before the VIP exists.
 	pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"kubernetes"}}}
 	b, err := marshalPod(pod)

@@ -13,7 +13,6 @@ import (
 const (
 	KubeletUnitPath      = "/etc/systemd/system/kubelet.service"
 	KubeletDropInPath    = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
-	StaticPodDir         = "/etc/kubernetes/manifests"
 	SysctlPath           = "/etc/sysctl.d/99-kubernetes.conf"
 	ModulesLoadPath      = "/etc/modules-load.d/kubernetes.conf"
 	ContainerdProxyPath  = "/etc/systemd/system/containerd.service.d/http-proxy.conf"

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/versions"
 )
@@ -151,7 +152,7 @@ func TestKeepalivedHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range mustHostFiles(t, s, s.Hosts[2], in) {
-		if strings.HasPrefix(w.Path, StaticPodDir) {
+		if strings.HasPrefix(w.Path, constants.StaticPodDir) {
 			t.Errorf("worker got %s", w.Path)
 		}
 	}

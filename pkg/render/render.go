@@ -12,7 +12,7 @@
 // upload from, so render shows what create writes from them. It does not show the files the phases
 // build or copy themselves: the package repository's apt sources or RPM .repo file and its signing
 // key (install.source package), binaries uploaded from a bundle, kubeadm init's marker
-// (facts.InitMarkerPath) and upgrade's UpgradeConfiguration (kubeadm.UpgradeFile).
+// (constants.InitMarker) and upgrade's UpgradeConfiguration (kubeadm.UpgradeFile).
 package render
 
 import (
