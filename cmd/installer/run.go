@@ -75,7 +75,7 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 	if err != nil {
 		return nil, exitcode.New(exitcode.InvalidInput, err)
 	}
-	r.StateDir = ls.StateDir
+	r.StateDir = ls.StateDir.String()
 	r.PKI, r.PKIGenerated, r.Local = local.PKI, local.PKIGenerated, local
 	r.Inputs = inputs
 	r.DryRun = dryRun
