@@ -4,6 +4,7 @@
 package facts
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -141,8 +142,32 @@ func (h Host) Listening(p int) bool {
 type OS struct {
 	ID        string // debian, ubuntu, rhel, rocky, ...
 	VersionID string // 12, 22.04, 9.4
-	// PackageManager is apt, dnf or yum.
-	PackageManager string
+	// PackageManager is apt, dnf or yum ("" when the distribution is unknown).
+	PackageManager PackageManager
+}
+
+// PackageManager is a host's package manager, by the name of its command.
+type PackageManager string
+
+// The package managers the installer drives.
+const (
+	Apt PackageManager = "apt"
+	DNF PackageManager = "dnf"
+	YUM PackageManager = "yum"
+)
+
+// Deb reports whether p installs Debian packages (apt).
+func (p PackageManager) Deb() bool { return p == Apt }
+
+// RPM reports whether p installs RPM packages (dnf, yum).
+func (p PackageManager) RPM() bool { return p == DNF || p == YUM }
+
+// Check returns nil for a package manager the installer drives and the error to report otherwise.
+func (p PackageManager) Check() error {
+	if p.Deb() || p.RPM() {
+		return nil
+	}
+	return fmt.Errorf("no supported package manager (found %q)", string(p))
 }
 
 // Interface is one network interface and its addresses (CIDR notation).
@@ -186,7 +211,7 @@ func Assumed(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) Host {
 	return Host{
 		Name:                  h.Name,
 		Hostname:              h.Name,
-		OS:                    OS{ID: "debian", VersionID: "12", PackageManager: "apt"},
+		OS:                    OS{ID: "debian", VersionID: "12", PackageManager: Apt},
 		Arch:                  "amd64",
 		CgroupVersion:         2,
 		InitSystem:            "systemd",

@@ -114,11 +114,11 @@ func parseOSRelease(lines []string) OS {
 	}
 	switch o.ID {
 	case "debian", "ubuntu":
-		o.PackageManager = "apt"
+		o.PackageManager = Apt
 	case "rhel", "rocky", "almalinux", "centos", "fedora", "ol":
-		o.PackageManager = "dnf"
+		o.PackageManager = DNF
 		if major, _, _ := strings.Cut(o.VersionID, "."); major == "7" {
-			o.PackageManager = "yum"
+			o.PackageManager = YUM
 		}
 	}
 	return o

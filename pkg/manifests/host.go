@@ -92,7 +92,7 @@ func HostFiles(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, in 
 
 // kubeletEnvPath is where the distribution's kubelet package keeps KUBELET_EXTRA_ARGS.
 func kubeletEnvPath(f facts.Host) string {
-	if f.OS.PackageManager == "dnf" || f.OS.PackageManager == "yum" {
+	if f.OS.PackageManager.RPM() {
 		return redhatKubeletEnvPath
 	}
 	return debianKubeletEnvPath

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -94,7 +95,7 @@ func (h *Host) installed(ctx context.Context) (map[string]string, error) {
 }
 
 // installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version.
-func (h *Host) installBinaries(ctx context.Context, pm, crictlVersion, cniVersion string) error {
+func (h *Host) installBinaries(ctx context.Context, pm facts.PackageManager, crictlVersion, cniVersion string) error {
 	s := &h.in.Cluster.Spec
 	arch := h.Facts.Arch
 	state, err := h.installed(ctx)

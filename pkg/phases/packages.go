@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -117,7 +118,7 @@ func upstreamVersion(v string) string {
 
 // installPackages adds the Kubernetes package repository of the spec's minor and installs what is
 // not at the pinned version (apt: held, so an unattended upgrade cannot move the cluster).
-func (h *Host) installPackages(ctx context.Context, pm string) error {
+func (h *Host) installPackages(ctx context.Context, pm facts.PackageManager) error {
 	want, err := install.KubePackageVersions(&h.in.Cluster.Spec)
 	if err != nil {
 		return err
@@ -244,7 +245,7 @@ func (h *Host) missingPrerequisites(ctx context.Context) ([]string, error) {
 // installRPMPackages is the same logic for dnf and yum: a repository file whose exclude= keeps a
 // routine `dnf upgrade` from moving the cluster (the installer lifts it per call), and only the
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
-func (h *Host) installRPMPackages(ctx context.Context, pm string, want map[string]string) error {
+func (h *Host) installRPMPackages(ctx context.Context, pm facts.PackageManager, want map[string]string) error {
 	s := &h.in.Cluster.Spec
 	rel, err := install.Release(s)
 	if err != nil {
