@@ -565,13 +565,12 @@ func (v *validator) cni() {
 	}
 }
 
-var cloudProviders = []CloudProviderName{CloudNone, CloudAWS, CloudOpenStack, CloudHetzner, CloudDigitalOcean, CloudVSphere, CloudCustom}
-
 func (v *validator) cloud() {
 	cp := v.c.Spec.CloudProvider
 	p := specPath.Child("cloudProvider")
-	if !containsT(cloudProviders, cp.Name) {
-		v.add(field.NotSupported(p.Child("name"), cp.Name, cloudProviders))
+	preset, ok := CloudPresetFor(cp.Name)
+	if !ok && cp.Name != CloudNone {
+		v.add(field.NotSupported(p.Child("name"), cp.Name, cloudProviderNames()))
 		return
 	}
 	if cp.Name == CloudNone {
@@ -603,52 +602,26 @@ func (v *validator) cloud() {
 		}
 	}
 	hasCreds := cp.CredentialsSecret != "" || len(cp.CredentialsEnv) > 0
-	need := CloudPresetNeeds(cp.Name)
-	if need.Image && cp.Image == "" {
+	if preset.NeedsImage && cp.Image == "" {
 		v.add(field.Required(p.Child("image"), fmt.Sprintf("provider %s has no preset image", cp.Name)))
 	}
-	if need.Args && len(cp.Args) == 0 {
+	if preset.NeedsArgs && len(cp.Args) == 0 {
 		v.add(field.Required(p.Child("args"), fmt.Sprintf("provider %s passes exactly these flags (for example --cloud-provider=<name>)", cp.Name)))
 	}
-	if need.CloudConfig && cp.CloudConfigFile == "" {
+	if preset.NeedsCloudConfig && cp.CloudConfigFile == "" {
 		v.add(field.Required(p.Child("cloudConfigFile"), fmt.Sprintf("provider %s reads its cloud config", cp.Name)))
 	}
-	if len(need.CredentialKeys) > 0 {
+	if keys := preset.CredentialKeys(); len(keys) > 0 {
 		if !hasCreds {
-			v.add(field.Required(p.Child("credentialsEnv"), fmt.Sprintf("provider %s needs credentials: keys %s from environment variables, or credentialsSecret naming an existing Secret", cp.Name, strings.Join(need.CredentialKeys, ", "))))
+			v.add(field.Required(p.Child("credentialsEnv"), fmt.Sprintf("provider %s needs credentials: keys %s from environment variables, or credentialsSecret naming an existing Secret", cp.Name, strings.Join(keys, ", "))))
 		} else if len(cp.CredentialsEnv) > 0 {
-			for _, k := range need.CredentialKeys {
+			for _, k := range keys {
 				if _, ok := cp.CredentialsEnv[k]; !ok {
 					v.add(field.Required(p.Child("credentialsEnv").Key(k), fmt.Sprintf("provider %s reads key %s", cp.Name, k)))
 				}
 			}
 		}
 	}
-}
-
-// PresetNeeds is what a cloud provider preset requires from the spec.
-type PresetNeeds struct {
-	Image, Args, CloudConfig bool
-	// CredentialKeys are the keys the provider's credentials Secret must hold.
-	CredentialKeys []string
-}
-
-// CloudPresetNeeds lists what each preset needs; the manifests renderer and docs/spec.md follow it.
-func CloudPresetNeeds(name CloudProviderName) PresetNeeds {
-	switch name {
-	case CloudCustom:
-		return PresetNeeds{Image: true, Args: true}
-	case CloudOpenStack:
-		return PresetNeeds{CloudConfig: true}
-	case CloudVSphere:
-		return PresetNeeds{CloudConfig: true, CredentialKeys: []string{"password", "username"}}
-	case CloudHetzner:
-		return PresetNeeds{CredentialKeys: []string{"token"}}
-	case CloudDigitalOcean:
-		return PresetNeeds{CredentialKeys: []string{"access-token"}}
-	}
-	// aws: credentials come from the instance profile by default; a Secret is optional.
-	return PresetNeeds{}
 }
 
 func (v *validator) addons() {
