@@ -10,6 +10,7 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -85,7 +86,7 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 				Reason: fmt.Sprintf("belongs to another cluster: its cluster CA is %s, the state directory %s holds %s", hostCA, stateDir, localCA)})
 		default:
 			var differ []string
-			for _, name := range sortedKeys(f.PKISums) {
+			for _, name := range slices.Sorted(maps.Keys(f.PKISums)) {
 				if w, ok := want[name]; ok && w != f.PKISums[name] {
 					differ = append(differ, fmt.Sprintf("%s/%s (sha256 %s, the state directory's %s)", constants.PKIDir, name, short(f.PKISums[name]), short(w)))
 				}
@@ -113,7 +114,7 @@ func hostCAFingerprint(f facts.ClusterFiles) (string, error) {
 
 func holdings(f facts.ClusterFiles) []string {
 	out := slices.Clone(f.Present)
-	for _, name := range sortedKeys(f.PKISums) {
+	for _, name := range slices.Sorted(maps.Keys(f.PKISums)) {
 		out = append(out, constants.PKIDir+"/"+name)
 	}
 	return out
@@ -185,15 +186,6 @@ func Init(id Identity, ev InitEvidence) (InitAction, error) {
 			Reason: fmt.Sprintf("has an unfinished kubeadm init, but etcd lists the members %s: the cluster is in use", strings.Join(ev.EtcdMembers, ", "))}
 	}
 	return InitRetry, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func short(sum string) string {

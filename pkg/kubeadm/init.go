@@ -2,7 +2,9 @@ package kubeadm
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -122,7 +124,7 @@ func CertSANs(spec *v1alpha1.ClusterSpec) []string {
 		add(h.PrivateAddress)
 		add(h.Name)
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // args turns a flag map into v1beta4's {name, value} list, sorted by name for stable output.
@@ -131,19 +133,10 @@ func args(m map[string]string) []kubeadmv1beta4.Arg {
 		return nil
 	}
 	out := make([]kubeadmv1beta4.Arg, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, kubeadmv1beta4.Arg{Name: k, Value: m[k]})
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Taint keys kubeadm and the cloud provider use.
@@ -203,7 +196,7 @@ func kubeletArgs(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) map[string]string 
 	m[flagNodeIP] = h.NodeIP()
 	if len(h.Labels) > 0 {
 		var kv []string
-		for _, k := range sortedKeys(h.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 			kv = append(kv, k+"="+h.Labels[k])
 		}
 		m[flagNodeLabels] = strings.Join(kv, ",")
@@ -226,5 +219,5 @@ func ignorePreflightErrors(spec *v1alpha1.ClusterSpec) []string {
 	if len(set) == 0 {
 		return nil
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }

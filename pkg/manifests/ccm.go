@@ -2,7 +2,9 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,7 +125,7 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 	credSecret := cp.CredentialsSecret // an existing Secret the user manages
 	if len(cp.CredentialsEnv) > 0 {
 		creds := map[string]string{}
-		for _, k := range sortedKeys(cp.CredentialsEnv) {
+		for _, k := range slices.Sorted(maps.Keys(cp.CredentialsEnv)) {
 			v, ok := in.CloudCredentials[k]
 			if !ok || v == "" {
 				return nil, fmt.Errorf("spec.cloudProvider.credentialsEnv[%s]: environment variable %s is empty or unset", k, cp.CredentialsEnv[k])
@@ -244,13 +246,4 @@ func vsphereSecretKeys(p v1alpha1.CloudPreset, cloudConfig []byte, creds map[str
 		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

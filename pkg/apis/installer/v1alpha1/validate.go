@@ -3,10 +3,11 @@ package v1alpha1
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -153,7 +154,7 @@ func (v *validator) hosts() {
 
 		// One label at a time in key order: ValidateLabels walks a map, and errors must come in a
 		// stable order.
-		for _, k := range sortedKeys(h.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 			v.add(metav1validation.ValidateLabels(map[string]string{k: h.Labels[k]}, hp.Child("labels"))...)
 		}
 		for j, t := range h.Taints {
@@ -465,7 +466,7 @@ func (v *validator) images() {
 	if !isImageRepository(im.Repository) {
 		v.add(field.Invalid(p.Child("repository"), im.Repository, "must be a registry host with an optional path, such as registry.k8s.io or mirror.example.com:5000/k8s"))
 	}
-	for _, reg := range sortedKeys(im.Mirrors) {
+	for _, reg := range slices.Sorted(maps.Keys(im.Mirrors)) {
 		rp := p.Child("mirrors").Key(reg)
 		if !isRegistryHost(reg) {
 			v.add(field.Invalid(rp, reg, "must be a registry host such as docker.io or registry.example.com:5000"))
@@ -489,7 +490,7 @@ func (v *validator) images() {
 			}
 		}
 	}
-	for _, from := range sortedKeys(im.Overrides) {
+	for _, from := range slices.Sorted(maps.Keys(im.Overrides)) {
 		to := im.Overrides[from]
 		op := p.Child("overrides").Key(from)
 		if !isImageRef(from) {
@@ -512,7 +513,7 @@ func (v *validator) components() {
 		{specPath.Child("controllerManager", "extraArgs"), s.ControllerManager.ExtraArgs},
 		{specPath.Child("scheduler", "extraArgs"), s.Scheduler.ExtraArgs},
 	} {
-		for _, k := range sortedKeys(c.args) {
+		for _, k := range slices.Sorted(maps.Keys(c.args)) {
 			if k == "" || strings.HasPrefix(k, "-") || strings.ContainsAny(k, "= \t\n") {
 				v.add(field.Invalid(c.path.Key(k), k, "a flag name without leading dashes, such as max-pods"))
 			}
@@ -587,7 +588,7 @@ func (v *validator) cloud() {
 	if cp.Image != "" && !isImageRef(cp.Image) {
 		v.add(field.Invalid(p.Child("image"), cp.Image, "must be an image reference"))
 	}
-	for _, k := range sortedKeys(cp.CredentialsEnv) {
+	for _, k := range slices.Sorted(maps.Keys(cp.CredentialsEnv)) {
 		for _, msg := range validation.IsConfigMapKey(k) {
 			v.add(field.Invalid(p.Child("credentialsEnv").Key(k), k, msg))
 		}
@@ -665,15 +666,6 @@ func isImageRepository(s string) bool {
 
 func isImageRef(s string) bool {
 	return s != "" && !strings.ContainsAny(s, " \t\n") && !strings.HasPrefix(s, "/") && !strings.HasSuffix(s, ":")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func contains(list []string, s string) bool {
