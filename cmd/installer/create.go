@@ -30,7 +30,7 @@ func (a *app) createCluster(ctx context.Context, dryRun bool) error {
 		return err
 	}
 	if err == nil {
-		fmt.Fprintf(a.streams.Err, "cluster %s is ready; admin kubeconfig: %s\n", ls.Cluster.Metadata.Name, phases.AdminConfPath(ls.StateDir))
+		fmt.Fprintf(a.streams.Err, "cluster %s is ready; admin kubeconfig: %s\n", ls.Cluster.Metadata.Name, ls.StateDir.AdminConf())
 	}
 	return err
 }

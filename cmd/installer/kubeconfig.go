@@ -21,7 +21,7 @@ func (a *app) kubeconfig(ctx context.Context, merge bool) error {
 	if err != nil {
 		return err
 	}
-	path := phases.AdminConfPath(ls.StateDir)
+	path := ls.StateDir.AdminConf()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if errs := a.checkEnvironment(ls); errs != nil {

@@ -350,7 +350,7 @@ func TestInterruptExits130AndReleasesLock(t *testing.T) {
 	if code != 130 {
 		t.Fatalf("exit %d, want 130\n%s", code, errb.String())
 	}
-	lock, err := state.Acquire(stateDir)
+	lock, err := state.Acquire(state.Dir(stateDir))
 	if err != nil {
 		t.Fatalf("the lock is still held after the interrupted run: %v", err)
 	}

@@ -58,7 +58,7 @@ func (a *app) render(ctx context.Context, ls *loadedSpec, outDir string) error {
 		if bundle, err = pki.Generate(pki.Options{}); err != nil {
 			return err
 		}
-		fmt.Fprintf(a.streams.Err, "note: %s has no PKI; rendered with a throw-away PKI (create generates the cluster's own)\n", local.PKIDir())
+		fmt.Fprintf(a.streams.Err, "note: %s has no PKI; rendered with a throw-away PKI (create generates the cluster's own)\n", local.Dir.PKI())
 	}
 	// A real token, as create would make: the files on disk show the placeholder instead (Display).
 	token, err := kubeadm.GenerateToken()

@@ -18,7 +18,7 @@ import (
 type loadedSpec struct {
 	Cluster  *v1alpha1.Cluster
 	Path     string
-	StateDir string
+	StateDir state.Dir
 }
 
 // loadSpec runs the whole offline pipeline. Every problem is reported at once, warnings go to stderr
@@ -52,7 +52,7 @@ func (a *app) loadSpecChecking(checkLocal func(*v1alpha1.Cluster) field.ErrorLis
 	if len(errs) > 0 {
 		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: path, errs: errs})
 	}
-	dir := a.global.StateDir
+	dir := state.Dir(a.global.StateDir)
 	if dir == "" {
 		if dir, err = state.DefaultDir(c.Metadata.Name, a.env.Getenv, a.env.Home); err != nil {
 			return nil, exitcode.New(exitcode.InvalidInput, err)

@@ -4,10 +4,12 @@
 package facts
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 // Host is everything the installer knows about one machine.
@@ -53,27 +55,26 @@ type Host struct {
 	Assumed bool
 }
 
-// PKIDir is where kubeadm keeps (and adopts) a cluster's certificates on every node.
-const PKIDir = "/etc/kubernetes/pki"
+// PKIDir is constants.PKIDir, kept for pkg/phases.
+const PKIDir = constants.PKIDir
 
-// InitMarkerPath is the marker the installer writes on the first control plane before `kubeadm
-// init` and removes once init has completed: the only proof that a half-initialised control plane
-// is the installer's own unfinished work (kubeadm reset leaves /var/lib/installer alone).
-const InitMarkerPath = "/var/lib/installer/kubeadm-init.started"
+// InitMarkerPath is constants.InitMarker, kept for pkg/phases.
+const InitMarkerPath = constants.InitMarker
 
 // ClusterPaths are the files and directories whose presence says a host holds (part of) a kubeadm
-// control plane or node: kubeconfigs, control-plane static pods and etcd's data.
+// control plane or node: kubeconfigs, control-plane static pods and etcd's data. facts.sh spells
+// them out (a test compares).
 var ClusterPaths = []string{
-	"/etc/kubernetes/admin.conf",
-	"/etc/kubernetes/super-admin.conf",
-	"/etc/kubernetes/kubelet.conf",
-	"/etc/kubernetes/controller-manager.conf",
-	"/etc/kubernetes/scheduler.conf",
-	"/etc/kubernetes/manifests/etcd.yaml",
-	"/etc/kubernetes/manifests/kube-apiserver.yaml",
-	"/etc/kubernetes/manifests/kube-controller-manager.yaml",
-	"/etc/kubernetes/manifests/kube-scheduler.yaml",
-	"/var/lib/etcd/member",
+	constants.AdminConf,
+	constants.SuperAdminConf,
+	constants.KubeletConf,
+	constants.ControllerManagerConf,
+	constants.SchedulerConf,
+	constants.EtcdManifest,
+	constants.KubeAPIServerManifest,
+	constants.KubeControllerManagerManifest,
+	constants.KubeSchedulerManifest,
+	constants.EtcdDataDir + "/member",
 }
 
 // ClusterFiles is what a host holds of a kubeadm cluster, read before anything is changed.
@@ -141,8 +142,32 @@ func (h Host) Listening(p int) bool {
 type OS struct {
 	ID        string // debian, ubuntu, rhel, rocky, ...
 	VersionID string // 12, 22.04, 9.4
-	// PackageManager is apt, dnf or yum.
-	PackageManager string
+	// PackageManager is apt, dnf or yum ("" when the distribution is unknown).
+	PackageManager PackageManager
+}
+
+// PackageManager is a host's package manager, by the name of its command.
+type PackageManager string
+
+// The package managers the installer drives.
+const (
+	Apt PackageManager = "apt"
+	DNF PackageManager = "dnf"
+	YUM PackageManager = "yum"
+)
+
+// Deb reports whether p installs Debian packages (apt).
+func (p PackageManager) Deb() bool { return p == Apt }
+
+// RPM reports whether p installs RPM packages (dnf, yum).
+func (p PackageManager) RPM() bool { return p == DNF || p == YUM }
+
+// Check returns nil for a package manager the installer drives and the error to report otherwise.
+func (p PackageManager) Check() error {
+	if p.Deb() || p.RPM() {
+		return nil
+	}
+	return fmt.Errorf("no supported package manager (found %q)", string(p))
 }
 
 // Interface is one network interface and its addresses (CIDR notation).
@@ -186,7 +211,7 @@ func Assumed(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) Host {
 	return Host{
 		Name:                  h.Name,
 		Hostname:              h.Name,
-		OS:                    OS{ID: "debian", VersionID: "12", PackageManager: "apt"},
+		OS:                    OS{ID: "debian", VersionID: "12", PackageManager: Apt},
 		Arch:                  "amd64",
 		CgroupVersion:         2,
 		InitSystem:            "systemd",

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -82,9 +83,9 @@ func Parse(out string) (Host, error) {
 	h.Packages, h.HeldPackages = parsePackages(sections["packages"])
 	for _, f := range sections["files"] {
 		switch strings.TrimSpace(f) {
-		case "/etc/kubernetes/kubelet.conf":
+		case constants.KubeletConf:
 			h.KubeletConfPresent = true
-		case "/etc/kubernetes/admin.conf":
+		case constants.AdminConf:
 			h.AdminConfPresent = true
 		}
 	}
@@ -113,11 +114,11 @@ func parseOSRelease(lines []string) OS {
 	}
 	switch o.ID {
 	case "debian", "ubuntu":
-		o.PackageManager = "apt"
+		o.PackageManager = Apt
 	case "rhel", "rocky", "almalinux", "centos", "fedora", "ol":
-		o.PackageManager = "dnf"
+		o.PackageManager = DNF
 		if major, _, _ := strings.Cut(o.VersionID, "."); major == "7" {
-			o.PackageManager = "yum"
+			o.PackageManager = YUM
 		}
 	}
 	return o

@@ -10,9 +10,11 @@ package guard
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/pki"
@@ -75,7 +77,7 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 		switch {
 		case caErr != nil:
 			errs = append(errs, &Refusal{Host: h.Name, Fix: "If these are leftovers of an old cluster, reset the host first (installer reset --host " + h.Name + ", or kubeadm reset)",
-				Reason: fmt.Sprintf("holds files of a kubeadm cluster (%s) but %s (%v), so it cannot be told which cluster they belong to", strings.Join(holdings(f), ", "), facts.PKIDir+"/ca.crt", caErr)})
+				Reason: fmt.Sprintf("holds files of a kubeadm cluster (%s) but %s (%v), so it cannot be told which cluster they belong to", strings.Join(holdings(f), ", "), constants.PKIDir+"/ca.crt", caErr)})
 		case local == nil:
 			errs = append(errs, &Refusal{Host: h.Name, Fix: recoverFix,
 				Reason: fmt.Sprintf("is part of an existing cluster (cluster CA %s), but the state directory %s has no PKI", hostCA, stateDir)})
@@ -84,9 +86,9 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 				Reason: fmt.Sprintf("belongs to another cluster: its cluster CA is %s, the state directory %s holds %s", hostCA, stateDir, localCA)})
 		default:
 			var differ []string
-			for _, name := range sortedKeys(f.PKISums) {
+			for _, name := range slices.Sorted(maps.Keys(f.PKISums)) {
 				if w, ok := want[name]; ok && w != f.PKISums[name] {
-					differ = append(differ, fmt.Sprintf("%s/%s (sha256 %s, the state directory's %s)", facts.PKIDir, name, short(f.PKISums[name]), short(w)))
+					differ = append(differ, fmt.Sprintf("%s/%s (sha256 %s, the state directory's %s)", constants.PKIDir, name, short(f.PKISums[name]), short(w)))
 				}
 			}
 			if len(differ) > 0 {
@@ -112,8 +114,8 @@ func hostCAFingerprint(f facts.ClusterFiles) (string, error) {
 
 func holdings(f facts.ClusterFiles) []string {
 	out := slices.Clone(f.Present)
-	for _, name := range sortedKeys(f.PKISums) {
-		out = append(out, facts.PKIDir+"/"+name)
+	for _, name := range slices.Sorted(maps.Keys(f.PKISums)) {
+		out = append(out, constants.PKIDir+"/"+name)
 	}
 	return out
 }
@@ -158,7 +160,7 @@ type InitEvidence struct {
 func Init(id Identity, ev InitEvidence) (InitAction, error) {
 	m := ev.Files.InitMarker
 	if m != nil && (m.Cluster != id.Cluster || m.CAFingerprint != id.CAFingerprint) {
-		return 0, &Refusal{Host: ev.Host, Fix: "Remove " + facts.InitMarkerPath + " only if you know the host is not in use",
+		return 0, &Refusal{Host: ev.Host, Fix: "Remove " + constants.InitMarker + " only if you know the host is not in use",
 			Reason: fmt.Sprintf("holds the installer's init marker of another cluster (%s, CA %s; this one is %s, CA %s)", m.Cluster, m.CAFingerprint, id.Cluster, id.CAFingerprint)}
 	}
 	if ev.Complete {
@@ -168,8 +170,8 @@ func Init(id Identity, ev InitEvidence) (InitAction, error) {
 		if len(ev.Files.Present) == 0 {
 			return InitRun, nil
 		}
-		if slices.Contains(ev.Files.Present, "/etc/kubernetes/admin.conf") {
-			return 0, &Refusal{Host: ev.Host, Fix: "Look at the kubelet (journalctl -u kubelet), the static pods (crictl ps -a; /var/log/pods/kube-system_kube-apiserver-*, kube-system_etcd-*) and the manifests in /etc/kubernetes/manifests, bring the API server back, and run again",
+		if slices.Contains(ev.Files.Present, constants.AdminConf) {
+			return 0, &Refusal{Host: ev.Host, Fix: "Look at the kubelet (journalctl -u kubelet), the static pods (crictl ps -a; /var/log/pods/kube-system_kube-apiserver-*, kube-system_etcd-*) and the manifests in " + constants.StaticPodDir + ", bring the API server back, and run again",
 				Reason: fmt.Sprintf("initialised a cluster on an earlier run, but its API server does not answer (%s); the installer never re-initialises a control plane it cannot prove is its own unfinished work", ev.Check)}
 		}
 		return 0, &Refusal{Host: ev.Host, Fix: "If they are leftovers, reset the host first (installer reset --host " + ev.Host + ", or kubeadm reset)",
@@ -184,15 +186,6 @@ func Init(id Identity, ev InitEvidence) (InitAction, error) {
 			Reason: fmt.Sprintf("has an unfinished kubeadm init, but etcd lists the members %s: the cluster is in use", strings.Join(ev.EtcdMembers, ", "))}
 	}
 	return InitRetry, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func short(sum string) string {

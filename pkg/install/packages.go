@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/scripts"
 )
 
@@ -25,48 +26,46 @@ func AptGet(s *v1alpha1.ClusterSpec, args ...string) []string {
 }
 
 // DNF returns a dnf/yum command through the spec's package proxy (dnf.sh: non-interactive).
-func DNF(s *v1alpha1.ClusterSpec, pm string, args ...string) []string {
-	return scripts.DNF.Args(append([]string{pm, s.Install.PackageProxy}, args...)...)
+func DNF(s *v1alpha1.ClusterSpec, pm facts.PackageManager, args ...string) []string {
+	return scripts.DNF.Args(append([]string{string(pm), s.Install.PackageProxy}, args...)...)
 }
 
 // PackageInstall returns the command installing pkgs with the host's package manager (apt, dnf, yum).
-func PackageInstall(s *v1alpha1.ClusterSpec, pm string, pkgs ...string) ([]string, error) {
-	switch pm {
-	case "apt":
-		return AptGet(s, append([]string{"install", "--no-install-recommends"}, pkgs...)...), nil
-	case "dnf", "yum":
-		return DNF(s, pm, append([]string{"install"}, pkgs...)...), nil
+func PackageInstall(s *v1alpha1.ClusterSpec, pm facts.PackageManager, pkgs ...string) ([]string, error) {
+	if err := pm.Check(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no supported package manager (found %q)", pm)
+	if pm.Deb() {
+		return AptGet(s, append([]string{"install", "--no-install-recommends"}, pkgs...)...), nil
+	}
+	return DNF(s, pm, append([]string{"install"}, pkgs...)...), nil
 }
 
 // PackageRefresh returns the command refreshing the package index (apt-get update; dnf makecache).
-func PackageRefresh(s *v1alpha1.ClusterSpec, pm string) ([]string, error) {
-	switch pm {
-	case "apt":
-		return AptGet(s, "update"), nil
-	case "dnf", "yum":
-		return DNF(s, pm, "makecache"), nil
+func PackageRefresh(s *v1alpha1.ClusterSpec, pm facts.PackageManager) ([]string, error) {
+	if err := pm.Check(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("no supported package manager (found %q)", pm)
+	if pm.Deb() {
+		return AptGet(s, "update"), nil
+	}
+	return DNF(s, pm, "makecache"), nil
 }
 
 // ContainerdPackages names the runtime packages: Debian and Ubuntu ship containerd and runc;
 // RHEL-family hosts need Docker's containerd.io from a repository the host already has.
-func ContainerdPackages(s *v1alpha1.ClusterSpec, pm string) []string {
+func ContainerdPackages(s *v1alpha1.ClusterSpec, pm facts.PackageManager) []string {
 	v := s.ContainerRuntime.Containerd.Version
-	switch pm {
-	case "apt":
+	if pm.Deb() {
 		if v != "" {
 			return []string{"containerd=" + v, "runc"}
 		}
 		return []string{"containerd", "runc"}
-	default:
-		if v != "" {
-			return []string{"containerd.io-" + v}
-		}
-		return []string{"containerd.io"}
 	}
+	if v != "" {
+		return []string{"containerd.io-" + v}
+	}
+	return []string{"containerd.io"}
 }
 
 // KubePackages are the packages of the Kubernetes repository the installer pins, in install order
@@ -88,15 +87,16 @@ func KubePackageVersions(s *v1alpha1.ClusterSpec) (map[string]string, error) {
 	}, nil
 }
 
-// RepositoryURL is the package repository of the spec's minor: <base>/v1.34/deb/ (or /rpm/).
-func RepositoryURL(s *v1alpha1.ClusterSpec, pm string) (string, error) {
+// RepositoryURL is the package repository of the spec's minor: <base>/v1.34/deb/ for apt, else
+// /rpm/.
+func RepositoryURL(s *v1alpha1.ClusterSpec, pm facts.PackageManager) (string, error) {
 	r, err := Release(s)
 	if err != nil {
 		return "", err
 	}
-	kind := "deb"
-	if pm != "apt" {
-		kind = "rpm"
+	kind := "rpm"
+	if pm.Deb() {
+		kind = "deb"
 	}
 	return fmt.Sprintf("%s/%s/%s/", strings.TrimRight(s.Install.PackageRepository, "/"), r.Minor(), kind), nil
 }

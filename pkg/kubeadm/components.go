@@ -3,7 +3,9 @@ package kubeadm
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -67,7 +69,7 @@ var reservedKeys = map[string]bool{"apiVersion": true, "kind": true}
 func mergeStrict(base, overlay map[string]any, p *field.Path, out any) (map[string]any, field.ErrorList) {
 	var errs field.ErrorList
 	typ := reflect.TypeOf(out).Elem()
-	for _, k := range sortedKeys(overlay) {
+	for _, k := range slices.Sorted(maps.Keys(overlay)) {
 		kp := p.Child(k)
 		if reservedKeys[k] {
 			errs = append(errs, field.Forbidden(kp, "set by the installer"))
@@ -175,7 +177,7 @@ func merge(base, overlay map[string]any) map[string]any {
 func checkKubeletArgs(spec *v1alpha1.ClusterSpec) field.ErrorList {
 	var errs field.ErrorList
 	p := specPath.Child("kubelet", "extraArgs")
-	for _, k := range sortedKeys(spec.Kubelet.ExtraArgs) {
+	for _, k := range slices.Sorted(maps.Keys(spec.Kubelet.ExtraArgs)) {
 		switch k {
 		case flagNodeIP:
 			errs = append(errs, field.Forbidden(p.Key(k), "set per host from spec.hosts[].privateAddress"))
@@ -195,7 +197,7 @@ func checkKubeletArgs(spec *v1alpha1.ClusterSpec) field.ErrorList {
 func checkLabels(spec *v1alpha1.ClusterSpec) field.ErrorList {
 	var errs field.ErrorList
 	for i, h := range spec.Hosts {
-		for _, k := range sortedKeys(h.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 			ns := k
 			if j := strings.Index(k, "/"); j >= 0 {
 				ns = k[:j]

@@ -2,6 +2,8 @@ package kubeadm
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,7 +62,7 @@ func validateComponents(t *testing.T, data []byte) error {
 func TestComponentConfigsValidate(t *testing.T) {
 	files := goldenFiles(t)
 	n := 0
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		if !bytes.Contains(files[path], []byte("kind: InitConfiguration")) {
 			continue
 		}

@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"flag"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -130,7 +132,7 @@ func TestGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, path := range sortedKeys(got) {
+	for _, path := range slices.Sorted(maps.Keys(got)) {
 		if *update {
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)

@@ -2,7 +2,9 @@ package kubeadm
 
 import (
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 func typeMeta(kind string) metav1.TypeMeta {
@@ -66,7 +69,7 @@ func initConfiguration(in Input) (*kubeadmv1beta4.InitConfiguration, error) {
 // localAPIEndpoint pins the apiserver to the private address: with several NICs kubeadm would pick
 // the default-route interface, and without a default route it fails with "cannot use 0.0.0.0".
 func localAPIEndpoint(h v1alpha1.Host) kubeadmv1beta4.APIEndpoint {
-	return kubeadmv1beta4.APIEndpoint{AdvertiseAddress: h.NodeIP(), BindPort: APIServerPort}
+	return kubeadmv1beta4.APIEndpoint{AdvertiseAddress: h.NodeIP(), BindPort: constants.APIServerPort}
 }
 
 func clusterConfiguration(spec *v1alpha1.ClusterSpec) (*kubeadmv1beta4.ClusterConfiguration, field.ErrorList) {
@@ -90,7 +93,7 @@ func clusterConfiguration(spec *v1alpha1.ClusterSpec) (*kubeadmv1beta4.ClusterCo
 		DNS:               kubeadmv1beta4.DNS{ImageMeta: dns},
 	}
 	if etcd != (kubeadmv1beta4.ImageMeta{}) {
-		c.Etcd.Local = &kubeadmv1beta4.LocalEtcd{ImageMeta: etcd, DataDir: "/var/lib/etcd"}
+		c.Etcd.Local = &kubeadmv1beta4.LocalEtcd{ImageMeta: etcd, DataDir: constants.EtcdDataDir}
 	}
 	return c, errs
 }
@@ -121,7 +124,7 @@ func CertSANs(spec *v1alpha1.ClusterSpec) []string {
 		add(h.PrivateAddress)
 		add(h.Name)
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }
 
 // args turns a flag map into v1beta4's {name, value} list, sorted by name for stable output.
@@ -130,19 +133,10 @@ func args(m map[string]string) []kubeadmv1beta4.Arg {
 		return nil
 	}
 	out := make([]kubeadmv1beta4.Arg, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		out = append(out, kubeadmv1beta4.Arg{Name: k, Value: m[k]})
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Taint keys kubeadm and the cloud provider use.
@@ -202,7 +196,7 @@ func kubeletArgs(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) map[string]string 
 	m[flagNodeIP] = h.NodeIP()
 	if len(h.Labels) > 0 {
 		var kv []string
-		for _, k := range sortedKeys(h.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 			kv = append(kv, k+"="+h.Labels[k])
 		}
 		m[flagNodeLabels] = strings.Join(kv, ",")
@@ -225,5 +219,5 @@ func ignorePreflightErrors(spec *v1alpha1.ClusterSpec) []string {
 	if len(set) == 0 {
 		return nil
 	}
-	return sortedKeys(set)
+	return slices.Sorted(maps.Keys(set))
 }

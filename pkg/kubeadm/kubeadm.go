@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/manifests"
 )
@@ -22,17 +23,13 @@ import (
 // Where the installer leaves kubeadm's configuration on a host. Not under /etc/kubernetes/tmp or
 // manifests/, which kubeadm itself empties; reset removes this directory.
 const (
-	ConfigDir         = "/etc/kubernetes/installer"
+	ConfigDir         = constants.KubernetesDir + "/installer"
 	ConfigPath        = ConfigDir + "/kubeadm.yaml"
 	UpgradeConfigPath = ConfigDir + "/upgrade.yaml"
 )
 
 // CRISocket is containerd's CRI endpoint, the only runtime the installer sets up.
 const CRISocket = "unix:///run/containerd/containerd.sock"
-
-// APIServerPort is the port every apiserver binds on its own host; the endpoint may differ (8443
-// through haproxy).
-const APIServerPort = 6443
 
 // Input is everything one host's documents are rendered from.
 type Input struct {

@@ -2,6 +2,8 @@ package kubeadm
 
 import (
 	"bytes"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -52,7 +54,7 @@ func kubeadmValidate(t *testing.T, data []byte) error {
 
 func TestKubeadmValidatesEveryRendering(t *testing.T) {
 	files := goldenFiles(t)
-	for _, path := range sortedKeys(files) {
+	for _, path := range slices.Sorted(maps.Keys(files)) {
 		t.Run(path, func(t *testing.T) {
 			if err := kubeadmValidate(t, files[path]); err != nil {
 				t.Errorf("kubeadm rejects %s: %v\n%s", path, err, files[path])

@@ -15,11 +15,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
-)
 
-// LocalAPIServer is where every control plane's apiserver listens on its own host. kubeadm's
-// certSANs include 127.0.0.1, so TLS verifies against the cluster CA as usual.
-const LocalAPIServer = "127.0.0.1:6443"
+	"installer.dev/installer/pkg/constants"
+)
 
 // DialFunc opens a connection from a control plane's side (ssh.Runner.DialContext).
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -39,9 +37,9 @@ func Connect(adminConf []byte, dial DialFunc) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	cfg.Host = "https://" + LocalAPIServer
+	cfg.Host = "https://" + constants.LocalAPIServer
 	cfg.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return dial(ctx, network, LocalAPIServer)
+		return dial(ctx, network, constants.LocalAPIServer)
 	}
 	cfg.Timeout = 30 * time.Second
 	cfg.QPS, cfg.Burst = 50, 100

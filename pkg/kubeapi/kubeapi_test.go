@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"installer.dev/installer/lab/testapiserver"
+	"installer.dev/installer/pkg/constants"
 )
 
 const manifest = `apiVersion: v1
@@ -51,8 +52,8 @@ func TestAgainstRealAPIServer(t *testing.T) {
 	srv := testapiserver.Start(t)
 	var dials atomic.Int32
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != LocalAPIServer {
-			t.Errorf("dialed %s, want the control plane's local apiserver %s", addr, LocalAPIServer)
+		if addr != constants.LocalAPIServer {
+			t.Errorf("dialed %s, want the control plane's local apiserver %s", addr, constants.LocalAPIServer)
 		}
 		dials.Add(1)
 		var d net.Dialer

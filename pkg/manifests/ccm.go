@@ -2,7 +2,9 @@ package manifests
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,34 +14,21 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 )
 
 // CCM Secret names and where the cloud config is mounted.
 const (
 	CCMCloudConfigSecret = "cloud-controller-manager-config"
-	ccmCloudConfigDir    = "/etc/kubernetes/cloud-config"
+	ccmCloudConfigDir    = constants.KubernetesDir + "/cloud-config"
 	ccmDefaultSecurePort = 10258
 )
 
-// ccmPreset is what one provider's CCM expects beyond the generic renderer.
-type ccmPreset struct {
-	// provider is the --cloud-provider value the CCM registers.
-	provider string
-	// component keys the image table ("" for custom, whose image comes from the spec).
-	component string
-	// flags the provider's own manifests pass.
-	flags []string
-	// configKey is the file name of the cloud config inside its mount.
-	configKey string
-	// credentialsSecret is the Secret name the CCM reads credentials from; env maps its keys to
-	// environment variables (all keys as variables of the same name when nil and envFrom is set).
-	credentialsSecret string
-	env               map[string]string
-	envFrom           bool
-	// secretKeys rewrites the credentials' keys into the Secret's (vSphere keys them by server).
-	secretKeys func(cloudConfig []byte, creds map[string]string) (map[string]string, error)
-	// extraRoles are namespaced rules the provider needs besides the generic ClusterRole.
-	extraRoles []ccmRole
+// The presets themselves are v1alpha1.CloudPresets, which validation reads too. What only code can
+// do lives here: ccmSecretKeys rewrites the credentials' keys into the Secret's for a provider that
+// keys them by something in its cloud config (vSphere: by server).
+var ccmSecretKeys = map[v1alpha1.CloudProviderName]func(p v1alpha1.CloudPreset, cloudConfig []byte, creds map[string]string) (map[string]string, error){
+	v1alpha1.CloudVSphere: vsphereSecretKeys,
 }
 
 type ccmRole struct {
@@ -47,33 +36,15 @@ type ccmRole struct {
 	Rules []rbacv1.PolicyRule
 }
 
-func ccmPresetFor(name v1alpha1.CloudProviderName) (ccmPreset, error) {
-	switch name {
-	case v1alpha1.CloudAWS:
-		// Credentials come from the instance profile; a Secret, when given, becomes AWS_* variables.
-		return ccmPreset{provider: "aws", component: "ccm-aws", configKey: "cloud.conf",
-			flags: []string{"--configure-cloud-routes=false"}, credentialsSecret: "aws-cloud-credentials", envFrom: true}, nil
-	case v1alpha1.CloudOpenStack:
-		// Keystone credentials live in the cloud config itself.
-		return ccmPreset{provider: "openstack", component: "ccm-openstack", configKey: "cloud.conf"}, nil
-	case v1alpha1.CloudHetzner:
-		return ccmPreset{provider: "hcloud", component: "ccm-hetzner", flags: []string{"--allow-untagged-cloud"},
-			credentialsSecret: "hcloud", env: map[string]string{"token": "HCLOUD_TOKEN"}}, nil
-	case v1alpha1.CloudDigitalOcean:
-		return ccmPreset{provider: "digitalocean", component: "ccm-digitalocean",
-			credentialsSecret: "digitalocean", env: map[string]string{"access-token": "DO_ACCESS_TOKEN"}}, nil
-	case v1alpha1.CloudVSphere:
-		// The vSphere CCM reads "<server>.username/password" from the Secret its cloud config names
-		// (secret-name/secret-namespace), through the API.
-		return ccmPreset{provider: "vsphere", component: "ccm-vsphere", configKey: "vsphere.conf",
-			credentialsSecret: "vsphere-cloud-secret", secretKeys: vsphereSecretKeys,
-			extraRoles: []ccmRole{{Name: "cloud-controller-manager:vsphere-credentials", Rules: []rbacv1.PolicyRule{
-				{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
-			}}}}, nil
-	case v1alpha1.CloudCustom:
-		return ccmPreset{configKey: "cloud.conf", credentialsSecret: "cloud-controller-manager-credentials", envFrom: true}, nil
+// ccmRoles are the namespaced rules a preset needs besides the generic ClusterRole: reading Secrets
+// in kube-system when the CCM reads its credentials through the API.
+func ccmRoles(p v1alpha1.CloudPreset) []ccmRole {
+	if !p.SecretsFromAPI {
+		return nil
 	}
-	return ccmPreset{}, fmt.Errorf("cloud provider %q has no preset", name)
+	return []ccmRole{{Name: "cloud-controller-manager:" + p.Provider + "-credentials", Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}},
+	}}}
 }
 
 type ccmSecret struct {
@@ -104,11 +75,11 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 		return nil, nil
 	}
 	cp := spec.CloudProvider
-	p, err := ccmPresetFor(cp.Name)
-	if err != nil {
-		return nil, err
+	p, ok := v1alpha1.CloudPresetFor(cp.Name)
+	if !ok {
+		return nil, fmt.Errorf("cloud provider %q has no preset", cp.Name)
 	}
-	d := ccmData{Provider: string(cp.Name), SecurePort: ccmDefaultSecurePort, ExtraRoles: p.extraRoles}
+	d := ccmData{Provider: string(cp.Name), SecurePort: ccmDefaultSecurePort, ExtraRoles: ccmRoles(p)}
 	if cp.Name == v1alpha1.CloudCustom {
 		// Exactly the spec's image and arguments (they carry --cloud-provider), plus the installer's own flags.
 		d.Image = Override(spec, cp.Image)
@@ -118,7 +89,7 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
-		img, err := ImageFor(r, p.component)
+		img, err := ImageFor(r, p.Component)
 		if err != nil {
 			return nil, err
 		}
@@ -128,16 +99,17 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 		}
 		d.Image = Override(spec, d.Image)
 		d.Command = []string{img.Binaries[0]}
-		d.Args = append(d.Args, "--cloud-provider="+p.provider)
-		d.Args = append(d.Args, p.flags...)
+		d.Args = append(d.Args, "--cloud-provider="+p.Provider)
+		d.Args = append(d.Args, p.Flags...)
 		d.Args = append(d.Args, cp.Args...)
 	}
 	d.Args = append(d.Args, "--use-service-account-credentials=true", "--leader-elect=true")
 
 	var cloudConfig []byte
 	var secretValues [][]byte
+	var err error
 	if cp.CloudConfigFile != "" {
-		if p.configKey == "" {
+		if p.ConfigKey == "" {
 			return nil, fmt.Errorf("spec.cloudProvider.cloudConfigFile: provider %s reads no cloud config", cp.Name)
 		}
 		cloudConfig, err = in.file(cp.CloudConfigFile)
@@ -145,15 +117,15 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 			return nil, fmt.Errorf("spec.cloudProvider.cloudConfigFile: %w", err)
 		}
 		d.CloudConfigSecret, d.CloudConfigDir = CCMCloudConfigSecret, ccmCloudConfigDir
-		d.Args = append(d.Args, "--cloud-config="+ccmCloudConfigDir+"/"+p.configKey)
-		d.Secrets = append(d.Secrets, ccmSecret{Name: CCMCloudConfigSecret, Data: map[string]string{p.configKey: string(cloudConfig)}})
+		d.Args = append(d.Args, "--cloud-config="+ccmCloudConfigDir+"/"+p.ConfigKey)
+		d.Secrets = append(d.Secrets, ccmSecret{Name: CCMCloudConfigSecret, Data: map[string]string{p.ConfigKey: string(cloudConfig)}})
 		secretValues = append(secretValues, cloudConfig)
 	}
 
 	credSecret := cp.CredentialsSecret // an existing Secret the user manages
 	if len(cp.CredentialsEnv) > 0 {
 		creds := map[string]string{}
-		for _, k := range sortedKeys(cp.CredentialsEnv) {
+		for _, k := range slices.Sorted(maps.Keys(cp.CredentialsEnv)) {
 			v, ok := in.CloudCredentials[k]
 			if !ok || v == "" {
 				return nil, fmt.Errorf("spec.cloudProvider.credentialsEnv[%s]: environment variable %s is empty or unset", k, cp.CredentialsEnv[k])
@@ -161,20 +133,23 @@ func ccmFile(spec *v1alpha1.ClusterSpec, in Inputs) (*File, error) {
 			creds[k] = v
 			secretValues = append(secretValues, []byte(k+"="+v))
 		}
-		if p.secretKeys != nil {
-			if creds, err = p.secretKeys(cloudConfig, creds); err != nil {
+		if keys := ccmSecretKeys[p.Name]; keys != nil {
+			if creds, err = keys(p, cloudConfig, creds); err != nil {
 				return nil, err
 			}
 		}
-		credSecret = p.credentialsSecret
+		credSecret = p.CredentialsSecret
 		d.Secrets = append(d.Secrets, ccmSecret{Name: credSecret, Data: creds})
 	}
 	if credSecret != "" {
-		for _, k := range sortedKeys(p.env) {
-			d.Env = append(d.Env, corev1.EnvVar{Name: p.env[k], ValueFrom: &corev1.EnvVarSource{
-				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: credSecret}, Key: k}}})
+		for _, c := range p.Credentials {
+			if c.Env == "" {
+				continue
+			}
+			d.Env = append(d.Env, corev1.EnvVar{Name: c.Env, ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: credSecret}, Key: c.Key}}})
 		}
-		if p.envFrom {
+		if p.EnvFrom {
 			d.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: credSecret}}}}
 		}
 	}
@@ -236,7 +211,7 @@ var vsphereINIServer = regexp.MustCompile(`(?m)^\s*\[\s*VirtualCenter\s+"([^"]+)
 
 // vsphereSecretKeys keys the credentials by every vCenter the cloud config names
 // ("<server>.username", "<server>.password"), in INI or YAML form.
-func vsphereSecretKeys(cloudConfig []byte, creds map[string]string) (map[string]string, error) {
+func vsphereSecretKeys(p v1alpha1.CloudPreset, cloudConfig []byte, creds map[string]string) (map[string]string, error) {
 	var servers []string
 	for _, m := range vsphereINIServer.FindAllSubmatch(cloudConfig, -1) {
 		servers = append(servers, string(m[1]))
@@ -260,23 +235,15 @@ func vsphereSecretKeys(cloudConfig []byte, creds map[string]string) (map[string]
 	if len(servers) == 0 {
 		return nil, fmt.Errorf("spec.cloudProvider.cloudConfigFile: names no vCenter server ([VirtualCenter \"<server>\"] or vcenter.<name>.server), so the credentials cannot be keyed")
 	}
-	if !strings.Contains(string(cloudConfig), "vsphere-cloud-secret") {
-		return nil, fmt.Errorf("spec.cloudProvider.cloudConfigFile: must name the credentials Secret vsphere-cloud-secret in namespace kube-system (secret-name/secret-namespace)")
+	if !strings.Contains(string(cloudConfig), p.CredentialsSecret) {
+		return nil, fmt.Errorf("spec.cloudProvider.cloudConfigFile: must name the credentials Secret %s in namespace kube-system (secret-name/secret-namespace)", p.CredentialsSecret)
 	}
 	sort.Strings(servers)
 	out := map[string]string{}
 	for _, s := range servers {
-		out[s+".username"] = creds["username"]
-		out[s+".password"] = creds["password"]
+		for _, k := range p.CredentialKeys() {
+			out[s+"."+k] = creds[k]
+		}
 	}
 	return out, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

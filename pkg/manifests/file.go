@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"io/fs"
 	"sort"
+
+	"installer.dev/installer/pkg/ssh"
 )
 
 // File is one file the installer writes on a host (or applies to the cluster). Every renderer returns
@@ -27,8 +29,8 @@ type File struct {
 	NoReplace bool
 }
 
-// Redacted is the one format for a masked secret everywhere people read.
-const Redacted = "<redacted>"
+// Redacted is ssh.Redacted, the one format for a masked secret everywhere people read.
+const Redacted = ssh.Redacted
 
 // PlaceholderToken is kubeadm's documentation example token, shown instead of the real bootstrap
 // token so `kubeadm config validate` still accepts rendered files.

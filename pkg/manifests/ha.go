@@ -13,20 +13,19 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 )
 
-// Paths of the HA endpoint's files on control planes. kubeadm reset empties StaticPodDir, so a
-// control plane that joins again needs them laid down again.
+// Paths of the HA endpoint's files on control planes. kubeadm reset empties the static pod
+// directory, so a control plane that joins again needs them laid down again.
 const (
 	KeepalivedConfigPath = "/etc/keepalived/keepalived.conf"
 	KeepalivedCheckPath  = "/etc/keepalived/check_apiserver.sh"
 	HAProxyConfigPath    = "/etc/haproxy/haproxy.cfg"
-	KeepalivedPodPath    = StaticPodDir + "/keepalived.yaml"
-	HAProxyPodPath       = StaticPodDir + "/haproxy.yaml"
-	KubeVIPPodPath       = StaticPodDir + "/kube-vip.yaml"
-	// apiServerPort is where kubeadm's apiserver listens on every control plane.
-	apiServerPort = 6443
+	KeepalivedPodPath    = constants.StaticPodDir + "/keepalived.yaml"
+	HAProxyPodPath       = constants.StaticPodDir + "/haproxy.yaml"
+	KubeVIPPodPath       = constants.StaticPodDir + "/kube-vip.yaml"
 )
 
 // haFiles renders the HA endpoint of one control plane for the spec's load balancer type; initDone
@@ -107,7 +106,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 			// The first control plane is preferred; keepalived's priorities run 1-254.
 			prio = max(150-10*int32(i), 1)
 		}
-		backends = append(backends, haproxyBackend{Name: cp.Name, Address: net.JoinHostPort(cp.NodeIP(), strconv.Itoa(apiServerPort))})
+		backends = append(backends, haproxyBackend{Name: cp.Name, Address: net.JoinHostPort(cp.NodeIP(), strconv.Itoa(constants.APIServerPort))})
 	}
 	if prio == 0 {
 		return nil, fmt.Errorf("%s is not a control plane", host.Name)
@@ -124,7 +123,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 	if err != nil {
 		return nil, err
 	}
-	check, err := render("check_apiserver.sh.tmpl", struct{ APIServerPort int }{apiServerPort})
+	check, err := render("check_apiserver.sh.tmpl", struct{ APIServerPort int }{constants.APIServerPort})
 	if err != nil {
 		return nil, err
 	}
@@ -210,9 +209,9 @@ func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, initD
 	if err != nil {
 		return nil, err
 	}
-	kubeconfig := "/etc/kubernetes/admin.conf"
+	kubeconfig := constants.AdminConf
 	if cps := spec.ControlPlanes(); len(cps) > 0 && cps[0].Name == host.Name && !initDone {
-		kubeconfig = "/etc/kubernetes/super-admin.conf"
+		kubeconfig = constants.SuperAdminConf
 	}
 	env := []corev1.EnvVar{
 		{Name: "vip_arp", Value: "true"},
@@ -237,7 +236,7 @@ func kubeVIP(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.Host, initD
 		SecurityContext: &corev1.SecurityContext{Capabilities: &corev1.Capabilities{
 			Add: []corev1.Capability{"NET_ADMIN", "NET_RAW"},
 		}},
-	}, hostFileMount("kubeconfig", kubeconfig, "/etc/kubernetes/admin.conf", true))
+	}, hostFileMount("kubeconfig", kubeconfig, constants.AdminConf, true))
 	// kube-vip reaches the local apiserver as "kubernetes" before the VIP exists.
 	pod.Spec.HostAliases = []corev1.HostAlias{{IP: "127.0.0.1", Hostnames: []string{"kubernetes"}}}
 	b, err := marshalPod(pod)

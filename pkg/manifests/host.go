@@ -13,7 +13,6 @@ import (
 const (
 	KubeletUnitPath      = "/etc/systemd/system/kubelet.service"
 	KubeletDropInPath    = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
-	StaticPodDir         = "/etc/kubernetes/manifests"
 	SysctlPath           = "/etc/sysctl.d/99-kubernetes.conf"
 	ModulesLoadPath      = "/etc/modules-load.d/kubernetes.conf"
 	ContainerdProxyPath  = "/etc/systemd/system/containerd.service.d/http-proxy.conf"
@@ -147,7 +146,7 @@ func RenderHostFiles(in HostInput) (HostFiles, error) {
 
 // kubeletEnvPath is where the distribution's kubelet package keeps KUBELET_EXTRA_ARGS.
 func kubeletEnvPath(f facts.Host) string {
-	if f.OS.PackageManager == "dnf" || f.OS.PackageManager == "yum" {
+	if f.OS.PackageManager.RPM() {
 		return redhatKubeletEnvPath
 	}
 	return debianKubeletEnvPath

@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -119,7 +121,7 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 		in.Files[p] = b
 		return nil
 	}
-	for _, reg := range sortedKeys(spec.Images.Mirrors) {
+	for _, reg := range slices.Sorted(maps.Keys(spec.Images.Mirrors)) {
 		for i, ep := range spec.Images.Mirrors[reg] {
 			if err := readLocal(fmt.Sprintf("spec.images.mirrors[%s][%d].caFile", reg, i), ep.CAFile); err != nil {
 				return Inputs{}, err
@@ -157,7 +159,7 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 	}
 	if len(spec.CloudProvider.CredentialsEnv) > 0 {
 		in.CloudCredentials = map[string]string{}
-		for _, k := range sortedKeys(spec.CloudProvider.CredentialsEnv) {
+		for _, k := range slices.Sorted(maps.Keys(spec.CloudProvider.CredentialsEnv)) {
 			env := spec.CloudProvider.CredentialsEnv[k]
 			v := o.Getenv(env)
 			if v == "" {

@@ -24,7 +24,7 @@ func repositoryHost(t *testing.T, pm string, key []byte, proxy string) HostFiles
 		}
 	})
 	f := facts.Assumed(s, s.Hosts[2])
-	f.OS.PackageManager = pm
+	f.OS.PackageManager = facts.PackageManager(pm)
 	in := Inputs{Files: map[string][]byte{}}
 	if key != nil {
 		in.Files["/keys/kubernetes.key"] = key

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/versions"
 )
@@ -152,7 +153,7 @@ func TestKeepalivedHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, w := range mustHostFiles(t, s, s.Hosts[2], in) {
-		if strings.HasPrefix(w.Path, StaticPodDir) {
+		if strings.HasPrefix(w.Path, constants.StaticPodDir) {
 			t.Errorf("worker got %s", w.Path)
 		}
 	}
@@ -600,13 +601,13 @@ func TestCloudProviderImagesInTable(t *testing.T) {
 			}
 			seen[i.Component] = true
 		}
-		for _, p := range []string{"aws", "openstack", "hetzner", "digitalocean", "vsphere"} {
-			i, err := ImageFor(r, "ccm-"+p)
-			if err != nil || i.Tag() == "" || len(i.Binaries) != 1 || !strings.HasPrefix(i.Binaries[0], "/") {
-				t.Errorf("%s: ccm-%s = %+v, %v", r.Kubernetes, p, i, err)
+		for _, p := range v1alpha1.CloudPresets() {
+			if p.Component == "" {
+				continue // custom: the spec names the image
 			}
-			if _, err := ccmPresetFor(v1alpha1.CloudProviderName(p)); err != nil {
-				t.Error(err)
+			i, err := ImageFor(r, p.Component)
+			if err != nil || i.Tag() == "" || len(i.Binaries) != 1 || !strings.HasPrefix(i.Binaries[0], "/") {
+				t.Errorf("%s: %s = %+v, %v", r.Kubernetes, p.Component, i, err)
 			}
 		}
 		// The lab builds DefaultImages; presets stay out of it.

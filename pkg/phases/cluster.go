@@ -3,11 +3,11 @@ package phases
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
 )
@@ -24,7 +24,7 @@ func (r *Run) connectAPI(ctx context.Context) (*kubeapi.Client, error) {
 
 // apiThrough connects to the cluster API through a control plane's local apiserver.
 func apiThrough(ctx context.Context, cp *Host) (*kubeapi.Client, error) {
-	conf, err := cp.ReadFile(ctx, "/etc/kubernetes/admin.conf")
+	conf, err := cp.ReadFile(ctx, constants.AdminConf)
 	if err != nil {
 		return nil, fmt.Errorf("read admin.conf on %s: %w", cp.Name(), err)
 	}
@@ -147,16 +147,13 @@ func (AdminKubeconfig) Run(ctx context.Context, r *Run) error {
 	}
 	// admin.conf is kubeadm init's: a dry run of a new cluster has none to copy.
 	return r.fx.Observe(ctx, "copy the admin kubeconfig to the state directory", func(ctx context.Context) error {
-		conf, err := cp.ReadFile(ctx, "/etc/kubernetes/admin.conf")
+		conf, err := cp.ReadFile(ctx, constants.AdminConf)
 		if err != nil {
 			return fmt.Errorf("read admin.conf on %s: %w", cp.Name(), err)
 		}
 		if _, err := clientcmd.Load(conf); err != nil {
 			return fmt.Errorf("admin.conf on %s does not parse: %w", cp.Name(), err)
 		}
-		return r.fx.WriteLocal(AdminConfPath(r.StateDir), conf)
+		return r.fx.WriteLocal(r.StateDir.AdminConf(), conf)
 	})
 }
-
-// AdminConfPath is where the admin kubeconfig lives in the state directory.
-func AdminConfPath(stateDir string) string { return filepath.Join(stateDir, "admin.conf") }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/guard"
 	"installer.dev/installer/pkg/kubeadm"
@@ -80,7 +81,7 @@ func (r *Run) firstControlPlane() (*Host, error) {
 
 // initCompleteCheck checks that a previous `kubeadm init` ran to completion: its admin.conf exists
 // early, but the kubeadm-config ConfigMap is uploaded only once the control plane is up.
-var initCompleteCheck = ssh.Cmd{Args: []string{"kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "--request-timeout", "5s",
+var initCompleteCheck = ssh.Cmd{Args: []string{"kubectl", "--kubeconfig", constants.AdminConf, "--request-timeout", "5s",
 	"-n", "kube-system", "get", "configmap", "kubeadm-config", "-o", "name"}}
 
 // initPlan is what InitCheck decided for Init in one create run.
@@ -187,7 +188,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 	}
 	id := r.identity()
 	marker := facts.Marker{Cluster: id.Cluster, CAFingerprint: id.CAFingerprint, Host: h.Name(), Started: time.Now().UTC().Format(time.RFC3339)}
-	if _, err := h.Upload(ctx, manifests.File{Path: facts.InitMarkerPath, Mode: 0o644, Content: marker.Render()}); err != nil {
+	if _, err := h.Upload(ctx, manifests.File{Path: constants.InitMarker, Mode: 0o644, Content: marker.Render()}); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -214,7 +215,7 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 
 // removeInitMarker records that kubeadm init completed: from now on no run may reset this host.
 func (h *Host) removeInitMarker(ctx context.Context) error {
-	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", facts.InitMarkerPath}}); err != nil {
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", constants.InitMarker}}); err != nil {
 		return fmt.Errorf("remove the init marker: %w", err)
 	}
 	return nil

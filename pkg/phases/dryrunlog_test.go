@@ -11,6 +11,7 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // logLines returns the log's lines without their time= field.
@@ -34,7 +35,7 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, t.TempDir(), true
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, state.Dir(t.TempDir()), true
 	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
 	r.api = connectedAPI(&kubeapi.Client{Kube: uc.api})
@@ -71,7 +72,7 @@ func TestPlanLogsNoInitDone(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, t.TempDir(), true
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, state.Dir(t.TempDir()), true
 	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {

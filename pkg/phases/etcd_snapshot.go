@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -35,9 +36,6 @@ func (e EtcdSnapshot) ShouldRun(r *Run) (bool, string) {
 	return true, ""
 }
 
-// SnapshotDir is where etcd snapshots land in the state directory.
-func SnapshotDir(stateDir string) string { return filepath.Join(stateDir, "etcd-snapshots") }
-
 func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 	cp, err := r.firstControlPlane()
 	if err != nil {
@@ -54,8 +52,8 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
 	}
-	dir := SnapshotDir(r.StateDir)
-	remote := "/var/lib/etcd/" + name
+	dir := r.StateDir.Snapshots()
+	remote := constants.EtcdDataDir + "/" + name
 	what := "copy " + remote + " to " + filepath.Join(dir, name) + " (0600), check its SHA-256, remove it from the host"
 	return r.fx.Then(ctx, cp, what, func(ctx context.Context) error {
 		status, sum, err := parseSnapshotOutput(res.Stdout)

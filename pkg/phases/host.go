@@ -167,7 +167,7 @@ func displayCommand(cmd ssh.Cmd) string {
 	line := ssh.Quote(cmd.Args)
 	for _, s := range cmd.Secrets {
 		if s != "" {
-			line = strings.ReplaceAll(line, s, manifests.Redacted)
+			line = strings.ReplaceAll(line, s, ssh.Redacted)
 		}
 	}
 	return line

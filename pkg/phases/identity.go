@@ -57,13 +57,13 @@ func (p ClusterIdentity) Run(ctx context.Context, r *Run) error {
 			r.Log.Info("the state directory has no PKI: the hosts' cluster CA is not compared", "state-dir", r.StateDir)
 			return nil
 		}
-		return guard.ClusterPKI(r.StateDir, local, hosts)
+		return guard.ClusterPKI(r.StateDir.String(), local, hosts)
 	}
 	if local == nil && p.Policy == PKIRequired {
 		return &guard.Refusal{Reason: fmt.Sprintf("the state directory %s has no PKI, so the cluster cannot be proven to be the one this command should change", r.StateDir),
 			Fix: "Use the state directory that created this cluster (--state-dir or INSTALLER_STATE_DIR), or rebuild it from a control plane as docs/safety.md#a-lost-state-directory shows"}
 	}
-	if err := guard.ClusterPKI(r.StateDir, local, hosts); err != nil {
+	if err := guard.ClusterPKI(r.StateDir.String(), local, hosts); err != nil {
 		return err
 	}
 	if err := r.fx.SaveLocal(r.Local); err != nil {

@@ -12,6 +12,7 @@ import (
 	"installer.dev/installer/pkg/guard"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // fakeLocal stands in for the state directory: it records whether Save ran.
@@ -34,7 +35,7 @@ func (sc *simCluster) safetyRun(t *testing.T, b *pki.Bundle, generated bool, loc
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.StateDir = b, generated, local, sc.in, "/state"
+	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.StateDir = b, generated, local, sc.in, state.Dir("/state")
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 	list := hostPhases()
 	for i, p := range list {
@@ -259,7 +260,7 @@ func TestIdentityIfPresent(t *testing.T) {
 				t.Fatal(err)
 			}
 			local := &fakeLocal{pending: []string{"/state/secrets/vrrp-password"}}
-			r.PKI, r.Local, r.Inputs, r.StateDir = tc.pki, local, sc.in, "/state"
+			r.PKI, r.Local, r.Inputs, r.StateDir = tc.pki, local, sc.in, state.Dir("/state")
 			r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 			_, err = Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, ClusterIdentity{Policy: PKIIfPresent}})
 			if tc.refused {

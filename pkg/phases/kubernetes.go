@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -33,8 +34,8 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 			return err
 		}
 		// The kubelet package creates it; workers' kubelets log an error every few seconds without.
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-d", manifests.StaticPodDir}}); err != nil {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"mkdir", "-p", "-m", "0755", manifests.StaticPodDir}}); err != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-d", constants.StaticPodDir}}); err != nil {
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"mkdir", "-p", "-m", "0755", constants.StaticPodDir}}); err != nil {
 				return err
 			}
 		}

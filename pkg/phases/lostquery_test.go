@@ -9,6 +9,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // dropsOn is a host whose connection is lost when it is asked one particular command.
@@ -48,7 +49,7 @@ func TestLostQueryIsNotAnAnswer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.PKI, r.Inputs, r.StateDir = sc.pki, sc.in, t.TempDir()
+			r.PKI, r.Inputs, r.StateDir = sc.pki, sc.in, state.Dir(t.TempDir())
 			r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) {
 				if h.Name == "cp1" {
 					return dropsOn{Runner: sc.hosts[h.Name], match: c.match}, nil

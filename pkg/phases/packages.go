@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -88,13 +89,14 @@ func installPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, f
 	if err := addRepository(ctx, h, spec, files); err != nil {
 		return err
 	}
-	switch pm := h.Facts.OS.PackageManager; pm {
-	case "apt":
-		return installAptPackages(ctx, h, spec, want)
-	case "dnf", "yum":
-		return installRPMPackages(ctx, h, spec, pm, want)
+	pm := h.Facts.OS.PackageManager
+	if err := pm.Check(); err != nil {
+		return err
 	}
-	return fmt.Errorf("no supported package manager (found %q)", h.Facts.OS.PackageManager)
+	if pm.Deb() {
+		return installAptPackages(ctx, h, spec, want)
+	}
+	return installRPMPackages(ctx, h, spec, pm, want)
 }
 
 // installAptPackages does what the upstream install guide does by hand after adding the
@@ -190,7 +192,7 @@ func missingPrerequisites(ctx context.Context, h *Host) ([]string, error) {
 // installRPMPackages is the same logic for dnf and yum after adding the repository, whose exclude=
 // keeps a routine `dnf upgrade` from moving the cluster (the installer lifts it per call): only the
 // packages whose upstream version differs are installed. Not lab-proven (the lab has no RPM hosts).
-func installRPMPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, pm string, want map[string]string) error {
+func installRPMPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, pm facts.PackageManager, want map[string]string) error {
 	missing, err := missingPrerequisites(ctx, h)
 	if err != nil {
 		return err

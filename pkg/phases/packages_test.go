@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -18,7 +19,7 @@ const testProxy = "http://10.0.0.5:3142"
 // packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
 // on a fake runner that answers installed.sh with the missing prerequisites and everything else with
 // success.
-func packageHost(t *testing.T, pm, missing string) (*Run, *Host, *sshtest.Fake) {
+func packageHost(t *testing.T, pm facts.PackageManager, missing string) (*Run, *Host, *sshtest.Fake) {
 	t.Helper()
 	c := testCluster(1)
 	c.Spec.KubernetesVersion = "v1.35.8"
@@ -191,9 +192,10 @@ func TestRPMPackages(t *testing.T) {
 	rpm135 := map[string]string{"kubeadm": "1.35.8-150500.1.1", "kubelet": "1.35.8-150500.1.1", "kubectl": "1.35.8-150500.1.1",
 		"cri-tools": "1.36.0-150500.1.1", "kubernetes-cni": "1.9.1-150500.1.1"}
 	tests := []struct {
-		name, pm string
-		have     map[string]string
-		cmds     []string
+		name string
+		pm   facts.PackageManager
+		have map[string]string
+		cmds []string
 	}{
 		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
 		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},

@@ -22,6 +22,7 @@ import (
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // Phase is one step of a workflow. Names are hierarchical ("runtime/install").
@@ -41,7 +42,7 @@ type Skipper interface {
 // installer-owned PKI and the renderers' other inputs.
 type Input struct {
 	Cluster  *v1alpha1.Cluster
-	StateDir string
+	StateDir state.Dir
 	// PKI is the installer-owned cluster PKI: the state directory's, or (PKIGenerated) one made in
 	// memory for a cluster that does not exist yet; nil when the state directory has none.
 	PKI          *pki.Bundle

@@ -396,7 +396,7 @@ func (p forgetCluster) ShouldRun(r *Run) (bool, string) {
 }
 
 func (p forgetCluster) Run(ctx context.Context, r *Run) error {
-	if err := r.fx.RemoveLocal(AdminConfPath(r.StateDir)); err != nil {
+	if err := r.fx.RemoveLocal(r.StateDir.AdminConf()); err != nil {
 		return fmt.Errorf("remove the admin kubeconfig: %w", err)
 	}
 	return nil

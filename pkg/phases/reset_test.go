@@ -16,6 +16,7 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // etcdSim is the member list of the simulated cluster's etcd.
@@ -308,7 +309,7 @@ func (rs *resetSim) newRun(t *testing.T, names []string, helpers []string, dry b
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = rs.pki, rs.in, t.TempDir(), dry
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = rs.pki, rs.in, state.Dir(t.TempDir()), dry
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return rs.hosts[h.Name], nil }
 	return r
 }

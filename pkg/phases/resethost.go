@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
@@ -46,7 +47,7 @@ func needsKubeadmReset(items []leftover) bool {
 		switch {
 		case l.kind == "pods", l.kind == "mount":
 			return true
-		case l.kind == "path" && (strings.HasPrefix(l.item, "/etc/kubernetes") || strings.HasPrefix(l.item, "/var/lib/kubelet") || strings.HasPrefix(l.item, "/var/lib/etcd")):
+		case l.kind == "path" && (strings.HasPrefix(l.item, constants.KubernetesDir) || strings.HasPrefix(l.item, constants.KubeletDir) || strings.HasPrefix(l.item, constants.EtcdDataDir)):
 			return true
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
@@ -142,9 +143,9 @@ func (p *upgradeState) controlPlaneDone(r *Run, h *Host) bool {
 }
 
 var controlPlaneManifests = []string{
-	"/etc/kubernetes/manifests/kube-apiserver.yaml",
-	"/etc/kubernetes/manifests/kube-controller-manager.yaml",
-	"/etc/kubernetes/manifests/kube-scheduler.yaml",
+	constants.KubeAPIServerManifest,
+	constants.KubeControllerManagerManifest,
+	constants.KubeSchedulerManifest,
 }
 
 // controlPlaneVersion is the oldest image tag of the host's control-plane static pods ("" when one

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
@@ -280,7 +281,7 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 		if newest.Before(started) && time.Since(started) < recreateGrace {
 			return false, "the kubelet has not re-created the apiserver's pod yet", nil
 		}
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"curl", "-fsk", "--max-time", "5", "https://127.0.0.1:6443/readyz"}}); err != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"curl", "-fsk", "--max-time", "5", "https://" + constants.LocalAPIServer + "/readyz"}}); err != nil {
 			return false, "/readyz: " + err.Error(), nil
 		}
 		return true, "", nil

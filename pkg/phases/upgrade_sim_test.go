@@ -31,6 +31,7 @@ import (
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
+	"installer.dev/installer/pkg/state"
 )
 
 // upHost simulates a node of a running kubeadm cluster for the upgrade workflow: installed tools,
@@ -375,7 +376,7 @@ func (uc *upCluster) run(t *testing.T, stateDir string, dryRun bool, o UpgradeOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, stateDir, dryRun
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, state.Dir(stateDir), dryRun
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
 	r.api = connectedAPI(&kubeapi.Client{Kube: uc.api})
 	o.pollInterval = time.Millisecond

@@ -13,6 +13,7 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -21,7 +22,7 @@ var testUpgradeOptions = UpgradeOptions{MaxUnavailable: 1, DrainTimeout: 2 * tim
 // snapshotFiles lists the state directory's etcd snapshots.
 func snapshotFiles(t *testing.T, stateDir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(SnapshotDir(stateDir))
+	entries, err := os.ReadDir(state.Dir(stateDir).Snapshots())
 	if os.IsNotExist(err) {
 		return nil
 	}
@@ -91,7 +92,7 @@ func TestUpgradeTranscript(t *testing.T) {
 	if len(snaps) != 1 || !strings.HasPrefix(snaps[0], "etcd-cp1-v1.34.10-v1.35.8-") {
 		t.Errorf("snapshots: %v", snaps)
 	}
-	if data, _ := os.ReadFile(filepath.Join(SnapshotDir(state), snaps[0])); string(data) != "bbolt snapshot of cp1" {
+	if data, _ := os.ReadFile(filepath.Join(state, "etcd-snapshots", snaps[0])); string(data) != "bbolt snapshot of cp1" {
 		t.Errorf("snapshot content %q", data)
 	}
 	if totalChanges(r) == 0 {

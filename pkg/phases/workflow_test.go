@@ -14,6 +14,7 @@ import (
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/state"
 )
 
 // hostPhases are the create workflow's phases that act on hosts only (the cluster API phases are
@@ -79,7 +80,7 @@ func (sc *simCluster) run(t *testing.T) (*Run, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PKI, r.Inputs, r.StateDir = sc.pki, sc.in, t.TempDir()
+	r.PKI, r.Inputs, r.StateDir = sc.pki, sc.in, state.Dir(t.TempDir())
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 	_, err = Execute(context.Background(), r, hostPhases())
 	return r, err
@@ -318,7 +319,7 @@ func TestPlanOnFreshHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, t.TempDir(), true
+	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, state.Dir(t.TempDir()), true
 	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
 		t.Fatal(err)

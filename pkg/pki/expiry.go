@@ -10,26 +10,28 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"installer.dev/installer/pkg/constants"
 )
 
 // ControlPlaneCertPaths are the certificates kubeadm leaves on a control plane, plus the kubeconfigs
 // whose embedded client certificates expire with them (kubeadm renews both on `upgrade`).
 func ControlPlaneCertPaths() []string {
 	return []string{
-		"/etc/kubernetes/admin.conf",
-		"/etc/kubernetes/controller-manager.conf",
-		"/etc/kubernetes/pki/apiserver-etcd-client.crt",
-		"/etc/kubernetes/pki/apiserver-kubelet-client.crt",
-		"/etc/kubernetes/pki/apiserver.crt",
-		"/etc/kubernetes/pki/ca.crt",
-		"/etc/kubernetes/pki/etcd/ca.crt",
-		"/etc/kubernetes/pki/etcd/healthcheck-client.crt",
-		"/etc/kubernetes/pki/etcd/peer.crt",
-		"/etc/kubernetes/pki/etcd/server.crt",
-		"/etc/kubernetes/pki/front-proxy-ca.crt",
-		"/etc/kubernetes/pki/front-proxy-client.crt",
-		"/etc/kubernetes/scheduler.conf",
-		"/etc/kubernetes/super-admin.conf",
+		constants.AdminConf,
+		constants.ControllerManagerConf,
+		constants.PKIDir + "/apiserver-etcd-client.crt",
+		constants.PKIDir + "/apiserver-kubelet-client.crt",
+		constants.PKIDir + "/apiserver.crt",
+		constants.PKIDir + "/ca.crt",
+		constants.PKIDir + "/etcd/ca.crt",
+		constants.PKIDir + "/etcd/healthcheck-client.crt",
+		constants.PKIDir + "/etcd/peer.crt",
+		constants.PKIDir + "/etcd/server.crt",
+		constants.PKIDir + "/front-proxy-ca.crt",
+		constants.PKIDir + "/front-proxy-client.crt",
+		constants.SchedulerConf,
+		constants.SuperAdminConf,
 	}
 }
 

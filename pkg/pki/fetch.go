@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"installer.dev/installer/pkg/constants"
 )
 
 // Reader reads one file from a host. pkg/ssh's Runner fits through a closure:
@@ -32,9 +34,9 @@ func (f ReaderFunc) ReadFile(ctx context.Context, path string) ([]byte, error) {
 func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 	content := map[string][]byte{}
 	for _, name := range FileNames() {
-		data, err := r.ReadFile(ctx, HostDir+"/"+name)
+		data, err := r.ReadFile(ctx, constants.PKIDir+"/"+name)
 		if err != nil {
-			return nil, fmt.Errorf("pki: fetch %s/%s: %w", HostDir, name, err)
+			return nil, fmt.Errorf("pki: fetch %s/%s: %w", constants.PKIDir, name, err)
 		}
 		content[name] = data
 	}
@@ -68,7 +70,7 @@ func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 		case err != nil:
 			return nil, fmt.Errorf("pki: %w", err)
 		case !bytes.Equal(local, content[name]):
-			return nil, fmt.Errorf("pki: %s differs from the control plane's %s/%s; refusing to replace it", filepath.Join(dir, name), HostDir, name)
+			return nil, fmt.Errorf("pki: %s differs from the control plane's %s/%s; refusing to replace it", filepath.Join(dir, name), constants.PKIDir, name)
 		}
 	}
 	for _, name := range missing {

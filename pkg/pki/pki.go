@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/manifests"
 )
 
@@ -37,8 +38,6 @@ const (
 	KeyFileMode = fs.FileMode(0o600)
 	// CertFileMode: certificates are public, but they live in a 0700 directory anyway.
 	CertFileMode = fs.FileMode(0o644)
-	// HostDir is where kubeadm looks for (and adopts) the CAs on every control plane.
-	HostDir = "/etc/kubernetes/pki"
 )
 
 // CA names one certificate authority by kubeadm's base name (relative to pki/) and common name.
@@ -562,13 +561,13 @@ func (b *Bundle) ControlPlaneFiles() []manifests.File {
 	var files []manifests.File
 	for _, kp := range b.Pairs() {
 		files = append(files,
-			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".crt", Mode: CertFileMode, Content: kp.CertPEM, NoReplace: true},
-			manifests.File{Path: HostDir + "/" + kp.CA.BaseName + ".key", Mode: KeyFileMode, Content: kp.KeyPEM, Sensitive: true, NoReplace: true},
+			manifests.File{Path: constants.PKIDir + "/" + kp.CA.BaseName + ".crt", Mode: CertFileMode, Content: kp.CertPEM, NoReplace: true},
+			manifests.File{Path: constants.PKIDir + "/" + kp.CA.BaseName + ".key", Mode: KeyFileMode, Content: kp.KeyPEM, Sensitive: true, NoReplace: true},
 		)
 	}
 	files = append(files,
-		manifests.File{Path: HostDir + "/" + SAKeyName, Mode: KeyFileMode, Content: b.SAKeyPEM, Sensitive: true, NoReplace: true},
-		manifests.File{Path: HostDir + "/" + SAPubName, Mode: CertFileMode, Content: b.SAPubPEM, NoReplace: true},
+		manifests.File{Path: constants.PKIDir + "/" + SAKeyName, Mode: KeyFileMode, Content: b.SAKeyPEM, Sensitive: true, NoReplace: true},
+		manifests.File{Path: constants.PKIDir + "/" + SAPubName, Mode: CertFileMode, Content: b.SAPubPEM, NoReplace: true},
 	)
 	manifests.SortFiles(files)
 	return files

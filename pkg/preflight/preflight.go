@@ -13,6 +13,7 @@ import (
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 )
 
@@ -217,7 +218,7 @@ type port struct {
 func requiredPorts(s *v1alpha1.ClusterSpec, h v1alpha1.Host) []port {
 	ports := []port{{10250, "kubelet"}}
 	if h.Role == v1alpha1.RoleControlPlane {
-		ports = append(ports, port{6443, "kube-apiserver"}, port{2379, "etcd client"}, port{2380, "etcd peer"},
+		ports = append(ports, port{constants.APIServerPort, "kube-apiserver"}, port{2379, "etcd client"}, port{2380, "etcd peer"},
 			port{10257, "kube-controller-manager"}, port{10259, "kube-scheduler"})
 		if s.LoadBalancer.Type == v1alpha1.LoadBalancerKeepalivedHAProxy {
 			ports = append(ports, port{int(s.ControlPlaneEndpoint.Port), "haproxy"})

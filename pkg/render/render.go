@@ -14,7 +14,7 @@
 // control plane reads super-admin.conf until init is done, and create writes its pod again with
 // admin.conf then. Not shown, because they are not rendered files: what a host downloads itself
 // (the binaries, the repository's own signing key when the spec names no key file), binaries
-// copied from a bundle, and kubeadm init's marker (facts.InitMarkerPath). upgrade's
+// copied from a bundle, and kubeadm init's marker (constants.InitMarker). upgrade's
 // UpgradeConfiguration (kubeadm.UpgradeFile) belongs to upgrade, not create.
 package render
 

@@ -7,7 +7,8 @@ import (
 	"sync"
 )
 
-// Redacted replaces secrets wherever people read output.
+// Redacted replaces secrets wherever people read them: command output, errors, rendered files
+// (manifests.Redacted is this constant).
 const Redacted = "<redacted>"
 
 const (

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -16,7 +15,7 @@ import (
 // command calls only once it has proven that the cluster on the hosts is this one, or that there is
 // none yet (a new PKI must never meet a running cluster).
 type Local struct {
-	Dir string
+	Dir Dir
 	// PKI is the directory's PKI, the one generated in memory (PKIGenerated), or nil.
 	PKI          *pki.Bundle
 	PKIGenerated bool
@@ -27,9 +26,9 @@ type Local struct {
 
 // LoadLocal reads the state directory's PKI; without one it generates a PKI in memory when
 // generatePKI is set (create cluster, plan) and leaves PKI nil otherwise.
-func LoadLocal(dir string, generatePKI bool) (*Local, error) {
+func LoadLocal(dir Dir, generatePKI bool) (*Local, error) {
 	l := &Local{Dir: dir, secrets: map[string]string{}}
-	b, err := pki.Load(l.PKIDir())
+	b, err := pki.Load(dir.PKI())
 	switch {
 	case err == nil:
 		l.PKI = b
@@ -44,9 +43,6 @@ func LoadLocal(dir string, generatePKI bool) (*Local, error) {
 	return l, nil
 }
 
-// PKIDir is the state directory's pki/.
-func (l *Local) PKIDir() string { return filepath.Join(l.Dir, "pki") }
-
 // Secret returns the generated secret <dir>/secrets/<name>; when the directory lacks it, generate
 // makes one in memory that Save writes later. Keeping it makes every later run render identical
 // files (keepalived's VRRP password).
@@ -54,7 +50,7 @@ func (l *Local) Secret(name string, generate func() (string, error)) (string, er
 	if v, ok := l.secrets[name]; ok {
 		return v, nil
 	}
-	path := filepath.Join(l.Dir, "secrets", name)
+	path := l.Dir.Secret(name)
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
@@ -80,10 +76,10 @@ func (l *Local) Secret(name string, generate func() (string, error)) (string, er
 func (l *Local) Pending() []string {
 	var out []string
 	if l.PKIGenerated {
-		out = append(out, l.PKIDir()+"/")
+		out = append(out, l.Dir.PKI()+"/")
 	}
 	for _, name := range l.generated {
-		out = append(out, filepath.Join(l.Dir, "secrets", name))
+		out = append(out, l.Dir.Secret(name))
 	}
 	return out
 }
@@ -92,7 +88,7 @@ func (l *Local) Pending() []string {
 // its first byte. It never replaces a file; a secret another run wrote meanwhile is an error.
 func (l *Local) Save() error {
 	if l.PKIGenerated {
-		if err := l.PKI.Save(l.PKIDir()); err != nil {
+		if err := l.PKI.Save(l.Dir.PKI()); err != nil {
 			return err
 		}
 		l.PKIGenerated = false
@@ -100,14 +96,13 @@ func (l *Local) Save() error {
 	if len(l.generated) == 0 {
 		return nil
 	}
-	dir := filepath.Join(l.Dir, "secrets")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(l.Dir.Secrets(), 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	for len(l.generated) > 0 {
 		name := l.generated[0]
 		// O_EXCL: never replace a secret another run wrote (the run lock should prevent that anyway).
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		f, err := os.OpenFile(l.Dir.Secret(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("write secret: %w", err)
 		}

@@ -13,11 +13,11 @@ import (
 // and secrets 0600); a second load reads them back and has nothing pending.
 func TestLocal(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	l, err := LoadLocal(dir, false)
+	l, err := LoadLocal(Dir(dir), false)
 	if err != nil || l.PKI != nil || l.PKIGenerated {
 		t.Fatalf("without generation: %+v, %v", l, err)
 	}
-	l, err = LoadLocal(dir, true)
+	l, err = LoadLocal(Dir(dir), true)
 	if err != nil || l.PKI == nil || !l.PKIGenerated {
 		t.Fatalf("with generation: %+v, %v", l, err)
 	}
@@ -40,7 +40,7 @@ func TestLocal(t *testing.T) {
 			t.Errorf("%s: %v %v", f, st, err)
 		}
 	}
-	again, err := LoadLocal(dir, true)
+	again, err := LoadLocal(Dir(dir), true)
 	if err != nil || again.PKIGenerated || again.PKI.DiscoveryHash() != l.PKI.DiscoveryHash() {
 		t.Fatalf("reload: %+v %v", again, err)
 	}
@@ -56,11 +56,11 @@ func TestLocal(t *testing.T) {
 // TestLocalNeverReplaces: a PKI or secret another run saved in between is not overwritten.
 func TestLocalNeverReplaces(t *testing.T) {
 	dir := t.TempDir()
-	a, err := LoadLocal(dir, true)
+	a, err := LoadLocal(Dir(dir), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := LoadLocal(dir, true)
+	b, err := LoadLocal(Dir(dir), true)
 	if err != nil {
 		t.Fatal(err)
 	}

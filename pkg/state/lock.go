@@ -21,8 +21,8 @@ type Lock struct {
 var ErrLocked = errors.New("another installer run holds the state directory's lock")
 
 // Ensure creates the state directory (0700) and its subdirectories.
-func Ensure(dir string) error {
-	for _, d := range []string{dir, filepath.Join(dir, "logs")} {
+func Ensure(dir Dir) error {
+	for _, d := range []string{string(dir), dir.Logs()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("state dir: %w", err)
 		}
@@ -34,11 +34,11 @@ func Ensure(dir string) error {
 }
 
 // Acquire takes the lock without waiting. When another process holds it, the error names its pid.
-func Acquire(dir string) (*Lock, error) {
+func Acquire(dir Dir) (*Lock, error) {
 	if err := Ensure(dir); err != nil {
 		return nil, err
 	}
-	path := filepath.Join(dir, "lock")
+	path := dir.Lock()
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("state dir lock: %w", err)
@@ -69,8 +69,8 @@ func (l *Lock) Release() error {
 }
 
 // RunLogDir creates logs/<time>-<command>/ for one run's per-host log files.
-func RunLogDir(dir, command string, now time.Time) (string, error) {
-	d := filepath.Join(dir, "logs", now.UTC().Format("20060102T150405Z")+"-"+strings.ReplaceAll(command, " ", "-"))
+func RunLogDir(dir Dir, command string, now time.Time) (string, error) {
+	d := filepath.Join(dir.Logs(), now.UTC().Format("20060102T150405Z")+"-"+strings.ReplaceAll(command, " ", "-"))
 	if err := os.MkdirAll(d, 0o700); err != nil {
 		return "", fmt.Errorf("run log dir: %w", err)
 	}

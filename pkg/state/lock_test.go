@@ -13,7 +13,7 @@ import (
 
 func TestLock(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "prod")
-	l, err := Acquire(dir)
+	l, err := Acquire(Dir(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestLock(t *testing.T) {
 	if err == nil {
 		t.Fatalf("another process took the held lock: %s", out)
 	}
-	if _, err := Acquire(dir); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
+	if _, err := Acquire(Dir(dir)); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {
 		t.Fatalf("second Acquire = %v", err)
 	}
 	if err := l.Release(); err != nil {
@@ -36,7 +36,7 @@ func TestLock(t *testing.T) {
 	if out, err := exec.Command("flock", "-n", filepath.Join(dir, "lock"), "true").CombinedOutput(); err != nil {
 		t.Fatalf("lock not released: %v %s", err, out)
 	}
-	l2, err := Acquire(dir)
+	l2, err := Acquire(Dir(dir))
 	if err != nil {
 		t.Fatalf("re-acquire: %v", err)
 	}
@@ -45,7 +45,7 @@ func TestLock(t *testing.T) {
 
 func TestRunLogDir(t *testing.T) {
 	dir := t.TempDir()
-	d, err := RunLogDir(dir, "create cluster", time.Date(2026, 11, 22, 4, 5, 6, 0, time.UTC))
+	d, err := RunLogDir(Dir(dir), "create cluster", time.Date(2026, 11, 22, 4, 5, 6, 0, time.UTC))
 	if err != nil || d != filepath.Join(dir, "logs", "20261122T040506Z-create-cluster") {
 		t.Fatalf("RunLogDir = %q, %v", d, err)
 	}

@@ -57,8 +57,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"installer.dev/installer/lab/images"
-	"installer.dev/installer/pkg/phases"
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/state"
 )
 
 const (
@@ -274,7 +275,7 @@ func (h *hostileLab) caseReadOnlyCommands(t *testing.T) {
 		t.Errorf("%s: kubeconfig: exit %d\n%s", what, r.Code, r.Stderr)
 	}
 	h.checkAdminKubeconfig(t, what, []byte(r.Stdout))
-	if _, err := os.Stat(phases.AdminConfPath(dir)); err != nil {
+	if _, err := os.Stat(state.Dir(dir).AdminConf()); err != nil {
 		t.Errorf("%s: kubeconfig left no admin.conf in the state directory: %v", what, err)
 	}
 	absentIn(t, what+": after kubeconfig", dir, "pki")
@@ -538,7 +539,7 @@ func (h *hostileLab) takePrint(t *testing.T, k kubernetes.Interface) clusterPrin
 	}
 	p.Objects["deployment/"+hostileNS+"/web"] = fmt.Sprintf("%s generation %d", d.UID, d.Generation)
 	for _, cp := range h.cps {
-		p.PKI[cp] = h.ssh(cp, "sudo sha256sum "+pki.HostDir+"/ca.crt "+pki.HostDir+"/"+pki.SAPubName)
+		p.PKI[cp] = h.ssh(cp, "sudo sha256sum "+constants.PKIDir+"/ca.crt "+constants.PKIDir+"/"+pki.SAPubName)
 	}
 	p.Members = h.etcdMembers(t, h.cps[0])
 	return p
@@ -710,7 +711,7 @@ func (b *backgroundRun) Stderr() string {
 // hostCAFingerprint reads the cluster CA on a host and returns its fingerprint.
 func (h *hostileLab) hostCAFingerprint(t *testing.T, host string) string {
 	t.Helper()
-	return pemFingerprint(t, []byte(h.ssh(host, "sudo cat "+pki.HostDir+"/ca.crt")))
+	return pemFingerprint(t, []byte(h.ssh(host, "sudo cat "+constants.PKIDir+"/ca.crt")))
 }
 
 // certFingerprint is how refusals name a CA: "sha256:" and the lowercase hex SHA-256 of its DER.

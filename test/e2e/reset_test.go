@@ -20,7 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"installer.dev/installer/lab/images"
-	"installer.dev/installer/pkg/phases"
+	"installer.dev/installer/pkg/state"
 )
 
 // adminRules adds a host's own firewall rules (an iptables rule, and an nftables table when the host
@@ -156,7 +156,7 @@ func TestScenario6Reset(t *testing.T) {
 		c.checkClean(t, h)
 		c.checkKept(t, h)
 	}
-	if _, err := os.Stat(phases.AdminConfPath(c.Lab.StateDir())); !os.IsNotExist(err) {
+	if _, err := os.Stat(state.Dir(c.Lab.StateDir()).AdminConf()); !os.IsNotExist(err) {
 		t.Errorf("the state directory still has the admin kubeconfig of the reset cluster: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(c.Lab.StateDir(), "pki", "ca.crt")); err != nil {

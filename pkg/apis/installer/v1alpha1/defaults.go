@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	"net"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -14,7 +15,6 @@ const (
 	DefaultSSHUser           = "root"
 	DefaultSSHPort           = 22
 	DefaultKnownHostsFile    = "~/.ssh/known_hosts"
-	DefaultAPIServerPort     = 6443
 	DefaultHAProxyPort       = 8443
 	DefaultVirtualRouterID   = 51
 	DefaultImageRepository   = "registry.k8s.io"
@@ -42,7 +42,7 @@ func (c *Cluster) Default() {
 		s.ControlPlaneEndpoint.Host = defaultEndpointHost(s)
 	}
 	if s.ControlPlaneEndpoint.Port == 0 {
-		s.ControlPlaneEndpoint.Port = DefaultAPIServerPort
+		s.ControlPlaneEndpoint.Port = constants.APIServerPort
 		if s.LoadBalancer.Type == LoadBalancerKeepalivedHAProxy {
 			s.ControlPlaneEndpoint.Port = DefaultHAProxyPort
 		}

@@ -6,8 +6,10 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -123,7 +125,7 @@ func checkOtherInputs(s *ClusterSpec) field.ErrorList {
 	if s.Install.Source == InstallBundle && s.Install.BundleDir != "" && !isDir(s.Install.BundleDir) {
 		errs = append(errs, field.Invalid(ip.Child("bundleDir"), s.Install.BundleDir, "not a directory"))
 	}
-	for _, reg := range sortedKeys(s.Images.Mirrors) {
+	for _, reg := range slices.Sorted(maps.Keys(s.Images.Mirrors)) {
 		for i, ep := range s.Images.Mirrors[reg] {
 			if ep.CAFile == "" {
 				continue
@@ -169,7 +171,7 @@ func CheckEnvironment(c *Cluster, getenv func(string) string) field.ErrorList {
 			need(specPath.Child("hosts").Index(i).Child("ssh", "passwordEnv"), h.SSH.PasswordEnv, "SSH password")
 		}
 	}
-	for _, k := range sortedKeys(s.CloudProvider.CredentialsEnv) {
+	for _, k := range slices.Sorted(maps.Keys(s.CloudProvider.CredentialsEnv)) {
 		need(specPath.Child("cloudProvider", "credentialsEnv").Key(k), s.CloudProvider.CredentialsEnv[k], "cloud credential "+k)
 	}
 	return errs

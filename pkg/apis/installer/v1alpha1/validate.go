@@ -3,16 +3,18 @@ package v1alpha1
 import (
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -152,7 +154,7 @@ func (v *validator) hosts() {
 
 		// One label at a time in key order: ValidateLabels walks a map, and errors must come in a
 		// stable order.
-		for _, k := range sortedKeys(h.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(h.Labels)) {
 			v.add(metav1validation.ValidateLabels(map[string]string{k: h.Labels[k]}, hp.Child("labels"))...)
 		}
 		for j, t := range h.Taints {
@@ -320,8 +322,8 @@ func (v *validator) endpoint() {
 		v.add(field.Invalid(ep.Child("host"), s.ControlPlaneEndpoint.Host, "must be an IP address or a DNS name"))
 	}
 	v.port(ep.Child("port"), s.ControlPlaneEndpoint.Port)
-	if lb.Type == LoadBalancerKeepalivedHAProxy && s.ControlPlaneEndpoint.Port == DefaultAPIServerPort {
-		v.add(field.Invalid(ep.Child("port"), s.ControlPlaneEndpoint.Port, "haproxy runs on every control plane beside the apiserver, which owns 6443; use another port (default 8443)"))
+	if lb.Type == LoadBalancerKeepalivedHAProxy && s.ControlPlaneEndpoint.Port == constants.APIServerPort {
+		v.add(field.Invalid(ep.Child("port"), s.ControlPlaneEndpoint.Port, fmt.Sprintf("haproxy runs on every control plane beside the apiserver, which owns %d; use another port (default %d)", constants.APIServerPort, DefaultHAProxyPort)))
 	}
 	for i, san := range s.CertSANs {
 		if !isIPOrDNSName(strings.TrimPrefix(san, "*.")) {
@@ -464,7 +466,7 @@ func (v *validator) images() {
 	if !isImageRepository(im.Repository) {
 		v.add(field.Invalid(p.Child("repository"), im.Repository, "must be a registry host with an optional path, such as registry.k8s.io or mirror.example.com:5000/k8s"))
 	}
-	for _, reg := range sortedKeys(im.Mirrors) {
+	for _, reg := range slices.Sorted(maps.Keys(im.Mirrors)) {
 		rp := p.Child("mirrors").Key(reg)
 		if !isRegistryHost(reg) {
 			v.add(field.Invalid(rp, reg, "must be a registry host such as docker.io or registry.example.com:5000"))
@@ -488,7 +490,7 @@ func (v *validator) images() {
 			}
 		}
 	}
-	for _, from := range sortedKeys(im.Overrides) {
+	for _, from := range slices.Sorted(maps.Keys(im.Overrides)) {
 		to := im.Overrides[from]
 		op := p.Child("overrides").Key(from)
 		if !isImageRef(from) {
@@ -511,7 +513,7 @@ func (v *validator) components() {
 		{specPath.Child("controllerManager", "extraArgs"), s.ControllerManager.ExtraArgs},
 		{specPath.Child("scheduler", "extraArgs"), s.Scheduler.ExtraArgs},
 	} {
-		for _, k := range sortedKeys(c.args) {
+		for _, k := range slices.Sorted(maps.Keys(c.args)) {
 			if k == "" || strings.HasPrefix(k, "-") || strings.ContainsAny(k, "= \t\n") {
 				v.add(field.Invalid(c.path.Key(k), k, "a flag name without leading dashes, such as max-pods"))
 			}
@@ -564,13 +566,12 @@ func (v *validator) cni() {
 	}
 }
 
-var cloudProviders = []CloudProviderName{CloudNone, CloudAWS, CloudOpenStack, CloudHetzner, CloudDigitalOcean, CloudVSphere, CloudCustom}
-
 func (v *validator) cloud() {
 	cp := v.c.Spec.CloudProvider
 	p := specPath.Child("cloudProvider")
-	if !containsT(cloudProviders, cp.Name) {
-		v.add(field.NotSupported(p.Child("name"), cp.Name, cloudProviders))
+	preset, ok := CloudPresetFor(cp.Name)
+	if !ok && cp.Name != CloudNone {
+		v.add(field.NotSupported(p.Child("name"), cp.Name, cloudProviderNames()))
 		return
 	}
 	if cp.Name == CloudNone {
@@ -587,7 +588,7 @@ func (v *validator) cloud() {
 	if cp.Image != "" && !isImageRef(cp.Image) {
 		v.add(field.Invalid(p.Child("image"), cp.Image, "must be an image reference"))
 	}
-	for _, k := range sortedKeys(cp.CredentialsEnv) {
+	for _, k := range slices.Sorted(maps.Keys(cp.CredentialsEnv)) {
 		for _, msg := range validation.IsConfigMapKey(k) {
 			v.add(field.Invalid(p.Child("credentialsEnv").Key(k), k, msg))
 		}
@@ -602,52 +603,26 @@ func (v *validator) cloud() {
 		}
 	}
 	hasCreds := cp.CredentialsSecret != "" || len(cp.CredentialsEnv) > 0
-	need := CloudPresetNeeds(cp.Name)
-	if need.Image && cp.Image == "" {
+	if preset.NeedsImage && cp.Image == "" {
 		v.add(field.Required(p.Child("image"), fmt.Sprintf("provider %s has no preset image", cp.Name)))
 	}
-	if need.Args && len(cp.Args) == 0 {
+	if preset.NeedsArgs && len(cp.Args) == 0 {
 		v.add(field.Required(p.Child("args"), fmt.Sprintf("provider %s passes exactly these flags (for example --cloud-provider=<name>)", cp.Name)))
 	}
-	if need.CloudConfig && cp.CloudConfigFile == "" {
+	if preset.NeedsCloudConfig && cp.CloudConfigFile == "" {
 		v.add(field.Required(p.Child("cloudConfigFile"), fmt.Sprintf("provider %s reads its cloud config", cp.Name)))
 	}
-	if len(need.CredentialKeys) > 0 {
+	if keys := preset.CredentialKeys(); len(keys) > 0 {
 		if !hasCreds {
-			v.add(field.Required(p.Child("credentialsEnv"), fmt.Sprintf("provider %s needs credentials: keys %s from environment variables, or credentialsSecret naming an existing Secret", cp.Name, strings.Join(need.CredentialKeys, ", "))))
+			v.add(field.Required(p.Child("credentialsEnv"), fmt.Sprintf("provider %s needs credentials: keys %s from environment variables, or credentialsSecret naming an existing Secret", cp.Name, strings.Join(keys, ", "))))
 		} else if len(cp.CredentialsEnv) > 0 {
-			for _, k := range need.CredentialKeys {
+			for _, k := range keys {
 				if _, ok := cp.CredentialsEnv[k]; !ok {
 					v.add(field.Required(p.Child("credentialsEnv").Key(k), fmt.Sprintf("provider %s reads key %s", cp.Name, k)))
 				}
 			}
 		}
 	}
-}
-
-// PresetNeeds is what a cloud provider preset requires from the spec.
-type PresetNeeds struct {
-	Image, Args, CloudConfig bool
-	// CredentialKeys are the keys the provider's credentials Secret must hold.
-	CredentialKeys []string
-}
-
-// CloudPresetNeeds lists what each preset needs; the manifests renderer and docs/spec.md follow it.
-func CloudPresetNeeds(name CloudProviderName) PresetNeeds {
-	switch name {
-	case CloudCustom:
-		return PresetNeeds{Image: true, Args: true}
-	case CloudOpenStack:
-		return PresetNeeds{CloudConfig: true}
-	case CloudVSphere:
-		return PresetNeeds{CloudConfig: true, CredentialKeys: []string{"password", "username"}}
-	case CloudHetzner:
-		return PresetNeeds{CredentialKeys: []string{"token"}}
-	case CloudDigitalOcean:
-		return PresetNeeds{CredentialKeys: []string{"access-token"}}
-	}
-	// aws: credentials come from the instance profile by default; a Secret is optional.
-	return PresetNeeds{}
 }
 
 func (v *validator) addons() {
@@ -691,15 +666,6 @@ func isImageRepository(s string) bool {
 
 func isImageRef(s string) bool {
 	return s != "" && !strings.ContainsAny(s, " \t\n") && !strings.HasPrefix(s, "/") && !strings.HasSuffix(s, ":")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func contains(list []string, s string) bool {
