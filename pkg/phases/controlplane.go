@@ -201,8 +201,6 @@ func (i Init) Run(ctx context.Context, r *Run) error {
 		return err
 	}
 	i.join.set(token)
-	h.Facts.AdminConfPresent = true
-	h.Facts.KubeletConfPresent = true
 	if r.Cluster.Spec.LoadBalancer.Type == v1alpha1.LoadBalancerKubeVIP {
 		// kube-vip used super-admin.conf while the cluster initialised (admin.conf has no rights
 		// before init ends); from now on it runs with admin.conf.
@@ -363,7 +361,6 @@ func (j Join) Run(ctx context.Context, r *Run) error {
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "join", "--config", kubeadm.ConfigPath}, Secrets: []string{token}}); err != nil {
 			return fmt.Errorf("kubeadm join: %w", err)
 		}
-		h.Facts.KubeletConfPresent = true
 		return nil
 	})
 }

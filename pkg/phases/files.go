@@ -12,5 +12,5 @@ import (
 // reads super-admin.conf until then): Init passes true once it has run; before that, phases pass
 // whether the host had admin.conf when its facts were gathered.
 func hostFiles(h *Host, spec *v1alpha1.ClusterSpec, inputs manifests.Inputs, initDone bool) (manifests.HostFiles, error) {
-	return manifests.RenderHostFiles(manifests.HostInput{Spec: spec, Host: h.Spec, Facts: h.Facts, Inputs: inputs, InitDone: initDone})
+	return manifests.RenderHostFiles(manifests.HostInput{Spec: spec, Host: h.Spec, Facts: h.now(), Inputs: inputs, InitDone: initDone})
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -23,8 +25,11 @@ type Connector func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error)
 // action goes through Query (reads, run in dry runs too), Exec and Upload (changes, only recorded in
 // dry runs), always as root.
 type Host struct {
-	Spec  v1alpha1.Host
+	Spec v1alpha1.Host
+	// Facts are what was observed on the host (GatherFacts; the upgrade reads them again before each
+	// node). Phases never write them: what the run changed since is in did, and now() is both.
 	Facts facts.Host
+	did   hostChanges
 	conn  ssh.Runner
 	// fx makes (or records) the host's changes; progress hears ForEachHost's per-host events.
 	fx       Effects
@@ -32,6 +37,57 @@ type Host struct {
 
 	mu  sync.Mutex
 	log io.Writer // the host's log file for this run; nil: none
+}
+
+// hostChanges is what this run changed on a host that its later steps must take into account. A
+// dry run records them too: its later steps plan as if the earlier ones had run.
+type hostChanges struct {
+	mu sync.Mutex
+	// packages installed (name -> version) and held by the run.
+	packages map[string]string
+	held     []string
+	// kubeadm is the kubeadm version the run installed; containerd the version read back after the
+	// run installed it.
+	kubeadm, containerd string
+}
+
+// now is the host as the run knows it: the observed facts with the run's own changes on top.
+func (h *Host) now() facts.Host {
+	h.did.mu.Lock()
+	defer h.did.mu.Unlock()
+	f := h.Facts
+	if len(h.did.packages) > 0 {
+		f.Packages = maps.Clone(f.Packages)
+		if f.Packages == nil {
+			f.Packages = map[string]string{}
+		}
+		maps.Copy(f.Packages, h.did.packages)
+	}
+	for _, n := range h.did.held {
+		if !slices.Contains(f.HeldPackages, n) {
+			f.HeldPackages = append(slices.Clip(f.HeldPackages), n)
+		}
+	}
+	if h.did.kubeadm != "" {
+		f.KubeadmVersion = h.did.kubeadm
+	}
+	if h.did.containerd != "" {
+		f.ContainerdVersion = h.did.containerd
+	}
+	return f
+}
+
+// record notes a change of the run's for its later steps.
+func (h *Host) record(change func(*hostChanges)) {
+	h.did.mu.Lock()
+	defer h.did.mu.Unlock()
+	change(&h.did)
+}
+
+// observed replaces the facts with a new observation, which includes the run's changes so far.
+func (h *Host) observed(f facts.Host) {
+	h.record(func(c *hostChanges) { c.packages, c.held, c.kubeadm, c.containerd = nil, nil, "", "" })
+	h.Facts = f
 }
 
 // Name is the host's name in the spec.

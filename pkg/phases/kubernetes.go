@@ -133,7 +133,8 @@ func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, cric
 			return fmt.Errorf("install %s: %w", strings.Join(missing, ", "), err)
 		}
 	}
-	installed := map[string]string{"kubeadm": h.Facts.KubeadmVersion, "kubelet": h.Facts.KubeletVersion, "kubectl": h.Facts.KubectlVersion}
+	now := h.now()
+	installed := map[string]string{"kubeadm": now.KubeadmVersion, "kubelet": now.KubeletVersion, "kubectl": now.KubectlVersion}
 	proxy := install.Proxy(s)
 	for _, t := range install.KubeTools(s, arch) {
 		if installed[t.Name] == t.Version {

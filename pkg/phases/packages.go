@@ -108,7 +108,8 @@ func installAptPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec
 	if err != nil {
 		return err
 	}
-	plan := planPackages(want, h.Facts.Packages, h.Facts.HeldPackages, sameDeb)
+	now := h.now()
+	plan := planPackages(want, now.Packages, now.HeldPackages, sameDeb)
 	if len(plan.Install) > 0 || len(missing) > 0 {
 		// A new or changed repository, or versions not seen yet: the index must be current first.
 		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.AptGet(spec, "update"), Idempotent: true}); err != nil {
@@ -139,20 +140,18 @@ func installAptPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec
 	return nil
 }
 
-// recordPackages updates the facts after an install, so later steps of the same run (the upgrade's
-// kubelet step after its kubeadm step) see the host as it is now.
+// recordPackages notes an install for later steps of the same run (the upgrade's kubelet step after
+// its kubeadm step).
 func recordPackages(h *Host, want map[string]string, plan packagePlan) {
-	if len(plan.Install) > 0 && h.Facts.Packages == nil {
-		h.Facts.Packages = map[string]string{}
-	}
-	for _, n := range plan.Install {
-		h.Facts.Packages[n] = want[n]
-	}
-	for _, n := range plan.Hold {
-		if !slices.Contains(h.Facts.HeldPackages, n) {
-			h.Facts.HeldPackages = append(h.Facts.HeldPackages, n)
+	h.record(func(c *hostChanges) {
+		if len(plan.Install) > 0 && c.packages == nil {
+			c.packages = map[string]string{}
 		}
-	}
+		for _, n := range plan.Install {
+			c.packages[n] = want[n]
+		}
+		c.held = append(c.held, plan.Hold...)
+	})
 }
 
 // aptError says plainly when apt gave up waiting for another process's lock (the installer waited
@@ -197,7 +196,7 @@ func installRPMPackages(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec
 	if err != nil {
 		return err
 	}
-	plan := planPackages(want, h.Facts.Packages, nil, sameRPM)
+	plan := planPackages(want, h.now().Packages, nil, sameRPM)
 	if len(plan.Install) == 0 && len(missing) == 0 {
 		return nil
 	}

@@ -118,7 +118,7 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 		if i := strings.IndexAny(v, "~+-"); i >= 0 {
 			v = v[:i]
 		}
-		h.Facts.ContainerdVersion = v
+		h.record(func(c *hostChanges) { c.containerd = v })
 		return nil
 	})
 }

@@ -123,7 +123,7 @@ func (p *upgradeState) doneReason() string {
 // left cordoned by an earlier run.
 func (p *upgradeState) nodeDone(h *Host) bool {
 	st := p.Nodes[h.Name()]
-	f := h.Facts
+	f := h.now()
 	return st != nil && st.Kubelet == p.Target && !st.Cordoned &&
 		f.KubeletVersion == p.Target && f.KubeadmVersion == p.Target && f.KubectlVersion == p.Target
 }

@@ -76,7 +76,7 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 			p.Work = true
 		}
 		r.Log.Info("upgrade: node", "host", h.Name(), "role", h.Spec.Role, "control plane", st.ControlPlane, "kubelet", st.Kubelet,
-			"kubeadm", h.Facts.KubeadmVersion, "target", target, "done", done)
+			"kubeadm", h.now().KubeadmVersion, "target", target, "done", done)
 	}
 	p.checked = true
 	if !p.Work {

@@ -91,13 +91,13 @@ func prepareKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, input
 	if _, err := h.Upload(ctx, f); err != nil {
 		return err
 	}
-	if h.Facts.KubeadmVersion == s.KubernetesVersion {
+	if h.now().KubeadmVersion == s.KubernetesVersion {
 		return nil
 	}
 	if err := installKubeadm(ctx, h, s, inputs); err != nil {
 		return fmt.Errorf("install kubeadm %s: %w", s.KubernetesVersion, err)
 	}
-	h.Facts.KubeadmVersion = s.KubernetesVersion
+	h.record(func(c *hostChanges) { c.kubeadm = s.KubernetesVersion })
 	return nil
 }
 

@@ -158,7 +158,7 @@ func (n *nodeUpgrade) read(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		h.Facts = f
+		h.observed(f)
 		return nil
 	})
 	if err != nil {
