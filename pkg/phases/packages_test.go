@@ -10,16 +10,14 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
-	"installer.dev/installer/pkg/scripts"
-	"installer.dev/installer/pkg/ssh/sshtest"
+	"installer.dev/installer/pkg/phases/internal/simhost"
 )
 
 const testProxy = "http://10.0.0.5:3142"
 
 // packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
-// on a fake runner that answers installed.sh with the missing prerequisites and everything else with
-// success.
-func packageHost(t *testing.T, pm facts.PackageManager, missing string) (*Run, *Host, *sshtest.Fake) {
+// on a simulated host that lacks the missing prerequisites.
+func packageHost(t *testing.T, pm facts.PackageManager, missing ...string) (*Run, *Host, *simhost.Host) {
 	t.Helper()
 	c := testCluster(1)
 	c.Spec.KubernetesVersion = "v1.35.8"
@@ -34,12 +32,11 @@ func packageHost(t *testing.T, pm facts.PackageManager, missing string) (*Run, *
 	}
 	r.Inputs.Files = map[string][]byte{key: []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n")}
 	h := r.All()[0]
-	fake := sshtest.NewFake(h.Name())
-	fake.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=" + missing + "\n")
-	fake.On(sshtest.Any()).Reply("")
-	h.SetConnection(fake)
+	sim := simhost.New(h.Name(), h.Spec.Address)
+	sim.MissingPrerequisites(missing...)
+	h.SetConnection(sim)
 	h.Facts.OS.PackageManager = pm
-	return r, h, fake
+	return r, h, sim
 }
 
 // installWith runs installPackages on the host with the repository files rendered from the run's
@@ -58,22 +55,11 @@ func installWith(t *testing.T, r *Run, h *Host, want map[string]string) error {
 	return installPackages(context.Background(), h, &r.Cluster.Spec, files, want)
 }
 
-// commands renders what ran: constant scripts by their name ($0) and arguments, others as argv;
-// uploads as "write PATH".
-func commands(f *sshtest.Fake, from int) []string {
-	var out []string
-	for _, c := range f.Calls()[from:] {
-		switch {
-		case c.Op == "write":
-			out = append(out, "write "+c.Path)
-		case len(c.Cmd.Args) > 3 && c.Cmd.Args[0] == "sh" && c.Cmd.Args[1] == "-c":
-			out = append(out, strings.Join(c.Cmd.Args[3:], " "))
-		default:
-			out = append(out, strings.Join(c.Cmd.Args, " "))
-		}
-	}
-	return out
-}
+// written is a transcript's line for an upload of a 0644 file.
+func written(path string) string { return "write " + path + " 0644 sensitive=false" }
+
+// pinned is NAME=VERSION as a transcript quotes it.
+func pinned(name, version string) string { return "'" + name + "=" + version + "'" }
 
 var (
 	kube135 = "1.35.8-1.1"
@@ -97,53 +83,52 @@ func with(m map[string]string, kv ...string) map[string]string {
 // in every case (unchanged uploads are checksum-compared no-ops on real hosts).
 func TestAptPackages(t *testing.T) {
 	apt := "apt.sh " + testProxy + " "
-	installAll := apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135 + " cri-tools=1.36.0-1.1 kubernetes-cni=1.9.1-1.1"
+	installAll := apt + "install --no-install-recommends " + pinned("kubeadm", kube135) + " " + pinned("kubelet", kube135) + " " + pinned("kubectl", kube135) +
+		" " + pinned("cri-tools", "1.36.0-1.1") + " " + pinned("kubernetes-cni", "1.9.1-1.1")
 	tests := []struct {
 		name    string
 		have    map[string]string
 		held    []string
-		missing string
+		missing []string
 		want    map[string]string // nil: every package of the release
 		cmds    []string
 	}{
-		{"fresh host", nil, nil, "", nil, []string{apt + "update", installAll, "apt-mark hold kubeadm kubelet kubectl"}},
-		{"converged: no apt command at all", all135, held, "", nil, nil},
-		{"minor upgrade of held packages: unhold, install, hold", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, "", nil,
+		{"fresh host", nil, nil, nil, nil, []string{apt + "update", installAll, "apt-mark hold kubeadm kubelet kubectl"}},
+		{"converged: no apt command at all", all135, held, nil, nil, nil},
+		{"minor upgrade of held packages: unhold, install, hold", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, nil, nil,
 			[]string{apt + "update", "apt-mark unhold kubeadm kubelet kubectl",
-				apt + "install --no-install-recommends kubeadm=" + kube135 + " kubelet=" + kube135 + " kubectl=" + kube135,
+				apt + "install --no-install-recommends " + pinned("kubeadm", kube135) + " " + pinned("kubelet", kube135) + " " + pinned("kubectl", kube135),
 				"apt-mark hold kubeadm kubelet kubectl"}},
-		{"only the kubelet differs", with(all135, "kubelet", kube134), held, "", nil,
-			[]string{apt + "update", "apt-mark unhold kubelet", apt + "install --no-install-recommends kubelet=" + kube135, "apt-mark hold kubelet"}},
-		{"holds missing: hold only, no update", all135, []string{"kubelet"}, "", nil, []string{"apt-mark hold kubeadm kubectl"}},
-		{"missing prerequisite", all135, held, " conntrack socat", nil, []string{apt + "update", apt + "install --no-install-recommends conntrack socat"}},
-		{"kubeadm alone (the upgrade's first step)", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, "", map[string]string{"kubeadm": kube135},
-			[]string{apt + "update", "apt-mark unhold kubeadm", apt + "install --no-install-recommends kubeadm=" + kube135, "apt-mark hold kubeadm"}},
+		{"only the kubelet differs", with(all135, "kubelet", kube134), held, nil, nil,
+			[]string{apt + "update", "apt-mark unhold kubelet", apt + "install --no-install-recommends " + pinned("kubelet", kube135), "apt-mark hold kubelet"}},
+		{"holds missing: hold only, no update", all135, []string{"kubelet"}, nil, nil, []string{"apt-mark hold kubeadm kubectl"}},
+		{"missing prerequisite", all135, held, []string{"conntrack", "socat"}, nil, []string{apt + "update", apt + "install --no-install-recommends conntrack socat"}},
+		{"kubeadm alone (the upgrade's first step)", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, nil, map[string]string{"kubeadm": kube135},
+			[]string{apt + "update", "apt-mark unhold kubeadm", apt + "install --no-install-recommends " + pinned("kubeadm", kube135), "apt-mark hold kubeadm"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, h, fake := packageHost(t, "apt", tt.missing)
+			r, h, sim := packageHost(t, "apt", tt.missing...)
 			h.Facts.Packages, h.Facts.HeldPackages = tt.have, tt.held
 			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
-			got := commands(fake, 0)
-			head := []string{"write " + manifests.AptKeyringPath, "write " + manifests.AptSourcesPath, "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
+			got := sim.Transcript(0)
+			head := []string{written(manifests.AptKeyringPath), written(manifests.AptSourcesPath), "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
 			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
-			src, _ := fake.File(manifests.AptSourcesPath)
+			src, _ := sim.File(manifests.AptSourcesPath)
 			if want := "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/v1.35/deb/ /\n"; !strings.HasSuffix(string(src.Content), want) {
 				t.Errorf("sources file:\n%s\nwant it to end with %q", src.Content, want)
 			}
-			if tt.missing != "" {
-				return // the fake keeps answering "missing"; a real host would have them now
-			}
-			// The facts now say what the host has: a second call does nothing.
-			n := len(fake.Calls())
+			// The run now knows what the host has (and the host installed the missing
+			// prerequisites): a second call does nothing.
+			n := sim.Mark()
 			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
-			if again := commands(fake, n); len(again) != 3 {
+			if again := sim.Transcript(n); len(again) != 3 {
 				t.Errorf("second call ran more than the uploads and the query: %q", again)
 			}
 		})
@@ -162,12 +147,8 @@ func TestAptLockHeld(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, h, _ := packageHost(t, "apt", "")
-			failing := sshtest.NewFake(h.Name())
-			failing.On(isScript(scripts.Installed.Name)).Reply("crictl=\ncni=\nmissing=\n")
-			failing.On(func(a []string) bool { return len(a) > 5 && a[3] == scripts.Apt.Name && a[5] == "update" }).Fail(tt.code, tt.stderr)
-			failing.On(sshtest.Any()).Reply("")
-			h.SetConnection(failing)
+			r, h, sim := packageHost(t, "apt")
+			sim.FailAt("apt.sh "+testProxy+" update").Exit(tt.code, tt.stderr)
 			err := installWith(t, r, h, nil)
 			if err == nil {
 				t.Fatal("a held lock did not fail the install")
@@ -177,7 +158,7 @@ func TestAptLockHeld(t *testing.T) {
 					t.Errorf("error %q lacks %q", err, want)
 				}
 			}
-			for _, c := range commands(failing, 0) {
+			for _, c := range sim.Commands(0) {
 				if strings.Contains(c, "install --no-install-recommends") {
 					t.Errorf("installed after the lock failure: %s", c)
 				}
@@ -197,22 +178,22 @@ func TestRPMPackages(t *testing.T) {
 		have map[string]string
 		cmds []string
 	}{
-		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " --disableexcludes=kubernetes install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
-		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " --disableexcludes=kubernetes install kubelet-1.35.8"}},
+		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " '--disableexcludes=kubernetes' install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
+		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " '--disableexcludes=kubernetes' install kubelet-1.35.8"}},
 		{"converged", "dnf", rpm135, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, h, fake := packageHost(t, tt.pm, "")
+			r, h, sim := packageHost(t, tt.pm)
 			h.Facts.Packages = tt.have
 			if err := installWith(t, r, h, nil); err != nil {
 				t.Fatal(err)
 			}
-			got := commands(fake, 0)
-			if len(got) < 3 || got[0] != "write "+manifests.RPMKeyPath || got[1] != "write "+manifests.RPMRepoPath || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
+			got := sim.Transcript(0)
+			if len(got) < 3 || got[0] != written(manifests.RPMKeyPath) || got[1] != written(manifests.RPMRepoPath) || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
 				t.Errorf("commands: %q, want the key, the repo file, the query and %q", got, tt.cmds)
 			}
-			repo, _ := fake.File(manifests.RPMRepoPath)
+			repo, _ := sim.File(manifests.RPMRepoPath)
 			for _, want := range []string{"baseurl=http://172.30.0.1:5000/core:/stable:/v1.35/rpm/\n", "gpgcheck=1\n",
 				"gpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n", "exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n", "proxy=" + testProxy + "\n"} {
 				if !strings.Contains(string(repo.Content), want) {
@@ -232,16 +213,16 @@ func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
 
 // A binary key file goes to a .gpg keyring (apt reads .asc files as armored text only).
 func TestAptBinaryKey(t *testing.T) {
-	r, h, fake := packageHost(t, "apt", "")
+	r, h, sim := packageHost(t, "apt")
 	r.Inputs.Files[r.Cluster.Spec.Install.PackageRepositoryKeyFile] = []byte{0x99, 0x01, 0x0d, 0x04}
 	h.Facts.Packages, h.Facts.HeldPackages = all135, held
 	if err := installWith(t, r, h, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := fake.File(manifests.AptBinaryKeyringPath); !ok {
-		t.Errorf("binary key not at %s: %q", manifests.AptBinaryKeyringPath, commands(fake, 0))
+	if _, ok := sim.File(manifests.AptBinaryKeyringPath); !ok {
+		t.Errorf("binary key not at %s: %q", manifests.AptBinaryKeyringPath, sim.Transcript(0))
 	}
-	src, _ := fake.File(manifests.AptSourcesPath)
+	src, _ := sim.File(manifests.AptSourcesPath)
 	if !strings.Contains(string(src.Content), "[signed-by="+manifests.AptBinaryKeyringPath+"]") {
 		t.Errorf("sources file:\n%s", src.Content)
 	}

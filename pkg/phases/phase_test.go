@@ -14,9 +14,8 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/manifests"
-	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/phases/internal/simhost"
 	"installer.dev/installer/pkg/ssh"
-	"installer.dev/installer/pkg/ssh/sshtest"
 )
 
 func testCluster(n int) *v1alpha1.Cluster {
@@ -147,13 +146,8 @@ func TestDryRunChangesNothing(t *testing.T) {
 		{Path: "/etc/a.conf", Mode: 0o644, Content: []byte("a\n")},
 		{Path: "/etc/secret", Mode: 0o644, Content: []byte("token=s3cret\n"), Sensitive: true, Masked: []byte("token=<redacted>\n")},
 	}
-	fake := sshtest.NewFake("h0")
+	fake := simhost.New("h0", "10.0.0.1")
 	fake.SetFile("/etc/a.conf", []byte("a\n"), 0o644, "root:root")
-	fake.On(isScript(scripts.FileState.Name)).Do(func(cmd ssh.Cmd) (ssh.Result, error) {
-		_, args := scriptCall(cmd)
-		return ssh.Result{Stdout: []byte(fileStateOutput(fake, args[0]))}, nil
-	})
-	fake.On(sshtest.Exact("systemctl", "restart", "thing")).Reply("")
 
 	step := func(ctx context.Context, r *Run) error {
 		return ForEachHost(ctx, r.All(), 2, func(ctx context.Context, h *Host) error {
