@@ -7,11 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"installer.dev/installer/pkg/apis/installer/v1alpha1"
-	"installer.dev/installer/pkg/kubeapi"
-	"installer.dev/installer/pkg/ssh"
-	"installer.dev/installer/pkg/state"
 )
 
 // logLines returns the log's lines without their time= field.
@@ -29,22 +24,17 @@ func logLines(b *bytes.Buffer) []string {
 // TestUpgradeDryRunLogsWhatWouldHappen: upgrade --dry-run changes nothing, so its log never says a
 // control plane or node was upgraded (it did, for every host); it says what would be.
 func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
-	r, err := NewRun(uc.spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	r := sc.newRun(t, nil)
 	var logs bytes.Buffer
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = uc.pki, uc.in, state.Dir(t.TempDir()), true
+	r.DryRun = true
 	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return uc.hosts[h.Name], nil }
-	r.api = connectedAPI(&kubeapi.Client{Kube: uc.api})
 	o := testUpgradeOptions
 	o.pollInterval = time.Millisecond
 	if _, err := Execute(context.Background(), r, Upgrade(o)); err != nil {
 		t.Fatal(err)
 	}
-	uc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.34.10")
 	var got []string
 	for _, l := range logLines(&logs) {
 		if strings.Contains(l, " done\"") {
@@ -66,15 +56,11 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 
 // TestPlanLogsNoInitDone: plan on fresh hosts records kubeadm init but never logs it as done.
 func TestPlanLogsNoInitDone(t *testing.T) {
-	sc := newSimCluster(t)
-	r, err := NewRun(sc.spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc := newSimCluster(t, createSpec(t))
+	r := sc.newRun(t, nil)
 	var logs bytes.Buffer
-	r.PKI, r.Inputs, r.StateDir, r.DryRun = sc.pki, sc.in, state.Dir(t.TempDir()), true
+	r.DryRun = true
 	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
-	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
 	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
 		t.Fatal(err)
 	}

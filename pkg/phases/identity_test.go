@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/guard"
@@ -31,12 +30,8 @@ func (l *fakeLocal) Save() error {
 // safetyRun is a create run over the simulated cluster with a chosen PKI, the API wait shortened.
 func (sc *simCluster) safetyRun(t *testing.T, b *pki.Bundle, generated bool, local LocalState) (*Run, error) {
 	t.Helper()
-	r, err := NewRun(sc.spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.StateDir = b, generated, local, sc.in, state.Dir("/state")
-	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	r := sc.newRun(t, nil)
+	r.PKI, r.PKIGenerated, r.Local, r.StateDir = b, generated, local, state.Dir("/state")
 	list := hostPhases()
 	for i, p := range list {
 		if ic, ok := p.(InitCheck); ok {
@@ -44,21 +39,20 @@ func (sc *simCluster) safetyRun(t *testing.T, b *pki.Bundle, generated bool, loc
 			list[i] = ic
 		}
 	}
-	_, err = Execute(context.Background(), r, list)
+	_, err := Execute(context.Background(), r, list)
 	return r, err
 }
 
 // changedNothing asserts the run made no change and no host saw a write or a changing command.
-func (sc *simCluster) changedNothing(t *testing.T, r *Run, mark map[string]int) {
+func (sc *simCluster) changedNothing(t *testing.T, r *Run, mark simMarks) {
 	t.Helper()
 	if n := totalChanges(r); n != 0 {
 		t.Errorf("refused run made %d changes: %v", n, r.Changes())
 	}
-	for name, h := range sc.hosts {
-		for _, c := range h.Calls()[mark[name]:] {
-			line := strings.Join(c.Cmd.Args, " ")
-			if c.Op == "write" || strings.Contains(line, "kubeadm reset") || strings.Contains(line, "kubeadm init") || strings.HasPrefix(line, "rm ") {
-				t.Errorf("refused run changed %s: %s %s%s", name, c.Op, c.Path, line)
+	for _, h := range sc.Hosts() {
+		for _, l := range h.Transcript(mark.hosts[h.Name()]) {
+			if strings.HasPrefix(l, "write ") || strings.Contains(l, "kubeadm reset") || strings.Contains(l, "kubeadm init") || strings.HasPrefix(l, "rm ") {
+				t.Errorf("refused run changed %s: %s", h.Name(), l)
 			}
 		}
 	}
@@ -80,10 +74,8 @@ func mustRefuse(t *testing.T, err error, want ...string) {
 // PKI, or with a PKI generated because the state directory was empty, stops in the identity phase
 // before any change, and never saves the generated PKI.
 func TestCreateRefusesForeignOrMissingPKI(t *testing.T) {
-	sc := newSimCluster(t)
-	if _, err := sc.run(t); err != nil {
-		t.Fatal(err)
-	}
+	sc := newSimCluster(t, createSpec(t))
+	sc.create(t)
 	other := otherClusterPKI(t)
 	ours := pki.Fingerprint(sc.pki.Cluster.Cert)
 
@@ -105,14 +97,14 @@ func TestCreateRefusesForeignOrMissingPKI(t *testing.T) {
 // TestCreateSavesNewPKIBeforeAnyChange: on fresh hosts the generated PKI is saved in the identity
 // phase, before the first host is changed.
 func TestCreateSavesNewPKIBeforeAnyChange(t *testing.T) {
-	sc := newSimCluster(t)
+	sc := newSimCluster(t, createSpec(t))
 	local := &fakeLocal{pending: []string{"/state/pki/", "/state/secrets/vrrp-password"}}
 	var writesBeforeSave int
-	sc.hosts["cp1"].onWrite = func() {
+	sc.Host("cp1").OnWrite(func() {
 		if local.saved == 0 {
 			writesBeforeSave++
 		}
-	}
+	})
 	r, err := sc.safetyRun(t, sc.pki, true, local)
 	if err != nil {
 		t.Fatal(err)
@@ -129,12 +121,10 @@ func TestCreateSavesNewPKIBeforeAnyChange(t *testing.T) {
 // stops the run (exit 6) and is not reset; the same host with the installer's marker of an init
 // that never finished is reset and initialised again.
 func TestInitNeverResetsWithoutMarker(t *testing.T) {
-	sc := newSimCluster(t)
-	if _, err := sc.run(t); err != nil {
-		t.Fatal(err)
-	}
-	cp1 := sc.hosts["cp1"]
-	cp1.initDone = false // the API server does not answer
+	sc := newSimCluster(t, createSpec(t))
+	sc.create(t)
+	cp1 := sc.Host("cp1")
+	cp1.StopAPIServer()
 
 	mark := sc.marks()
 	r, err := sc.safetyRun(t, sc.pki, false, nil)
@@ -150,29 +140,30 @@ func TestInitNeverResetsWithoutMarker(t *testing.T) {
 	sc.changedNothing(t, r, mark)
 
 	// A fresh cluster whose init was cut short after admin.conf: marker, no other node.
-	fresh := newSimCluster(t)
-	fresh.hosts["cp1"].failOn = "kubeadm init"
-	if _, err := fresh.run(t); err == nil {
+	fresh := newSimCluster(t, createSpec(t))
+	freshCP := fresh.Host("cp1")
+	freshCP.FailAt("kubeadm init")
+	if _, err := fresh.run(t, hostPhases()); err == nil {
 		t.Fatal("the injected init failure did not fail the run")
 	}
-	if _, ok := fresh.hosts["cp1"].File(facts.InitMarkerPath); !ok {
+	if _, ok := freshCP.File(facts.InitMarkerPath); !ok {
 		t.Fatal("no init marker after a failed init")
 	}
-	fresh.hosts["cp1"].adminConf = true // kubeadm wrote admin.conf before it died
+	// kubeadm wrote admin.conf before it died.
+	freshCP.SetFile("/etc/kubernetes/admin.conf", []byte("apiVersion: v1\nkind: Config\n"), 0o600, "root:root")
 	mark = fresh.marks()
 	if _, err := fresh.safetyRun(t, fresh.pki, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	var reset, initRan bool
-	for _, c := range fresh.hosts["cp1"].Calls()[mark["cp1"]:] {
-		line := strings.Join(c.Cmd.Args, " ")
+	for _, line := range freshCP.Commands(mark.hosts["cp1"]) {
 		reset = reset || line == "kubeadm reset -f"
 		initRan = initRan || (reset && strings.HasPrefix(line, "kubeadm init"))
 	}
 	if !reset || !initRan {
 		t.Errorf("unfinished init: reset %v, then init %v", reset, initRan)
 	}
-	if _, ok := fresh.hosts["cp1"].File(facts.InitMarkerPath); ok {
+	if _, ok := freshCP.File(facts.InitMarkerPath); ok {
 		t.Error("the marker is still there after init completed")
 	}
 }
@@ -180,17 +171,10 @@ func TestInitNeverResetsWithoutMarker(t *testing.T) {
 // TestJoinNodeLeavesExistingNodeAlone: join node of a host that is a node already changes nothing
 // on any host.
 func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
-	sc := newSimCluster(t)
-	if _, err := sc.run(t); err != nil {
-		t.Fatal(err)
-	}
+	sc := newSimCluster(t, createSpec(t))
+	sc.create(t)
 	mark := sc.marks()
-	r, err := NewRun(sc.spec, []string{"w1"}, "cp1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PKI, r.Inputs = sc.pki, sc.in
-	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	r := sc.newRun(t, []string{"w1"}, "cp1")
 	list := JoinNode()
 	if _, err := Execute(context.Background(), r, list[:len(list)-1]); err != nil { // WaitReady needs a real API
 		t.Fatal(err)
@@ -199,22 +183,18 @@ func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
 		t.Errorf("targets %d, settled %v", len(r.Targets()), r.Settled())
 	}
 	sc.changedNothing(t, r, mark)
-	if n := len(sc.hosts["w1"].Calls()) - mark["w1"]; n != 1 {
-		t.Errorf("w1 saw %d calls, want only the facts", n)
+	if got := sc.Host("w1").Transcript(mark.hosts["w1"]); len(got) != 1 {
+		t.Errorf("w1 saw %q, want only the facts", got)
 	}
 }
 
 // TestPlanRecordsStateWrites: a dry run with a generated PKI records the state directory's writes
 // and saves nothing.
 func TestPlanRecordsStateWrites(t *testing.T) {
-	sc := newSimCluster(t)
+	sc := newSimCluster(t, createSpec(t))
 	local := &fakeLocal{pending: []string{"/state/pki/"}}
-	r, err := NewRun(sc.spec, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PKI, r.PKIGenerated, r.Local, r.Inputs, r.DryRun = sc.pki, true, local, sc.in, true
-	r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
+	r := sc.newRun(t, nil)
+	r.PKIGenerated, r.Local, r.DryRun = true, local, true
 	if _, err := Execute(context.Background(), r, hostPhases()); err != nil {
 		t.Fatal(err)
 	}
@@ -244,10 +224,8 @@ func TestKubectlSaid(t *testing.T) {
 // TestIdentityIfPresent: reset and kubeconfig compare the PKI when the state directory has one, go
 // on without one, and never save what the run generated.
 func TestIdentityIfPresent(t *testing.T) {
-	sc := newSimCluster(t)
-	if _, err := sc.run(t); err != nil {
-		t.Fatal(err)
-	}
+	sc := newSimCluster(t, createSpec(t))
+	sc.create(t)
 	other := otherClusterPKI(t)
 	for _, tc := range []struct {
 		name    string
@@ -255,14 +233,10 @@ func TestIdentityIfPresent(t *testing.T) {
 		refused bool
 	}{{"no PKI", nil, false}, {"the cluster's PKI", sc.pki, false}, {"another cluster's PKI", other, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := NewRun(sc.spec, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := sc.newRun(t, nil)
 			local := &fakeLocal{pending: []string{"/state/secrets/vrrp-password"}}
-			r.PKI, r.Local, r.Inputs, r.StateDir = tc.pki, local, sc.in, state.Dir("/state")
-			r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) { return sc.hosts[h.Name], nil }
-			_, err = Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, ClusterIdentity{Policy: PKIIfPresent}})
+			r.PKI, r.Local, r.StateDir = tc.pki, local, state.Dir("/state")
+			_, err := Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, ClusterIdentity{Policy: PKIIfPresent}})
 			if tc.refused {
 				mustRefuse(t, err, "belongs to another cluster")
 			} else if err != nil {

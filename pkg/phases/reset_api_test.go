@@ -22,10 +22,10 @@ import (
 // apiCluster connects the simulated cp1 to a real apiserver: its admin.conf is the server's admin
 // kubeconfig and its tunnel dials the server. The nodes of the spec are registered, and a stand-in
 // kubelet finishes the deletion of terminating pods (no kubelet runs here).
-func apiCluster(t *testing.T, rs *resetSim) kubernetes.Interface {
+func apiCluster(t *testing.T, sc *simCluster) kubernetes.Interface {
 	t.Helper()
 	srv := testapiserver.Start(t)
-	cp1 := rs.hosts["cp1"]
+	cp1 := sc.Host("cp1")
 	cp1.SetFile("/etc/kubernetes/admin.conf", srv.Kubeconfig, 0o600, "root")
 	cp1.OnDial(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -34,8 +34,8 @@ func apiCluster(t *testing.T, rs *resetSim) kubernetes.Interface {
 	k := srv.Client
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	for _, n := range rs.names {
-		if _, err := k.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{}); err != nil {
+	for _, h := range sc.spec.Spec.Hosts {
+		if _, err := k.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: h.Name}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -71,6 +71,38 @@ func addPod(t *testing.T, k kubernetes.Interface, name, node, ownerKind string, 
 	}
 }
 
+// addProtectedPod creates a running pod bound to node that a PodDisruptionBudget allowing no
+// disruption protects (app=db, minAvailable 1).
+func addProtectedPod(t *testing.T, k kubernetes.Interface, name, node string) {
+	t.Helper()
+	ctx := context.Background()
+	// A budget that allows no disruption (no controller updates its status here) blocks the drain.
+	one := intstr.FromInt32(1)
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
+		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}
+	pdb, err := k.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The status the disruption controller would write (none runs here). Without it the apiserver
+	// answers 429 with Retry-After: 10, which client-go waits out by itself.
+	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, DisruptionsAllowed: 0, CurrentHealthy: 1, DesiredHealthy: 1, ExpectedPods: 1}
+	if _, err := k.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	addPod(t, k, name, node, "StatefulSet", map[string]string{"app": "db"})
+	// Only a running pod counts for a budget (a pending one is evicted regardless).
+	db, err := k.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Status.Phase = corev1.PodRunning
+	db.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	if _, err := k.CoreV1().Pods("default").UpdateStatus(ctx, db, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestResetNodeThroughRealAPI: `reset --host w1` on a cluster whose API is a real apiserver reached
 // through cp1's tunnel. The dry run plans cordon, drain (naming the pod it would evict) and delete
 // and changes nothing; the real run cordons w1, evicts its pod (the DaemonSet's stays for kubeadm
@@ -78,16 +110,17 @@ func addPod(t *testing.T, k kubernetes.Interface, name, node, ownerKind string, 
 // protects stops w2's drain at the timeout: w2 stays cordoned, its host and Node untouched. With the
 // API answering, resetting the control plane is refused because w2 is still a node.
 func TestResetNodeThroughRealAPI(t *testing.T) {
-	rs := newResetSim(t, false)
-	rs.create(t)
-	k := apiCluster(t, rs)
+	sc := newSimCluster(t, createSpec(t))
+	sc.create(t)
+	k := apiCluster(t, sc)
 	ctx := context.Background()
 	addPod(t, k, "web-1", "w1", "ReplicaSet", nil)
 	addPod(t, k, "flannel-w1", "w1", "DaemonSet", nil)
 	addPod(t, k, "web-2", "w2", "ReplicaSet", nil)
 
 	o := ResetOptions{DrainTimeout: 30 * time.Second}
-	dry := rs.newRun(t, []string{"w1"}, []string{"cp1"}, true)
+	dry := sc.newRun(t, []string{"w1"}, "cp1")
+	dry.DryRun = true
 	if _, err := Execute(ctx, dry, Reset(o)); err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +138,8 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 		t.Error("the dry run cordoned w1")
 	}
 
-	mark := rs.marks()
-	r := rs.newRun(t, []string{"w1"}, []string{"cp1"}, false)
+	mark := sc.marks()
+	r := sc.newRun(t, []string{"w1"}, "cp1")
 	if _, err := Execute(ctx, r, Reset(o)); err != nil {
 		t.Fatal(err)
 	}
@@ -123,14 +156,15 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 	if _, err := k.CoreV1().Pods("default").Get(ctx, "flannel-w1", metav1.GetOptions{}); err != nil {
 		t.Errorf("the DaemonSet's pod was evicted: %v", err)
 	}
-	if left := rs.hosts["w1"].clean(); len(left) > 0 {
+	if left := sc.Host("w1").Leftovers(); len(left) > 0 {
 		t.Errorf("w1: %v", left)
 	}
-	if got := rs.hosts["w2"].since(mark["w2"]); len(got) != 0 {
+	if got := sc.Host("w2").Transcript(mark.hosts["w2"]); len(got) != 0 {
 		t.Errorf("w2 was touched: %v", got)
 	}
-	for _, l := range rs.hosts["cp1"].since(mark["cp1"]) {
-		if l != "run "+scripts.Facts.Name && l != "read /etc/kubernetes/admin.conf" {
+	for _, l := range sc.Host("cp1").Transcript(mark.hosts["cp1"]) {
+		// Read: the facts, admin.conf, and the API through the host's tunnel (dial).
+		if l != scripts.Facts.Name && l != "read /etc/kubernetes/admin.conf" && !strings.HasPrefix(l, "dial ") {
 			t.Errorf("cp1 did more than being read: %s", l)
 		}
 	}
@@ -138,35 +172,11 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 		t.Errorf("w2: %v, unschedulable %v", err, n.Spec.Unschedulable)
 	}
 
-	// A budget that allows no disruption (no controller updates its status here) blocks the drain.
-	one := intstr.FromInt32(1)
-	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
-		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}}}
-	pdb, err := k.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The status the disruption controller would write (none runs here). Without it the apiserver
-	// answers 429 with Retry-After: 10, which client-go waits out by itself.
-	pdb.Status = policyv1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation, DisruptionsAllowed: 0, CurrentHealthy: 1, DesiredHealthy: 1, ExpectedPods: 1}
-	if _, err := k.PolicyV1().PodDisruptionBudgets("default").UpdateStatus(ctx, pdb, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	addPod(t, k, "db-1", "w2", "StatefulSet", map[string]string{"app": "db"})
-	// Only a running pod counts for a budget (a pending one is evicted regardless).
-	db, err := k.CoreV1().Pods("default").Get(ctx, "db-1", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Status.Phase = corev1.PodRunning
-	db.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
-	if _, err := k.CoreV1().Pods("default").UpdateStatus(ctx, db, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	mark = rs.marks()
-	r = rs.newRun(t, []string{"w2"}, []string{"cp1"}, false)
+	addProtectedPod(t, k, "db-1", "w2")
+	mark = sc.marks()
+	r = sc.newRun(t, []string{"w2"}, "cp1")
 	start := time.Now()
-	_, err = Execute(ctx, r, Reset(ResetOptions{DrainTimeout: 3 * time.Second}))
+	_, err := Execute(ctx, r, Reset(ResetOptions{DrainTimeout: 3 * time.Second}))
 	if err == nil || !strings.Contains(err.Error(), "phase reset/workers: host w2: drain w2: not done within 3s; still on the node: default/db-1 (blocked by PodDisruptionBudget default/db (minAvailable 1, 1 of 1 healthy, 0 disruptions allowed))") {
 		t.Fatalf("drain blocked by a budget: %v", err)
 	}
@@ -176,7 +186,7 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 	if _, err := k.CoreV1().Pods("default").Get(ctx, "web-2", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("web-2, which no budget protects, was not evicted: %v", err)
 	}
-	for _, l := range rs.hosts["w2"].since(mark["w2"]) {
+	for _, l := range sc.Host("w2").Transcript(mark.hosts["w2"]) {
 		if strings.Contains(l, "kubeadm reset") || strings.Contains(l, " remove") {
 			t.Errorf("w2's host was reset although its drain failed: %s", l)
 		}
@@ -186,7 +196,7 @@ func TestResetNodeThroughRealAPI(t *testing.T) {
 	}
 
 	// The API answers, and says w2 is still a node.
-	r = rs.newRun(t, []string{"cp1"}, nil, false)
+	r = sc.newRun(t, []string{"cp1"})
 	_, err = Execute(ctx, r, Reset(ResetOptions{}))
 	if err == nil || exitcode.Of(err) != exitcode.InvalidInput || !strings.Contains(err.Error(), "refusing to reset the last control plane(s): w2 would be left without one (still nodes of the cluster)") {
 		t.Errorf("reset of the last control plane with w2 a node: %v", err)

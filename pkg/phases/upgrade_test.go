@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/phases/internal/simhost"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
@@ -43,18 +45,26 @@ func snapshotFiles(t *testing.T, stateDir string) []string {
 	return out
 }
 
-func (uc *upCluster) assertAt(t *testing.T, version string) {
+// tools is what a host has installed of kubeadm, the kubelet and kubectl.
+func tools(h *simhost.Host) string {
+	return toolsAt(h.Installed("kubeadm"), h.Installed("kubelet"), h.Installed("kubectl"))
+}
+
+func toolsAt(kubeadm, kubelet, kubectl string) string {
+	return fmt.Sprintf("kubeadm %s, kubelet %s, kubectl %s", kubeadm, kubelet, kubectl)
+}
+
+func (sc *simCluster) assertAt(t *testing.T, version string) {
 	t.Helper()
-	for _, n := range uc.order {
-		h := uc.hosts[n]
-		if h.running != version || h.kube["kubeadm"] != version || h.kube["kubelet"] != version || h.kube["kubectl"] != version || h.crashLoop {
-			t.Errorf("host %s: running %s, installed %v, crash loop %v; want %s", n, h.running, h.kube, h.crashLoop, version)
+	for _, h := range sc.Hosts() {
+		if h.KubeletRunning() != version || tools(h) != toolsAt(version, version, version) || h.CrashLooping() {
+			t.Errorf("host %s: running %s, installed %s, crash loop %v; want %s", h.Name(), h.KubeletRunning(), tools(h), h.CrashLooping(), version)
 		}
-		if h.cp && h.manifests != version {
-			t.Errorf("host %s: control plane at %s, want %s", n, h.manifests, version)
+		if cp, _ := sc.spec.Spec.Host(h.Name()); cp.Role == v1alpha1.RoleControlPlane && h.ControlPlaneVersion() != version {
+			t.Errorf("host %s: control plane at %s, want %s", h.Name(), h.ControlPlaneVersion(), version)
 		}
 	}
-	nodes, _ := uc.api.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	nodes, _ := sc.API.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
 	for _, n := range nodes.Items {
 		if n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
 			t.Errorf("node %s left cordoned", n.Name)
@@ -67,27 +77,14 @@ func (uc *upCluster) assertAt(t *testing.T, version string) {
 // upgrade node before the kubelet) and the API calls it makes; then a run at the target changes
 // nothing and runs nothing but reads.
 func TestUpgradeTranscript(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
 	state := t.TempDir()
-	r, err := uc.run(t, state, false, testUpgradeOptions)
+	r, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc.assertAt(t, "v1.35.8")
-	got := uc.transcript(map[string]int{}, 0)
-	golden := filepath.Join("testdata", "upgrade.transcript")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("transcript differs from %s (run with -update after checking):\n%s", golden, got)
-	}
+	sc.assertAt(t, "v1.35.8")
+	checkGolden(t, "upgrade.transcript", sc.transcript(simMarks{}))
 	snaps := snapshotFiles(t, state)
 	if len(snaps) != 1 || !strings.HasPrefix(snaps[0], "etcd-cp1-v1.34.10-v1.35.8-") {
 		t.Errorf("snapshots: %v", snaps)
@@ -99,15 +96,15 @@ func TestUpgradeTranscript(t *testing.T) {
 		t.Error("no changes counted")
 	}
 
-	mark, actions := uc.marks(), len(uc.api.Actions())
-	r2, err := uc.run(t, state, false, testUpgradeOptions)
+	mark := sc.marks()
+	r2, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := totalChanges(r2); n != 0 {
 		t.Errorf("re-run at the target made %d changes: %v", n, r2.Changes())
 	}
-	again := uc.transcript(mark, actions)
+	again := sc.transcript(mark)
 	for _, line := range strings.Split(again, "\n") {
 		switch {
 		case line == "", strings.HasPrefix(line, "== "), line == scripts.Facts.Name,
@@ -125,48 +122,50 @@ func TestUpgradeTranscript(t *testing.T) {
 // it, the kubelet is never swapped before `kubeadm upgrade` succeeded on that node, and a re-run
 // completes the upgrade; a third run does nothing.
 func TestUpgradeResumes(t *testing.T) {
-	points := []struct{ host, command, phase string }{
-		{"cp1", "etcd-cp1-v1.34.10-v1.35.8-", "upgrade/etcd-snapshot"},
-		{"cp1", "release/v1.35.8/bin/linux/amd64/kubeadm", "upgrade/control-planes"},
+	download := func(name string) string {
+		return "download.sh binary http://mirror:8080/release/v1.35.8/bin/linux/amd64/" + name
+	}
+	points := []struct{ host, step, phase string }{
+		{"cp1", "etcd.sh snapshot", "upgrade/etcd-snapshot"},
+		{"cp1", download("kubeadm"), "upgrade/control-planes"},
 		{"cp1", "kubeadm upgrade plan", "upgrade/control-planes"},
 		{"cp1", "kubeadm upgrade apply", "upgrade/control-planes"},
 		{"cp2", "kubeadm upgrade node", "upgrade/control-planes"},
-		{"cp1", "release/v1.35.8/bin/linux/amd64/kubelet", "upgrade/nodes/control-planes"},
+		{"cp1", download("kubelet"), "upgrade/nodes/control-planes"},
 		{"cp2", "systemctl restart kubelet", "upgrade/nodes/control-planes"},
-		{"w2", "release/v1.35.8/bin/linux/amd64/kubeadm", "upgrade/nodes/workers"},
+		{"w2", download("kubeadm"), "upgrade/nodes/workers"},
 		{"w1", "kubeadm upgrade node", "upgrade/nodes/workers"},
-		{"w1", "release/v1.35.8/bin/linux/amd64/kubectl", "upgrade/nodes/workers"},
+		{"w1", download("kubectl"), "upgrade/nodes/workers"},
 		{"w2", "systemctl daemon-reload", "upgrade/nodes/workers"},
 	}
 	for _, p := range points {
-		t.Run(p.host+"/"+p.command, func(t *testing.T) {
-			uc := newUpCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
-			uc.hosts[p.host].failOn = p.command
+		t.Run(p.host+"/"+p.step, func(t *testing.T) {
+			sc := newUpgradeCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+			sc.Host(p.host).FailAt(p.step)
 			state := t.TempDir()
-			_, err := uc.run(t, state, false, testUpgradeOptions)
+			_, err := sc.upgrade(t, state, false, testUpgradeOptions)
 			if err == nil {
-				t.Fatalf("injected failure of %q on %s did not fail the run", p.command, p.host)
+				t.Fatalf("injected failure at %q on %s did not fail the run", p.step, p.host)
 			}
 			if !strings.HasPrefix(err.Error(), "phase "+p.phase+": ") || !strings.Contains(err.Error(), p.host) {
 				t.Fatalf("error %q does not name phase %s and host %s", err, p.phase, p.host)
 			}
-			for _, n := range uc.order {
-				h := uc.hosts[n]
-				if h.kube["kubelet"] == "v1.35.8" && h.flagsVersion != "v1.35.8" {
-					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", n)
+			for _, h := range sc.Hosts() {
+				if h.Installed("kubelet") == "v1.35.8" && h.KubeletFlags() != "v1.35.8" {
+					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", h.Name())
 				}
 			}
 			// A failure before the first control plane moved makes the re-run snapshot again (etcd
 			// may have changed since); after it moved, the first snapshot is the one to keep.
 			wantSnapshots := 1
-			if uc.hosts["cp1"].manifests != "v1.35.8" {
+			if sc.Host("cp1").ControlPlaneVersion() != "v1.35.8" {
 				wantSnapshots = len(snapshotFiles(t, state)) + 1
 			}
-			if _, err := uc.run(t, state, false, testUpgradeOptions); err != nil {
+			if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
 				t.Fatalf("re-run after the failure: %v", err)
 			}
-			uc.assertAt(t, "v1.35.8")
-			r3, err := uc.run(t, state, false, testUpgradeOptions)
+			sc.assertAt(t, "v1.35.8")
+			r3, err := sc.upgrade(t, state, false, testUpgradeOptions)
 			if err != nil || totalChanges(r3) != 0 {
 				t.Errorf("third run: %v, changes %v", err, r3.Changes())
 			}
@@ -181,36 +180,36 @@ func TestUpgradeResumes(t *testing.T) {
 // that node's drain with the pod named; the node stays cordoned by the installer; once evictions
 // pass again a re-run finishes and uncordons it.
 func TestUpgradeDrainBlocked(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
-	uc.failEvictions = "web"
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	sc.API.BlockEvictions("web")
 	state := t.TempDir()
-	_, err := uc.run(t, state, false, testUpgradeOptions)
+	_, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err == nil || !strings.Contains(err.Error(), "phase upgrade/nodes/workers: host w1: drain w1: not done within 2s; still on the node: default/web-w1 (blocked by a PodDisruptionBudget)") {
 		t.Fatalf("blocked drain: %v", err)
 	}
-	if h := uc.hosts["w1"]; h.kube["kubelet"] != "v1.34.10" || h.flagsVersion != "v1.34.10" {
-		t.Errorf("w1 changed although its drain failed: %+v", h.kube)
+	if h := sc.Host("w1"); h.Installed("kubelet") != "v1.34.10" || h.KubeletFlags() != "v1.34.10" {
+		t.Errorf("w1 changed although its drain failed: %s, flags by kubeadm %s", tools(h), h.KubeletFlags())
 	}
-	n, _ := uc.api.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
+	n, _ := sc.API.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
 	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "upgrade" {
 		t.Errorf("w1 not cordoned by the upgrade: %+v", n.ObjectMeta.Annotations)
 	}
-	uc.failEvictions = ""
-	if _, err := uc.run(t, state, false, testUpgradeOptions); err != nil {
+	sc.API.BlockEvictions("")
+	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
 		t.Fatal(err)
 	}
-	uc.assertAt(t, "v1.35.8")
+	sc.assertAt(t, "v1.35.8")
 }
 
 // TestUpgradeDryRun records a plan per node and changes nothing.
 func TestUpgradeDryRun(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
 	state := t.TempDir()
-	r, err := uc.run(t, state, true, testUpgradeOptions)
+	r, err := sc.upgrade(t, state, true, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	uc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.34.10")
 	var got []string
 	for _, p := range r.Planned() {
 		if p.Command != "" {
@@ -256,13 +255,13 @@ func TestUpgradeDryRun(t *testing.T) {
 // TestUpgradeDryRunPlansTheAPIEffects: the cluster-API changes a dry run plans (cordon, drain with
 // the pods it evicts, uncordon) are the ones the real upgrade then makes, in the same words.
 func TestUpgradeDryRunPlansTheAPIEffects(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
 	state := t.TempDir()
-	dry, err := uc.run(t, state, true, testUpgradeOptions)
+	dry, err := sc.upgrade(t, state, true, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	real, err := uc.run(t, state, false, testUpgradeOptions)
+	real, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,20 +302,19 @@ func planCommand(cmd string) string {
 	return cmd
 }
 
-func (uc *upCluster) assertAtNothingChanged(t *testing.T, version string) {
+func (sc *simCluster) assertAtNothingChanged(t *testing.T, version string) {
 	t.Helper()
-	for _, n := range uc.order {
-		h := uc.hosts[n]
-		for _, c := range h.Calls() {
-			if c.Op == "write" {
-				t.Errorf("wrote %s on %s", c.Path, n)
+	for _, h := range sc.Hosts() {
+		for _, l := range h.Transcript(0) {
+			if strings.HasPrefix(l, "write ") {
+				t.Errorf("%s on %s", l, h.Name())
 			}
 		}
-		if h.running != version || h.kube["kubeadm"] != version || h.kube["kubelet"] != version {
-			t.Errorf("changed %s: %v", n, h.kube)
+		if h.KubeletRunning() != version || h.Installed("kubeadm") != version || h.Installed("kubelet") != version {
+			t.Errorf("changed %s: running %s, %s", h.Name(), h.KubeletRunning(), tools(h))
 		}
 	}
-	for _, a := range uc.api.Actions() {
+	for _, a := range sc.API.Actions() {
 		switch a.GetVerb() {
 		case "get", "list", "watch":
 		default:
@@ -328,14 +326,14 @@ func (uc *upCluster) assertAtNothingChanged(t *testing.T, version string) {
 // TestUpgradeRefusesDowngrade: a cluster at v1.35.8 with a spec at v1.34.10 is refused before any
 // change, exit code 2, with the newest component named.
 func TestUpgradeRefusesDowngrade(t *testing.T) {
-	uc := newUpCluster(t, "v1.35.8", "cp1", "w1")
-	uc.spec.Spec.KubernetesVersion = "v1.34.10"
-	_, err := uc.run(t, t.TempDir(), false, testUpgradeOptions)
+	sc := newUpgradeCluster(t, "v1.35.8", "cp1", "w1")
+	sc.spec.Spec.KubernetesVersion = "v1.34.10"
+	_, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions)
 	want := "phase upgrade/check: refusing to downgrade: the kubelet on cp1 runs v1.35.8, newer than the target v1.34.10 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"
 	if err == nil || err.Error() != want || exitcode.Of(err) != exitcode.InvalidInput {
 		t.Fatalf("got %v (exit %d)\nwant %s", err, exitcode.Of(err), want)
 	}
-	uc.assertAtNothingChanged(t, "v1.35.8")
+	sc.assertAtNothingChanged(t, "v1.35.8")
 }
 
 // TestCheckUpgrade pins the version rules and their messages, with a release table that has a gap.
@@ -390,24 +388,24 @@ func TestCheckUpgrade(t *testing.T) {
 // TestUpgradeKeepsAdminCordon: a node an administrator cordoned is drained and upgraded like the
 // others but stays cordoned; the installer's mark never lands on it.
 func TestUpgradeKeepsAdminCordon(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1", "w2")
 	ctx := t.Context()
-	n, _ := uc.api.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	n, _ := sc.API.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
 	n.Spec.Unschedulable = true
-	if _, err := uc.api.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+	if _, err := sc.API.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := uc.run(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+	if _, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
 		t.Fatal(err)
 	}
-	n, _ = uc.api.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	n, _ = sc.API.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
 	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
 		t.Errorf("w1 after the upgrade: unschedulable %v, annotations %v", n.Spec.Unschedulable, n.Annotations)
 	}
-	if h := uc.hosts["w1"]; h.running != "v1.35.8" {
-		t.Errorf("w1 not upgraded: %s", h.running)
+	if h := sc.Host("w1"); h.KubeletRunning() != "v1.35.8" {
+		t.Errorf("w1 not upgraded: %s", h.KubeletRunning())
 	}
-	if _, err := uc.api.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
+	if _, err := sc.API.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
 		t.Error("w1 was not drained")
 	}
 }
@@ -416,15 +414,16 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 // minor's repository first, `kubeadm upgrade node` next, and the kubelet and kubectl packages only
 // after it; the sources file names the new minor.
 func TestUpgradePackages(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1")
-	uc.spec.Spec.Install.Source = v1alpha1.InstallPackage
-	if _, err := uc.run(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+	spec := upgradeSpec(t, "cp1", "w1")
+	spec.Spec.Install.Source = v1alpha1.InstallPackage
+	sc := runningCluster(t, spec, "v1.34.10")
+	if _, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
 		t.Fatal(err)
 	}
-	uc.assertAt(t, "v1.35.8")
+	sc.assertAt(t, "v1.35.8")
 	for _, name := range []string{"cp1", "w1"} {
 		var order []string
-		for _, c := range uc.hosts[name].Calls() {
+		for _, c := range sc.Host(name).Calls() {
 			line := strings.Join(c.Cmd.Args, " ")
 			switch {
 			case strings.Contains(line, "kubeadm=1.35.8-1.1"):
@@ -451,23 +450,23 @@ func TestUpgradePackages(t *testing.T) {
 // while its Ready condition is stale (a restarted controller-manager keeps it Ready for a while):
 // nothing is drained into a cluster that has lost a node.
 func TestUpgradeStopsOnDeadNode(t *testing.T) {
-	uc := newUpCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1", "w2")
 	ctx := t.Context()
-	lease, err := uc.api.CoordinationV1().Leases("kube-node-lease").Get(ctx, "w2", metav1.GetOptions{})
+	lease, err := sc.API.CoordinationV1().Leases("kube-node-lease").Get(ctx, "w2", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(-5 * time.Minute)}
-	if _, err := uc.api.CoordinationV1().Leases("kube-node-lease").Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+	if _, err := sc.API.CoordinationV1().Leases("kube-node-lease").Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	uc.api.ClearActions()
-	_, err = uc.run(t, t.TempDir(), false, testUpgradeOptions)
+	sc.API.ClearActions()
+	_, err = sc.upgrade(t, t.TempDir(), false, testUpgradeOptions)
 	want := "phase upgrade/health: nodes ready: not reached within 2s (last seen: waiting for w2 (not Ready: its kubelet stopped renewing its lease))"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
-	uc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.34.10")
 }
 
 // TestSaveSnapshotNeverReplaces: a snapshot is a backup; one of the same name is never overwritten.
