@@ -1,7 +1,6 @@
 package phases
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
-	"installer.dev/installer/pkg/phases/internal/simhost"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
@@ -45,23 +43,15 @@ func snapshotFiles(t *testing.T, stateDir string) []string {
 	return out
 }
 
-// tools is what a host has installed of kubeadm, the kubelet and kubectl.
-func tools(h *simhost.Host) string {
-	return toolsAt(h.Installed("kubeadm"), h.Installed("kubelet"), h.Installed("kubectl"))
-}
-
-func toolsAt(kubeadm, kubelet, kubectl string) string {
-	return fmt.Sprintf("kubeadm %s, kubelet %s, kubectl %s", kubeadm, kubelet, kubectl)
-}
-
 func (sc *simCluster) assertAt(t *testing.T, version string) {
 	t.Helper()
 	for _, h := range sc.Hosts() {
-		if h.KubeletRunning() != version || tools(h) != toolsAt(version, version, version) || h.CrashLooping() {
-			t.Errorf("host %s: running %s, installed %s, crash loop %v; want %s", h.Name(), h.KubeletRunning(), tools(h), h.CrashLooping(), version)
+		st := h.State()
+		if st.KubeletRunning != version || st.Kubeadm != version || st.Kubelet != version || st.Kubectl != version || st.CrashLoop {
+			t.Errorf("host %s: %+v; want %s", h.Name(), st, version)
 		}
-		if cp, _ := sc.spec.Spec.Host(h.Name()); cp.Role == v1alpha1.RoleControlPlane && h.ControlPlaneVersion() != version {
-			t.Errorf("host %s: control plane at %s, want %s", h.Name(), h.ControlPlaneVersion(), version)
+		if spec, _ := sc.spec.Spec.Host(h.Name()); spec.Role == v1alpha1.RoleControlPlane && st.ControlPlane != version {
+			t.Errorf("host %s: control plane at %s, want %s", h.Name(), st.ControlPlane, version)
 		}
 	}
 	nodes, _ := sc.API.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
@@ -151,14 +141,14 @@ func TestUpgradeResumes(t *testing.T) {
 				t.Fatalf("error %q does not name phase %s and host %s", err, p.phase, p.host)
 			}
 			for _, h := range sc.Hosts() {
-				if h.Installed("kubelet") == "v1.35.8" && h.KubeletFlags() != "v1.35.8" {
+				if st := h.State(); st.Kubelet == "v1.35.8" && st.KubeletFlags != "v1.35.8" {
 					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", h.Name())
 				}
 			}
 			// A failure before the first control plane moved makes the re-run snapshot again (etcd
 			// may have changed since); after it moved, the first snapshot is the one to keep.
 			wantSnapshots := 1
-			if sc.Host("cp1").ControlPlaneVersion() != "v1.35.8" {
+			if sc.Host("cp1").State().ControlPlane != "v1.35.8" {
 				wantSnapshots = len(snapshotFiles(t, state)) + 1
 			}
 			if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
@@ -187,8 +177,8 @@ func TestUpgradeDrainBlocked(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "phase upgrade/nodes/workers: host w1: drain w1: not done within 2s; still on the node: default/web-w1 (blocked by a PodDisruptionBudget)") {
 		t.Fatalf("blocked drain: %v", err)
 	}
-	if h := sc.Host("w1"); h.Installed("kubelet") != "v1.34.10" || h.KubeletFlags() != "v1.34.10" {
-		t.Errorf("w1 changed although its drain failed: %s, flags by kubeadm %s", tools(h), h.KubeletFlags())
+	if st := sc.Host("w1").State(); st.Kubelet != "v1.34.10" || st.KubeletFlags != "v1.34.10" {
+		t.Errorf("w1 changed although its drain failed: %+v", st)
 	}
 	n, _ := sc.API.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
 	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "upgrade" {
@@ -310,8 +300,8 @@ func (sc *simCluster) assertAtNothingChanged(t *testing.T, version string) {
 				t.Errorf("%s on %s", l, h.Name())
 			}
 		}
-		if h.KubeletRunning() != version || h.Installed("kubeadm") != version || h.Installed("kubelet") != version {
-			t.Errorf("changed %s: running %s, %s", h.Name(), h.KubeletRunning(), tools(h))
+		if st := h.State(); st.KubeletRunning != version || st.Kubeadm != version || st.Kubelet != version {
+			t.Errorf("changed %s: %+v", h.Name(), st)
 		}
 	}
 	for _, a := range sc.API.Actions() {
@@ -402,8 +392,8 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
 		t.Errorf("w1 after the upgrade: unschedulable %v, annotations %v", n.Spec.Unschedulable, n.Annotations)
 	}
-	if h := sc.Host("w1"); h.KubeletRunning() != "v1.35.8" {
-		t.Errorf("w1 not upgraded: %s", h.KubeletRunning())
+	if st := sc.Host("w1").State(); st.KubeletRunning != "v1.35.8" {
+		t.Errorf("w1 not upgraded: %+v", st)
 	}
 	if _, err := sc.API.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
 		t.Error("w1 was not drained")

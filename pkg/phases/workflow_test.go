@@ -107,9 +107,8 @@ func TestResumeAfterFailure(t *testing.T) {
 				t.Fatalf("re-run after the failure: %v", err)
 			}
 			for _, h := range sc.Hosts() {
-				if !h.IsNode() || h.Installed("kubelet") != "v1.34.10" || h.Containerd() == "" || !h.SysctlApplied() || h.SwapOn() {
-					t.Errorf("host %s not converged: node %v, kubelet %q, containerd %q, sysctl %v, swap %v",
-						h.Name(), h.IsNode(), h.Installed("kubelet"), h.Containerd(), h.SysctlApplied(), h.SwapOn())
+				if st := h.State(); !st.Node || st.Kubelet != "v1.34.10" || st.Containerd == "" || !st.Sysctl || st.Swap {
+					t.Errorf("host %s not converged: %+v", h.Name(), st)
 				}
 			}
 			r3, err := sc.run(t, hostPhases())
@@ -134,7 +133,7 @@ func TestJoinNodeTouchesNoExistingNode(t *testing.T) {
 	if _, err := Execute(context.Background(), r, joinPhases[:len(joinPhases)-1]); err != nil { // WaitReady needs a real API
 		t.Fatal(err)
 	}
-	if !sc.Host("w2").IsNode() {
+	if !sc.Host("w2").State().Node {
 		t.Fatal("w2 did not join")
 	}
 	if got := sc.Host("w1").Transcript(mark.hosts["w1"]); len(got) != 0 {
@@ -177,7 +176,7 @@ func TestPlanOnFreshHosts(t *testing.T) {
 				}
 			}
 		}
-		if h.Containerd() != "" || h.IsNode() {
+		if st := h.State(); st.Containerd != "" || st.Node {
 			t.Errorf("dry run changed %s's state", h.Name())
 		}
 	}

@@ -105,7 +105,7 @@ func (c *Cluster) caCert() ([]byte, bool) {
 // controlPlanesAt reports whether every control plane's static pods run version.
 func (c *Cluster) controlPlanesAt(version string) bool {
 	for _, h := range c.Hosts() {
-		if h.controlPlane && h.ControlPlaneVersion() != version {
+		if h.controlPlane && h.controlPlaneVersion() != version {
 			return false
 		}
 	}

@@ -2,7 +2,6 @@ package simhost
 
 import (
 	"path"
-	"slices"
 	"strings"
 
 	"installer.dev/installer/pkg/facts"
@@ -30,7 +29,7 @@ func (h *Host) registerCommands() {
 		{"containerd --version", h.containerdVersion},
 		{"sysctl -n", h.sysctlValues},
 		{"sysctl -q -p", h.sysctlApply},
-		{"modprobe -a", h.modprobe},
+		{"modprobe -a", func([]string) Reply { return Out("") }},
 		{"systemctl daemon-reload", func([]string) Reply { return Out("") }},
 		{"systemctl is-enabled", h.isEnabled},
 		{"systemctl enable", func(args []string) Reply { h.setUnit(args[0], yes, nil); return Out("") }},
@@ -109,13 +108,6 @@ func (h *Host) sysctlApply(args []string) Reply {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sysctlApplied = true
-	return Out("")
-}
-
-func (h *Host) modprobe(mods []string) Reply {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.missingModules = slices.DeleteFunc(h.missingModules, func(m string) bool { return slices.Contains(mods, m) })
 	return Out("")
 }
 

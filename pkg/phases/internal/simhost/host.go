@@ -1,21 +1,7 @@
-// Package simhost simulates the Debian hosts of a kubeadm cluster for pkg/phases' tests: one model
-// of a host (packages and binaries with their versions, systemd units, files, kubeadm's state, what a
-// node leaves behind) answering the commands the installer sends, and a cluster of such hosts (etcd's
-// members, an optional fake cluster API). Create, join, upgrade and reset tests all run against it.
-//
-// A Host is an ssh.Runner built on sshtest.Fake: its files are the fake's files, and every command is
-// answered by a handler registered per script name (pkg/scripts, matched by $0, never by the body)
-// or per command (its leading words: "systemctl restart", "kubeadm init"). A command nobody handles
-// fails with the fake's "no response scripted" error, so a new command in production code shows up
-// as a test failure naming it.
-//
-// Only tests import this package (it is internal to pkg/phases; a test in this package checks that
-// no non-test file does).
 package simhost
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"path"
 	"sort"
@@ -60,9 +46,8 @@ type Host struct {
 	failures []*Failure
 
 	mu sync.Mutex
-	// The operating system.
+	// The operating system (its kernel has every module a node needs).
 	swap, sysctlApplied bool
-	missingModules      []string
 	// missing are node prerequisites (conntrack, socat...) that are not installed.
 	missing map[string]bool
 	// bins are executables by path, with the version they report ("/usr/bin/kubelet": "v1.34.10").
@@ -221,153 +206,35 @@ func (h *Host) OnWrite(fn func()) {
 	h.onWrite = fn
 }
 
-// Failure is a failure injected at a step: the first command whose transcript line is the step, or
-// starts with it followed by a space, fails once.
-type Failure struct {
-	step   string
-	code   int
-	stderr string
-	lost   bool
-	done   bool
+// State is what a test asserts about a host.
+type State struct {
+	// Swap: swap is on. Sysctl: the installer's sysctls are in effect.
+	Swap, Sysctl bool
+	// Containerd, Kubeadm, Kubelet and Kubectl are the installed versions ("" when absent).
+	Containerd, Kubeadm, Kubelet, Kubectl string
+	// Node: the host joined or initialised a cluster (it has a kubelet.conf).
+	Node bool
+	// KubeletRunning is the version of the kubelet that runs ("" when stopped), KubeletFlags the
+	// version of the kubeadm that last wrote its flags; CrashLoop: its flags are too old for it.
+	KubeletRunning, KubeletFlags string
+	CrashLoop                    bool
+	// ControlPlane is the image tag of the kube-apiserver static pod ("" when there is none).
+	ControlPlane string
 }
 
-// FailAt makes the first command at step exit 1 with "injected failure". A step is a command as
-// the transcript shows it, or its leading words: "kubeadm init", "apt.sh", "etcd.sh snapshot",
-// "download.sh binary http://mirror:8080/release/v1.34.10/bin/linux/amd64/kubelet".
-func (h *Host) FailAt(step string) *Failure {
-	f := &Failure{step: step, code: 1, stderr: "injected failure"}
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	h.failures = append(h.failures, f)
-	return f
-}
-
-// Exit makes the failure exit with code and stderr.
-func (f *Failure) Exit(code int, stderr string) *Failure {
-	f.code, f.stderr = code, stderr
-	return f
-}
-
-// Lose makes the connection drop at the step instead (the command's answer never comes).
-func (f *Failure) Lose() *Failure {
-	f.lost = true
-	return f
-}
-
-func (h *Host) dueFailure(line string) *Failure {
-	h.hmu.Lock()
-	defer h.hmu.Unlock()
-	for _, f := range h.failures {
-		if !f.done && (line == f.step || strings.HasPrefix(line, f.step+" ")) {
-			f.done = true
-			return f
-		}
-	}
-	return nil
-}
-
-// Line is a command as transcripts show it: one of pkg/scripts' scripts by its name and quoted
-// arguments, any other command as its quoted argv.
-func Line(cmd ssh.Cmd) string {
-	if s, args, ok := scripts.Parse(cmd.Args); ok {
-		return strings.TrimSpace(s.Name + " " + ssh.Quote(args))
-	}
-	return ssh.Quote(cmd.Args)
-}
-
-// CallLine is one call as transcripts show it: a command's Line, "write PATH MODE sensitive=BOOL",
-// "read PATH" or "dial ADDRESS".
-func CallLine(c sshtest.Call) string {
-	switch c.Op {
-	case "run":
-		return Line(c.Cmd)
-	case "write":
-		return fmt.Sprintf("write %s %04o sensitive=%v", c.Path, c.File.Mode, c.File.Sensitive)
-	case "dial":
-		return "dial " + c.Addr
-	}
-	return c.Op + " " + c.Path
-}
-
-// Mark is where the host's transcript is now; Transcript(mark) is what happened since.
-func (h *Host) Mark() int { return len(h.Calls()) }
-
-// Transcript is every call since mark, one CallLine each.
-func (h *Host) Transcript(mark int) []string {
-	var out []string
-	for _, c := range h.Calls()[mark:] {
-		out = append(out, CallLine(c))
-	}
-	return out
-}
-
-// Commands is the Line of every command run since mark (no reads, writes or dials).
-func (h *Host) Commands(mark int) []string {
-	var out []string
-	for _, c := range h.Calls()[mark:] {
-		if c.Op == "run" {
-			out = append(out, Line(c.Cmd))
-		}
-	}
-	return out
-}
-
-// The host's state, for tests' assertions.
-
-// Installed is the version of the executable name in /usr/bin ("" when absent).
-func (h *Host) Installed(name string) string {
+// State returns the host's state now.
+func (h *Host) State() State {
+	st := State{Node: h.exists(kubeletConf), ControlPlane: h.controlPlaneVersion()}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.bins["/usr/bin/"+name]
+	st.Swap, st.Sysctl, st.Containerd = h.swap, h.sysctlApplied, h.bins[containerdPath]
+	st.Kubeadm, st.Kubelet, st.Kubectl = h.bins["/usr/bin/kubeadm"], h.bins["/usr/bin/kubelet"], h.bins["/usr/bin/kubectl"]
+	st.KubeletRunning, st.KubeletFlags, st.CrashLoop = h.kubeletRunning, h.kubeletFlags, h.crashLoop
+	return st
 }
 
-// Containerd is the installed containerd's version ("" when absent).
-func (h *Host) Containerd() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.bins[containerdPath]
-}
-
-// SwapOn reports whether swap is on.
-func (h *Host) SwapOn() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.swap
-}
-
-// SysctlApplied reports whether the installer's sysctls are in effect.
-func (h *Host) SysctlApplied() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.sysctlApplied
-}
-
-// IsNode reports whether the host joined (or initialised) a cluster: it has a kubelet.conf.
-func (h *Host) IsNode() bool { return h.exists(kubeletConf) }
-
-// KubeletRunning is the version of the kubelet that runs ("" when stopped).
-func (h *Host) KubeletRunning() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.kubeletRunning
-}
-
-// KubeletFlags is the version of the kubeadm that last wrote the kubelet's flags.
-func (h *Host) KubeletFlags() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.kubeletFlags
-}
-
-// CrashLooping reports whether the kubelet crash-loops (its flags are too old for it).
-func (h *Host) CrashLooping() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.crashLoop
-}
-
-// ControlPlaneVersion is the image tag of the kube-apiserver static pod ("" when there is none).
-func (h *Host) ControlPlaneVersion() string {
+// controlPlaneVersion is the image tag of the kube-apiserver static pod.
+func (h *Host) controlPlaneVersion() string {
 	f, ok := h.File(manifestDir + "/kube-apiserver.yaml")
 	if !ok {
 		return ""

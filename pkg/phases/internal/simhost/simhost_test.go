@@ -93,8 +93,8 @@ func TestDispatch(t *testing.T) {
 		t.Errorf("apt update: %v", err)
 	}
 	var lost *ssh.ConnectionLostError
-	if _, err := run(t, h, scripts.SwapOff.Args()...); !errors.As(err, &lost) || !h.SwapOn() {
-		t.Errorf("lost connection: %v, swap on %v", err, h.SwapOn())
+	if _, err := run(t, h, scripts.SwapOff.Args()...); !errors.As(err, &lost) || !h.State().Swap {
+		t.Errorf("lost connection: %v, %+v", err, h.State())
 	}
 	want := []string{"unit-state.sh containerd", "systemctl enable containerd", "unit-state.sh containerd", "other.sh containerd"}
 	if got := h.Commands(0); strings.Join(got[:3], "\n") != strings.Join(want[:3], "\n") || !strings.HasPrefix(got[3], "sh -c ") {
@@ -126,17 +126,17 @@ func TestKubeadmLifecycle(t *testing.T) {
 	if _, err := run(t, w, "kubeadm", "join", "--config", "/etc/kubernetes/installer/kubeadm.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	if ca, _ := w.File("/etc/kubernetes/pki/ca.crt"); string(ca.Content) != "CA" || !w.IsNode() || w.KubeletRunning() != "v1.34.10" {
-		t.Errorf("w1 after join: CA %q, node %v, kubelet %q", ca.Content, w.IsNode(), w.KubeletRunning())
+	if ca, _ := w.File("/etc/kubernetes/pki/ca.crt"); string(ca.Content) != "CA" || !w.State().Node || w.State().KubeletRunning != "v1.34.10" {
+		t.Errorf("w1 after join: CA %q, %+v", ca.Content, w.State())
 	}
-	if cp.ControlPlaneVersion() != "v1.34.10" || len(c.EtcdMembers()) != 1 {
-		t.Errorf("cp1: control plane %q, etcd %v", cp.ControlPlaneVersion(), c.EtcdMembers())
+	if cp.State().ControlPlane != "v1.34.10" || len(c.EtcdMembers()) != 1 {
+		t.Errorf("cp1: %+v, etcd %v", cp.State(), c.EtcdMembers())
 	}
 	if _, err := run(t, cp, "kubeadm", "reset", "-f"); err != nil {
 		t.Fatal(err)
 	}
-	if cp.IsNode() || len(c.EtcdMembers()) != 0 || len(cp.Files("/etc/kubernetes/pki/")) != 0 {
-		t.Errorf("after kubeadm reset: node %v, etcd %v, pki %v", cp.IsNode(), c.EtcdMembers(), cp.Files("/etc/kubernetes/pki/"))
+	if cp.State().Node || len(c.EtcdMembers()) != 0 || len(cp.Files("/etc/kubernetes/pki/")) != 0 {
+		t.Errorf("after kubeadm reset: %+v, etcd %v, pki %v", cp.State(), c.EtcdMembers(), cp.Files("/etc/kubernetes/pki/"))
 	}
 	// kubeadm reset stopped the kubelet; the directories, the CNI's links and firewall stay.
 	if left := strings.Join(cp.Leftovers(), "\n"); !strings.Contains(left, "path /etc/kubernetes\n") || !strings.Contains(left, "link cni0") ||
