@@ -3,6 +3,8 @@ package simhost
 import (
 	"fmt"
 	"sync"
+
+	"installer.dev/installer/pkg/constants"
 )
 
 // Cluster is the simulated hosts of one cluster and what they share: etcd's member list, the
@@ -95,7 +97,7 @@ func (c *Cluster) caCert() ([]byte, bool) {
 		if !h.apiServerUp() {
 			continue
 		}
-		if f, ok := h.File(pkiDir + "/ca.crt"); ok {
+		if f, ok := h.File(constants.PKIDir + "/ca.crt"); ok {
 			return f.Content, true
 		}
 	}

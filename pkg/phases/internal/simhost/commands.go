@@ -4,16 +4,11 @@ import (
 	"path"
 	"strings"
 
-	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/constants"
 )
 
 const (
-	kubeDir        = "/etc/kubernetes"
-	manifestDir    = kubeDir + "/manifests"
-	pkiDir         = facts.PKIDir
-	adminConf      = kubeDir + "/admin.conf"
-	kubeletConf    = kubeDir + "/kubelet.conf"
-	etcdMemberDir  = "/var/lib/etcd/member"
+	etcdMemberDir  = constants.EtcdDataDir + "/member"
 	cniConfDir     = "/etc/cni/net.d"
 	containerdPath = "/usr/bin/containerd"
 	// defaultContainerd is the version Debian 12's containerd package reports.
@@ -149,7 +144,7 @@ func (h *Host) remove(paths []string) {
 
 // curl answers the local API server's /readyz.
 func (h *Host) curl(args []string) Reply {
-	if strings.HasSuffix(args[len(args)-1], ":6443/readyz") && h.apiServerUp() {
+	if strings.HasSuffix(args[len(args)-1], constants.LocalAPIServer+"/readyz") && h.apiServerUp() {
 		return Out("ok")
 	}
 	return Exit(7, "curl: (7) Failed to connect")

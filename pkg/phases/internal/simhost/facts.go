@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
 )
 
@@ -70,7 +71,7 @@ func (h *Host) softwareFacts(sec func(name, body string)) {
 // clusterFacts are the sections of kubeadm's files, the PKI and the installer's init marker.
 func (h *Host) clusterFacts(sec func(name, body string)) {
 	files := ""
-	for _, f := range []string{kubeletConf, adminConf} {
+	for _, f := range []string{constants.KubeletConf, constants.AdminConf} {
 		if _, ok := h.File(f); ok {
 			files += f + "\n"
 		}
@@ -85,19 +86,19 @@ func (h *Host) clusterFacts(sec func(name, body string)) {
 	sec("cluster-paths", present)
 	sums := ""
 	for _, p := range pkiFiles {
-		if f, ok := h.File(pkiDir + "/" + p); ok {
+		if f, ok := h.File(constants.PKIDir + "/" + p); ok {
 			sum := sha256.Sum256(f.Content)
 			sums += hex.EncodeToString(sum[:]) + "  " + p + "\n"
 		}
 	}
 	sec("pki-sums", sums)
 	ca := ""
-	if f, ok := h.File(pkiDir + "/ca.crt"); ok {
+	if f, ok := h.File(constants.PKIDir + "/ca.crt"); ok {
 		ca = string(f.Content)
 	}
 	sec("cluster-ca", ca)
 	marker := ""
-	if f, ok := h.File(facts.InitMarkerPath); ok {
+	if f, ok := h.File(constants.InitMarker); ok {
 		marker = string(f.Content)
 	}
 	sec("init-marker", marker)

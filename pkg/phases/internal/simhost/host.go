@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
@@ -224,7 +225,7 @@ type State struct {
 
 // State returns the host's state now.
 func (h *Host) State() State {
-	st := State{Node: h.exists(kubeletConf), ControlPlane: h.controlPlaneVersion()}
+	st := State{Node: h.exists(constants.KubeletConf), ControlPlane: h.controlPlaneVersion()}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st.Swap, st.Sysctl, st.Containerd = h.swap, h.sysctlApplied, h.bins[containerdPath]
@@ -235,7 +236,7 @@ func (h *Host) State() State {
 
 // controlPlaneVersion is the image tag of the kube-apiserver static pod.
 func (h *Host) controlPlaneVersion() string {
-	f, ok := h.File(manifestDir + "/kube-apiserver.yaml")
+	f, ok := h.File(constants.KubeAPIServerManifest)
 	if !ok {
 		return ""
 	}

@@ -3,12 +3,22 @@ package simhost
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"installer.dev/installer/pkg/constants"
 )
 
 // kubeadm's side of a host: kubeconfigs, static pods, the kubelet it starts, etcd's membership, and
 // the kubectl and kubeadm commands the installer runs.
+
+// kubeconfigs are the kubeconfigs kubeadm init writes (and reset removes); a control plane that
+// joins gets controlPlaneKubeconfigs and kubelet.conf.
+var (
+	kubeconfigs             = []string{constants.AdminConf, constants.SuperAdminConf, constants.KubeletConf, constants.ControllerManagerConf, constants.SchedulerConf}
+	controlPlaneKubeconfigs = []string{constants.AdminConf, constants.ControllerManagerConf, constants.SchedulerConf}
+)
 
 // kubectl answers the one kubectl call the installer makes: whether kubeadm's ConfigMap can be
 // read through a kubeconfig (kubeadm init completed and the API server answers).
@@ -21,7 +31,7 @@ func (h *Host) kubectl(args []string) Reply {
 		return Exit(1, "error: stat "+args[i+1]+": no such file or directory")
 	}
 	if !h.apiServerUp() {
-		return Exit(1, "The connection to the server "+h.ip+":6443 was refused - did you specify the right host or port?")
+		return Exit(1, "The connection to the server "+h.ip+":"+strconv.Itoa(constants.APIServerPort)+" was refused - did you specify the right host or port?")
 	}
 	return Out("configmap/kubeadm-config\n")
 }
@@ -29,7 +39,7 @@ func (h *Host) kubectl(args []string) Reply {
 // apiServerUp: the host's kube-apiserver static pod runs (its manifest is there, the kubelet runs)
 // and answers.
 func (h *Host) apiServerUp() bool {
-	if !h.controlPlane || !h.exists(manifestDir+"/kube-apiserver.yaml") {
+	if !h.controlPlane || !h.exists(constants.KubeAPIServerManifest) {
 		return false
 	}
 	_, active := h.unitState("kubelet")
@@ -40,7 +50,7 @@ func (h *Host) apiServerUp() bool {
 
 // etcdRunning: the host's etcd static pod runs and answers.
 func (h *Host) etcdRunning() bool {
-	if !h.controlPlane || !h.exists(manifestDir+"/etcd.yaml") {
+	if !h.controlPlane || !h.exists(constants.EtcdManifest) {
 		return false
 	}
 	_, active := h.unitState("kubelet")
@@ -99,8 +109,8 @@ func (h *Host) kubeadmInit(args []string) Reply {
 	if h.binary("/usr/bin/kubelet") == "" {
 		return Exit(1, "[preflight] Some fatal errors occurred: kubelet not found in system path")
 	}
-	for _, f := range []string{"admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf"} {
-		h.writeKubeconfig(kubeDir + "/" + f)
+	for _, f := range kubeconfigs {
+		h.writeKubeconfig(f)
 	}
 	h.writeStaticPods(v, true)
 	h.cluster.addMember(h.name, true)
@@ -121,17 +131,17 @@ func (h *Host) kubeadmJoin(args []string) Reply {
 	if !ok {
 		return Exit(1, "error execution phase preflight: couldn't validate the identity of the API Server: the cluster does not answer")
 	}
-	if _, found := h.File(pkiDir + "/ca.crt"); !found {
-		h.SetFile(pkiDir+"/ca.crt", ca, 0o644, "root:root")
+	if _, found := h.File(constants.PKIDir + "/ca.crt"); !found {
+		h.SetFile(constants.PKIDir+"/ca.crt", ca, 0o644, "root:root")
 	}
 	v := h.binary("/usr/bin/kubeadm")
-	h.writeKubeconfig(kubeletConf)
+	h.writeKubeconfig(constants.KubeletConf)
 	if h.controlPlane {
-		if _, ok := h.File(pkiDir + "/ca.key"); !ok {
+		if _, ok := h.File(constants.PKIDir + "/ca.key"); !ok {
 			return Exit(1, "error execution phase control-plane-prepare/certs: the cluster CA's key is missing")
 		}
-		for _, f := range []string{"admin.conf", "controller-manager.conf", "scheduler.conf"} {
-			h.writeKubeconfig(kubeDir + "/" + f)
+		for _, f := range controlPlaneKubeconfigs {
+			h.writeKubeconfig(f)
 		}
 		h.writeStaticPods(v, true)
 		h.cluster.addMember(h.name, false)
@@ -143,7 +153,7 @@ func (h *Host) kubeadmJoin(args []string) Reply {
 // becomeNode starts the kubelet on kubeadm's flags and adds what a running node leaves behind: the
 // kubelet's and the CNI's directories, pods, links and firewall rules.
 func (h *Host) becomeNode(kubeadmVersion string) {
-	for _, d := range []string{"/var/lib/kubelet", "/var/lib/cni", "/run/flannel"} {
+	for _, d := range []string{constants.KubeletDir, "/var/lib/cni", "/run/flannel"} {
 		h.mkdir(d)
 	}
 	if h.controlPlane {
@@ -167,13 +177,13 @@ func (h *Host) kubeadmReset() {
 	h.kubeletRunning, h.pods = "", 0
 	keep := h.keepEtcdMember
 	h.mu.Unlock()
-	for _, f := range []string{"admin.conf", "super-admin.conf", "kubelet.conf", "controller-manager.conf", "scheduler.conf"} {
-		h.RemoveFile(kubeDir + "/" + f)
+	for _, f := range kubeconfigs {
+		h.RemoveFile(f)
 	}
-	h.emptyDir(manifestDir)
-	h.emptyDir(pkiDir)
-	h.emptyDir("/var/lib/etcd")
-	h.emptyDir("/var/lib/kubelet")
+	h.emptyDir(constants.StaticPodDir)
+	h.emptyDir(constants.PKIDir)
+	h.emptyDir(constants.EtcdDataDir)
+	h.emptyDir(constants.KubeletDir)
 	if h.controlPlane && !keep {
 		h.cluster.removeMemberOf(h.name)
 	}
@@ -231,10 +241,10 @@ func (h *Host) kubeadmUpgrade(apply bool) Reply {
 // writeStaticPods writes the control plane's static pods at version (etcd's only with etcd).
 func (h *Host) writeStaticPods(version string, etcd bool) {
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
-		h.SetFile(manifestDir+"/"+c+".yaml", staticPod(c, "registry.k8s.io/"+c+":"+version), 0o600, "root:root")
+		h.SetFile(constants.StaticPodDir+"/"+c+".yaml", staticPod(c, "registry.k8s.io/"+c+":"+version), 0o600, "root:root")
 	}
 	if etcd {
-		h.SetFile(manifestDir+"/etcd.yaml", staticPod("etcd", "registry.k8s.io/etcd:3.6.5-0"), 0o600, "root:root")
+		h.SetFile(constants.EtcdManifest, staticPod("etcd", "registry.k8s.io/etcd:3.6.5-0"), 0o600, "root:root")
 	}
 }
 
@@ -245,7 +255,7 @@ func staticPod(name, image string) []byte {
 
 // writeKubeconfig writes a kubeconfig of kubeadm's naming the host's API endpoint.
 func (h *Host) writeKubeconfig(p string) {
-	conf := "apiVersion: v1\nkind: Config\nclusters: [{name: sim, cluster: {server: \"https://" + h.ip + ":6443\"}}]\n" +
+	conf := "apiVersion: v1\nkind: Config\nclusters: [{name: sim, cluster: {server: \"https://" + h.ip + ":" + strconv.Itoa(constants.APIServerPort) + "\"}}]\n" +
 		"users: [{name: admin, user: {token: sim}}]\ncontexts: [{name: sim, context: {cluster: sim, user: admin}}]\ncurrent-context: sim\n"
 	h.SetFile(p, []byte(conf), 0o600, "root:root")
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/scripts"
 )
@@ -283,7 +284,7 @@ func (h *Host) etcdScript(args []string) Reply {
 		return Out("[" + strings.Join(entries, ",") + "]")
 	case "snapshot":
 		data := []byte("bbolt snapshot of " + h.name)
-		h.SetFile("/var/lib/etcd/"+args[1], data, 0o600, "root:root")
+		h.SetFile(constants.EtcdDataDir+"/"+args[1], data, 0o600, "root:root")
 		sum := sha256.Sum256(data)
 		return Out(fmt.Sprintf("{\"hash\":1234,\"revision\":1188,\"totalKey\":482,\"totalSize\":%d,\"version\":\"3.6.0\"}\n\n%s\n", len(data), hex.EncodeToString(sum[:])))
 	}
@@ -291,7 +292,7 @@ func (h *Host) etcdScript(args []string) Reply {
 }
 
 // resetPaths are the paths reset-host.sh looks at, before its FILE arguments.
-var resetPaths = []string{kubeDir, "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/cni", "/run/flannel", "/var/lib/installer"}
+var resetPaths = []string{constants.KubernetesDir, constants.KubeletDir, constants.EtcdDataDir, "/var/lib/cni", "/run/flannel", constants.InstallerDataDir}
 
 // resetHostLines is what reset-host.sh prints: "have kubeadm", then what a cluster left.
 func (h *Host) resetHostLines(extra []string) []string {

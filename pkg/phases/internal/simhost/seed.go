@@ -1,6 +1,7 @@
 package simhost
 
 import (
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/install"
 )
 
@@ -39,11 +40,11 @@ func (h *Host) Seed(s Seed) {
 	h.mu.Unlock()
 	h.mkdir(install.CNIBinDir)
 	h.SetFile(install.CNIVersionAt, []byte(s.CNI+"\n"), 0o644, "root:root")
-	h.mkdir(manifestDir)
-	h.writeKubeconfig(kubeletConf)
+	h.mkdir(constants.StaticPodDir)
+	h.writeKubeconfig(constants.KubeletConf)
 	if h.controlPlane {
-		for _, f := range []string{"admin.conf", "controller-manager.conf", "scheduler.conf"} {
-			h.writeKubeconfig(kubeDir + "/" + f)
+		for _, f := range controlPlaneKubeconfigs {
+			h.writeKubeconfig(f)
 		}
 		h.writeStaticPods(s.Kubernetes, true)
 		h.cluster.addMember(h.name, false)
