@@ -12,7 +12,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/kubeadm"
@@ -144,9 +143,8 @@ func (e applyEffects) DeleteNode(ctx context.Context, api *clusterAPI, node stri
 		return err
 	}
 	e.j.change(1)
-	err = c.Kube.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete node %s: %w", node, err)
+	if err := c.DeleteNode(ctx, node); err != nil {
+		return err
 	}
 	e.performed(node, deleteNode(node))
 	return nil

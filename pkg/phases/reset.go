@@ -10,7 +10,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
@@ -260,13 +259,13 @@ func (st *resetState) findEtcdSurvivor(ctx context.Context, r *Run) error {
 func (st *resetState) listNodes(ctx context.Context, c *kubeapi.Client, r *Run) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	list, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := c.Nodes(ctx)
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+		return err
 	}
-	for _, n := range list.Items {
-		if _, ok := r.Cluster.Spec.Host(n.Name); ok {
-			st.nodes[n.Name] = true
+	for name := range nodes {
+		if _, ok := r.Cluster.Spec.Host(name); ok {
+			st.nodes[name] = true
 		}
 	}
 	return nil
@@ -298,12 +297,12 @@ func (p cordon) Run(ctx context.Context, r *Run) error {
 		if err != nil {
 			return err
 		}
-		n, err := c.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+		n, err := c.Node(ctx, h.Name())
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("node %s: %w", h.Name(), err)
+			return err
 		}
 		if n.Spec.Unschedulable {
 			continue

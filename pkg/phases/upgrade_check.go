@@ -7,10 +7,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
-
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
@@ -31,13 +27,9 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	byName, err := c.Nodes(ctx)
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
-	}
-	byName := map[string]corev1.Node{}
-	for _, n := range nodes.Items {
-		byName[n.Name] = n
+		return err
 	}
 	p := u.st
 	*p = upgradeState{Target: target, Nodes: map[string]*nodeStatus{}}
@@ -63,7 +55,7 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 	if err := CheckUpgrade(observed, target, versions.Releases()); err != nil {
 		return err
 	}
-	if p.ClusterVersion, err = clusterVersion(ctx, c); err != nil {
+	if p.ClusterVersion, err = c.KubeadmClusterVersion(ctx); err != nil {
 		return err
 	}
 	if p.AddonVersion, err = c.DaemonSetImageTag(ctx, "kube-system", "kube-proxy"); err != nil {
@@ -83,21 +75,6 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 		r.Log.Info("upgrade: every node already runs " + target + "; nothing to do")
 	}
 	return nil
-}
-
-// clusterVersion is the kubernetesVersion of kubeadm's ClusterConfiguration in the cluster.
-func clusterVersion(ctx context.Context, c *kubeapi.Client) (string, error) {
-	cm, err := c.Kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "kubeadm-config", metav1.GetOptions{})
-	if err != nil {
-		return "", fmt.Errorf("read kubeadm-config: %w", err)
-	}
-	var cc struct {
-		KubernetesVersion string `json:"kubernetesVersion"`
-	}
-	if err := yaml.Unmarshal([]byte(cm.Data["ClusterConfiguration"]), &cc); err != nil {
-		return "", fmt.Errorf("kubeadm-config: %w", err)
-	}
-	return cc.KubernetesVersion, nil
 }
 
 // UpgradeHealth waits until the cluster is healthy: every node Ready, the control-plane static

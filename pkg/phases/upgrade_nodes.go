@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
@@ -168,9 +166,9 @@ func (n *nodeUpgrade) read(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	node, err := c.Kube.CoreV1().Nodes().Get(ctx, h.Name(), metav1.GetOptions{})
+	node, err := c.Node(ctx, h.Name())
 	if err != nil {
-		return fmt.Errorf("read node %s: %w", h.Name(), err)
+		return err
 	}
 	n.keepCordoned = node.Spec.Unschedulable && node.Annotations[kubeapi.CordonedBy] != cordonReason
 	return nil
