@@ -122,6 +122,14 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 			return false, err
 		}
 	}
+	// owner is who the file must belong to: f.Owner, or else whoever writes it.
+	owner := f.Owner
+	if owner == "" {
+		owner = c.cfg.User
+		if sudo {
+			owner = "root"
+		}
+	}
 	digest := sha256.Sum256(f.Content)
 	sum := hex.EncodeToString(digest[:])
 	octal := strconv.FormatUint(uint64(mode), 8)
@@ -142,7 +150,11 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 			refused = &ReplaceRefusedError{Host: c.cfg.Name, Path: f.Path}
 			return nil
 		}
-		if state.Exists && state.SHA256 == sum {
+		// Only a file that is already the wanted owner's, and that no one
+		// else may write, is kept when its content matches: anyone else may
+		// hold it open for writing and change it after this check (review
+		// M2), so it is replaced by a fresh file.
+		if state.Exists && state.SHA256 == sum && state.ownedBy(owner) && state.Mode&0o022&^mode == 0 {
 			if state.Mode == mode && state.ownedBy(f.Owner) {
 				changed = false
 				return nil

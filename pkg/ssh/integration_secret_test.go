@@ -172,3 +172,59 @@ func TestWriteFileUnreadableWhileUploading(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteFileReplacesFileOfAnotherOwner is the security review's M2: a
+// file with the right content but another owner (or writable by others)
+// was only chmod-ed and chown-ed, so whoever had created it could keep it
+// open and rewrite it after the check. It must be replaced by a new file.
+func TestWriteFileReplacesFileOfAnotherOwner(t *testing.T) {
+	s := newSnoop(t)
+	_, userCfg := newServer(t, sshtest.ServerOptions{})
+	root := dial(t, asRoot(userCfg), ssh.Options{})
+	usr := dial(t, userCfg, ssh.Options{})
+	base := sharedTempDir(t) // world-writable, like /var/tmp
+	tests := []struct {
+		name     string
+		r        ssh.Runner
+		f        ssh.File
+		mode     os.FileMode // of the planted file
+		wantStat string
+	}{
+		{"sudo, owner root:root", usr, ssh.File{Path: base + "/sudo-owner.tar.gz", Mode: 0o644, Owner: "root:root", Sudo: true}, 0o644, "644 root root"},
+		{"sudo, no owner", usr, ssh.File{Path: base + "/sudo.tar.gz", Mode: 0o644, Sudo: true}, 0o644, "644 root root"},
+		{"root login, no owner, other mode", root, ssh.File{Path: base + "/root.tar.gz", Mode: 0o600}, 0o644, "600 root root"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.f.Content = []byte("the real archive")
+			if err := os.WriteFile(tc.f.Path, tc.f.Content, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(tc.f.Path, int(s.uid), int(s.gid)); err != nil {
+				t.Fatal(err)
+			}
+			// The planter keeps a descriptor open for writing.
+			held, err := os.OpenFile(tc.f.Path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = held.Close() }()
+			changed, err := tc.r.WriteFile(ctxT(t), tc.f)
+			if err != nil || !changed {
+				t.Fatalf("write: changed %v, err %v; want a replaced file", changed, err)
+			}
+			if _, err := held.WriteAt([]byte("EVIL!!!"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if data, err := os.ReadFile(tc.f.Path); err != nil || !bytes.Equal(data, tc.f.Content) {
+				t.Errorf("content = %q (%v): the planted file was kept and rewritten after the check", data, err)
+			}
+			if got := strings.TrimSpace(sshtest.Command(t, "stat", "-c", "%a %U %G", "--", tc.f.Path)); got != tc.wantStat {
+				t.Errorf("stat = %q, want %q", got, tc.wantStat)
+			}
+			if changed, err := tc.r.WriteFile(ctxT(t), tc.f); err != nil || changed {
+				t.Errorf("second write: changed %v, err %v; want nothing to do", changed, err)
+			}
+		})
+	}
+}
