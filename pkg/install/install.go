@@ -6,6 +6,8 @@ package install
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -50,6 +52,53 @@ func DownloadBinary(url, dest, proxy string) []string {
 // anything).
 func DownloadArchive(url, dir, version, marker, proxy string) []string {
 	return scripts.Download.Args("archive", url, dir, version, marker, proxy)
+}
+
+// BundleBinary returns the command that installs one binary of the local bundle at dest: the file
+// goes to its stdin, sha256 is the bundle's published digest (bundle-install.sh).
+func BundleBinary(sha256, dest string) []string {
+	return scripts.BundleInstall.Args("binary", sha256, dest, "0755")
+}
+
+// BundleArchive returns the command that unpacks a .tar.gz of the local bundle into dir (its
+// stdin, checked against sha256) and, when marker is set, writes version into it.
+func BundleArchive(sha256, dir, version, marker string) []string {
+	return scripts.BundleInstall.Args("archive", sha256, dir, version, marker)
+}
+
+// BundleFile reads the file of the spec's local bundle that stands for url (the bundle is laid
+// out like the mirrors) and the digest its .sha256 file publishes.
+func BundleFile(s *v1alpha1.ClusterSpec, url string) (data []byte, sha256 string, err error) {
+	rel := url
+	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
+		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))
+	}
+	local := filepath.Join(s.Install.BundleDir, filepath.FromSlash(rel))
+	data, err = os.ReadFile(local)
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle: %w", err)
+	}
+	sum, err := os.ReadFile(local + ".sha256")
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle: %w", err)
+	}
+	fields := strings.Fields(string(sum))
+	if len(fields) == 0 || !isHexDigest(strings.ToLower(fields[0])) {
+		return nil, "", fmt.Errorf("bundle: %s.sha256: no SHA-256 digest", local)
+	}
+	return data, strings.ToLower(fields[0]), nil
+}
+
+func isHexDigest(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // Proxy returns the proxy downloads on the host go through ("" for none).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -141,8 +140,8 @@ func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, cric
 			continue
 		}
 		if s.Install.Source == v1alpha1.InstallBundle {
-			if err := uploadFromBundle(ctx, h, s, t.URL, t.Path); err != nil {
-				return err
+			if err := installBinaryFromBundle(ctx, h, s, t.URL, t.Path); err != nil {
+				return fmt.Errorf("install %s %s: %w", t.Name, t.Version, err)
 			}
 			continue
 		}
@@ -169,38 +168,24 @@ func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, cric
 // mirror or the spec's bundle.
 func installArchive(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dir, version, marker, proxy string) error {
 	if s.Install.Source == v1alpha1.InstallBundle {
-		// The bundle mirrors the artifact layout; upload the archive, then unpack it from the host's
-		// own copy through the same verifying script (file:// URLs work with curl).
-		tmp := "/var/tmp/installer-bundle-" + filepath.Base(url)
-		if err := uploadFromBundle(ctx, h, s, url, tmp); err != nil {
-			return err
-		}
-		url = "file://" + tmp
+		return installFromBundle(ctx, h, s, url, func(sum string) []string { return install.BundleArchive(sum, dir, version, marker) })
 	}
 	_, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadArchive(url, dir, version, marker, proxy), Idempotent: true})
 	return err
 }
 
-// uploadFromBundle copies one file of the local bundle (laid out like the mirrors, so a URL maps to
-// a path inside it) to the host, with its .sha256 beside it for the same verification.
-func uploadFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dest string) error {
-	rel := url
-	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
-		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))
+// installBinaryFromBundle installs the bundle's file for url at dest (mode 0755).
+func installBinaryFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dest string) error {
+	return installFromBundle(ctx, h, s, url, func(sum string) []string { return install.BundleBinary(sum, dest) })
+}
+
+// installFromBundle sends one file of the local bundle to the host over the stdin of argv(its
+// published SHA-256), which stages it in a root-only directory, verifies and installs it.
+func installFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url string, argv func(sha256 string) []string) error {
+	data, sum, err := install.BundleFile(s, url)
+	if err != nil {
+		return err
 	}
-	local := filepath.Join(s.Install.BundleDir, filepath.FromSlash(rel))
-	for _, suffix := range []string{"", ".sha256"} {
-		data, err := os.ReadFile(local + suffix)
-		if err != nil {
-			return fmt.Errorf("bundle: %w", err)
-		}
-		mode := os.FileMode(0o644)
-		if suffix == "" && strings.HasPrefix(dest, install.BinDir) {
-			mode = 0o755
-		}
-		if _, err := h.Upload(ctx, manifests.File{Path: dest + suffix, Mode: mode, Content: data}); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err = h.Exec(ctx, ssh.Cmd{Args: argv(sum), Stdin: data, Idempotent: true})
+	return err
 }

@@ -110,7 +110,7 @@ func installKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, input
 	case v1alpha1.InstallBundle:
 		for _, t := range install.KubeTools(s, h.Facts.Arch) {
 			if t.Name == "kubeadm" {
-				return uploadFromBundle(ctx, h, s, t.URL, t.Path)
+				return installBinaryFromBundle(ctx, h, s, t.URL, t.Path)
 			}
 		}
 	default:

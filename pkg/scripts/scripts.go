@@ -41,6 +41,9 @@ var (
 	// Download installs a binary or unpacks an archive after checking its published SHA-256
 	// (pkg/install).
 	Download = load("download.sh")
+	// BundleInstall installs a binary or unpacks an archive of the local bundle that arrives on
+	// stdin, staged in a root-only directory and checked against its SHA-256 (pkg/install).
+	BundleInstall = load("bundle-install.sh")
 	// Apt runs apt-get non-interactively under deadlines, waiting for apt's locks (pkg/install).
 	Apt = load("apt.sh")
 	// DNF runs dnf or yum non-interactively (pkg/install).

@@ -122,6 +122,14 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 			return false, err
 		}
 	}
+	// owner is who the file must belong to: f.Owner, or else whoever writes it.
+	owner := f.Owner
+	if owner == "" {
+		owner = c.cfg.User
+		if sudo {
+			owner = "root"
+		}
+	}
 	digest := sha256.Sum256(f.Content)
 	sum := hex.EncodeToString(digest[:])
 	octal := strconv.FormatUint(uint64(mode), 8)
@@ -142,7 +150,11 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 			refused = &ReplaceRefusedError{Host: c.cfg.Name, Path: f.Path}
 			return nil
 		}
-		if state.Exists && state.SHA256 == sum {
+		// Only a file that is already the wanted owner's, and that no one
+		// else may write, is kept when its content matches: anyone else may
+		// hold it open for writing and change it after this check (review
+		// M2), so it is replaced by a fresh file.
+		if state.Exists && state.SHA256 == sum && state.ownedBy(owner) && state.Mode&0o022&^mode == 0 {
 			if state.Mode == mode && state.ownedBy(f.Owner) {
 				changed = false
 				return nil
@@ -168,51 +180,81 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	return false, fmt.Errorf("host %s: write %s: %w", c.cfg.Name, f.Path, err)
 }
 
-// upload moves f's content to the host. With SFTP the data goes straight to
-// a temporary file next to the destination (or, under sudo, to a private
-// file in /tmp that root then installs); without SFTP it streams over the
-// stdin of file-install.sh.
+// upload moves f's content to the host without any other local user being
+// able to read it on the way (docs/ssh.md, "Files and the API server").
+//
+// SFTP OPEN (pkg/sftp sends no attributes with it) creates a file with the
+// server's umask, usually 0644, and a chmod comes one round trip later, when
+// someone may already hold the file open. So:
+//   - under sudo, or without SFTP, the content streams over the stdin of
+//     file-install.sh, which creates the temporary file with umask 077 next
+//     to the destination, sets mode and owner, and renames it;
+//   - otherwise SFTP writes into a fresh directory next to the destination
+//     that is made 0700 before anything is created in it: the file's mode
+//     does not matter while no one else can look it up there. It is renamed
+//     over the destination (through file-install.sh when an owner is set),
+//     and the directory is removed.
 func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sudo bool, stderr *bytes.Buffer) error {
 	dir, base := path.Split(f.Path)
-	tmp := path.Join(dir, "."+base+".installer-"+randomSuffix())
-	sc, done, err := c.openSFTP(ctx, cn)
-	if err != nil {
-		return err
+	var sc *sftp.Client
+	if !sudo {
+		var done func()
+		var err error
+		if sc, done, err = c.openSFTP(ctx, cn); err != nil {
+			return err
+		}
+		if sc != nil {
+			defer done()
+		}
 	}
 	if sc == nil {
+		tmp := path.Join(dir, "."+base+".installer-"+randomSuffix())
 		return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args("-", tmp, f.Path, octal, f.Owner), sudo), f.Content, io.Discard, stderr)
 	}
-	defer done()
-	src := tmp
-	mode := os.FileMode(0o600) // final mode is set by root's file-install.sh
-	if sudo {
-		src = "/tmp/.installer-upload-" + randomSuffix()
-	} else {
-		if err := sc.MkdirAll(dir); err != nil {
-			return fmt.Errorf("create %s: %w", dir, err)
-		}
-		mode, _ = parseOctal(octal)
+	if err := sc.MkdirAll(dir); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	if err := sftpPut(sc, src, mode, f.Content); err != nil {
+	stage := path.Join(dir, ".installer-"+randomSuffix())
+	if err := sc.Mkdir(stage); err != nil {
+		return fmt.Errorf("create %s: %w", stage, err)
+	}
+	src := path.Join(stage, base)
+	// Whatever happens, nothing stays behind: the file (when not renamed)
+	// and the directory.
+	defer func() {
 		_ = sc.Remove(src)
+		_ = sc.RemoveDirectory(stage)
+	}()
+	if err := sc.Chmod(stage, 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", stage, err)
+	}
+	mode, _ := parseOctal(octal)
+	if err := sftpPut(sc, src, mode, f.Content); err != nil {
 		return err
 	}
-	if !sudo && f.Owner == "" {
+	if f.Owner == "" {
 		if err := sc.PosixRename(src, f.Path); err != nil {
-			_ = sc.Remove(src)
 			return fmt.Errorf("rename into place: %w", err)
 		}
 		return nil
 	}
-	return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args(src, tmp, f.Path, octal, f.Owner), sudo), nil, io.Discard, stderr)
+	return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args(src, src, f.Path, octal, f.Owner), sudo), nil, io.Discard, stderr)
 }
 
-// sftpPut creates p exclusively, sets its mode before any byte is written
-// (so secrets never sit in a wider-open file), and writes data.
+// sftpCreated, when set (by tests), is called with the path of each file
+// sftpPut has just created, before its mode is set or any byte is written.
+var sftpCreated func(path string)
+
+// sftpPut creates p exclusively, sets its mode and writes data. p must be
+// in a directory no one else can enter: the file is created with the
+// server's umask (see upload).
 func sftpPut(sc *sftp.Client, p string, mode os.FileMode, data []byte) error {
 	w, err := sc.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", p, err)
+	}
+	if sftpCreated != nil {
+		sftpCreated(p)
 	}
 	if err := w.Chmod(mode); err != nil {
 		_ = w.Close()

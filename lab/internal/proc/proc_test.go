@@ -15,8 +15,13 @@ func TestStopOnlyMatchingProcess(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }() // reap it, as the machine's init would
 	pid := cmd.Process.Pid
-	if !Alive(pid) || !Matches(pid, "sleep", "60") {
-		t.Fatalf("pid %d: alive %v, cmdline %q", pid, Alive(pid), Cmdline(pid))
+	// Start returns once the child's close-on-exec pipe is closed, which the
+	// kernel does during execve before the new command line is in place:
+	// wait for it, with a deadline.
+	for deadline := time.Now().Add(5 * time.Second); !Matches(pid, "sleep", "60"); time.Sleep(time.Millisecond) {
+		if !Alive(pid) || time.Now().After(deadline) {
+			t.Fatalf("pid %d: alive %v, cmdline %q", pid, Alive(pid), Cmdline(pid))
+		}
 	}
 	// A recorded PID whose command line does not match (recycled PID) is left alone.
 	if err := Stop(context.Background(), pid, time.Second, "apt-cacher-ng"); err != nil {
