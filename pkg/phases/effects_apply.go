@@ -184,11 +184,7 @@ func (e applyEffects) WriteLocal(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := writePrivate(path, data, true); err != nil {
 		return err
 	}
 	e.j.change(1)

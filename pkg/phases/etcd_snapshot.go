@@ -83,37 +83,42 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 }
 
 // saveSnapshot writes a snapshot into dir (0700) as a new 0600 file and returns its path. A backup
-// is never replaced: the content goes to a temporary file that is hard-linked to the final name,
-// which fails when that name exists.
+// is never replaced (writePrivate without replace fails when the name exists).
 func saveSnapshot(dir, name string, data []byte) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
 	local := filepath.Join(dir, name)
-	if err := os.Link(tmp.Name(), local); err != nil {
+	if err := writePrivate(local, data, false); err != nil {
 		return "", fmt.Errorf("keep %s: %w", local, err)
 	}
 	return local, nil
+}
+
+// writePrivate writes a state-directory file readable by its owner only, from the first byte: the
+// content goes to a fresh temporary file (0600) beside path, synced, then renamed over path
+// (replace) or hard-linked to it, which fails when path exists.
+func writePrivate(path string, data []byte, replace bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if replace {
+		return os.Rename(tmp.Name(), path)
+	}
+	return os.Link(tmp.Name(), path)
 }
 
 // snapshotStatus is `etcdutl snapshot status -w json`.
