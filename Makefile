@@ -1,5 +1,6 @@
 # installer: build, test, lint, lab. `make lab` and `make test` are the two set-up commands the
-# README promises on a fresh machine; .ci/run calls the same targets.
+# README promises on a fresh machine (both install the Debian packages they need first: prereqs);
+# .ci/run calls the same targets.
 SHELL := /usr/bin/env bash
 .SHELLFLAGS := -euo pipefail -c
 .DEFAULT_GOAL := build
@@ -26,8 +27,14 @@ LAB     := bin/lab
 lab-tool:
 	$(GO) build -o $(LAB) ./lab/cmd/lab
 
+# The machine's prerequisites, checked first (about a second) by every target that needs them: the Debian
+# packages of hack/lab-prereqs.sh, installed when missing, and root.
+.PHONY: prereqs
+prereqs: ## install the missing Debian packages make test and make lab need (hack/lab-prereqs.sh; as root)
+	./hack/lab-prereqs.sh install --need-root
+
 .PHONY: test
-test: verify-replace lab-tool ## everything that runs on one machine without the lab (the README's test command)
+test: prereqs verify-replace lab-tool ## everything that runs on one machine without the lab (the README's test command)
 	@# The real binaries the tests run (kubeadm of every release, etcd, kube-apiserver), built once and
 	@# cached, so no test waits out go test's timeout on another package's build lock.
 	$(LAB) build --only kubeadm,etcd,kube-apiserver
@@ -42,8 +49,9 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
-	@# The shell scripts the installer runs on hosts (pkg/scripts' tests run shellcheck over them too).
-	shellcheck pkg/scripts/*.sh
+	@# The shell scripts the installer runs on hosts (pkg/scripts' tests run shellcheck over them too),
+	@# and the repository's own.
+	shellcheck pkg/scripts/*.sh hack/*.sh .ci/run
 	@# The lab's stand-in components are nested modules (so ./... never pulls them in): vet them too.
 	cd lab/standins && $(GO) vet ./...
 	cd lab/standins/ccm && $(GO) vet ./...
@@ -54,18 +62,18 @@ release-check: ## validate .goreleaser.yaml with the pinned goreleaser (hack/too
 	./bin/goreleaser check
 
 .PHONY: lab-build
-lab-build: lab-tool ## build (or find cached) every lab component: binaries, images, mirror files
+lab-build: prereqs lab-tool ## build (or find cached) every lab component: binaries, images, mirror files
 	$(LAB) build
 
 .PHONY: e2e
-e2e: build lab-build ## the lab scenarios (test/e2e, build tag e2e; E2E_RUN=regexp selects)
+e2e: prereqs build lab-build ## the lab scenarios (test/e2e, build tag e2e; E2E_RUN=regexp selects)
 	$(GO) test -tags e2e -p 1 -count=1 -timeout 85m ./test/e2e $(if $(E2E_RUN),-run '$(E2E_RUN)') -v
 
 # LAB_INSTALL=package installs kubeadm, kubelet and kubectl from the lab's signed apt repository.
 LAB_INSTALL ?= binary
 
 .PHONY: lab
-lab: build lab-build ## start the offline lab (3 hosts) and create a cluster in it (LAB_INSTALL=binary|package)
+lab: prereqs build lab-build ## start the offline lab (3 hosts) and create a cluster in it (LAB_INSTALL=binary|package)
 	@if [ -f .lab/cluster.yaml ]; then echo "lab is up (.lab/cluster.yaml); reusing it"; else $(LAB) up -n 3 --install $(LAB_INSTALL); fi
 	./$(BIN) create cluster -f .lab/cluster.yaml --state-dir .lab/state
 	@kubectl=$$($(LAB) build --only kubectl | tail -1 | awk "{print \$$NF}"); \
