@@ -37,7 +37,8 @@ prereqs: ## install the missing Debian packages make test and make lab need (hac
 test: prereqs verify-replace lab-tool ## everything that runs on one machine without the lab (the README's test command)
 	@# The real binaries the tests run (kubeadm of every release, etcd, kube-apiserver), built once and
 	@# cached, so no test waits out go test's timeout on another package's build lock.
-	$(LAB) build --only kubeadm,etcd,kube-apiserver
+	$(LAB) build --k8s all --only kubeadm
+	$(LAB) build --only etcd,kube-apiserver
 	$(GO) test -timeout 30m ./...
 
 .PHONY: verify-replace

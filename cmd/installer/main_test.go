@@ -60,7 +60,7 @@ func validSpec(t *testing.T, dir string) string {
 kind: Cluster
 metadata: {name: test}
 spec:
-  kubernetesVersion: v1.34.10
+  kubernetesVersion: v1.36.5
   ssh: {keyFile: id, knownHostsFile: known_hosts}
   hosts:
     - {name: cp1, address: 10.0.0.1, role: control-plane}
@@ -91,7 +91,7 @@ func TestValidate(t *testing.T) {
 kind: Cluster
 metadata: {name: test}
 spec:
-  kubernetesVersion: v1.34.10
+  kubernetesVersion: v1.36.5
   ssh: {keyFile: id, knownHostsFile: known_hosts}
   hosts:
     - {name: cp1, address: 10.0.0.1, role: control-plane}
@@ -268,7 +268,7 @@ func TestDefaultsPrecedence(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	r := runCLI(t, nil, t.TempDir(), "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "installer dev\n") || !strings.Contains(r.stdout, "kubernetes: v1.34.10, v1.35.8") {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "installer dev\n") || !strings.Contains(r.stdout, "kubernetes: v1.36.5, v1.37.2") {
 		t.Fatalf("%+v", r)
 	}
 	r = runCLI(t, nil, t.TempDir(), "version", "-o", "json")

@@ -68,7 +68,7 @@ replace (
 	github.com/x/y => github.com/x/y v1.0.0
 )
 `)
-	head, repl, err := k8sModLines(gomod, stagingVersion("v1.34.10"))
+	head, repl, err := k8sModLines(gomod, stagingVersion("v1.36.5"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,6 @@ const (
 	// FlannelCNIPluginModule is the last containernetworking/plugins release that carried
 	// plugins/meta/flannel (github.com/flannel-io/cni-plugin is not on the module proxy).
 	FlannelCNIPluginModule = "v0.9.1"
-	// Runc is the runc release built (static, cgo) for the binary mirror.
-	Runc = "v1.5.2"
 	// PauseVersion is what the Go pause stand-in prints for -v.
 	PauseVersion = "3.10.1"
 )
@@ -157,11 +155,27 @@ func unitsFor(r versions.Release, stand map[string]string) []*unit {
 			LDFlags: ldStrip + " -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=" + FlannelCNIPluginModule}},
 	}
 
+	rt := versions.Containerd()
 	runc := &unit{
-		ID: "runc-" + Runc, Module: "lab.local/runcbuild", GoLine: "go 1.24",
-		Require: []string{"github.com/opencontainers/runc " + Runc},
+		ID: "runc-" + rt.Runc, Module: "lab.local/runcbuild", GoLine: "go 1.25.0",
+		Require: []string{"github.com/opencontainers/runc " + rt.Runc},
 		Tools: []tool{{Name: "runc", Package: "github.com/opencontainers/runc", CGO: true, Tags: "netgo osusergo",
-			LDFlags: ldStrip + " -X main.version=" + strings.TrimPrefix(Runc, "v") + " -linkmode external -extldflags -static"}},
+			LDFlags: ldStrip + " -X main.version=" + strings.TrimPrefix(rt.Runc, "v") + " -linkmode external -extldflags -static"}},
+	}
+
+	// containerd as its release archive holds it: static, no cgo (so no btrfs snapshotter, which
+	// the hosts do not use), stamped like upstream's Makefile stamps it.
+	const containerdPkg = "github.com/containerd/containerd/v2"
+	containerdLD := ldStrip + " -X " + containerdPkg + "/version.Version=" + rt.Containerd +
+		" -X " + containerdPkg + "/version.Revision=lab -X " + containerdPkg + "/version.Package=" + containerdPkg
+	containerd := &unit{
+		ID: "containerd-" + rt.Containerd, Module: "lab.local/containerdbuild", GoLine: "go 1.26.8",
+		Require: []string{containerdPkg + " " + rt.Containerd},
+		Tools: []tool{
+			{Name: "containerd", Package: containerdPkg + "/cmd/containerd", LDFlags: containerdLD, Tags: "urfave_cli_no_docs osusergo netgo static_build"},
+			{Name: "containerd-shim-runc-v2", Package: containerdPkg + "/cmd/containerd-shim-runc-v2", LDFlags: containerdLD, Tags: "urfave_cli_no_docs osusergo netgo static_build no_grpc"},
+			{Name: "ctr", Package: containerdPkg + "/cmd/ctr", LDFlags: containerdLD, Tags: "urfave_cli_no_docs osusergo netgo static_build"},
+		},
 	}
 
 	standins := &unit{
@@ -172,5 +186,5 @@ func unitsFor(r versions.Release, stand map[string]string) []*unit {
 			{Name: "labnet", Package: "./labnet", LDFlags: ldStrip},
 		},
 	}
-	return []*unit{k8s, etcd, coredns, crictl, cni, flannel, flannelCNI, runc, standins}
+	return []*unit{k8s, etcd, coredns, crictl, cni, flannel, flannelCNI, runc, containerd, standins}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"installer.dev/installer/lab/build"
+	"installer.dev/installer/pkg/versions"
 )
 
 // file is one file of the binary mirror: a binary linked from the build cache, or an archive of
@@ -47,9 +48,25 @@ func releaseFiles(set build.Set) []file {
 	out = append(out,
 		file{Path: CNIPluginsPath(r.CNIPlugins), Archive: cni, Checksum: sha256sum},
 		file{Path: CrictlPath(r.CRITools), Archive: map[string]string{"crictl": set.Path("crictl")}},
-		file{Path: "/opencontainers/runc/releases/download/" + build.Runc + "/runc.amd64", Source: set.Path("runc"), Checksum: sha256sum},
+		file{Path: RuncPath(versions.Containerd().Runc), Source: set.Path("runc"), Checksum: sha256sum},
+		file{Path: ContainerdPath(versions.Containerd().Containerd), Checksum: sha256sum, Archive: map[string]string{
+			"bin/containerd":              set.Path("containerd"),
+			"bin/containerd-shim-runc-v2": set.Path("containerd-shim-runc-v2"),
+			"bin/ctr":                     set.Path("ctr"),
+		}},
 	)
 	return out
+}
+
+// RuncPath is the upstream release path of the runc binary.
+func RuncPath(version string) string {
+	return "/opencontainers/runc/releases/download/" + version + "/runc.amd64"
+}
+
+// ContainerdPath is the upstream release path of containerd's archive (bin/containerd, the runc
+// shim and ctr).
+func ContainerdPath(version string) string {
+	return fmt.Sprintf("/containerd/containerd/releases/download/%s/containerd-%s-linux-amd64.tar.gz", version, strings.TrimPrefix(version, "v"))
 }
 
 // CNIPluginsPath is the upstream release path of the CNI plugins archive.

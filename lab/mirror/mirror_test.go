@@ -47,7 +47,7 @@ func TestWriteFilesChecksumsAndArchives(t *testing.T) {
 	}
 	root := filepath.Join(dir, "files")
 	files := []file{
-		{Path: KubernetesBinaryPath("v1.34.10", "kubeadm"), Source: src},
+		{Path: KubernetesBinaryPath("v1.36.5", "kubeadm"), Source: src},
 		{Path: CNIPluginsPath("v1.9.1"), Archive: map[string]string{"./bridge": src}, Checksum: sha256sum},
 		{Path: CrictlPath("v1.36.0"), Archive: map[string]string{"crictl": src}},
 	}

@@ -124,14 +124,14 @@ func startProcess(t testing.TB, dir, name, bin string, args ...string) {
 	})
 }
 
-// Start builds (or finds cached) etcd and kube-apiserver of the oldest supported release
+// Start builds (or finds cached) etcd and kube-apiserver of the default release (the lab builds it too)
 // and starts them on random loopback ports with certificates made here. It fails, never skips,
 // when the binaries cannot be built.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
-	version := versions.Oldest().Kubernetes
+	version := versions.Default().Kubernetes
 	b := build.New(build.Options{})
 	etcd, err := b.Binary(ctx, "etcd", version)
 	if err != nil {

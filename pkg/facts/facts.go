@@ -31,9 +31,11 @@ type Host struct {
 	SwapEnabled           bool
 	// Installed versions ("" when absent), without a leading "v" for containerd ("1.6.20").
 	ContainerdVersion string
-	KubeletVersion    string
-	KubeadmVersion    string
-	KubectlVersion    string
+	// RuncVersion is what `runc --version` reports ("1.5.3"; "" when absent).
+	RuncVersion    string
+	KubeletVersion string
+	KubeadmVersion string
+	KubectlVersion string
 	// Packages are the installed Kubernetes packages (kubeadm, kubelet, kubectl, cri-tools,
 	// kubernetes-cni) and their versions as the package manager reports them ("1.34.10-1.1"; nil when
 	// none is installed); HeldPackages those of them apt holds, in the order listed.

@@ -77,6 +77,7 @@ func Parse(out string) (Host, error) {
 	h.ProductUUID = strings.ToLower(first("product-uuid"))
 	h.SwapEnabled = len(sections["swaps"]) > 1 // the first line is the header
 	h.ContainerdVersion = parseContainerdVersion(first("containerd"))
+	h.RuncVersion = parseRuncVersion(first("runc"))
 	h.KubeletVersion = lastField(first("kubelet"))
 	h.KubeadmVersion = first("kubeadm")
 	h.KubectlVersion = parseKubectlVersion(sections["kubectl"])
@@ -176,6 +177,20 @@ func parseDefaultRoute(lines []string) string {
 func parseContainerdVersion(s string) string {
 	f := strings.Fields(s)
 	if len(f) < 3 {
+		return ""
+	}
+	v := strings.TrimPrefix(f[2], "v")
+	if i := strings.IndexAny(v, "~+-"); i >= 0 {
+		v = v[:i]
+	}
+	return v
+}
+
+// parseRuncVersion reads "runc version 1.5.3" or Debian's "runc version 1.1.5+ds1" and returns
+// "1.5.3" / "1.1.5".
+func parseRuncVersion(s string) string {
+	f := strings.Fields(s)
+	if len(f) < 3 || f[0] != "runc" || f[1] != "version" {
 		return ""
 	}
 	v := strings.TrimPrefix(f[2], "v")

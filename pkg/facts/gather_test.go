@@ -43,17 +43,17 @@ Filename				Type		Size		Used		Priority
 ==containerd
 containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3
 ==kubelet
-Kubernetes v1.34.10
+Kubernetes v1.36.5
 ==kubeadm
-v1.34.10
+v1.36.5
 ==kubectl
-Client Version: v1.34.10
+Client Version: v1.36.5
 Kustomize Version: v5.7.1
 ==packages
 hi  cri-tools 1.36.0-1.1
-hi  kubeadm 1.34.10-1.1
-hi  kubectl 1.34.10-1.1
-hi  kubelet 1.34.10-1.1
+hi  kubeadm 1.36.5-1.1
+hi  kubectl 1.36.5-1.1
+hi  kubelet 1.36.5-1.1
 ii  kubernetes-cni 1.9.1-1.1
 ==files
 /etc/kubernetes/kubelet.conf
@@ -85,11 +85,11 @@ func TestParse(t *testing.T) {
 		},
 		DefaultRouteInterface: "eth0",
 		ContainerdVersion:     "1.6.20",
-		KubeletVersion:        "v1.34.10",
-		KubeadmVersion:        "v1.34.10",
-		KubectlVersion:        "v1.34.10",
-		Packages: map[string]string{"cri-tools": "1.36.0-1.1", "kubeadm": "1.34.10-1.1", "kubectl": "1.34.10-1.1",
-			"kubelet": "1.34.10-1.1", "kubernetes-cni": "1.9.1-1.1"},
+		KubeletVersion:        "v1.36.5",
+		KubeadmVersion:        "v1.36.5",
+		KubectlVersion:        "v1.36.5",
+		Packages: map[string]string{"cri-tools": "1.36.0-1.1", "kubeadm": "1.36.5-1.1", "kubectl": "1.36.5-1.1",
+			"kubelet": "1.36.5-1.1", "kubernetes-cni": "1.9.1-1.1"},
 		HeldPackages:       []string{"cri-tools", "kubeadm", "kubectl", "kubelet"},
 		KubeletConfPresent: true,
 		ListeningPorts:     []int{22, 10248, 10250},
@@ -117,12 +117,16 @@ func TestParseVariants(t *testing.T) {
 		{"arm64", "arch", "aarch64", func(h Host) bool { return h.Arch == "arm64" }},
 		{"swap on", "swaps", "Filename Type Size Used Priority\n/swapfile file 1048572 0 -2", func(h Host) bool { return h.SwapEnabled }},
 		{"containerd.io", "containerd", "containerd containerd.io v1.7.25 bcc810d", func(h Host) bool { return h.ContainerdVersion == "1.7.25" }},
+		{"containerd 2 release binary", "containerd", "containerd github.com/containerd/containerd/v2 v2.3.7 3a4de459", func(h Host) bool { return h.ContainerdVersion == "2.3.7" }},
+		{"runc release binary", "runc", "runc version 1.5.3", func(h Host) bool { return h.RuncVersion == "1.5.3" }},
+		{"Debian's runc", "runc", "runc version 1.1.5+ds1", func(h Host) bool { return h.RuncVersion == "1.1.5" }},
+		{"no runc", "runc", "", func(h Host) bool { return h.RuncVersion == "" }},
 		{"nothing installed", "kubelet", "", func(h Host) bool { return h.KubeletVersion == "" && !h.KubeletConfPresent }},
 		{"no default route", "default-route", "", func(h Host) bool { return h.DefaultRouteInterface == "" }},
 		{"no packages", "packages", "", func(h Host) bool { return h.Packages == nil && h.HeldPackages == nil }},
-		{"removed package is absent", "packages", "rc  kubelet 1.34.10-1.1\nii  kubeadm 1.34.10-1.1",
+		{"removed package is absent", "packages", "rc  kubelet 1.36.5-1.1\nii  kubeadm 1.36.5-1.1",
 			func(h Host) bool {
-				return reflect.DeepEqual(h.Packages, map[string]string{"kubeadm": "1.34.10-1.1"}) && h.HeldPackages == nil
+				return reflect.DeepEqual(h.Packages, map[string]string{"kubeadm": "1.36.5-1.1"}) && h.HeldPackages == nil
 			}},
 		{"rpm", "packages", "ii kubeadm 1.35.8-150500.1.1", func(h Host) bool { return h.Packages["kubeadm"] == "1.35.8-150500.1.1" }},
 	}

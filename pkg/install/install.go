@@ -22,6 +22,11 @@ const (
 	CrictlPath   = "/usr/local/bin/crictl"
 	CNIBinDir    = "/opt/cni/bin"
 	CNIVersionAt = "/opt/cni/bin/.installer-cni-plugins-version"
+	// ContainerdPrefix is where containerd's release archive unpacks (its bin/ holds containerd,
+	// the runc shim and ctr), as containerd's getting-started guide does; RuncPath is where runc's
+	// release binary goes. Both come before the distribution's /usr/bin and /usr/sbin on PATH.
+	ContainerdPrefix = "/usr/local"
+	RuncPath         = "/usr/local/sbin/runc"
 )
 
 // KubeBinaryURL is dl.k8s.io's layout: <mirror>/release/v1.34.10/bin/linux/amd64/kubeadm.
@@ -39,6 +44,18 @@ func CNIPluginsURL(mirror, version, arch string) string {
 func CrictlURL(mirror, version, arch string) string {
 	return fmt.Sprintf("%s/kubernetes-sigs/cri-tools/releases/download/%s/crictl-%s-linux-%s.tar.gz",
 		strings.TrimRight(mirror, "/"), version, version, arch)
+}
+
+// ContainerdURL is containerd's release archive in GitHub's layout
+// (<mirror>/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz).
+func ContainerdURL(mirror, version, arch string) string {
+	return fmt.Sprintf("%s/containerd/containerd/releases/download/%s/containerd-%s-linux-%s.tar.gz",
+		strings.TrimRight(mirror, "/"), version, strings.TrimPrefix(version, "v"), arch)
+}
+
+// RuncURL is runc's release binary in GitHub's layout (<mirror>/opencontainers/runc/releases/download/v1.5.3/runc.amd64).
+func RuncURL(mirror, version, arch string) string {
+	return fmt.Sprintf("%s/opencontainers/runc/releases/download/%s/runc.%s", strings.TrimRight(mirror, "/"), version, arch)
 }
 
 // DownloadBinary returns the command that installs one verified binary at dest (download.sh: the

@@ -50,14 +50,14 @@ func runLocal(t *testing.T, argv []string) (string, error) {
 }
 
 func TestDownloadBinary(t *testing.T) {
-	bin := []byte("#!/bin/sh\necho v1.34.10\n")
-	path := "/release/v1.34.10/bin/linux/amd64/kubeadm"
+	bin := []byte("#!/bin/sh\necho v1.36.5\n")
+	path := "/release/v1.36.5/bin/linux/amd64/kubeadm"
 	srv := mirror(t, map[string][]byte{path: bin, "/bad": bin},
 		map[string]string{path + ".sha256": sha(bin), "/bad.sha256": strings.Repeat("0", 64)})
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "kubeadm")
 
-	if url := KubeBinaryURL(srv.URL+"/", "v1.34.10", "amd64", "kubeadm"); url != srv.URL+path {
+	if url := KubeBinaryURL(srv.URL+"/", "v1.36.5", "amd64", "kubeadm"); url != srv.URL+path {
 		t.Fatalf("KubeBinaryURL = %s", url)
 	}
 	out, err := runLocal(t, DownloadBinary(srv.URL+path, dest, ""))
@@ -160,14 +160,14 @@ func TestAptGet(t *testing.T) {
 }
 
 func TestPackageNames(t *testing.T) {
-	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.34.10", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
-	if got, err := RepositoryURL(s, "apt"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.34/deb/" {
+	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.36.5", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
+	if got, err := RepositoryURL(s, "apt"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.36/deb/" {
 		t.Errorf("RepositoryURL apt = %s, %v", got, err)
 	}
-	if got, err := RepositoryURL(s, "dnf"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.34/rpm/" {
+	if got, err := RepositoryURL(s, "dnf"); err != nil || got != "https://pkgs.k8s.io/core:/stable:/v1.36/rpm/" {
 		t.Errorf("RepositoryURL dnf = %s, %v", got, err)
 	}
-	want := map[string]string{"kubeadm": "1.34.10-1.1", "kubelet": "1.34.10-1.1", "kubectl": "1.34.10-1.1", "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
+	want := map[string]string{"kubeadm": "1.36.5-1.1", "kubelet": "1.36.5-1.1", "kubectl": "1.36.5-1.1", "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
 	if got, err := KubePackageVersions(s); err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("KubePackageVersions = %v, %v", got, err)
 	}
@@ -181,7 +181,7 @@ func TestPackageNames(t *testing.T) {
 // release (whose Minor panicked in MustParseSemantic and whose package versions read "-").
 func TestUnsupportedRelease(t *testing.T) {
 	s := &v1alpha1.ClusterSpec{KubernetesVersion: "v1.99.0", Install: v1alpha1.Install{PackageRepository: "https://pkgs.k8s.io/core:/stable:/"}}
-	const want = `kubernetes "v1.99.0" is not supported (supported: v1.34.10, v1.35.8)`
+	const want = `kubernetes "v1.99.0" is not supported (supported: v1.35.8, v1.36.5, v1.37.2)`
 	if r, err := Release(s); err == nil || err.Error() != want {
 		t.Errorf("Release = %+v, %v; want %s", r, err, want)
 	}

@@ -320,8 +320,8 @@ func TestCheckSpec(t *testing.T) {
 			[]string{`spec.kubelet.extraArgs[cloud-provider]: Invalid value: "aws"`}},
 		{"restricted label", "  hosts: [{name: cp1, address: 10.0.0.1, role: control-plane, labels: {node-role.kubernetes.io/db: \"\", topology.kubernetes.io/zone: a}}]\n",
 			[]string{`spec.hosts[0].labels[node-role.kubernetes.io/db]: Invalid value: ""`}},
-		{"control-plane image override", "  images: {overrides: {registry.k8s.io/kube-apiserver:v1.35.8: my.registry/kube-apiserver:v1.35.8}}\n" + twoCPs,
-			[]string{`spec.images.overrides[registry.k8s.io/kube-apiserver:v1.35.8]: Invalid value: "my.registry/kube-apiserver:v1.35.8": kubeadm takes this image only from spec.images.repository`}},
+		{"control-plane image override", "  images: {overrides: {registry.k8s.io/kube-apiserver:v1.37.2: my.registry/kube-apiserver:v1.37.2}}\n" + twoCPs,
+			[]string{`spec.images.overrides[registry.k8s.io/kube-apiserver:v1.37.2]: Invalid value: "my.registry/kube-apiserver:v1.37.2": kubeadm takes this image only from spec.images.repository`}},
 		{"coredns override with another name", "  images: {overrides: {registry.k8s.io/coredns/coredns:v1.13.1: my.registry/dns:v1}}\n" + twoCPs,
 			[]string{`spec.images.overrides[registry.k8s.io/coredns/coredns:v1.13.1]: Invalid value: "my.registry/dns:v1": kubeadm appends the image name itself`}},
 	} {
@@ -381,7 +381,7 @@ func TestToken(t *testing.T) {
 
 func TestUpgrade(t *testing.T) {
 	s := spec(t, "  kubeadm: {ignorePreflightErrors: [SystemVerification]}\n"+twoCPs)
-	out, err := Upgrade(s, "v1.35.8")
+	out, err := Upgrade(s, "v1.37.2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,7 +389,7 @@ func TestUpgrade(t *testing.T) {
 	if err := yaml.UnmarshalStrict(out, &u); err != nil {
 		t.Fatal(err)
 	}
-	if u.Kind != "UpgradeConfiguration" || u.Apply.KubernetesVersion != "v1.35.8" || u.Plan.KubernetesVersion != "v1.35.8" {
+	if u.Kind != "UpgradeConfiguration" || u.Apply.KubernetesVersion != "v1.37.2" || u.Plan.KubernetesVersion != "v1.37.2" {
 		t.Errorf("%+v", u)
 	}
 	for _, l := range [][]string{u.Apply.IgnorePreflightErrors, u.Plan.IgnorePreflightErrors, u.Node.IgnorePreflightErrors} {
@@ -400,7 +400,7 @@ func TestUpgrade(t *testing.T) {
 	if _, err := Upgrade(s, "v1.99.0"); err == nil {
 		t.Error("unsupported target accepted")
 	}
-	f, err := UpgradeFile(s, "v1.35.8")
+	f, err := UpgradeFile(s, "v1.37.2")
 	if err != nil || f.Sensitive || f.Path != UpgradeConfigPath {
 		t.Errorf("%+v %v", f, err)
 	}

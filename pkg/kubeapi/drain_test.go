@@ -159,9 +159,9 @@ func TestCordonUncordon(t *testing.T) {
 
 func TestImageTag(t *testing.T) {
 	for in, want := range map[string]string{
-		"registry.k8s.io/kube-proxy:v1.35.8":      "v1.35.8",
+		"registry.k8s.io/kube-proxy:v1.37.2":      "v1.37.2",
 		"localhost:5000/kube-proxy":               "",
-		"localhost:5000/kube-proxy:v1.34.10":      "v1.34.10",
+		"localhost:5000/kube-proxy:v1.36.5":       "v1.36.5",
 		"registry.k8s.io/pause:3.10.1@sha256:abc": "3.10.1",
 		"kube-proxy": "",
 	} {

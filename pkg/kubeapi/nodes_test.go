@@ -15,12 +15,12 @@ import (
 func TestNodesAndClusterVersion(t *testing.T) {
 	ctx := context.Background()
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
-		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.35.8\n"}}
+		Data: map[string]string{"ClusterConfiguration": "apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: v1.37.2\n"}}
 	c := &Client{Kube: fake.NewClientset(cm,
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp1"}},
 		&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w1"}, Spec: corev1.NodeSpec{Unschedulable: true}})}
 	v, err := c.KubeadmClusterVersion(ctx)
-	if err != nil || v != "v1.35.8" {
+	if err != nil || v != "v1.37.2" {
 		t.Errorf("cluster version %q, %v", v, err)
 	}
 	nodes, err := c.Nodes(ctx)

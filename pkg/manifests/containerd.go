@@ -37,6 +37,14 @@ func ContainerdVersion(spec *v1alpha1.ClusterSpec, f facts.Host) string {
 	return facts.AssumedContainerdVersion
 }
 
+// ContainerdFromRelease reports whether the host runs (or is about to get) the spec's containerd
+// release binaries, which need the installer's unit. A node that still runs another containerd
+// (one the upgrade replaces after draining it) keeps its own unit.
+func ContainerdFromRelease(spec *v1alpha1.ClusterSpec, f facts.Host) bool {
+	c := spec.ContainerRuntime.Containerd
+	return c.Source == v1alpha1.InstallBinary && strings.TrimPrefix(ContainerdVersion(spec, f), "v") == strings.TrimPrefix(c.Version, "v")
+}
+
 // ContainerdConfigVersion maps a containerd version to its config format: 2 for 1.x, 3 for 2.x.
 func ContainerdConfigVersion(version string) (int, error) {
 	v := strings.TrimPrefix(version, "v")

@@ -12,6 +12,7 @@ import (
 // Paths of the per-host files other packages refer to.
 const (
 	KubeletUnitPath      = "/etc/systemd/system/kubelet.service"
+	ContainerdUnitPath   = "/etc/systemd/system/containerd.service"
 	KubeletDropInPath    = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
 	SysctlPath           = "/etc/sysctl.d/99-kubernetes.conf"
 	ModulesLoadPath      = "/etc/modules-load.d/kubernetes.conf"
@@ -42,8 +43,8 @@ type HostInput struct {
 type HostFiles struct {
 	// Node: the sysctls and kernel modules every node needs (phase prepare).
 	Node []File
-	// Runtime: containerd's config, registry mirrors and proxy drop-in (phase runtime, which restarts
-	// containerd when one changed).
+	// Runtime: containerd's config, registry mirrors, proxy drop-in and, for a binary install, its
+	// unit (phase runtime, which restarts containerd when one changed).
 	Runtime []File
 	// Repository: for install.source package, the Kubernetes package repository of the spec's minor
 	// (apt's sources list or the RPM .repo file) and its signing key when the spec names a key file
@@ -103,6 +104,11 @@ func RenderHostFiles(in HostInput) (HostFiles, error) {
 		return HostFiles{}, fmt.Errorf("host %s: %w", host.Name, err)
 	}
 	out.Runtime = append(out.Runtime, mirrors...)
+	if ContainerdFromRelease(spec, f) {
+		if err := add(&out.Runtime, "containerd.service.tmpl", ContainerdUnitPath, 0o644, nil); err != nil {
+			return HostFiles{}, err
+		}
+	}
 
 	if spec.Install.Source != v1alpha1.InstallPackage {
 		// The packages bring their own unit and drop-in; binary and bundle installs get ours.

@@ -44,7 +44,7 @@ func TestDefaultImagesTable(t *testing.T) {
 }
 
 func TestImageFor(t *testing.T) {
-	r, _ := versions.Lookup("v1.34.10")
+	r, _ := versions.Lookup("v1.36.5")
 	i, err := ImageFor(r, "flannel")
 	if err != nil {
 		t.Fatal(err)

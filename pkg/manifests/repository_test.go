@@ -11,12 +11,12 @@ import (
 
 const armoredKey = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n"
 
-// repositoryHost renders the repository group of a v1.35.8 package install from a mirror, with the
+// repositoryHost renders the repository group of a v1.37.2 package install from a mirror, with the
 // key file (nil: none named) and package manager given.
 func repositoryHost(t *testing.T, pm string, key []byte, proxy string) HostFiles {
 	t.Helper()
 	s := defaulted(t, func(s *v1alpha1.ClusterSpec) {
-		s.KubernetesVersion = "v1.35.8"
+		s.KubernetesVersion = "v1.37.2"
 		s.Install.PackageRepository = "http://172.30.0.1:5000/core:/stable:"
 		s.Install.PackageProxy = proxy
 		if key != nil {
@@ -47,10 +47,10 @@ func paths(files []File) []string {
 // TestRepositoryFiles pins the repository's files byte for byte (hosts compare checksums, so a
 // changed byte is a change on every converged host) and where the key comes from.
 func TestRepositoryFiles(t *testing.T) {
-	const aptSources = "# Managed by installer: the Kubernetes v1.35 package repository.\n" +
-		"deb [signed-by=%s] http://172.30.0.1:5000/core:/stable:/v1.35/deb/ /\n"
-	const rpmRepo = "# Managed by installer: the Kubernetes v1.35 package repository.\n[kubernetes]\nname=Kubernetes v1.35\n" +
-		"baseurl=http://172.30.0.1:5000/core:/stable:/v1.35/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n" +
+	const aptSources = "# Managed by installer: the Kubernetes v1.37 package repository.\n" +
+		"deb [signed-by=%s] http://172.30.0.1:5000/core:/stable:/v1.37/deb/ /\n"
+	const rpmRepo = "# Managed by installer: the Kubernetes v1.37 package repository.\n[kubernetes]\nname=Kubernetes v1.37\n" +
+		"baseurl=http://172.30.0.1:5000/core:/stable:/v1.37/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n" +
 		"exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n"
 	binaryKey := []byte{0x99, 0x01, 0x0d, 0x04}
 	tests := []struct {
@@ -61,7 +61,7 @@ func TestRepositoryFiles(t *testing.T) {
 	}{
 		{"apt, the repository's own key", "apt", "", nil,
 			map[string]string{AptSourcesPath: strings.Replace(aptSources, "%s", AptKeyringPath, 1)},
-			&RemoteFile{URL: "http://172.30.0.1:5000/core:/stable:/v1.35/deb/Release.key", Path: AptKeyringPath}},
+			&RemoteFile{URL: "http://172.30.0.1:5000/core:/stable:/v1.37/deb/Release.key", Path: AptKeyringPath}},
 		{"apt, armored key file", "apt", "", []byte(armoredKey),
 			map[string]string{AptKeyringPath: armoredKey, AptSourcesPath: strings.Replace(aptSources, "%s", AptKeyringPath, 1)}, nil},
 		// apt reads .asc keyrings as armored text only.
@@ -71,7 +71,7 @@ func TestRepositoryFiles(t *testing.T) {
 			map[string]string{RPMKeyPath: armoredKey, RPMRepoPath: rpmRepo + "proxy=http://10.0.0.5:3142\n"}, nil},
 		{"yum, the repository's own key", "yum", "", nil,
 			map[string]string{RPMRepoPath: rpmRepo},
-			&RemoteFile{URL: "http://172.30.0.1:5000/core:/stable:/v1.35/rpm/repodata/repomd.xml.key", Path: RPMKeyPath}},
+			&RemoteFile{URL: "http://172.30.0.1:5000/core:/stable:/v1.37/rpm/repodata/repomd.xml.key", Path: RPMKeyPath}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,7 +24,7 @@ import (
 func defaulted(t *testing.T, mutate func(s *v1alpha1.ClusterSpec)) *v1alpha1.ClusterSpec {
 	t.Helper()
 	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "t"},
-		Spec: v1alpha1.ClusterSpec{KubernetesVersion: "v1.34.10", Hosts: []v1alpha1.Host{
+		Spec: v1alpha1.ClusterSpec{KubernetesVersion: "v1.36.5", Hosts: []v1alpha1.Host{
 			{Name: "cp1", Address: "10.0.0.11", Role: v1alpha1.RoleControlPlane},
 			{Name: "cp2", Address: "10.0.0.12", Role: v1alpha1.RoleControlPlane},
 			{Name: "w1", Address: "10.0.0.21", Role: v1alpha1.RoleWorker},
@@ -334,7 +334,7 @@ func TestCCMPresets(t *testing.T) {
 		{"testdata/specs/ccm-hetzner.yaml", "hcloud", "docker.io/hetznercloud/hcloud-cloud-controller-manager:v1.26.0", map[string]string{"HCLOUD_TOKEN": "hcloud"}, []string{"hcloud"}, false},
 		{"testdata/specs/ccm-digitalocean.yaml", "digitalocean", "docker.io/digitalocean/digitalocean-cloud-controller-manager:v0.1.63", map[string]string{"DO_ACCESS_TOKEN": "digitalocean"}, []string{"digitalocean"}, false},
 		{"testdata/specs/ccm-vsphere.yaml", "vsphere", "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere:v1.34.0", nil, []string{CCMCloudConfigSecret, "vsphere-cloud-secret"}, true},
-		{"testdata/specs/ccm-custom.yaml", "lab", "docker.io/lab/cloud-controller-manager:v1.34.10", nil, nil, false},
+		{"testdata/specs/ccm-custom.yaml", "lab", "docker.io/lab/cloud-controller-manager:v1.36.5", nil, nil, false},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			r := renderSpec(t, tc.spec)

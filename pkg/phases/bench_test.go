@@ -28,7 +28,7 @@ func BenchmarkCreate1000Hosts(b *testing.B) {
 		latency     = 2 * time.Millisecond
 	)
 	c := &v1alpha1.Cluster{Metadata: v1alpha1.ObjectMeta{Name: "bench"}, Spec: v1alpha1.ClusterSpec{
-		KubernetesVersion: "v1.34.10",
+		KubernetesVersion: "v1.36.5",
 		Install:           v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://m", ArtifactMirror: "http://m"},
 	}}
 	for i := 0; i < n; i++ {

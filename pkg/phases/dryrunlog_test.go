@@ -24,7 +24,7 @@ func logLines(b *bytes.Buffer) []string {
 // TestUpgradeDryRunLogsWhatWouldHappen: upgrade --dry-run changes nothing, so its log never says a
 // control plane or node was upgraded (it did, for every host); it says what would be.
 func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1")
 	r := sc.newRun(t, nil)
 	var logs bytes.Buffer
 	r.DryRun = true
@@ -34,7 +34,7 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 	if _, err := Execute(context.Background(), r, Upgrade(o)); err != nil {
 		t.Fatal(err)
 	}
-	sc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.36.5")
 	var got []string
 	for _, l := range logLines(&logs) {
 		if strings.Contains(l, " done\"") {
@@ -45,9 +45,9 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 		}
 	}
 	want := []string{
-		`level=INFO msg="upgrade of the control plane would run (dry run)" host=cp1 version=v1.35.8`,
-		`level=INFO msg="upgrade of the node would run (dry run)" host=cp1 version=v1.35.8`,
-		`level=INFO msg="upgrade of the node would run (dry run)" host=w1 version=v1.35.8`,
+		`level=INFO msg="upgrade of the control plane would run (dry run)" host=cp1 version=v1.37.2`,
+		`level=INFO msg="upgrade of the node would run (dry run)" host=cp1 version=v1.37.2`,
+		`level=INFO msg="upgrade of the node would run (dry run)" host=w1 version=v1.37.2`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("dry-run log:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -15,12 +15,12 @@ import (
 
 const testProxy = "http://10.0.0.5:3142"
 
-// packageHost is one host of a package-install spec (v1.35.8, a local repository key, an apt cache)
+// packageHost is one host of a package-install spec (v1.37.2, a local repository key, an apt cache)
 // on a simulated host that lacks the missing prerequisites.
 func packageHost(t *testing.T, pm facts.PackageManager, missing ...string) (*Run, *Host, *simhost.Host) {
 	t.Helper()
 	c := testCluster(1)
-	c.Spec.KubernetesVersion = "v1.35.8"
+	c.Spec.KubernetesVersion = "v1.37.2"
 	c.Spec.Install.Source = v1alpha1.InstallPackage
 	c.Spec.Install.PackageRepository = "http://172.30.0.1:5000/core:/stable:"
 	c.Spec.Install.PackageProxy = testProxy
@@ -62,9 +62,9 @@ func written(path string) string { return "write " + path + " 0644 sensitive=fal
 func pinned(name, version string) string { return "'" + name + "=" + version + "'" }
 
 var (
-	kube135 = "1.35.8-1.1"
-	kube134 = "1.34.10-1.1"
-	all135  = map[string]string{"kubeadm": kube135, "kubelet": kube135, "kubectl": kube135, "cri-tools": "1.36.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
+	kubeNew = "1.37.2-1.1"
+	kubeOld = "1.36.5-1.1"
+	allNew  = map[string]string{"kubeadm": kubeNew, "kubelet": kubeNew, "kubectl": kubeNew, "cri-tools": "1.37.0-1.1", "kubernetes-cni": "1.9.1-1.1"}
 	held    = []string{"kubeadm", "kubectl", "kubelet"}
 )
 
@@ -83,8 +83,8 @@ func with(m map[string]string, kv ...string) map[string]string {
 // in every case (unchanged uploads are checksum-compared no-ops on real hosts).
 func TestAptPackages(t *testing.T) {
 	apt := "apt.sh " + testProxy + " "
-	installAll := apt + "install --no-install-recommends " + pinned("kubeadm", kube135) + " " + pinned("kubelet", kube135) + " " + pinned("kubectl", kube135) +
-		" " + pinned("cri-tools", "1.36.0-1.1") + " " + pinned("kubernetes-cni", "1.9.1-1.1")
+	installAll := apt + "install --no-install-recommends " + pinned("kubeadm", kubeNew) + " " + pinned("kubelet", kubeNew) + " " + pinned("kubectl", kubeNew) +
+		" " + pinned("cri-tools", "1.37.0-1.1") + " " + pinned("kubernetes-cni", "1.9.1-1.1")
 	tests := []struct {
 		name    string
 		have    map[string]string
@@ -94,17 +94,17 @@ func TestAptPackages(t *testing.T) {
 		cmds    []string
 	}{
 		{"fresh host", nil, nil, nil, nil, []string{apt + "update", installAll, "apt-mark hold kubeadm kubelet kubectl"}},
-		{"converged: no apt command at all", all135, held, nil, nil, nil},
-		{"minor upgrade of held packages: unhold, install, hold", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, nil, nil,
+		{"converged: no apt command at all", allNew, held, nil, nil, nil},
+		{"minor upgrade of held packages: unhold, install, hold", with(allNew, "kubeadm", kubeOld, "kubelet", kubeOld, "kubectl", kubeOld), held, nil, nil,
 			[]string{apt + "update", "apt-mark unhold kubeadm kubelet kubectl",
-				apt + "install --no-install-recommends " + pinned("kubeadm", kube135) + " " + pinned("kubelet", kube135) + " " + pinned("kubectl", kube135),
+				apt + "install --no-install-recommends " + pinned("kubeadm", kubeNew) + " " + pinned("kubelet", kubeNew) + " " + pinned("kubectl", kubeNew),
 				"apt-mark hold kubeadm kubelet kubectl"}},
-		{"only the kubelet differs", with(all135, "kubelet", kube134), held, nil, nil,
-			[]string{apt + "update", "apt-mark unhold kubelet", apt + "install --no-install-recommends " + pinned("kubelet", kube135), "apt-mark hold kubelet"}},
-		{"holds missing: hold only, no update", all135, []string{"kubelet"}, nil, nil, []string{"apt-mark hold kubeadm kubectl"}},
-		{"missing prerequisite", all135, held, []string{"conntrack", "socat"}, nil, []string{apt + "update", apt + "install --no-install-recommends conntrack socat"}},
-		{"kubeadm alone (the upgrade's first step)", with(all135, "kubeadm", kube134, "kubelet", kube134, "kubectl", kube134), held, nil, map[string]string{"kubeadm": kube135},
-			[]string{apt + "update", "apt-mark unhold kubeadm", apt + "install --no-install-recommends " + pinned("kubeadm", kube135), "apt-mark hold kubeadm"}},
+		{"only the kubelet differs", with(allNew, "kubelet", kubeOld), held, nil, nil,
+			[]string{apt + "update", "apt-mark unhold kubelet", apt + "install --no-install-recommends " + pinned("kubelet", kubeNew), "apt-mark hold kubelet"}},
+		{"holds missing: hold only, no update", allNew, []string{"kubelet"}, nil, nil, []string{"apt-mark hold kubeadm kubectl"}},
+		{"missing prerequisite", allNew, held, []string{"conntrack", "socat"}, nil, []string{apt + "update", apt + "install --no-install-recommends conntrack socat"}},
+		{"kubeadm alone (the upgrade's first step)", with(allNew, "kubeadm", kubeOld, "kubelet", kubeOld, "kubectl", kubeOld), held, nil, map[string]string{"kubeadm": kubeNew},
+			[]string{apt + "update", "apt-mark unhold kubeadm", apt + "install --no-install-recommends " + pinned("kubeadm", kubeNew), "apt-mark hold kubeadm"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +119,7 @@ func TestAptPackages(t *testing.T) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
 			src, _ := sim.File(manifests.AptSourcesPath)
-			if want := "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/v1.35/deb/ /\n"; !strings.HasSuffix(string(src.Content), want) {
+			if want := "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/v1.37/deb/ /\n"; !strings.HasSuffix(string(src.Content), want) {
 				t.Errorf("sources file:\n%s\nwant it to end with %q", src.Content, want)
 			}
 			// The run now knows what the host has (and the host installed the missing
@@ -170,17 +170,17 @@ func TestAptLockHeld(t *testing.T) {
 // TestRPMPackages: dnf gets the repository file with exclude=, the pinned upstream versions of what
 // differs (RPM releases differ from deb revisions), and nothing when the host is converged.
 func TestRPMPackages(t *testing.T) {
-	rpm135 := map[string]string{"kubeadm": "1.35.8-150500.1.1", "kubelet": "1.35.8-150500.1.1", "kubectl": "1.35.8-150500.1.1",
-		"cri-tools": "1.36.0-150500.1.1", "kubernetes-cni": "1.9.1-150500.1.1"}
+	rpmNew := map[string]string{"kubeadm": "1.37.2-150500.1.1", "kubelet": "1.37.2-150500.1.1", "kubectl": "1.37.2-150500.1.1",
+		"cri-tools": "1.37.0-150500.1.1", "kubernetes-cni": "1.9.1-150500.1.1"}
 	tests := []struct {
 		name string
 		pm   facts.PackageManager
 		have map[string]string
 		cmds []string
 	}{
-		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " '--disableexcludes=kubernetes' install kubeadm-1.35.8 kubelet-1.35.8 kubectl-1.35.8 cri-tools-1.36.0 kubernetes-cni-1.9.1"}},
-		{"yum host, kubelet behind", "yum", with(rpm135, "kubelet", "1.34.10-150500.1.1"), []string{"dnf.sh yum " + testProxy + " '--disableexcludes=kubernetes' install kubelet-1.35.8"}},
-		{"converged", "dnf", rpm135, nil},
+		{"fresh dnf host", "dnf", nil, []string{"dnf.sh dnf " + testProxy + " '--disableexcludes=kubernetes' install kubeadm-1.37.2 kubelet-1.37.2 kubectl-1.37.2 cri-tools-1.37.0 kubernetes-cni-1.9.1"}},
+		{"yum host, kubelet behind", "yum", with(rpmNew, "kubelet", "1.36.5-150500.1.1"), []string{"dnf.sh yum " + testProxy + " '--disableexcludes=kubernetes' install kubelet-1.37.2"}},
+		{"converged", "dnf", rpmNew, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +194,7 @@ func TestRPMPackages(t *testing.T) {
 				t.Errorf("commands: %q, want the key, the repo file, the query and %q", got, tt.cmds)
 			}
 			repo, _ := sim.File(manifests.RPMRepoPath)
-			for _, want := range []string{"baseurl=http://172.30.0.1:5000/core:/stable:/v1.35/rpm/\n", "gpgcheck=1\n",
+			for _, want := range []string{"baseurl=http://172.30.0.1:5000/core:/stable:/v1.37/rpm/\n", "gpgcheck=1\n",
 				"gpgkey=file:///etc/pki/rpm-gpg/kubernetes.asc\n", "exclude=kubeadm kubelet kubectl cri-tools kubernetes-cni\n", "proxy=" + testProxy + "\n"} {
 				if !strings.Contains(string(repo.Content), want) {
 					t.Errorf("repo file lacks %q:\n%s", want, repo.Content)
@@ -205,7 +205,7 @@ func TestRPMPackages(t *testing.T) {
 }
 
 func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
-	p := planPackages(all135, nil, nil, sameDeb)
+	p := planPackages(allNew, nil, nil, sameDeb)
 	if !reflect.DeepEqual(p.Hold, heldPackages) || len(p.Unhold) != 0 || len(p.Install) != 5 {
 		t.Errorf("plan = %+v", p)
 	}
@@ -215,7 +215,7 @@ func TestPlanPackagesHoldsOnlyKubeTools(t *testing.T) {
 func TestAptBinaryKey(t *testing.T) {
 	r, h, sim := packageHost(t, "apt")
 	r.Inputs.Files[r.Cluster.Spec.Install.PackageRepositoryKeyFile] = []byte{0x99, 0x01, 0x0d, 0x04}
-	h.Facts.Packages, h.Facts.HeldPackages = all135, held
+	h.Facts.Packages, h.Facts.HeldPackages = allNew, held
 	if err := installWith(t, r, h, nil); err != nil {
 		t.Fatal(err)
 	}

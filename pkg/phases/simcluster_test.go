@@ -56,7 +56,7 @@ func simSpec(t *testing.T, version string, inst v1alpha1.Install, mutate func(*v
 }
 
 // createSpec is the spec the create, join and reset tests start from (cp1, w1, w2 unless named):
-// v1.34.10 from binary mirrors, containerd through an apt proxy.
+// v1.36.5 from binary mirrors, containerd through an apt proxy.
 func createSpec(t *testing.T, names ...string) *v1alpha1.Cluster {
 	t.Helper()
 	return createSpecWith(t, nil, names...)
@@ -68,15 +68,15 @@ func createSpecWith(t *testing.T, mutate func(*v1alpha1.ClusterSpec), names ...s
 	if len(names) == 0 {
 		names = []string{"cp1", "w1", "w2"}
 	}
-	return simSpec(t, "v1.34.10", v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080",
+	return simSpec(t, "v1.36.5", v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080",
 		ArtifactMirror: "http://mirror:8080", PackageProxy: "http://mirror:3142"}, mutate, names...)
 }
 
-// upgradeSpec is the upgrade tests' spec: to v1.35.8 from binary mirrors, without a CNI (its
+// upgradeSpec is the upgrade tests' spec: to v1.37.2 from binary mirrors, without a CNI (its
 // server-side apply needs a real apiserver: the lab proves the CNI/CCM re-apply).
 func upgradeSpec(t *testing.T, names ...string) *v1alpha1.Cluster {
 	t.Helper()
-	return simSpec(t, "v1.35.8", v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080", ArtifactMirror: "http://mirror:8080"},
+	return simSpec(t, "v1.37.2", v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080", ArtifactMirror: "http://mirror:8080"},
 		func(s *v1alpha1.ClusterSpec) { s.CNI = v1alpha1.CNI{Plugin: v1alpha1.CNINone} }, names...)
 }
 
@@ -105,6 +105,12 @@ func newUpgradeCluster(t *testing.T, from string, names ...string) *simCluster {
 // kubelet's files as rendered.
 func runningCluster(t *testing.T, c *v1alpha1.Cluster, from string) *simCluster {
 	t.Helper()
+	return runningClusterWith(t, c, from, nil)
+}
+
+// runningClusterWith is runningCluster with the nodes' seed changed by mutate.
+func runningClusterWith(t *testing.T, c *v1alpha1.Cluster, from string, mutate func(*simhost.Seed)) *simCluster {
+	t.Helper()
 	sc := newSimCluster(t, c)
 	rel, ok := versions.Lookup(from)
 	if !ok {
@@ -114,6 +120,9 @@ func runningCluster(t *testing.T, c *v1alpha1.Cluster, from string) *simCluster 
 	if c.Spec.Install.Source == v1alpha1.InstallPackage {
 		v := strings.TrimPrefix(from, "v") + "-" + rel.PackageRevision
 		seed.Packages = map[string]string{"kubeadm": v, "kubelet": v, "kubectl": v, "cri-tools": rel.CRIToolsPackage, "kubernetes-cni": rel.CNIPackage}
+	}
+	if mutate != nil {
+		mutate(&seed)
 	}
 	for _, spec := range c.Spec.Hosts {
 		h := sc.Host(spec.Name)

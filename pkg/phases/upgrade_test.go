@@ -67,16 +67,16 @@ func (sc *simCluster) assertAt(t *testing.T, version string) {
 // upgrade node before the kubelet) and the API calls it makes; then a run at the target changes
 // nothing and runs nothing but reads.
 func TestUpgradeTranscript(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "cp2", "w1", "w2")
 	state := t.TempDir()
 	r, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.assertAt(t, "v1.35.8")
+	sc.assertAt(t, "v1.37.2")
 	checkGolden(t, "upgrade.transcript", sc.transcript(simMarks{}))
 	snaps := snapshotFiles(t, state)
-	if len(snaps) != 1 || !strings.HasPrefix(snaps[0], "etcd-cp1-v1.34.10-v1.35.8-") {
+	if len(snaps) != 1 || !strings.HasPrefix(snaps[0], "etcd-cp1-v1.36.5-v1.37.2-") {
 		t.Errorf("snapshots: %v", snaps)
 	}
 	if data, _ := os.ReadFile(filepath.Join(state, "etcd-snapshots", snaps[0])); string(data) != "bbolt snapshot of cp1" {
@@ -113,7 +113,7 @@ func TestUpgradeTranscript(t *testing.T) {
 // completes the upgrade; a third run does nothing.
 func TestUpgradeResumes(t *testing.T) {
 	download := func(name string) string {
-		return "download.sh binary http://mirror:8080/release/v1.35.8/bin/linux/amd64/" + name
+		return "download.sh binary http://mirror:8080/release/v1.37.2/bin/linux/amd64/" + name
 	}
 	points := []struct{ host, step, phase string }{
 		{"cp1", "etcd.sh snapshot", "upgrade/etcd-snapshot"},
@@ -130,7 +130,7 @@ func TestUpgradeResumes(t *testing.T) {
 	}
 	for _, p := range points {
 		t.Run(p.host+"/"+p.step, func(t *testing.T) {
-			sc := newUpgradeCluster(t, "v1.34.10", "cp1", "cp2", "w1", "w2")
+			sc := newUpgradeCluster(t, "v1.36.5", "cp1", "cp2", "w1", "w2")
 			sc.Host(p.host).FailAt(p.step)
 			state := t.TempDir()
 			_, err := sc.upgrade(t, state, false, testUpgradeOptions)
@@ -141,20 +141,20 @@ func TestUpgradeResumes(t *testing.T) {
 				t.Fatalf("error %q does not name phase %s and host %s", err, p.phase, p.host)
 			}
 			for _, h := range sc.Hosts() {
-				if st := h.State(); st.Kubelet == "v1.35.8" && st.KubeletFlags != "v1.35.8" {
+				if st := h.State(); st.Kubelet == "v1.37.2" && st.KubeletFlags != "v1.37.2" {
 					t.Errorf("%s: kubelet swapped before kubeadm upgrade succeeded there", h.Name())
 				}
 			}
 			// A failure before the first control plane moved makes the re-run snapshot again (etcd
 			// may have changed since); after it moved, the first snapshot is the one to keep.
 			wantSnapshots := 1
-			if sc.Host("cp1").State().ControlPlane != "v1.35.8" {
+			if sc.Host("cp1").State().ControlPlane != "v1.37.2" {
 				wantSnapshots = len(snapshotFiles(t, state)) + 1
 			}
 			if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
 				t.Fatalf("re-run after the failure: %v", err)
 			}
-			sc.assertAt(t, "v1.35.8")
+			sc.assertAt(t, "v1.37.2")
 			r3, err := sc.upgrade(t, state, false, testUpgradeOptions)
 			if err != nil || totalChanges(r3) != 0 {
 				t.Errorf("third run: %v, changes %v", err, r3.Changes())
@@ -170,14 +170,14 @@ func TestUpgradeResumes(t *testing.T) {
 // that node's drain with the pod named; the node stays cordoned by the installer; once evictions
 // pass again a re-run finishes and uncordons it.
 func TestUpgradeDrainBlocked(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1")
 	sc.API.BlockEvictions("web")
 	state := t.TempDir()
 	_, err := sc.upgrade(t, state, false, testUpgradeOptions)
 	if err == nil || !strings.Contains(err.Error(), "phase upgrade/nodes/workers: host w1: drain w1: not done within 2s; still on the node: default/web-w1 (blocked by a PodDisruptionBudget)") {
 		t.Fatalf("blocked drain: %v", err)
 	}
-	if st := sc.Host("w1").State(); st.Kubelet != "v1.34.10" || st.KubeletFlags != "v1.34.10" {
+	if st := sc.Host("w1").State(); st.Kubelet != "v1.36.5" || st.KubeletFlags != "v1.36.5" {
 		t.Errorf("w1 changed although its drain failed: %+v", st)
 	}
 	n, _ := sc.API.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{})
@@ -188,18 +188,18 @@ func TestUpgradeDrainBlocked(t *testing.T) {
 	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
 		t.Fatal(err)
 	}
-	sc.assertAt(t, "v1.35.8")
+	sc.assertAt(t, "v1.37.2")
 }
 
 // TestUpgradeDryRun records a plan per node and changes nothing.
 func TestUpgradeDryRun(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1")
 	state := t.TempDir()
 	r, err := sc.upgrade(t, state, true, testUpgradeOptions)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.36.5")
 	var got []string
 	for _, p := range r.Planned() {
 		if p.Command != "" {
@@ -209,11 +209,15 @@ func TestUpgradeDryRun(t *testing.T) {
 		}
 	}
 	dl := func(host, name string) string {
-		return host + ": download.sh binary http://mirror:8080/release/v1.35.8/bin/linux/amd64/" + name + " /usr/bin/" + name + " 0755 ''"
+		return host + ": download.sh binary http://mirror:8080/release/v1.37.2/bin/linux/amd64/" + name + " /usr/bin/" + name + " 0755 ''"
+	}
+	// 1.37 pairs with crictl 1.37 (1.36 with 1.36).
+	crictl := func(host string) string {
+		return host + ": download.sh archive http://mirror:8080/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz /usr/local/bin v1.37.0 '' ''"
 	}
 	want := []string{
-		"cp1: etcd.sh snapshot etcd-cp1-v1.34.10-v1.35.8-<time>.db",
-		"cp1: copy /var/lib/etcd/etcd-cp1-v1.34.10-v1.35.8-<time>.db to " + filepath.Join(state, "etcd-snapshots", "etcd-cp1-v1.34.10-v1.35.8-<time>.db") + " (0600), check its SHA-256, remove it from the host",
+		"cp1: etcd.sh snapshot etcd-cp1-v1.36.5-v1.37.2-<time>.db",
+		"cp1: copy /var/lib/etcd/etcd-cp1-v1.36.5-v1.37.2-<time>.db to " + filepath.Join(state, "etcd-snapshots", "etcd-cp1-v1.36.5-v1.37.2-<time>.db") + " (0600), check its SHA-256, remove it from the host",
 		"cp1: upload /etc/kubernetes/installer/upgrade.yaml",
 		dl("cp1", "kubeadm"),
 		"cp1: kubeadm upgrade plan --config /etc/kubernetes/installer/upgrade.yaml",
@@ -222,6 +226,7 @@ func TestUpgradeDryRun(t *testing.T) {
 		"cp1: drain node cp1 (no pods to evict; timeout 2s)",
 		dl("cp1", "kubelet"),
 		dl("cp1", "kubectl"),
+		crictl("cp1"),
 		"cp1: systemctl daemon-reload",
 		"cp1: systemctl restart kubelet",
 		"cp1: uncordon node cp1",
@@ -232,6 +237,7 @@ func TestUpgradeDryRun(t *testing.T) {
 		"w1: kubeadm upgrade node --config /etc/kubernetes/installer/upgrade.yaml",
 		dl("w1", "kubelet"),
 		dl("w1", "kubectl"),
+		crictl("w1"),
 		"w1: systemctl daemon-reload",
 		"w1: systemctl restart kubelet",
 		"w1: uncordon node w1",
@@ -245,7 +251,7 @@ func TestUpgradeDryRun(t *testing.T) {
 // TestUpgradeDryRunPlansTheAPIEffects: the cluster-API changes a dry run plans (cordon, drain with
 // the pods it evicts, uncordon) are the ones the real upgrade then makes, in the same words.
 func TestUpgradeDryRunPlansTheAPIEffects(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1")
 	state := t.TempDir()
 	dry, err := sc.upgrade(t, state, true, testUpgradeOptions)
 	if err != nil {
@@ -313,17 +319,17 @@ func (sc *simCluster) assertAtNothingChanged(t *testing.T, version string) {
 	}
 }
 
-// TestUpgradeRefusesDowngrade: a cluster at v1.35.8 with a spec at v1.34.10 is refused before any
+// TestUpgradeRefusesDowngrade: a cluster at v1.37.2 with a spec at v1.36.5 is refused before any
 // change, exit code 2, with the newest component named.
 func TestUpgradeRefusesDowngrade(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.35.8", "cp1", "w1")
-	sc.spec.Spec.KubernetesVersion = "v1.34.10"
+	sc := newUpgradeCluster(t, "v1.37.2", "cp1", "w1")
+	sc.spec.Spec.KubernetesVersion = "v1.36.5"
 	_, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions)
-	want := "phase upgrade/check: refusing to downgrade: the kubelet on cp1 runs v1.35.8, newer than the target v1.34.10 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"
+	want := "phase upgrade/check: refusing to downgrade: the kubelet on cp1 runs v1.37.2, newer than the target v1.36.5 (downgrades are not supported; restore the etcd snapshot taken before the upgrade instead)"
 	if err == nil || err.Error() != want || exitcode.Of(err) != exitcode.InvalidInput {
 		t.Fatalf("got %v (exit %d)\nwant %s", err, exitcode.Of(err), want)
 	}
-	sc.assertAtNothingChanged(t, "v1.35.8")
+	sc.assertAtNothingChanged(t, "v1.37.2")
 }
 
 // TestCheckUpgrade pins the version rules and their messages, with a release table that has a gap.
@@ -375,10 +381,23 @@ func TestCheckUpgrade(t *testing.T) {
 	}
 }
 
+// TestRetiredMinorUpgrades: a cluster on a minor the installer no longer installs (1.34) is still
+// upgraded to the next supported one with the real table, and told the chain when it asks for more.
+func TestRetiredMinorUpgrades(t *testing.T) {
+	old := []Observed{{What: "kubelet on n1", Version: "v1.34.10"}}
+	if err := CheckUpgrade(old, "v1.35.8", versions.Releases()); err != nil {
+		t.Fatalf("1.34 -> 1.35 refused: %v", err)
+	}
+	err := CheckUpgrade(old, "v1.37.2", versions.Releases())
+	if err == nil || !strings.Contains(err.Error(), "1. installer upgrade --to v1.35.8\n  2. installer upgrade --to v1.36.5\n  3. installer upgrade --to v1.37.2") {
+		t.Fatalf("1.34 -> 1.37: %v", err)
+	}
+}
+
 // TestUpgradeKeepsAdminCordon: a node an administrator cordoned is drained and upgraded like the
 // others but stays cordoned; the installer's mark never lands on it.
 func TestUpgradeKeepsAdminCordon(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1", "w2")
 	ctx := t.Context()
 	n, _ := sc.API.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
 	n.Spec.Unschedulable = true
@@ -392,7 +411,7 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 	if !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "" {
 		t.Errorf("w1 after the upgrade: unschedulable %v, annotations %v", n.Spec.Unschedulable, n.Annotations)
 	}
-	if st := sc.Host("w1").State(); st.KubeletRunning != "v1.35.8" {
+	if st := sc.Host("w1").State(); st.KubeletRunning != "v1.37.2" {
 		t.Errorf("w1 not upgraded: %+v", st)
 	}
 	if _, err := sc.API.CoreV1().Pods("default").Get(ctx, "web-w1", metav1.GetOptions{}); err == nil {
@@ -406,24 +425,24 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 func TestUpgradePackages(t *testing.T) {
 	spec := upgradeSpec(t, "cp1", "w1")
 	spec.Spec.Install.Source = v1alpha1.InstallPackage
-	sc := runningCluster(t, spec, "v1.34.10")
+	sc := runningCluster(t, spec, "v1.36.5")
 	if _, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
 		t.Fatal(err)
 	}
-	sc.assertAt(t, "v1.35.8")
+	sc.assertAt(t, "v1.37.2")
 	for _, name := range []string{"cp1", "w1"} {
 		var order []string
 		for _, c := range sc.Host(name).Calls() {
 			line := strings.Join(c.Cmd.Args, " ")
 			switch {
-			case strings.Contains(line, "kubeadm=1.35.8-1.1"):
+			case strings.Contains(line, "kubeadm=1.37.2-1.1"):
 				order = append(order, "install kubeadm")
-			case strings.Contains(line, "kubelet=1.35.8-1.1"):
+			case strings.Contains(line, "kubelet=1.37.2-1.1"):
 				order = append(order, "install kubelet")
 			case strings.HasPrefix(line, "kubeadm upgrade"):
 				order = append(order, strings.Join(c.Cmd.Args[:3], " "))
-			case c.Op == "write" && c.Path == "/etc/apt/sources.list.d/kubernetes.list" && !strings.Contains(string(c.File.Content), "/v1.35/deb/"):
-				t.Errorf("%s: sources file without the v1.35 repository:\n%s", name, c.File.Content)
+			case c.Op == "write" && c.Path == "/etc/apt/sources.list.d/kubernetes.list" && !strings.Contains(string(c.File.Content), "/v1.37/deb/"):
+				t.Errorf("%s: sources file without the v1.37 repository:\n%s", name, c.File.Content)
 			}
 		}
 		want := "install kubeadm, kubeadm upgrade node, install kubelet"
@@ -440,7 +459,7 @@ func TestUpgradePackages(t *testing.T) {
 // while its Ready condition is stale (a restarted controller-manager keeps it Ready for a while):
 // nothing is drained into a cluster that has lost a node.
 func TestUpgradeStopsOnDeadNode(t *testing.T) {
-	sc := newUpgradeCluster(t, "v1.34.10", "cp1", "w1", "w2")
+	sc := newUpgradeCluster(t, "v1.36.5", "cp1", "w1", "w2")
 	ctx := t.Context()
 	lease, err := sc.API.CoordinationV1().Leases("kube-node-lease").Get(ctx, "w2", metav1.GetOptions{})
 	if err != nil {
@@ -456,7 +475,7 @@ func TestUpgradeStopsOnDeadNode(t *testing.T) {
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}
-	sc.assertAtNothingChanged(t, "v1.34.10")
+	sc.assertAtNothingChanged(t, "v1.36.5")
 }
 
 // TestSaveSnapshotNeverReplaces: a snapshot is a backup; one of the same name is never overwritten.

@@ -84,9 +84,10 @@ func TestResumeAfterFailure(t *testing.T) {
 	points := []struct{ host, step, phase string }{
 		{"w1", "swap-off.sh", "prepare"},
 		{"w2", "sysctl -q -p", "prepare"},
-		{"cp1", "apt.sh", "runtime"},
+		{"cp1", "download.sh archive http://mirror:8080/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz", "runtime"},
+		{"w2", "download.sh binary http://mirror:8080/opencontainers/runc/releases/download/v1.5.3/runc.amd64", "runtime"},
 		{"w1", "systemctl restart containerd", "runtime"},
-		{"w2", "download.sh binary http://mirror:8080/release/v1.34.10/bin/linux/amd64/kubelet", "kubernetes"},
+		{"w2", "download.sh binary http://mirror:8080/release/v1.36.5/bin/linux/amd64/kubelet", "kubernetes"},
 		{"cp1", "download.sh archive http://mirror:8080/kubernetes-sigs/cri-tools/releases/download/v1.36.0/crictl-v1.36.0-linux-amd64.tar.gz", "kubernetes"},
 		{"w1", "systemctl enable kubelet", "kubernetes"},
 		{"cp1", "kubeadm init", "init"},
@@ -107,7 +108,7 @@ func TestResumeAfterFailure(t *testing.T) {
 				t.Fatalf("re-run after the failure: %v", err)
 			}
 			for _, h := range sc.Hosts() {
-				if st := h.State(); !st.Node || st.Kubelet != "v1.34.10" || st.Containerd == "" || !st.Sysctl || st.Swap {
+				if st := h.State(); !st.Node || st.Kubelet != "v1.36.5" || st.Containerd == "" || !st.Sysctl || st.Swap {
 					t.Errorf("host %s not converged: %+v", h.Name(), st)
 				}
 			}
@@ -183,13 +184,13 @@ func TestPlanOnFreshHosts(t *testing.T) {
 	var sawConfig, sawInit bool
 	for _, p := range r.Planned() {
 		if p.File != nil && p.File.Path == "/etc/containerd/config.toml" {
-			sawConfig = strings.Contains(string(p.File.Display), "version = 2")
+			sawConfig = strings.Contains(string(p.File.Display), "version = 3")
 		}
 		if p.Host == "cp1" && strings.HasPrefix(p.Command, "kubeadm init") {
 			sawInit = true
 		}
 	}
 	if !sawConfig || !sawInit {
-		t.Errorf("plan lacks containerd's v2 config (%v) or kubeadm init (%v)", sawConfig, sawInit)
+		t.Errorf("plan lacks containerd 2's config (%v) or kubeadm init (%v)", sawConfig, sawInit)
 	}
 }

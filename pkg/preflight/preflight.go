@@ -10,11 +10,10 @@ import (
 	"strings"
 	"time"
 
-	utilversion "k8s.io/apimachinery/pkg/util/version"
-
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/versions"
 )
 
 // Finding is one problem on one host (Host is empty for cluster-wide findings).
@@ -108,8 +107,11 @@ func Check(c *v1alpha1.Cluster, hostFacts map[string]facts.Host, names []string)
 		case skew > SkewWarning || skew < -SkewWarning:
 			add(h.Name, "ClockSkew", false, "synchronise the clock (chrony or systemd-timesyncd)", "the host's clock is %s off the installer's", skew.Round(time.Second))
 		}
+		checkContainerd(s, f, func(blocking bool, fix, format string, args ...any) {
+			add(h.Name, "Containerd", blocking, fix, format, args...)
+		})
 		if f.CgroupVersion == 1 {
-			checkCgroupV1(s, h.Name, func(blocking bool, fix, format string, args ...any) {
+			checkCgroupV1(s, func(blocking bool, fix, format string, args ...any) {
 				add(h.Name, "CgroupV1", blocking, fix, format, args...)
 			})
 		}
@@ -161,14 +163,28 @@ func checkOS(f facts.Host, add reportFunc) {
 	}
 }
 
-// checkCgroupV1: kubelet ≥ 1.35 refuses cgroup v1 unless told otherwise, and kubeadm ≥ 1.35 makes its
-// check fatal (DESIGN.md §4). The installer never sets the allowances by itself.
-func checkCgroupV1(s *v1alpha1.ClusterSpec, host string, add func(bool, string, string, ...any)) {
-	v, err := utilversion.ParseSemantic(s.KubernetesVersion)
-	if err != nil || v.LessThan(utilversion.MustParseSemantic("v1.35.0")) {
-		add(false, "", "the host uses cgroup v1, which upstream keeps in maintenance mode only; plan a move to cgroup v2")
+// checkContainerd refuses a containerd the installer would keep but the release cannot run on: a
+// distribution package (source package), or a node's runtime that only an upgrade replaces. A host
+// that is not a node yet gets the release binaries (source binary) whatever it has.
+func checkContainerd(s *v1alpha1.ClusterSpec, f facts.Host, add func(bool, string, string, ...any)) {
+	rel, ok := versions.Lookup(s.KubernetesVersion)
+	if !ok || f.ContainerdVersion == "" || versions.ContainerdAtLeast(f.ContainerdVersion, rel.MinContainerd) {
 		return
 	}
+	c := s.ContainerRuntime.Containerd
+	switch {
+	case c.Source == v1alpha1.InstallPackage:
+		add(true, "set spec.containerRuntime.containerd.source: binary (containerd "+versions.Containerd().Containerd+"), or upgrade the host's containerd package",
+			"containerd %s is too old for Kubernetes %s (needs %s or newer)", f.ContainerdVersion, rel.Kubernetes, rel.MinContainerd)
+	case f.KubeletConfPresent:
+		add(true, "run installer upgrade: it replaces containerd node by node, drained",
+			"this node runs containerd %s, too old for Kubernetes %s (needs %s or newer)", f.ContainerdVersion, rel.Kubernetes, rel.MinContainerd)
+	}
+}
+
+// checkCgroupV1: every supported kubelet (1.35 and later) refuses cgroup v1 unless told otherwise,
+// and kubeadm makes its check fatal (DESIGN.md §4). The installer never sets the allowances by itself.
+func checkCgroupV1(s *v1alpha1.ClusterSpec, add func(bool, string, string, ...any)) {
 	allowed := false
 	if f, ok := s.Kubelet.Config["failCgroupV1"]; ok && f == false {
 		allowed = true

@@ -39,8 +39,8 @@ func TestCheck(t *testing.T) {
 		facts   func(cp, w *facts.Host)
 		want    []string // Finding.String() of every finding
 	}{
-		{"healthy", "v1.34.10", nil, nil, nil},
-		{"everything wrong on one host", "v1.34.10", nil, func(cp, w *facts.Host) {
+		{"healthy", "v1.36.5", nil, nil, nil},
+		{"everything wrong on one host", "v1.36.5", nil, func(cp, w *facts.Host) {
 			w.OS = facts.OS{ID: "ubuntu", VersionID: "18.04"}
 			w.Arch = "s390x"
 			w.InitSystem = "init"
@@ -59,7 +59,7 @@ func TestCheck(t *testing.T) {
 			`[error] w1 PrivateAddress: no interface holds 10.0.0.2 (addresses: none); fix: set spec.hosts[].privateAddress to an address the host has, or add the address to the host`,
 			`[warning] w1 Swap: swap is on; the prepare phase turns it off and comments it out of /etc/fstab`,
 		}},
-		{"ports of a node that already runs are fine; haproxy port checked on fresh control planes", "v1.34.10",
+		{"ports of a node that already runs are fine; haproxy port checked on fresh control planes", "v1.36.5",
 			func(s *v1alpha1.ClusterSpec) {
 				s.LoadBalancer = v1alpha1.LoadBalancer{Type: v1alpha1.LoadBalancerKeepalivedHAProxy, VIP: "10.0.0.100"}
 			}, func(cp, w *facts.Host) {
@@ -70,22 +70,29 @@ func TestCheck(t *testing.T) {
 				`[error] cp1 Port-6443: port 6443 (kube-apiserver) is already in use on a host that is not a node yet; fix: stop what listens there, or reset the host if it ran Kubernetes before`,
 				`[error] cp1 Port-8443: port 8443 (haproxy) is already in use on a host that is not a node yet; fix: stop what listens there, or reset the host if it ran Kubernetes before`,
 			}},
-		{"small skew warns", "v1.34.10", nil, func(cp, w *facts.Host) { cp.ClockSkew = 7 * time.Second }, []string{
+		{"small skew warns", "v1.36.5", nil, func(cp, w *facts.Host) { cp.ClockSkew = 7 * time.Second }, []string{
 			`[warning] cp1 ClockSkew: the host's clock is 7s off the installer's; fix: synchronise the clock (chrony or systemd-timesyncd)`,
 		}},
-		{"duplicates", "v1.34.10", nil, func(cp, w *facts.Host) { w.Hostname = "cp1"; w.ProductUUID = cp.ProductUUID }, []string{
+		{"duplicates", "v1.36.5", nil, func(cp, w *facts.Host) { w.Hostname = "cp1"; w.ProductUUID = cp.ProductUUID }, []string{
 			`[error] cluster UniqueHostname: hosts cp1, w1 share hostname cp1; fix: give every host its own hostname`,
 			`[error] cluster UniqueProductUUID: hosts cp1, w1 share product_uuid uuid-cp1; fix: clone VMs with new identities (product_uuid must be unique for kubeadm)`,
 		}},
-		{"cgroup v1 on 1.34 warns", "v1.34.10", nil, func(cp, w *facts.Host) { cp.CgroupVersion = 1 }, []string{
-			`[warning] cp1 CgroupV1: the host uses cgroup v1, which upstream keeps in maintenance mode only; plan a move to cgroup v2`,
+		{"containerd 1.6 on a fresh host: the binary install replaces it", "v1.37.2", nil, func(cp, w *facts.Host) { cp.ContainerdVersion = "1.6.20" }, nil},
+		{"containerd 1.6 on a node: only the upgrade replaces it", "v1.37.2", nil, func(cp, w *facts.Host) { cp.ContainerdVersion, cp.KubeletConfPresent = "1.6.20", true }, []string{
+			`[error] cp1 Containerd: this node runs containerd 1.6.20, too old for Kubernetes v1.37.2 (needs v2.0.0 or newer); fix: run installer upgrade: it replaces containerd node by node, drained`,
 		}},
-		{"cgroup v1 on 1.35 blocks without both allowances", "v1.35.8", func(s *v1alpha1.ClusterSpec) {
+		{"containerd 1.6 on a 1.35 node is enough", "v1.35.8", nil, func(cp, w *facts.Host) { cp.ContainerdVersion, cp.KubeletConfPresent = "1.6.20", true }, nil},
+		{"distribution containerd too old", "v1.36.5", func(s *v1alpha1.ClusterSpec) {
+			s.ContainerRuntime.Containerd = v1alpha1.Containerd{Source: v1alpha1.InstallPackage}
+		}, func(cp, w *facts.Host) { w.ContainerdVersion = "1.7.25" }, []string{
+			`[error] w1 Containerd: containerd 1.7.25 is too old for Kubernetes v1.36.5 (needs v2.0.0 or newer); fix: set spec.containerRuntime.containerd.source: binary (containerd v2.3.7), or upgrade the host's containerd package`,
+		}},
+		{"cgroup v1 on 1.35 blocks without both allowances", "v1.37.2", func(s *v1alpha1.ClusterSpec) {
 			s.Kubelet.Config = map[string]any{"failCgroupV1": false}
 		}, func(cp, w *facts.Host) { w.CgroupVersion = 1 }, []string{
-			`[error] w1 CgroupV1: Kubernetes v1.35.8 refuses cgroup v1 hosts; fix: move the host to cgroup v2, or set spec.kubelet.config.failCgroupV1: false and add SystemVerification to spec.kubeadm.ignorePreflightErrors`,
+			`[error] w1 CgroupV1: Kubernetes v1.37.2 refuses cgroup v1 hosts; fix: move the host to cgroup v2, or set spec.kubelet.config.failCgroupV1: false and add SystemVerification to spec.kubeadm.ignorePreflightErrors`,
 		}},
-		{"cgroup v1 on 1.35 with both allowances warns", "v1.35.8", func(s *v1alpha1.ClusterSpec) {
+		{"cgroup v1 on 1.35 with both allowances warns", "v1.37.2", func(s *v1alpha1.ClusterSpec) {
 			s.Kubelet.Config = map[string]any{"failCgroupV1": false}
 			s.Kubeadm.IgnorePreflightErrors = []string{"SystemVerification"}
 		}, func(cp, w *facts.Host) { w.CgroupVersion = 1 }, []string{
@@ -121,7 +128,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckOnlySelectedHosts(t *testing.T) {
-	c := cluster("v1.34.10", nil)
+	c := cluster("v1.36.5", nil)
 	bad := healthy("w1", "10.0.0.2")
 	bad.Arch = "mips"
 	got := Check(c, map[string]facts.Host{"cp1": healthy("cp1", "10.0.0.1"), "w1": bad}, []string{"cp1"})

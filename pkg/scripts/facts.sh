@@ -14,6 +14,7 @@ section default-route; ip -4 route show default 2>/dev/null
 section product-uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null
 section swaps; cat /proc/swaps 2>/dev/null
 section containerd; command -v containerd >/dev/null 2>&1 && containerd --version 2>/dev/null
+section runc; command -v runc >/dev/null 2>&1 && runc --version 2>/dev/null | head -n 1
 section kubelet; [ -x /usr/bin/kubelet ] && /usr/bin/kubelet --version 2>/dev/null
 section kubeadm; [ -x /usr/bin/kubeadm ] && /usr/bin/kubeadm version -o short 2>/dev/null
 section kubectl; [ -x /usr/bin/kubectl ] && /usr/bin/kubectl version --client 2>/dev/null

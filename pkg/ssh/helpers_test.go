@@ -17,7 +17,7 @@ func TestRedact(t *testing.T) {
 		{"bootstrap token", "kubeadm join --token abcdef.0123456789abcdef x", nil, "kubeadm join --token <redacted> x"},
 		{"private key", "a\n-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\nb", nil, "a\n<redacted>\nb"},
 		{"truncated private key", "x -----BEGIN RSA PRIVATE KEY-----\nAAAA", nil, "x <redacted>"},
-		{"not a token", "version v1.34.10", nil, "version v1.34.10"},
+		{"not a token", "version v1.36.5", nil, "version v1.36.5"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -94,7 +94,10 @@ func TestLabBinariesPrintPinnedVersions(t *testing.T) {
 			{"coredns", []string{"-version"}, nil, "CoreDNS-" + strings.TrimPrefix(r.CoreDNS, "v")},
 			{"crictl", []string{"--version"}, nil, "crictl version " + r.CRITools},
 			{"flanneld", []string{"--version"}, nil, r.Flannel},
-			{"runc", []string{"--version"}, nil, "runc version " + strings.TrimPrefix(build.Runc, "v")},
+			{"runc", []string{"--version"}, nil, "runc version " + strings.TrimPrefix(versions.Containerd().Runc, "v")},
+			{"containerd", []string{"--version"}, nil, "containerd github.com/containerd/containerd/v2 " + versions.Containerd().Containerd},
+			{"containerd-shim-runc-v2", []string{"-v"}, nil, versions.Containerd().Containerd},
+			{"ctr", []string{"--version"}, nil, "ctr github.com/containerd/containerd/v2 " + versions.Containerd().Containerd},
 			{"pause", []string{"-v"}, nil, build.PauseVersion},
 			{"labnet", []string{"version"}, nil, "labnet 1"},
 			{"bridge", nil, nil, "CNI bridge plugin " + r.CNIPlugins},
@@ -235,6 +238,7 @@ func TestLabMirror(t *testing.T) {
 			}
 			want = append(want, mirror.CNIPluginsPath(r.CNIPlugins), mirror.CrictlPath(r.CRITools))
 		}
+		want = append(want, mirror.RuncPath(versions.Containerd().Runc), mirror.ContainerdPath(versions.Containerd().Containerd))
 		served := map[string]bool{}
 		for _, f := range srv.Content.Files {
 			served[f] = true

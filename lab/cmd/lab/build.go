@@ -26,7 +26,12 @@ func newBuildCmd() *cobra.Command {
 the Kubernetes commands, etcd, CoreDNS, crictl, CNI plugins, flannel, runc, the lab CCM and stand-ins,
 then the images and the binary mirror's files. Cached results return in seconds.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if len(k8s) == 0 {
+			switch {
+			case len(k8s) == 0:
+				// What `make lab` needs: the default release's set.
+				k8s = []string{versions.Default().Kubernetes}
+			case len(k8s) == 1 && k8s[0] == "all":
+				k8s = nil
 				for _, r := range versions.Releases() {
 					k8s = append(k8s, r.Kubernetes)
 				}
@@ -63,7 +68,7 @@ then the images and the binary mirror's files. Cached results return in seconds.
 			return buildArtifacts(cmd, cacheDir, k8s)
 		},
 	}
-	cmd.Flags().StringSliceVar(&k8s, "k8s", nil, "Kubernetes versions to build (default: every supported release)")
+	cmd.Flags().StringSliceVar(&k8s, "k8s", nil, "Kubernetes versions to build, or all (default: the default release, "+versions.Default().Kubernetes+")")
 	cmd.Flags().StringVar(&cacheDir, "cache-dir", "", "cache directory (default ~/.cache/installer-lab)")
 	cmd.Flags().StringSliceVar(&only, "only", nil, "build only these binaries (e.g. kubeadm,etcd,kube-apiserver) and print their paths")
 	cmd.Flags().BoolVar(&binOnly, "binaries-only", false, "build binaries only, no images or mirror files")

@@ -16,6 +16,7 @@ import (
 	"installer.dev/installer/lab/internal/proc"
 	"installer.dev/installer/lab/labspec"
 	"installer.dev/installer/lab/mirror"
+	"installer.dev/installer/pkg/versions"
 )
 
 // mirrorPort is where `lab up` serves the binary mirror and the registry on the bridge.
@@ -42,7 +43,16 @@ func (processMirror) Start(ctx context.Context, bindAddress, kubernetesVersion, 
 	}
 	defer logf.Close()
 	addr := fmt.Sprintf("%s:%d", bindAddress, mirrorPort)
-	cmd := exec.Command(self, "mirror", "serve", "--addr", addr,
+	// The lab's version and every release it can be upgraded to: a lab at the default builds and
+	// serves one Kubernetes set, an upgrade scenario the sets it goes through.
+	var serve []string
+	for _, r := range versions.From(kubernetesVersion) {
+		serve = append(serve, r.Kubernetes)
+	}
+	if len(serve) == 0 {
+		return nil, fmt.Errorf("mirror: Kubernetes %s is not supported (%s)", kubernetesVersion, versions.SupportedList())
+	}
+	cmd := exec.Command(self, "mirror", "serve", "--addr", addr, "--k8s", strings.Join(serve, ","),
 		"--pid-file", filepath.Join(dir, "pid"), "--ready-file", ready)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives `lab up`, immune to its Ctrl-C

@@ -47,7 +47,7 @@ layouts). --ready-file is written once it listens, so a parent process can wait 
 	}
 	cmd.Flags().StringVar(&opts.Addr, "addr", "127.0.0.1:5000", "listen address (the lab bridge address for hosts)")
 	cmd.Flags().StringVar(&opts.CacheDir, "cache-dir", "", "cache directory (default ~/.cache/installer-lab)")
-	cmd.Flags().StringSliceVar(&opts.Releases, "k8s", nil, "Kubernetes versions to serve (default: every supported release)")
+	cmd.Flags().StringSliceVar(&opts.Releases, "k8s", nil, "Kubernetes versions to serve (default: every supported release; lab up passes the lab's version and those after it)")
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "write the process ID here")
 	cmd.Flags().StringVar(&readyFile, "ready-file", "", "write the base URL here once listening")
 	return cmd

@@ -16,7 +16,7 @@ import (
 func TestFakeRun(t *testing.T) {
 	ctx := context.Background()
 	f := sshtest.NewFake("cp1")
-	f.On(sshtest.Exact("kubeadm", "version", "-o", "short")).Reply("v1.34.10\n")
+	f.On(sshtest.Exact("kubeadm", "version", "-o", "short")).Reply("v1.36.5\n")
 	f.On(sshtest.Prefix("systemctl", "is-active")).Fail(3, "inactive\n").Times(1)
 	f.On(sshtest.Prefix("systemctl", "is-active")).Reply("active\n")
 	f.On(sshtest.Regexp(`^cat /etc/os-release$`)).Do(func(c ssh.Cmd) (ssh.Result, error) {
@@ -33,7 +33,7 @@ func TestFakeRun(t *testing.T) {
 		code      int
 		errSubstr string
 	}{
-		{name: "exact", cmd: ssh.Cmd{Args: []string{"kubeadm", "version", "-o", "short"}}, stdout: "v1.34.10\n"},
+		{name: "exact", cmd: ssh.Cmd{Args: []string{"kubeadm", "version", "-o", "short"}}, stdout: "v1.36.5\n"},
 		{name: "first use of a limited rule", cmd: ssh.Cmd{Args: []string{"systemctl", "is-active", "kubelet"}}, code: 3, errSubstr: `host cp1: command "systemctl is-active kubelet" exited with code 3: inactive`},
 		{name: "next rule after the limit", cmd: ssh.Cmd{Args: []string{"systemctl", "is-active", "kubelet"}}, stdout: "active\n"},
 		{name: "regexp and Do", cmd: ssh.Cmd{Args: []string{"cat", "/etc/os-release"}}, stdout: "ID=debian\n"},

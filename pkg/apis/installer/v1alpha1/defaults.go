@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"net"
+	"strings"
 
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/versions"
@@ -106,7 +107,14 @@ func (c *Cluster) Default() {
 		s.Install.ArtifactMirror = DefaultArtifactMirror
 	}
 	if s.ContainerRuntime.Containerd.Source == "" {
-		s.ContainerRuntime.Containerd.Source = InstallPackage
+		s.ContainerRuntime.Containerd.Source = InstallBinary
+	}
+	if c := &s.ContainerRuntime.Containerd; c.Source == InstallBinary {
+		if c.Version == "" {
+			c.Version = versions.Containerd().Containerd
+		} else if !strings.HasPrefix(c.Version, "v") {
+			c.Version = "v" + c.Version
+		}
 	}
 	if s.Images.Repository == "" {
 		s.Images.Repository = DefaultImageRepository

@@ -176,7 +176,7 @@ type Install struct {
 	PackageRepositoryKeyFile string `json:"packageRepositoryKeyFile,omitempty"`
 	// BinaryMirror serves kubeadm, kubelet and kubectl in dl.k8s.io's layout.
 	BinaryMirror string `json:"binaryMirror,omitempty"`
-	// ArtifactMirror serves CNI plugins and crictl in the upstream release layout
+	// ArtifactMirror serves containerd, runc, CNI plugins and crictl in the upstream release layout
 	// (<org>/<repo>/releases/download/<tag>/<file>).
 	ArtifactMirror string `json:"artifactMirror,omitempty"`
 	// PackageProxy is an HTTP proxy for apt/dnf only (an apt cache).
@@ -199,9 +199,12 @@ type ContainerRuntime struct {
 
 // Containerd configures containerd.
 type Containerd struct {
-	// Source is package (the distribution's package). A binary install is not implemented yet.
+	// Source is binary (default: containerd's release archive and runc from install.artifactMirror,
+	// or from the bundle when install.source is bundle) or package (the distribution's packages).
 	Source InstallSource `json:"source,omitempty"`
-	// Version pins the package version; empty takes the distribution's.
+	// Version is the containerd release for binary (default and only choice today: the one
+	// pkg/versions pins, v2.3.7); for package it pins the package version, empty takes the
+	// distribution's.
 	Version string `json:"version,omitempty"`
 	// RestrictOOMScoreAdj sets the CRI plugin's restrict_oom_score_adj (needed where the runtime
 	// cannot lower oom_score_adj, e.g. nested containers).

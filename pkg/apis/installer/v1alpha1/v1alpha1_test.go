@@ -141,7 +141,7 @@ func TestDefaults(t *testing.T) {
 	c.Default()
 	s := c.Spec
 	checks := []struct{ name, got, want string }{
-		{"kubernetesVersion", s.KubernetesVersion, "v1.35.8"},
+		{"kubernetesVersion", s.KubernetesVersion, "v1.37.2"},
 		{"endpoint host = first control plane's private address", s.ControlPlaneEndpoint.Host, "10.0.0.1"},
 		{"loadBalancer.type", string(s.LoadBalancer.Type), "none"},
 		{"podSubnet", s.Networking.PodSubnet, "10.244.0.0/16"},

@@ -79,9 +79,15 @@ func (v *validator) metadata() {
 func (v *validator) version() {
 	p := specPath.Child("kubernetesVersion")
 	ver := v.c.Spec.KubernetesVersion
-	if _, ok := versions.Lookup(ver); !ok {
-		v.add(field.NotSupported(p, ver, supportedVersions()))
+	if _, ok := versions.Lookup(ver); ok {
+		return
 	}
+	if r, ok := versions.RetiredMinor(ver); ok {
+		v.add(field.Invalid(p, ver, fmt.Sprintf("Kubernetes %s is past upstream end of life (%s) and no longer installed; a new cluster takes %s. A cluster that runs %s is upgraded by setting kubernetesVersion: %s and running installer upgrade",
+			r.Minor, r.EndOfLife, versions.Default().Kubernetes, r.Minor, r.UpgradeTo)))
+		return
+	}
+	v.add(field.NotSupported(p, ver, supportedVersions()))
 }
 
 func supportedVersions() []string {
@@ -455,8 +461,21 @@ func redactURL(u *url.URL) string {
 func (v *validator) runtime() {
 	c := v.c.Spec.ContainerRuntime.Containerd
 	p := specPath.Child("containerRuntime", "containerd")
-	if c.Source != InstallPackage {
-		v.add(field.NotSupported(p.Child("source"), c.Source, []InstallSource{InstallPackage}))
+	switch c.Source {
+	case InstallBinary:
+		if want := versions.Containerd().Containerd; c.Version != want {
+			v.add(field.NotSupported(p.Child("version"), c.Version, []string{want}))
+		}
+	case InstallPackage:
+		// A pinned package version can be checked now; an unpinned one is checked by preflight on
+		// the host.
+		r, ok := versions.Lookup(v.c.Spec.KubernetesVersion)
+		if ok && c.Version != "" && !versions.ContainerdAtLeast(c.Version, r.MinContainerd) {
+			v.add(field.Invalid(p.Child("version"), c.Version, fmt.Sprintf("Kubernetes %s needs containerd %s or newer; use source: binary (containerd %s) or a newer package",
+				r.Kubernetes, r.MinContainerd, versions.Containerd().Containerd)))
+		}
+	default:
+		v.add(field.NotSupported(p.Child("source"), c.Source, []InstallSource{InstallBinary, InstallPackage}))
 	}
 }
 

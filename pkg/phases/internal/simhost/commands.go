@@ -13,6 +13,10 @@ const (
 	containerdPath = "/usr/bin/containerd"
 	// defaultContainerd is the version Debian 12's containerd package reports.
 	defaultContainerd = "1.6.20~ds1"
+	// The release binaries (containerd.source: binary) come first on PATH.
+	releaseContainerdPath = "/usr/local/bin/containerd"
+	releaseRuncPath       = "/usr/local/sbin/runc"
+	debianRuncPath        = "/usr/sbin/runc"
 )
 
 // registerCommands registers the handlers of commands that are not scripts, by their leading words.
@@ -22,6 +26,7 @@ func (h *Host) registerCommands() {
 		fn    Handler
 	}{
 		{"containerd --version", h.containerdVersion},
+		{"runc --version", h.runcVersion},
 		{"sysctl -n", h.sysctlValues},
 		{"sysctl -q -p", h.sysctlApply},
 		{"modprobe -a", func([]string) Reply { return Out("") }},
@@ -76,11 +81,23 @@ func status(ok bool) Reply {
 }
 
 func (h *Host) containerdVersion([]string) Reply {
+	if v := h.binary(releaseContainerdPath); v != "" {
+		return Out("containerd github.com/containerd/containerd/v2 " + v + " 0123abcd\n")
+	}
 	v := h.binary(containerdPath)
 	if v == "" {
 		return Exit(127, "sh: 1: containerd: not found")
 	}
 	return Out("containerd github.com/containerd/containerd " + v + " " + v + "-1+deb12u3\n")
+}
+
+func (h *Host) runcVersion([]string) Reply {
+	for _, p := range []string{releaseRuncPath, debianRuncPath} {
+		if v := h.binary(p); v != "" {
+			return Out("runc version " + strings.TrimPrefix(v, "v") + "\ncommit: x\n")
+		}
+	}
+	return Exit(127, "sh: 1: runc: not found")
 }
 
 // sysctlValues is sysctl -n KEY...: Debian's default has forwarding off; the bridge sysctls appear

@@ -55,7 +55,16 @@ func (h *Host) softwareFacts(sec func(name, body string)) {
 		}
 		return ""
 	}
-	sec("containerd", version(containerdPath, "containerd github.com/containerd/containerd %s x\n"))
+	containerd := version(containerdPath, "containerd github.com/containerd/containerd %s x\n")
+	if v := version(releaseContainerdPath, "containerd github.com/containerd/containerd/v2 %s x\n"); v != "" {
+		containerd = v
+	}
+	sec("containerd", containerd)
+	runc := version(debianRuncPath, "runc version %s\n")
+	if v := version(releaseRuncPath, "runc version %s\n"); v != "" {
+		runc = v
+	}
+	sec("runc", strings.Replace(runc, "version v", "version ", 1))
 	sec("kubelet", version("/usr/bin/kubelet", "Kubernetes %s\n"))
 	sec("kubeadm", version("/usr/bin/kubeadm", "%s\n"))
 	sec("kubectl", version("/usr/bin/kubectl", "Client Version: %s\n"))

@@ -229,6 +229,9 @@ func (h *Host) State() State {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st.Swap, st.Sysctl, st.Containerd = h.swap, h.sysctlApplied, h.bins[containerdPath]
+	if v := h.bins[releaseContainerdPath]; v != "" {
+		st.Containerd = v // first on PATH
+	}
 	st.Kubeadm, st.Kubelet, st.Kubectl = h.bins["/usr/bin/kubeadm"], h.bins["/usr/bin/kubelet"], h.bins["/usr/bin/kubectl"]
 	st.KubeletRunning, st.KubeletFlags, st.CrashLoop = h.kubeletRunning, h.kubeletFlags, h.crashLoop
 	return st

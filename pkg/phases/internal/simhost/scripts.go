@@ -138,8 +138,9 @@ func (h *Host) installedScript(args []string) Reply {
 	return Out(fmt.Sprintf("crictl=%s\ncni=%s\nmissing=%s\n", h.bins[install.CrictlPath], cni, missing))
 }
 
-// releaseVersion finds the version in a Kubernetes release URL (".../release/v1.34.10/bin/...").
-var releaseVersion = regexp.MustCompile(`/release/(v[0-9][^/]*)/`)
+// releaseVersion finds the version in a Kubernetes release URL (".../release/v1.34.10/bin/...") or a
+// GitHub release URL (".../releases/download/v1.5.3/runc.amd64").
+var releaseVersion = regexp.MustCompile(`/(?:release|releases/download)/(v[0-9][^/]*)/`)
 
 // download is download.sh: a binary, or an archive (crictl's, the CNI plugins') with its marker.
 func (h *Host) download(args []string) Reply {
@@ -162,6 +163,10 @@ func (h *Host) download(args []string) Reply {
 			h.mu.Unlock()
 		case strings.HasPrefix(base, "cni-plugins-"):
 			h.mkdir(dir)
+		case strings.HasPrefix(base, "containerd-"):
+			h.mu.Lock()
+			h.bins[dir+"/bin/containerd"] = strings.TrimPrefix(version, "v")
+			h.mu.Unlock()
 		default:
 			return Exit(1, "simhost: no archive "+base)
 		}
@@ -219,6 +224,10 @@ func (h *Host) dnf(args []string) Reply {
 	return Out("")
 }
 
+// InstallPackage installs a package on the host before the run starts (a host that is not
+// fresh), as apt would.
+func (h *Host) InstallPackage(name, version string) { h.installPackage(name, version) }
+
 // installPackage installs a distribution or Kubernetes package: containerd (enabled and started,
 // as Debian's package does), the Kubernetes tools (their binaries in /usr/bin), a prerequisite.
 func (h *Host) installPackage(name, version string) {
@@ -236,6 +245,11 @@ func (h *Host) installPackage(name, version string) {
 		}
 		h.bins[containerdPath] = version
 		h.units["containerd"] = &unit{enabled: true, active: true}
+	case "runc":
+		if version == "1" {
+			version = "1.1.5+ds1"
+		}
+		h.bins[debianRuncPath] = version
 	case "kubeadm", "kubelet", "kubectl":
 		v := version
 		if i := strings.LastIndexByte(v, '-'); i > 0 {

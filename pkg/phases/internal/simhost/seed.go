@@ -1,8 +1,11 @@
 package simhost
 
 import (
+	"strings"
+
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/install"
+	"installer.dev/installer/pkg/versions"
 )
 
 // Seed is a node of a running cluster as create left it at one version. The cluster PKI and the
@@ -15,6 +18,9 @@ type Seed struct {
 	// Packages, when set, are the installed packages of the Kubernetes repository ("kubeadm":
 	// "1.34.10-1.1"), kubeadm, kubelet and kubectl held; the tools are theirs.
 	Packages map[string]string
+	// DistroContainerd: the node runs Debian's containerd 1.6 packages (a cluster made before the
+	// installer put containerd's release binaries on nodes) instead of those binaries.
+	DistroContainerd bool
 }
 
 // Seed makes the host a node (a control plane when it was added as one) as create leaves it:
@@ -23,8 +29,13 @@ type Seed struct {
 func (h *Host) Seed(s Seed) {
 	h.mu.Lock()
 	h.swap, h.sysctlApplied = false, true
-	h.packages["containerd"], h.packages["runc"] = "1.6.20~ds1-1+deb12u3", "1.1.5+ds1-1+deb12u1"
-	h.bins[containerdPath] = defaultContainerd
+	if s.DistroContainerd {
+		h.packages["containerd"], h.packages["runc"] = "1.6.20~ds1-1+deb12u3", "1.1.5+ds1-1+deb12u1"
+		h.bins[containerdPath], h.bins[debianRuncPath] = defaultContainerd, "1.1.5+ds1"
+	} else {
+		rel := versions.Containerd()
+		h.bins[releaseContainerdPath], h.bins[releaseRuncPath] = strings.TrimPrefix(rel.Containerd, "v"), strings.TrimPrefix(rel.Runc, "v")
+	}
 	h.units["containerd"] = &unit{enabled: true, active: true}
 	h.units["kubelet"] = &unit{enabled: true}
 	for _, t := range []string{"kubeadm", "kubelet", "kubectl"} {

@@ -110,7 +110,7 @@ func TestKubeadmLifecycle(t *testing.T) {
 	w := c.Add("w1", "10.0.0.21", false)
 	for _, h := range []*simhost.Host{cp, w} {
 		for _, b := range []string{"kubeadm", "kubelet"} {
-			if _, err := run(t, h, scripts.Download.Args("binary", "http://m/release/v1.34.10/bin/linux/amd64/"+b, "/usr/bin/"+b, "0755", "")...); err != nil {
+			if _, err := run(t, h, scripts.Download.Args("binary", "http://m/release/v1.36.5/bin/linux/amd64/"+b, "/usr/bin/"+b, "0755", "")...); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -126,10 +126,10 @@ func TestKubeadmLifecycle(t *testing.T) {
 	if _, err := run(t, w, "kubeadm", "join", "--config", "/etc/kubernetes/installer/kubeadm.yaml"); err != nil {
 		t.Fatal(err)
 	}
-	if ca, _ := w.File("/etc/kubernetes/pki/ca.crt"); string(ca.Content) != "CA" || !w.State().Node || w.State().KubeletRunning != "v1.34.10" {
+	if ca, _ := w.File("/etc/kubernetes/pki/ca.crt"); string(ca.Content) != "CA" || !w.State().Node || w.State().KubeletRunning != "v1.36.5" {
 		t.Errorf("w1 after join: CA %q, %+v", ca.Content, w.State())
 	}
-	if cp.State().ControlPlane != "v1.34.10" || len(c.EtcdMembers()) != 1 {
+	if cp.State().ControlPlane != "v1.36.5" || len(c.EtcdMembers()) != 1 {
 		t.Errorf("cp1: %+v, etcd %v", cp.State(), c.EtcdMembers())
 	}
 	if _, err := run(t, cp, "kubeadm", "reset", "-f"); err != nil {
