@@ -322,8 +322,8 @@ func TestCheckSpec(t *testing.T) {
 			[]string{`spec.hosts[0].labels[node-role.kubernetes.io/db]: Invalid value: ""`}},
 		{"control-plane image override", "  images: {overrides: {registry.k8s.io/kube-apiserver:v1.37.2: my.registry/kube-apiserver:v1.37.2}}\n" + twoCPs,
 			[]string{`spec.images.overrides[registry.k8s.io/kube-apiserver:v1.37.2]: Invalid value: "my.registry/kube-apiserver:v1.37.2": kubeadm takes this image only from spec.images.repository`}},
-		{"coredns override with another name", "  images: {overrides: {registry.k8s.io/coredns/coredns:v1.13.1: my.registry/dns:v1}}\n" + twoCPs,
-			[]string{`spec.images.overrides[registry.k8s.io/coredns/coredns:v1.13.1]: Invalid value: "my.registry/dns:v1": kubeadm appends the image name itself`}},
+		{"coredns override with another name", "  images: {overrides: {registry.k8s.io/coredns/coredns:v1.14.6: my.registry/dns:v1}}\n" + twoCPs,
+			[]string{`spec.images.overrides[registry.k8s.io/coredns/coredns:v1.14.6]: Invalid value: "my.registry/dns:v1": kubeadm appends the image name itself`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := CheckSpec(spec(t, tc.body))
