@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/phases/internal/simhost"
 )
@@ -103,5 +105,60 @@ func TestRuntimeRefusesATooOldContainerd(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUpgradeReplacesContainerd: a 1.35 cluster made on Debian's containerd 1.6 moves to 1.36 (which
+// needs containerd 2): each node gets containerd's release binaries after it is drained and before
+// its kubelet changes, the runtime's files follow (config version 3, the unit), the kubelet restarts
+// on it. A failure in the middle resumes; a run at the target changes nothing.
+func TestUpgradeReplacesContainerd(t *testing.T) {
+	spec := simSpec(t, "v1.36.5", v1alpha1.Install{Source: v1alpha1.InstallBinary, BinaryMirror: "http://mirror:8080", ArtifactMirror: "http://mirror:8080"},
+		func(s *v1alpha1.ClusterSpec) { s.CNI = v1alpha1.CNI{Plugin: v1alpha1.CNINone} }, "cp1", "w1")
+	sc := runningClusterWith(t, spec, "v1.35.8", distroContainerd)
+	state := t.TempDir()
+	const archive = "download.sh archive http://mirror:8080/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz"
+	sc.Host("w1").FailAt(archive)
+	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err == nil || !strings.Contains(err.Error(), "w1") {
+		t.Fatalf("injected failure on w1: %v", err)
+	}
+	// The failure came at the download of containerd: the node was drained before it.
+	if n, err := sc.API.CoreV1().Nodes().Get(t.Context(), "w1", metav1.GetOptions{}); err != nil || !n.Spec.Unschedulable || n.Annotations["installer.dev/cordoned-by"] != "upgrade" {
+		t.Fatalf("w1 was not cordoned by the upgrade before containerd was replaced: %v %+v", err, n)
+	}
+	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	sc.assertAt(t, "v1.36.5")
+	for _, h := range sc.Hosts() {
+		if st := h.State(); st.Containerd != "2.3.7" {
+			t.Errorf("%s runs containerd %q, want 2.3.7", h.Name(), st.Containerd)
+		}
+		cfg, _ := h.File("/etc/containerd/config.toml")
+		if _, unit := h.File("/etc/systemd/system/containerd.service"); !unit || !strings.Contains(string(cfg.Content), "version = 3") {
+			t.Errorf("%s: unit written %v, config:\n%s", h.Name(), unit, cfg.Content)
+		}
+		cmds := h.Commands(0)
+		at := func(prefix string) int {
+			for i, c := range cmds {
+				if strings.HasPrefix(c, prefix) {
+					return i
+				}
+			}
+			return -1
+		}
+		get, restart, kubelet := at(archive), at("systemctl restart containerd"), at("download.sh binary http://mirror:8080/release/v1.36.5/bin/linux/amd64/kubelet")
+		if get < 0 || restart < get || kubelet < restart {
+			t.Errorf("%s: order containerd %d, restart %d, kubelet %d:\n%s", h.Name(), get, restart, kubelet, strings.Join(cmds, "\n"))
+		}
+	}
+	marks := sc.marks()
+	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(sc.transcript(marks), "\n") {
+		if strings.Contains(line, "download.sh") || strings.Contains(line, "systemctl restart") {
+			t.Errorf("a run at the target changed something: %s", line)
+		}
 	}
 }

@@ -95,6 +95,9 @@ type upgradeState struct {
 	// AddonVersion kube-proxy's image tag (what the last `upgrade apply/node` applied add-ons at).
 	ClusterVersion, AddonVersion string
 	Nodes                        map[string]*nodeStatus
+	// Containerd is the containerd release every node must run ("2.3.7"; "" when the spec keeps the
+	// distribution's containerd): a node on another one gets it while drained.
+	Containerd string
 	// Work is false when every node is at the target: the run does nothing.
 	Work bool
 }
@@ -119,13 +122,18 @@ func (p *upgradeState) doneReason() string {
 	return ""
 }
 
-// nodeDone: the node's kubelet runs the target, every tool on it is at the target, and it is not
-// left cordoned by an earlier run.
+// nodeDone: the node's kubelet runs the target, every tool on it is at the target, it runs the
+// spec's containerd, and it is not left cordoned by an earlier run.
 func (p *upgradeState) nodeDone(h *Host) bool {
 	st := p.Nodes[h.Name()]
 	f := h.now()
-	return st != nil && st.Kubelet == p.Target && !st.Cordoned &&
+	return st != nil && st.Kubelet == p.Target && !st.Cordoned && p.runtimeDone(h) &&
 		f.KubeletVersion == p.Target && f.KubeadmVersion == p.Target && f.KubectlVersion == p.Target
+}
+
+// runtimeDone: the node runs the containerd the spec wants (or the spec keeps the distribution's).
+func (p *upgradeState) runtimeDone(h *Host) bool {
+	return p.Containerd == "" || h.now().ContainerdVersion == p.Containerd
 }
 
 // controlPlaneDone: kubeadm moved this control plane's static pods (and, for the first, the

@@ -33,6 +33,9 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 	}
 	p := u.st
 	*p = upgradeState{Target: target, Nodes: map[string]*nodeStatus{}}
+	if rt := r.Cluster.Spec.ContainerRuntime.Containerd; rt.Source == v1alpha1.InstallBinary {
+		p.Containerd = strings.TrimPrefix(rt.Version, "v")
+	}
 	var observed []Observed
 	for _, h := range r.Targets() {
 		n, ok := byName[h.Name()]
@@ -68,7 +71,7 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 			p.Work = true
 		}
 		r.Log.Info("upgrade: node", "host", h.Name(), "role", h.Spec.Role, "control plane", st.ControlPlane, "kubelet", st.Kubelet,
-			"kubeadm", h.now().KubeadmVersion, "target", target, "done", done)
+			"kubeadm", h.now().KubeadmVersion, "containerd", h.now().ContainerdVersion, "target", target, "done", done)
 	}
 	p.checked = true
 	if !p.Work {

@@ -16,6 +16,7 @@ import (
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
+	"installer.dev/installer/pkg/versions"
 )
 
 // UpgradeNodes upgrades the kubelet of every node of one role: control planes one at a time,
@@ -109,6 +110,8 @@ type nodeUpgrade struct {
 	swapped bool
 	// restart: the kubelet's files changed, or it does not report the target yet.
 	restart bool
+	// runtimeReplaced: containerd was replaced under the kubelet, which restarts to reconnect.
+	runtimeReplaced bool
 }
 
 // nodeStep is one step of a node's upgrade; skip, when set, says it has nothing to do.
@@ -118,16 +121,19 @@ type nodeStep struct {
 	run  func(ctx context.Context) error
 }
 
-// steps is a node's upgrade, in order. kubeadm upgrade node must succeed before the kubelet is
-// swapped: it rewrites the kubelet's flags (a 1.35 kubelet refuses the flags 1.34's kubeadm wrote).
+// steps is a node's upgrade, in order. The runtime is replaced first, drained: the new kubelet may
+// need it (1.36 and later refuse containerd 1.x). kubeadm upgrade node must succeed before the
+// kubelet is swapped: it rewrites the kubelet's flags (a 1.35 kubelet refuses the flags 1.34's
+// kubeadm wrote).
 func (n *nodeUpgrade) steps() []nodeStep {
 	return []nodeStep{
 		{name: "read the node", run: n.read},
 		{name: "cordon", skip: func() bool { return n.keepCordoned }, run: n.cordon},
 		{name: "drain", run: n.drain},
+		{name: "containerd", skip: func() bool { return n.p.runtimeDone(n.h) }, run: n.replaceRuntime},
 		{name: "kubeadm upgrade node", skip: n.kubeadmNodeDone, run: n.kubeadmNode},
 		{name: "kubeadm, kubelet and kubectl", run: n.install},
-		{name: "restart the kubelet", skip: func() bool { return !n.swapped && !n.restart }, run: n.restartKubelet},
+		{name: "restart the kubelet", skip: func() bool { return !n.swapped && !n.restart && !n.runtimeReplaced }, run: n.restartKubelet},
 		{name: "wait for the new version", run: n.waitVersion},
 		{name: "uncordon", skip: func() bool { return n.keepCordoned }, run: n.uncordon},
 	}
@@ -191,6 +197,33 @@ func (n *nodeUpgrade) drain(ctx context.Context) error {
 // the target proves it ran, since the kubelet is swapped only after it succeeded.
 func (n *nodeUpgrade) kubeadmNodeDone() bool {
 	return n.h.Spec.Role == v1alpha1.RoleControlPlane || n.h.Facts.KubeletVersion == n.p.Target
+}
+
+// replaceRuntime puts the spec's containerd release and runc on the drained node, writes the
+// runtime's files for it (config version 3, the unit) and restarts it; the kubelet restarts after
+// it. Running containers (static pods, DaemonSets) survive in their shims.
+func (n *nodeUpgrade) replaceRuntime(ctx context.Context) error {
+	h, s := n.h, &n.r.Cluster.Spec
+	from := h.now().ContainerdVersion
+	if err := replaceContainerd(ctx, h, s, versions.Containerd().Runc); err != nil {
+		return err
+	}
+	files, err := hostFiles(h, s, n.r.Inputs, h.Facts.AdminConfPresent)
+	if err != nil {
+		return err
+	}
+	if _, err := h.UploadAll(ctx, files.Runtime); err != nil {
+		return err
+	}
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"systemctl", "daemon-reload"}}); err != nil {
+		return fmt.Errorf("systemctl daemon-reload: %w", err)
+	}
+	if err := ensureService(ctx, h, "containerd", true); err != nil {
+		return err
+	}
+	n.runtimeReplaced = true
+	n.r.Log.Info("upgrade: containerd replaced", "host", h.Name(), "from", from, "to", s.ContainerRuntime.Containerd.Version)
+	return nil
 }
 
 func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"installer.dev/installer/lab/images"
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/kubeadm"
 )
 
@@ -125,7 +126,19 @@ func checkNodes(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.I
 		if n.Status.NodeInfo.KubeletVersion != c.Spec.Spec.KubernetesVersion {
 			t.Errorf("node %s runs kubelet %s, want %s", n.Name, n.Status.NodeInfo.KubeletVersion, c.Spec.Spec.KubernetesVersion)
 		}
+		if want := wantRuntime(c); want != "" && n.Status.NodeInfo.ContainerRuntimeVersion != want {
+			t.Errorf("node %s runs %s, want %s", n.Name, n.Status.NodeInfo.ContainerRuntimeVersion, want)
+		}
 	}
+}
+
+// wantRuntime is the runtime a node of the lab spec reports with containerd's release binaries
+// ("containerd://v2.3.7"); "" when the spec installs the distribution's package.
+func wantRuntime(c *labCluster) string {
+	if rt := c.Spec.Spec.ContainerRuntime.Containerd; rt.Source == v1alpha1.InstallBinary {
+		return "containerd://" + rt.Version
+	}
+	return ""
 }
 
 func checkCoreDNS(ctx context.Context, t *testing.T, k kubernetes.Interface) {

@@ -28,15 +28,15 @@ import (
 )
 
 const (
-	upgradeFrom = "v1.34.10"
-	upgradeTo   = "v1.35.8"
+	upgradeFrom = "v1.36.5"
+	upgradeTo   = "v1.37.2"
 	upgradeNS   = "e2e-upgrade"
 )
 
-// TestScenario5Upgrade: a 1 control plane + 2 worker cluster created at v1.34.10 is upgraded to
-// v1.35.8 while a Deployment (3 replicas, PodDisruptionBudget minAvailable 2) behind a Service
+// TestScenario5Upgrade: a 1 control plane + 2 worker cluster created at v1.36.5 is upgraded to
+// v1.37.2 while a Deployment (3 replicas, PodDisruptionBudget minAvailable 2) behind a Service
 // answers a steady request loop. w2 is stopped while the control plane upgrades; that run fails
-// before draining anything, w2 is started again and a re-run completes. Every node ends on v1.35.8,
+// before draining anything, w2 is started again and a re-run completes. Every node ends on v1.37.2,
 // the etcd snapshot exists (0600) and verifies with etcdutl, and one more run does nothing.
 func TestScenario5Upgrade(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
