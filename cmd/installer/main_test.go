@@ -268,7 +268,7 @@ func TestDefaultsPrecedence(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	r := runCLI(t, nil, t.TempDir(), "version")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "installer dev\n") || !strings.Contains(r.stdout, "kubernetes: v1.36.5, v1.37.2") {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "installer dev\n") || !strings.Contains(r.stdout, "kubernetes: v1.35.8, v1.36.5, v1.37.2") {
 		t.Fatalf("%+v", r)
 	}
 	r = runCLI(t, nil, t.TempDir(), "version", "-o", "json")

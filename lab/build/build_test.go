@@ -75,7 +75,7 @@ replace (
 	if head != "go 1.24.0\n\ngodebug default=go1.24\n" {
 		t.Errorf("head = %q", head)
 	}
-	want := "\tk8s.io/api => k8s.io/api v0.34.10\n\tk8s.io/kubelet => k8s.io/kubelet v0.34.10\n"
+	want := "\tk8s.io/api => k8s.io/api v0.36.5\n\tk8s.io/kubelet => k8s.io/kubelet v0.36.5\n"
 	if repl != want {
 		t.Errorf("replaces = %q, want %q", repl, want)
 	}
