@@ -131,7 +131,7 @@ func TestHostFilesGroups(t *testing.T) {
 	}
 	want := map[string][]string{
 		"Node":       {ModulesLoadPath, SysctlPath},
-		"Runtime":    {ContainerdConfigPath, ContainerdProxyPath},
+		"Runtime":    {ContainerdConfigPath, ContainerdUnitPath, ContainerdProxyPath},
 		"Kubelet":    {CrictlConfigPath, debianKubeletEnvPath, KubeletUnitPath, KubeletDropInPath, KubeletProxyPath},
 		"HAEndpoint": {HAProxyConfigPath, KeepalivedCheckPath, KeepalivedConfigPath, HAProxyPodPath, KeepalivedPodPath},
 	}

@@ -24,7 +24,7 @@ import (
 func defaulted(t *testing.T, mutate func(s *v1alpha1.ClusterSpec)) *v1alpha1.ClusterSpec {
 	t.Helper()
 	c := &v1alpha1.Cluster{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: v1alpha1.ObjectMeta{Name: "t"},
-		Spec: v1alpha1.ClusterSpec{KubernetesVersion: "v1.36.5", Hosts: []v1alpha1.Host{
+		Spec: v1alpha1.ClusterSpec{KubernetesVersion: "v1.37.2", Hosts: []v1alpha1.Host{
 			{Name: "cp1", Address: "10.0.0.11", Role: v1alpha1.RoleControlPlane},
 			{Name: "cp2", Address: "10.0.0.12", Role: v1alpha1.RoleControlPlane},
 			{Name: "w1", Address: "10.0.0.21", Role: v1alpha1.RoleWorker},
@@ -57,21 +57,21 @@ func TestImageName(t *testing.T) {
 		component string
 		want      string
 	}{
-		{"default pause", nil, "pause", "registry.k8s.io/pause:3.10.1"},
-		{"repository moves kubeadm's images", func(s *v1alpha1.ClusterSpec) { s.Images.Repository = "mirror.example:5000/k8s" }, "pause", "mirror.example:5000/k8s/pause:3.10.1"},
-		{"coredns loses its sub-path like kubeadm", func(s *v1alpha1.ClusterSpec) { s.Images.Repository = "mirror.example/k8s" }, "coredns", "mirror.example/k8s/coredns:v1.12.1"},
+		{"default pause", nil, "pause", "registry.k8s.io/pause:3.10.2"},
+		{"repository moves kubeadm's images", func(s *v1alpha1.ClusterSpec) { s.Images.Repository = "mirror.example:5000/k8s" }, "pause", "mirror.example:5000/k8s/pause:3.10.2"},
+		{"coredns loses its sub-path like kubeadm", func(s *v1alpha1.ClusterSpec) { s.Images.Repository = "mirror.example/k8s" }, "coredns", "mirror.example/k8s/coredns:v1.14.6"},
 		{"repository leaves flannel alone", func(s *v1alpha1.ClusterSpec) { s.Images.Repository = "mirror.example/k8s" }, "flannel", "ghcr.io/flannel-io/flannel:v0.28.10"},
 		{"override after repository", func(s *v1alpha1.ClusterSpec) {
 			s.Images.Repository = "mirror.example/k8s"
-			s.Images.Overrides = map[string]string{"mirror.example/k8s/pause:3.10.1": "other.example/pause:3.10.1"}
-		}, "pause", "other.example/pause:3.10.1"},
+			s.Images.Overrides = map[string]string{"mirror.example/k8s/pause:3.10.2": "other.example/pause:3.10.2"}
+		}, "pause", "other.example/pause:3.10.2"},
 		{"override of a table image", func(s *v1alpha1.ClusterSpec) {
 			s.Images.Overrides = map[string]string{"ghcr.io/flannel-io/flannel:v0.28.10": "my.registry/flannel:v0.28.10"}
 		}, "flannel", "my.registry/flannel:v0.28.10"},
 		{"mirrors never rename", func(s *v1alpha1.ClusterSpec) {
 			s.Images.Mirrors = map[string][]v1alpha1.MirrorEndpoint{"registry.k8s.io": {{URL: "http://10.0.0.5:5000"}}}
-		}, "pause", "registry.k8s.io/pause:3.10.1"},
-		{"ccm preset image", nil, "ccm-aws", "registry.k8s.io/provider-aws/cloud-controller-manager:v1.34.0"},
+		}, "pause", "registry.k8s.io/pause:3.10.2"},
+		{"ccm preset image", nil, "ccm-aws", "registry.k8s.io/provider-aws/cloud-controller-manager:v1.37.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ImageName(defaulted(t, tc.mutate), tc.component)
@@ -96,7 +96,9 @@ func TestContainerdConfigVersion(t *testing.T) {
 			t.Errorf("ContainerdConfigVersion(%q) = %d, %v", tc.in, got, err)
 		}
 	}
-	s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.ContainerRuntime.Containerd.Version = "2.1.4" })
+	s := defaulted(t, func(s *v1alpha1.ClusterSpec) {
+		s.ContainerRuntime.Containerd = v1alpha1.Containerd{Source: v1alpha1.InstallPackage, Version: "2.1.4"}
+	})
 	real := facts.Host{ContainerdVersion: "1.7.27"}
 	if v := ContainerdVersion(s, real); v != "1.7.27" {
 		t.Errorf("facts read from the host win: %s", v)
@@ -108,7 +110,7 @@ func TestContainerdConfigVersion(t *testing.T) {
 
 func TestContainerdExtraConfigErrors(t *testing.T) {
 	for name, cfg := range map[string]map[string]any{
-		"version clash": {"version": float64(3)},
+		"version clash": {"version": float64(2)},
 		"null value":    {"debug": map[string]any{"level": nil}},
 	} {
 		s := defaulted(t, func(s *v1alpha1.ClusterSpec) { s.ContainerRuntime.Containerd.Config = cfg })
@@ -329,12 +331,12 @@ func TestCCMPresets(t *testing.T) {
 		secrets  []string
 		mount    bool
 	}{
-		{"../../configs/aws-external-ccm.yaml", "aws", "registry.k8s.io/provider-aws/cloud-controller-manager:v1.34.0", nil, nil, false},
-		{"testdata/specs/ccm-openstack.yaml", "openstack", "registry.k8s.io/provider-os/openstack-cloud-controller-manager:v1.34.0", nil, []string{CCMCloudConfigSecret}, true},
+		{"../../configs/aws-external-ccm.yaml", "aws", "registry.k8s.io/provider-aws/cloud-controller-manager:v1.37.0", nil, nil, false},
+		{"testdata/specs/ccm-openstack.yaml", "openstack", "registry.k8s.io/provider-os/openstack-cloud-controller-manager:v1.37.0", nil, []string{CCMCloudConfigSecret}, true},
 		{"testdata/specs/ccm-hetzner.yaml", "hcloud", "docker.io/hetznercloud/hcloud-cloud-controller-manager:v1.26.0", map[string]string{"HCLOUD_TOKEN": "hcloud"}, []string{"hcloud"}, false},
 		{"testdata/specs/ccm-digitalocean.yaml", "digitalocean", "docker.io/digitalocean/digitalocean-cloud-controller-manager:v0.1.63", map[string]string{"DO_ACCESS_TOKEN": "digitalocean"}, []string{"digitalocean"}, false},
-		{"testdata/specs/ccm-vsphere.yaml", "vsphere", "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere:v1.34.0", nil, []string{CCMCloudConfigSecret, "vsphere-cloud-secret"}, true},
-		{"testdata/specs/ccm-custom.yaml", "lab", "docker.io/lab/cloud-controller-manager:v1.36.5", nil, nil, false},
+		{"testdata/specs/ccm-vsphere.yaml", "vsphere", "registry.k8s.io/cloud-pv-vsphere/cloud-provider-vsphere:v1.37.0", nil, []string{CCMCloudConfigSecret, "vsphere-cloud-secret"}, true},
+		{"testdata/specs/ccm-custom.yaml", "lab", "docker.io/lab/cloud-controller-manager:v1.37.2", nil, nil, false},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
 			r := renderSpec(t, tc.spec)
