@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"installer.dev/installer/lab/build"
+	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -109,7 +110,7 @@ func linkFile(f file, dst string) error {
 	if f.Source == "" {
 		return fmt.Errorf("no source binary")
 	}
-	if sameFile(f.Source, dst) && exists(dst+".sha256") {
+	if sameFile(f.Source, dst) && exists(install.ChecksumURL(dst)) {
 		return nil
 	}
 	tmp := dst + ".tmp"
@@ -144,7 +145,7 @@ func archiveFile(f file, dst string) error {
 		fmt.Fprintf(h, "%s=%s:%d\n", n, f.Archive[n], st.Size())
 	}
 	key := hex.EncodeToString(h.Sum(nil))
-	if old, err := os.ReadFile(dst + ".key"); err == nil && string(old) == key && exists(dst) && exists(dst+".sha256") {
+	if old, err := os.ReadFile(dst + ".key"); err == nil && string(old) == key && exists(dst) && exists(install.ChecksumURL(dst)) {
 		return nil
 	}
 	tmp := dst + ".tmp"
@@ -210,14 +211,17 @@ func writeChecksum(f file, tmp, dst string) error {
 	if err != nil {
 		return err
 	}
+	// Where and how the release publishes it (install.ChecksumURL): containerd's and runc's
+	// sha256sum files always name the file.
+	sums := install.ChecksumURL(dst)
 	line := sum + "\n"
-	if f.Checksum == sha256sum {
+	if f.Checksum == sha256sum || !strings.HasSuffix(sums, ".sha256") {
 		line = sum + "  " + path.Base(f.Path) + "\n"
 	}
-	if err := os.WriteFile(dst+".sha256.tmp", []byte(line), 0o644); err != nil {
+	if err := os.WriteFile(sums+".tmp", []byte(line), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(dst+".sha256.tmp", dst+".sha256")
+	return os.Rename(sums+".tmp", sums)
 }
 
 func sha256File(p string) (string, error) {

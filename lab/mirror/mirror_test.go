@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"installer.dev/installer/lab/images"
+	"installer.dev/installer/pkg/install"
 )
 
 func TestRepoPath(t *testing.T) {
@@ -50,6 +51,8 @@ func TestWriteFilesChecksumsAndArchives(t *testing.T) {
 		{Path: KubernetesBinaryPath("v1.36.5", "kubeadm"), Source: src},
 		{Path: CNIPluginsPath("v1.9.1"), Archive: map[string]string{"./bridge": src}, Checksum: sha256sum},
 		{Path: CrictlPath("v1.36.0"), Archive: map[string]string{"crictl": src}},
+		{Path: RuncPath("v1.5.3"), Source: src, Checksum: sha256sum},
+		{Path: ContainerdPath("v2.3.7"), Archive: map[string]string{"bin/containerd": src}, Checksum: sha256sum},
 	}
 	for i := 0; i < 2; i++ { // the second pass must find everything up to date and change nothing
 		if err := writeFiles(root, files); err != nil {
@@ -72,8 +75,13 @@ func TestWriteFilesChecksumsAndArchives(t *testing.T) {
 		if f.Checksum == sha256sum {
 			want = sum + "  " + filepath.Base(f.Path) + "\n"
 		}
-		if got := read(f.Path + ".sha256"); got != want {
-			t.Errorf("%s.sha256 = %q, want %q", f.Path, got, want)
+		// Where the installer looks for it, in the release's own naming.
+		published := install.ChecksumURL(f.Path)
+		if got := read(published); got != want {
+			t.Errorf("%s = %q, want %q", published, got, want)
+		}
+		if digest, err := install.PickChecksum([]byte(read(published)), filepath.Base(f.Path)); err != nil || digest != sum {
+			t.Errorf("the installer reads %s as %q, %v", published, digest, err)
 		}
 	}
 	if !sameFile(src, filepath.Join(root, files[0].Path)) {

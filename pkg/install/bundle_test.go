@@ -156,8 +156,9 @@ func TestBundleFile(t *testing.T) {
 	for _, tc := range []struct{ published, want, wantErr string }{
 		{strings.ToUpper(sum(data)) + "  kubeadm\n", sum(data), ""},
 		{sum(data), sum(data), ""},
-		{"not-a-digest\n", "", "no SHA-256 digest"},
-		{"", "", "no SHA-256 digest"},
+		{"not-a-digest\n", "", "is not a SHA-256 digest"},
+		{"", "", "no checksum for kubeadm"},
+		{sum([]byte("other")) + "  kubelet\n", "", "no checksum for kubeadm"},
 	} {
 		if err := os.WriteFile(local+".sha256", []byte(tc.published), 0o644); err != nil {
 			t.Fatal(err)

@@ -59,16 +59,17 @@ func RuncURL(mirror, version, arch string) string {
 }
 
 // DownloadBinary returns the command that installs one verified binary at dest (download.sh: the
-// file and its published SHA-256 through proxy, checked, moved into place atomically, mode 0755).
+// file and its published SHA-256 (ChecksumURL) through proxy, checked, moved into place atomically,
+// mode 0755).
 func DownloadBinary(url, dest, proxy string) []string {
-	return scripts.Download.Args("binary", url, dest, "0755", proxy)
+	return scripts.Download.Args("binary", url, ChecksumURL(url), dest, "0755", proxy)
 }
 
 // DownloadArchive returns the command that installs a verified .tar.gz into dir and, when marker is
 // set, writes version into the file marker (so the next run can tell the version without executing
 // anything).
 func DownloadArchive(url, dir, version, marker, proxy string) []string {
-	return scripts.Download.Args("archive", url, dir, version, marker, proxy)
+	return scripts.Download.Args("archive", url, ChecksumURL(url), dir, version, marker, proxy)
 }
 
 // BundleBinary returns the command that installs one binary of the local bundle at dest: the file
@@ -84,7 +85,7 @@ func BundleArchive(sha256, dir, version, marker string) []string {
 }
 
 // BundleFile reads the file of the spec's local bundle that stands for url (the bundle is laid
-// out like the mirrors) and the digest its .sha256 file publishes.
+// out like the mirrors) and the digest its checksum file (ChecksumURL) publishes.
 func BundleFile(s *v1alpha1.ClusterSpec, url string) (data []byte, sha256 string, err error) {
 	rel := url
 	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
@@ -95,15 +96,16 @@ func BundleFile(s *v1alpha1.ClusterSpec, url string) (data []byte, sha256 string
 	if err != nil {
 		return nil, "", fmt.Errorf("bundle: %w", err)
 	}
-	sum, err := os.ReadFile(local + ".sha256")
+	sumsPath := filepath.Join(s.Install.BundleDir, filepath.FromSlash(ChecksumURL(rel)))
+	sums, err := os.ReadFile(sumsPath)
 	if err != nil {
 		return nil, "", fmt.Errorf("bundle: %w", err)
 	}
-	fields := strings.Fields(string(sum))
-	if len(fields) == 0 || !isHexDigest(strings.ToLower(fields[0])) {
-		return nil, "", fmt.Errorf("bundle: %s.sha256: no SHA-256 digest", local)
+	digest, err := PickChecksum(sums, filepath.Base(local))
+	if err != nil {
+		return nil, "", fmt.Errorf("bundle: %s: %w", sumsPath, err)
 	}
-	return data, strings.ToLower(fields[0]), nil
+	return data, digest, nil
 }
 
 func isHexDigest(s string) bool {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -26,6 +27,7 @@ import (
 	"installer.dev/installer/lab/build"
 	"installer.dev/installer/lab/images"
 	"installer.dev/installer/lab/mirror"
+	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/versions"
 )
@@ -250,9 +252,9 @@ func TestLabMirror(t *testing.T) {
 		}
 		for _, f := range srv.Content.Files {
 			sum := httpSHA256(t, srv.URL()+f)
-			published := strings.Fields(string(httpGet(t, srv.URL()+f+".sha256")))
-			if len(published) == 0 || published[0] != sum {
-				t.Errorf("%s: sha256 %s, .sha256 says %v", f, sum, published)
+			published, err := install.PickChecksum(httpGet(t, srv.URL()+install.ChecksumURL(f)), path.Base(f))
+			if err != nil || published != sum {
+				t.Errorf("%s: sha256 %s, %s says %q (%v)", f, sum, install.ChecksumURL(f), published, err)
 			}
 		}
 	})

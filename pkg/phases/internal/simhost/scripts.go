@@ -144,18 +144,21 @@ var releaseVersion = regexp.MustCompile(`/(?:release|releases/download)/(v[0-9][
 
 // download is download.sh: a binary, or an archive (crictl's, the CNI plugins') with its marker.
 func (h *Host) download(args []string) Reply {
-	kind, url := args[0], args[1]
+	kind, url, sums := args[0], args[1], args[2]
+	if sums != install.ChecksumURL(url) {
+		return Exit(1, "no valid checksum for "+path.Base(url)+" at "+sums)
+	}
 	switch kind {
-	case "binary": // URL DEST MODE [PROXY]
+	case "binary": // URL SUMS DEST MODE [PROXY]
 		m := releaseVersion.FindStringSubmatch(url)
 		if m == nil {
 			return Exit(1, "no valid checksum at "+url+".sha256")
 		}
 		h.mu.Lock()
-		h.bins[args[2]] = m[1]
+		h.bins[args[3]] = m[1]
 		h.mu.Unlock()
-	case "archive": // URL DIR VERSION MARKER [PROXY]
-		dir, version, marker := args[2], args[3], args[4]
+	case "archive": // URL SUMS DIR VERSION MARKER [PROXY]
+		dir, version, marker := args[3], args[4], args[5]
 		switch base := path.Base(url); {
 		case strings.HasPrefix(base, "crictl-"):
 			h.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"go/parser"
 	"go/token"
+	"installer.dev/installer/pkg/install"
 	"io/fs"
 	"path/filepath"
 	"strconv"
@@ -110,7 +111,7 @@ func TestKubeadmLifecycle(t *testing.T) {
 	w := c.Add("w1", "10.0.0.21", false)
 	for _, h := range []*simhost.Host{cp, w} {
 		for _, b := range []string{"kubeadm", "kubelet"} {
-			if _, err := run(t, h, scripts.Download.Args("binary", "http://m/release/v1.36.5/bin/linux/amd64/"+b, "/usr/bin/"+b, "0755", "")...); err != nil {
+			if _, err := run(t, h, install.DownloadBinary("http://m/release/v1.36.5/bin/linux/amd64/"+b, "/usr/bin/"+b, "")...); err != nil {
 				t.Fatal(err)
 			}
 		}
