@@ -17,8 +17,8 @@ packages=(
   openssh-server openssh-client sudo
   # the lab: Debian root filesystem, rootful podman hosts, apt cache, image userland.
   mmdebstrap podman runc conmon netavark aardvark-dns iptables nftables uidmap catatonit apt-cacher-ng busybox-static
-  # lab/build: runc is a static cgo binary (no seccomp build tag, so no libseccomp-dev).
-  gcc libc6-dev
+  # lab/build: runc is a static cgo binary with seccomp (kubeadm's static pods ask for RuntimeDefault).
+  gcc libc6-dev libseccomp-dev
   git make ca-certificates curl
   # make lint and pkg/scripts' tests check the scripts the installer runs on hosts.
   shellcheck

@@ -159,7 +159,9 @@ func unitsFor(r versions.Release, stand map[string]string) []*unit {
 	runc := &unit{
 		ID: "runc-" + rt.Runc, Module: "lab.local/runcbuild", GoLine: "go 1.25.0",
 		Require: []string{"github.com/opencontainers/runc " + rt.Runc},
-		Tools: []tool{{Name: "runc", Package: "github.com/opencontainers/runc", CGO: true, Tags: "netgo osusergo",
+		// seccomp: kubeadm's static pods run with the RuntimeDefault profile, which a runc without it
+		// refuses ("seccomp not supported"; measured with containerd 2.3).
+		Tools: []tool{{Name: "runc", Package: "github.com/opencontainers/runc", CGO: true, Tags: "seccomp netgo osusergo",
 			LDFlags: ldStrip + " -X main.version=" + strings.TrimPrefix(rt.Runc, "v") + " -linkmode external -extldflags -static"}},
 	}
 

@@ -133,10 +133,10 @@ func checkNodes(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.I
 }
 
 // wantRuntime is the runtime a node of the lab spec reports with containerd's release binaries
-// ("containerd://v2.3.7"); "" when the spec installs the distribution's package.
+// ("containerd://2.3.7"); "" when the spec installs the distribution's package.
 func wantRuntime(c *labCluster) string {
 	if rt := c.Spec.Spec.ContainerRuntime.Containerd; rt.Source == v1alpha1.InstallBinary {
-		return "containerd://" + rt.Version
+		return "containerd://" + strings.TrimPrefix(rt.Version, "v") // the CRI reports it without the v
 	}
 	return ""
 }
