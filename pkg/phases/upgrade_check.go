@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	utilversion "k8s.io/apimachinery/pkg/util/version"
+
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
@@ -75,9 +77,25 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 	}
 	p.checked = true
 	if !p.Work {
-		r.Log.Info("upgrade: every node already runs " + target + "; nothing to do")
+		r.Log.Info("upgrade: every node already runs " + target + "; nothing to do" + nextUpgrade(target, versions.Releases()))
 	}
 	return nil
+}
+
+// nextUpgrade names the next minor's supported release after version, as kubeadm's upgrade plan
+// does: "" when version is the newest.
+func nextUpgrade(version string, releases []versions.Release) string {
+	v, err := utilversion.ParseSemantic(version)
+	if err != nil {
+		return ""
+	}
+	for _, r := range releases {
+		rv := utilversion.MustParseSemantic(r.Kubernetes)
+		if rv.Major() == v.Major() && rv.Minor() == v.Minor()+1 {
+			return "; " + r.Kubernetes + " is available: set kubernetesVersion: " + r.Kubernetes + " (or pass --to " + r.Kubernetes + ")"
+		}
+	}
+	return ""
 }
 
 // UpgradeHealth waits until the cluster is healthy: every node Ready, the control-plane static

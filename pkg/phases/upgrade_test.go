@@ -500,3 +500,14 @@ func TestSaveSnapshotNeverReplaces(t *testing.T) {
 		t.Errorf("%d files in %s, want the snapshot only (no temporary file left)", len(entries), dir)
 	}
 }
+
+// TestNextUpgrade: a run at the target names the next minor's release, as kubeadm's plan does.
+func TestNextUpgrade(t *testing.T) {
+	rs := versions.Releases()
+	if got := nextUpgrade("v1.36.5", rs); got != "; v1.37.2 is available: set kubernetesVersion: v1.37.2 (or pass --to v1.37.2)" {
+		t.Errorf("after 1.36: %q", got)
+	}
+	if got := nextUpgrade(versions.Default().Kubernetes, rs); got != "" {
+		t.Errorf("after the newest: %q", got)
+	}
+}
