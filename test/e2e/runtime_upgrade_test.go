@@ -1,0 +1,90 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"installer.dev/installer/lab/images"
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+)
+
+// TestScenario9RuntimeUpgrade: a v1.35.8 cluster made on Debian's containerd 1.6.20 (as installers
+// before containerd's release binaries left it; source package) is upgraded to v1.36.5, which needs
+// containerd 2: every node gets containerd 2.3.7 while drained, before its kubelet moves, and a
+// Service behind a PodDisruptionBudget keeps answering. A second run changes nothing.
+func TestScenario9RuntimeUpgrade(t *testing.T) {
+	const from, to = "v1.35.8", "v1.36.5"
+	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
+	defer cancel()
+	c := startLab(ctx, t, "-n", "3", "--kubernetes-version", from)
+	old := c.specVariant("cluster-distro-containerd.yaml", func(s *v1alpha1.Cluster) {
+		s.Spec.ContainerRuntime.Containerd.Source = v1alpha1.InstallPackage
+		s.Spec.ContainerRuntime.Containerd.Version = ""
+	})
+	create := c.installerSpec(old, "create", "cluster")
+	if create.Code != 0 {
+		t.Fatalf("create cluster on Debian's containerd: exit %d\n%s", create.Code, create.Stderr)
+	}
+	k := c.kube()
+	checkRuntimes(ctx, t, k, "containerd://1.6.")
+	deployWorkload(ctx, t, k)
+	loopStart := time.Now()
+
+	spec := c.specVariant("cluster-"+to+".yaml", func(s *v1alpha1.Cluster) {
+		s.Spec.KubernetesVersion = to
+		s.Spec.CloudProvider.Image = images.CCMImage(to)
+	})
+	upgradeStart := time.Now()
+	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
+	if run.Code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s", run.Code, run.Stderr)
+	}
+	upgradeEnd := time.Now()
+	t.Logf("MEASURE upgrade %s -> %s with containerd 1.6 -> 2.3.7 on 3 nodes: %s", from, to, run.Wall.Round(time.Second))
+	if n := strings.Count(run.Stderr, "upgrade: containerd replaced"); n != 3 {
+		t.Errorf("containerd replaced on %d nodes, want 3:\n%s", n, run.Stderr)
+	}
+	reportUpgradeTimes(t, run.Stderr)
+	checkNodeVersions(ctx, t, k, to)
+	checkRuntimes(ctx, t, k, "containerd://2.3.7")
+	for _, h := range []string{"cp1", "w1", "w2"} {
+		out := c.ssh(h, "sudo sh -c 'command -v containerd; grep ^version /etc/containerd/config.toml; systemctl is-active containerd'")
+		if !strings.Contains(out, "/usr/local/bin/containerd") || !strings.Contains(out, "version = 3") || !strings.HasSuffix(strings.TrimSpace(out), "active") {
+			t.Errorf("%s after the upgrade:\n%s", h, out)
+		}
+	}
+	again := c.installerSpec(spec, "upgrade")
+	if again.Code != 0 || again.TotalChanges() != 0 {
+		t.Errorf("a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+	}
+	reportRequests(ctx, t, k, loopStart, []window{
+		{"before the upgrade", loopStart, upgradeStart},
+		{"during the upgrade", upgradeStart, upgradeEnd},
+		{"after the upgrade", upgradeEnd, time.Now()},
+	})
+	waitFor(ctx, t, 3*time.Minute, "web available with 3 replicas after the upgrade", func() bool {
+		d, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas == 3
+	})
+}
+
+// checkRuntimes: every node reports a runtime version starting with prefix.
+func checkRuntimes(ctx context.Context, t *testing.T, k kubernetes.Interface, prefix string) {
+	t.Helper()
+	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if v := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.HasPrefix(v, prefix) {
+			t.Errorf("node %s runs %s, want %s*", n.Name, v, prefix)
+		}
+	}
+}
