@@ -25,6 +25,7 @@ import (
 
 	"installer.dev/installer/lab/images"
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/versions"
 )
 
 const (
@@ -371,13 +372,14 @@ func checkUpgradedCluster(ctx context.Context, t *testing.T, c *labCluster, k ku
 	if have["kube-proxy"] != "registry.k8s.io/kube-proxy:"+upgradeTo || !ccm {
 		t.Errorf("DaemonSets in kube-system after the upgrade (want kube-proxy %s and the CCM at %s): %v", upgradeTo, images.CCMImage(upgradeTo), have)
 	}
+	rel, _ := versions.Lookup(upgradeTo)
 	dns, err := k.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
-	if err != nil || imagesOf(dns.Spec.Template.Spec)[0] != "registry.k8s.io/coredns/coredns:v1.13.1" {
-		t.Errorf("coredns after the upgrade: %v", err)
+	if err != nil || imagesOf(dns.Spec.Template.Spec)[0] != "registry.k8s.io/coredns/coredns:"+rel.CoreDNS {
+		t.Errorf("coredns after the upgrade: %v %v, want %s", err, imagesOf(dns.Spec.Template.Spec), rel.CoreDNS)
 	}
 	etcd := c.ssh("cp1", "sudo sed -n 's/^ *image: *//p' /etc/kubernetes/manifests/etcd.yaml")
-	if !strings.HasSuffix(strings.TrimSpace(etcd), "etcd:3.6.6-0") {
-		t.Errorf("etcd image after the upgrade: %q", etcd)
+	if !strings.HasSuffix(strings.TrimSpace(etcd), "etcd:"+rel.Etcd) {
+		t.Errorf("etcd image after the upgrade: %q, want %s", etcd, rel.Etcd)
 	}
 	for _, h := range []string{"cp1", "w1", "w2"} {
 		out := c.ssh(h, "kubeadm version -o short; kubelet --version; kubectl version --client | head -n1; sudo cat /var/lib/kubelet/kubeadm-flags.env")
