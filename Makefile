@@ -63,7 +63,7 @@ release-check: ## validate .goreleaser.yaml with the pinned goreleaser (hack/too
 	./bin/goreleaser check
 
 .PHONY: lab-build
-lab-build: prereqs lab-tool ## build (or find cached) every lab component: binaries, images, mirror files
+lab-build: prereqs lab-tool ## build (or find cached) the default release's lab set: binaries, images, mirror files (lab build --k8s all: every release)
 	$(LAB) build
 
 .PHONY: e2e
