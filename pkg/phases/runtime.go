@@ -122,6 +122,9 @@ func replaceContainerd(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, ru
 	if err := installArchive(ctx, h, s, url, install.ContainerdPrefix, version, "", proxy); err != nil {
 		return fmt.Errorf("install containerd %s: %w", version, err)
 	}
+	// The release asked for is what the host now has (the files that follow are rendered for it,
+	// in a dry run too); reading the version back checks it.
+	h.record(func(c *hostChanges) { c.containerd = strings.TrimPrefix(version, "v") })
 	return h.refreshContainerdVersion(ctx)
 }
 

@@ -1,6 +1,8 @@
 package phases
 
 import (
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -117,6 +119,23 @@ func TestUpgradeReplacesContainerd(t *testing.T) {
 		func(s *v1alpha1.ClusterSpec) { s.CNI = v1alpha1.CNI{Plugin: v1alpha1.CNINone} }, "cp1", "w1")
 	sc := runningClusterWith(t, spec, "v1.35.8", distroContainerd)
 	state := t.TempDir()
+	// The dry run plans the runtime's files for the containerd it would install, not the old one.
+	dry, err := sc.upgrade(t, state, true, testUpgradeOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]string{}
+	for _, p := range dry.Planned() {
+		if p.File != nil && p.Host == "w1" {
+			planned[p.File.Path] = string(p.File.Display)
+		}
+	}
+	if _, ok := planned["/etc/systemd/system/containerd.service"]; !ok || !strings.Contains(planned["/etc/containerd/config.toml"], "version = 3") {
+		t.Errorf("the dry run does not plan containerd 2's unit and config on w1: %v", slices.Collect(maps.Keys(planned)))
+	}
+	if st := sc.Host("w1").State(); st.Containerd != "1.6.20~ds1" {
+		t.Fatalf("the dry run changed w1's containerd: %q", st.Containerd)
+	}
 	const archive = "download.sh archive http://mirror:8080/containerd/containerd/releases/download/v2.3.7/containerd-2.3.7-linux-amd64.tar.gz"
 	sc.Host("w1").FailAt(archive)
 	if _, err := sc.upgrade(t, state, false, testUpgradeOptions); err == nil || !strings.Contains(err.Error(), "w1") {
