@@ -76,7 +76,7 @@ func Parse(out string) (Host, error) {
 	h.DefaultRouteInterface = parseDefaultRoute(sections["default-route"])
 	h.ProductUUID = strings.ToLower(first("product-uuid"))
 	h.SwapEnabled = len(sections["swaps"]) > 1 // the first line is the header
-	h.ContainerdVersion = parseContainerdVersion(first("containerd"))
+	h.ContainerdVersion = ParseContainerdVersion(first("containerd"))
 	h.RuncVersion = parseRuncVersion(first("runc"))
 	h.KubeletVersion = lastField(first("kubelet"))
 	h.KubeadmVersion = first("kubeadm")
@@ -172,14 +172,19 @@ func parseDefaultRoute(lines []string) string {
 	return ""
 }
 
-// parseContainerdVersion reads "containerd github.com/containerd/containerd 1.6.20~ds1 <rev>" or
+// ParseContainerdVersion reads "containerd github.com/containerd/containerd 1.6.20~ds1 <rev>" or
 // "containerd containerd.io v1.7.25 <rev>" and returns "1.6.20" / "1.7.25".
-func parseContainerdVersion(s string) string {
+func ParseContainerdVersion(s string) string {
 	f := strings.Fields(s)
 	if len(f) < 3 {
 		return ""
 	}
-	v := strings.TrimPrefix(f[2], "v")
+	return upstreamVersion(f[2])
+}
+
+// upstreamVersion drops a leading "v" and a distribution's suffix ("1.6.20~ds1" -> "1.6.20").
+func upstreamVersion(v string) string {
+	v = strings.TrimPrefix(v, "v")
 	if i := strings.IndexAny(v, "~+-"); i >= 0 {
 		v = v[:i]
 	}
@@ -193,11 +198,7 @@ func parseRuncVersion(s string) string {
 	if len(f) < 3 || f[0] != "runc" || f[1] != "version" {
 		return ""
 	}
-	v := strings.TrimPrefix(f[2], "v")
-	if i := strings.IndexAny(v, "~+-"); i >= 0 {
-		v = v[:i]
-	}
-	return v
+	return upstreamVersion(f[2])
 }
 
 // parseKubectlVersion reads "Client Version: v1.34.10" (other lines such as Kustomize are ignored).

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
@@ -152,13 +153,9 @@ func (h *Host) refreshContainerdVersion(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("containerd --version: %w", err)
 		}
-		f := strings.Fields(string(res.Stdout))
-		if len(f) < 3 {
+		v := facts.ParseContainerdVersion(string(res.Stdout))
+		if v == "" {
 			return fmt.Errorf("containerd --version printed %q", res.Stdout)
-		}
-		v := strings.TrimPrefix(f[2], "v")
-		if i := strings.IndexAny(v, "~+-"); i >= 0 {
-			v = v[:i]
 		}
 		h.record(func(c *hostChanges) { c.containerd = v })
 		return nil
