@@ -26,7 +26,20 @@ const (
 	KeepalivedPodPath    = constants.StaticPodDir + "/keepalived.yaml"
 	HAProxyPodPath       = constants.StaticPodDir + "/haproxy.yaml"
 	KubeVIPPodPath       = constants.StaticPodDir + "/kube-vip.yaml"
+
+	// HAProxyAdminDir holds haproxy's runtime API socket, HAProxyAdminSocket (root only); the pod
+	// mounts the directory, which the socket is created in at each start.
+	HAProxyAdminDir    = "/run/installer/haproxy"
+	HAProxyAdminSocket = HAProxyAdminDir + "/admin.sock"
+	// KeepalivedMaintenanceDir holds KeepalivedMaintenanceFile while an upgrade has this control
+	// plane out of service: keepalived's check fails and the VIP moves to another control plane. It
+	// is under /run, so a reboot ends a maintenance an interrupted run left behind.
+	KeepalivedMaintenanceDir  = "/run/installer/keepalived"
+	KeepalivedMaintenanceFile = KeepalivedMaintenanceDir + "/maintenance"
 )
+
+// HAProxyBackend is the name of the API's backend in haproxy.cfg.
+const HAProxyBackend = "k8s-api"
 
 // haFiles renders the HA endpoint of one control plane for the spec's load balancer type; initDone
 // is HostInput.InitDone.
@@ -73,14 +86,14 @@ func vipPrefix(vip, iface string, f facts.Host) int {
 }
 
 type keepalivedData struct {
-	Host, Interface, VIP, Password string
-	VirtualRouterID, Priority      int32
+	Host, Interface, VIP, Password, CheckScript string
+	VirtualRouterID, Priority                   int32
 }
 
 type haproxyData struct {
-	Host     string
-	Port     int32
-	Backends []haproxyBackend
+	Host, AdminSocket string
+	Port              int32
+	Backends          []haproxyBackend
 }
 
 type haproxyBackend struct{ Name, Address string }
@@ -112,7 +125,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 		return nil, fmt.Errorf("%s is not a control plane", host.Name)
 	}
 	kd := keepalivedData{Host: host.Name, Interface: iface, VirtualRouterID: lb.VirtualRouterID, Priority: prio,
-		VIP: fmt.Sprintf("%s/%d", lb.VIP, vipPrefix(lb.VIP, iface, f))}
+		VIP: fmt.Sprintf("%s/%d", lb.VIP, vipPrefix(lb.VIP, iface, f)), CheckScript: KeepalivedCheckPath}
 	kd.Password = in.VRRPPassword
 	kconf, err := render("keepalived.conf.tmpl", kd)
 	if err != nil {
@@ -123,11 +136,14 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 	if err != nil {
 		return nil, err
 	}
-	check, err := render("check_apiserver.sh.tmpl", struct{ APIServerPort int }{constants.APIServerPort})
+	check, err := render("check_apiserver.sh.tmpl", struct {
+		APIServerPort   int
+		MaintenanceFile string
+	}{constants.APIServerPort, KeepalivedMaintenanceFile})
 	if err != nil {
 		return nil, err
 	}
-	hconf, err := render("haproxy.cfg.tmpl", haproxyData{Host: host.Name, Port: spec.ControlPlaneEndpoint.Port, Backends: backends})
+	hconf, err := render("haproxy.cfg.tmpl", haproxyData{Host: host.Name, AdminSocket: HAProxyAdminSocket, Port: spec.ControlPlaneEndpoint.Port, Backends: backends})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +178,8 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 			// VRRP adverts, gratuitous ARP and adding the VIP; measured: no need for privileged.
 			Add: []corev1.Capability{"NET_ADMIN", "NET_BROADCAST", "NET_RAW"},
 		}},
-	}, fileMount("config", KeepalivedConfigPath, true), fileMount("check", KeepalivedCheckPath, true))
+	}, fileMount("config", KeepalivedConfigPath, true), fileMount("check", KeepalivedCheckPath, true),
+		dirMount("maintenance", KeepalivedMaintenanceDir, true))
 
 	hpod := staticPod("haproxy", in.configHash(hconf), corev1.Container{
 		Name:    "haproxy",
@@ -173,7 +190,7 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 			ProbeHandler:        corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(spec.ControlPlaneEndpoint.Port)}},
 			InitialDelaySeconds: 10, PeriodSeconds: 10, FailureThreshold: 3,
 		},
-	}, fileMount("config", HAProxyConfigPath, true))
+	}, fileMount("config", HAProxyConfigPath, true), dirMount("admin", HAProxyAdminDir, false))
 
 	kyaml, err := marshalPod(kpod)
 	if err != nil {
@@ -254,6 +271,15 @@ type mount struct {
 // fileMount mounts one host file at the same path in the container.
 func fileMount(name, p string, readOnly bool) mount {
 	return hostFileMount(name, p, p, readOnly)
+}
+
+// dirMount mounts a host directory at the same path, created (0755, root) when missing.
+func dirMount(name, p string, readOnly bool) mount {
+	t := corev1.HostPathDirectoryOrCreate
+	return mount{
+		volume: corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: p, Type: &t}}},
+		mount:  corev1.VolumeMount{Name: name, MountPath: p, ReadOnly: readOnly},
+	}
 }
 
 func hostFileMount(name, hostPath, containerPath string, readOnly bool) mount {

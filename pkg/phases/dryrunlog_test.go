@@ -45,6 +45,7 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 		}
 	}
 	want := []string{
+		`level=INFO msg="kubeadm upgrade apply would run (dry run)" host=cp1`,
 		`level=INFO msg="upgrade of the control plane would run (dry run)" host=cp1 version=v1.37.2`,
 		`level=INFO msg="upgrade of the node would run (dry run)" host=cp1 version=v1.37.2`,
 		`level=INFO msg="upgrade of the node would run (dry run)" host=w1 version=v1.37.2`,

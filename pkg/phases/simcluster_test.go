@@ -137,7 +137,7 @@ func runningClusterWith(t *testing.T, c *v1alpha1.Cluster, from string, mutate f
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range files.Kubelet {
+		for _, f := range append(files.Kubelet, files.HAEndpoint...) {
 			mode := f.Mode
 			if mode == 0 {
 				mode = 0o644

@@ -58,7 +58,7 @@ func Upgrade(o UpgradeOptions) []Phase {
 		UpgradeCheck{st: st},
 		UpgradeHealth{st: st, PhaseName: "upgrade/health", Timeout: o.WaitTimeout},
 		EtcdSnapshot{st: st},
-		UpgradeControlPlanes{st: st},
+		UpgradeControlPlanes{st: st, Timeout: o.WaitTimeout},
 		ApplyClusterFiles{PhaseName: "upgrade/cni", Match: func(p string) bool { return p == "cni.yaml" },
 			Skip: func(r *Run) string {
 				if r.Cluster.Spec.CNI.Plugin == v1alpha1.CNINone {

@@ -188,7 +188,14 @@ func (u UpgradeHealth) atTarget(ctx context.Context, r *Run) error {
 
 // etcdHealthy waits until every etcd member answers healthy.
 func (h *Host) etcdHealthy(ctx context.Context, timeout time.Duration) error {
-	return kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
+	_, err := h.etcdMembersHealthy(ctx, timeout)
+	return err
+}
+
+// etcdMembersHealthy waits until every etcd member answers healthy and returns how many there are.
+func (h *Host) etcdMembersHealthy(ctx context.Context, timeout time.Duration) (int, error) {
+	n := 0
+	err := kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
 		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
 		var members []struct {
 			Endpoint string `json:"endpoint"`
@@ -204,6 +211,8 @@ func (h *Host) etcdHealthy(ctx context.Context, timeout time.Duration) error {
 				bad = append(bad, m.Endpoint+" "+m.Error)
 			}
 		}
+		n = len(members)
 		return len(bad) == 0 && err == nil, fmt.Sprintf("%d members, unhealthy: %s", len(members), strings.Join(bad, "; ")), nil
 	})
+	return n, err
 }

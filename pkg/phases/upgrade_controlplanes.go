@@ -17,8 +17,13 @@ import (
 
 // UpgradeControlPlanes moves the control planes' static pods with kubeadm: `upgrade plan` and
 // `upgrade apply` on the first, then `upgrade node` on each other one at a time (in 1.35 the last
-// one upgrades CoreDNS and kube-proxy). Each gets the new kubeadm first.
-type UpgradeControlPlanes struct{ st *upgradeState }
+// one upgrades CoreDNS and kube-proxy). Each gets the new kubeadm first, and is out of the API's
+// load balancer while kubeadm restarts its etcd and apiserver (apiLB).
+type UpgradeControlPlanes struct {
+	st *upgradeState
+	// Timeout bounds each wait on a control plane (the VIP moving, its apiserver and etcd healthy).
+	Timeout time.Duration
+}
 
 func (UpgradeControlPlanes) Name() string { return "upgrade/control-planes" }
 
@@ -34,6 +39,12 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 	if !p.checked {
 		return errNotChecked
 	}
+	lb := newAPILB(r, u.Timeout)
+	if lb != nil {
+		if err := lb.finishLeftovers(ctx); err != nil {
+			return err
+		}
+	}
 	for i, h := range r.TargetsWithRole(v1alpha1.RoleControlPlane) {
 		if p.controlPlaneDone(r, h) {
 			continue
@@ -42,24 +53,31 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 		if err := prepareKubeadm(ctx, h, &r.Cluster.Spec, r.Inputs); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name(), err)
 		}
-		steps := [][]string{{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}
+		upgrade := []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}
 		if i == 0 {
-			steps = [][]string{
-				{"kubeadm", "upgrade", "plan", "--config", kubeadm.UpgradeConfigPath},
-				{"kubeadm", "upgrade", "apply", "--config", kubeadm.UpgradeConfigPath, "--yes"},
+			plan := []string{"kubeadm", "upgrade", "plan", "--config", kubeadm.UpgradeConfigPath}
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: plan}); err != nil {
+				return fmt.Errorf("host %s: kubeadm upgrade plan: %w", h.Name(), err)
 			}
+			upgrade = []string{"kubeadm", "upgrade", "apply", "--config", kubeadm.UpgradeConfigPath, "--yes"}
 		}
-		for _, argv := range steps {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: argv}); err != nil {
-				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(argv[:3], " "), err)
+		err := lb.outOfService(ctx, h, strings.Join(upgrade[:3], " "), func(ctx context.Context) error {
+			kstart := time.Now()
+			if _, err := h.Exec(ctx, ssh.Cmd{Args: upgrade, Stdout: newKubeadmProgress(r.Log, h.Name())}); err != nil {
+				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(upgrade[:3], " "), err)
 			}
+			r.fx.Done(strings.Join(upgrade[:3], " "), kstart, "host", h.Name())
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		p.Nodes[h.Name()].ControlPlane = p.Target
 		if i == 0 {
 			p.ClusterVersion = p.Target
 		}
 		// The last `upgrade apply/node` applied the add-ons; read what it left.
-		err := r.fx.Observe(ctx, "kube-proxy's version", func(ctx context.Context) error {
+		err = r.fx.Observe(ctx, "kube-proxy's version", func(ctx context.Context) error {
 			c, err := r.client(ctx)
 			if err != nil {
 				return err

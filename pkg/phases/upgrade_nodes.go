@@ -63,6 +63,14 @@ func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
 	for _, h := range r.Targets() {
 		all = append(all, h.Name())
 	}
+	var lb *apiLB
+	if u.Role == v1alpha1.RoleControlPlane {
+		if lb = newAPILB(r, o.WaitTimeout); lb != nil {
+			if err := lb.finishLeftovers(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	for len(pending) > 0 {
 		n := min(size, len(pending))
 		batch := pending[:n]
@@ -81,7 +89,7 @@ func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
 			return err
 		}
 		if err := ForEachHost(ctx, batch, n, func(ctx context.Context, h *Host) error {
-			return (&nodeUpgrade{r: r, h: h, p: p, st: p.Nodes[h.Name()], o: o}).run(ctx)
+			return (&nodeUpgrade{r: r, h: h, p: p, st: p.Nodes[h.Name()], o: o, lb: lb}).run(ctx)
 		}); err != nil {
 			return err
 		}
@@ -112,6 +120,9 @@ type nodeUpgrade struct {
 	restart bool
 	// runtimeReplaced: containerd was replaced under the kubelet, which restarts to reconnect.
 	runtimeReplaced bool
+	// lb takes a control plane out of the API's load balancer while its kubelet restarts (nil:
+	// a worker, or nothing to take it out of).
+	lb *apiLB
 }
 
 // nodeStep is one step of a node's upgrade; skip, when set, says it has nothing to do.
@@ -119,6 +130,9 @@ type nodeStep struct {
 	name string
 	skip func() bool
 	run  func(ctx context.Context) error
+	// restarts: the step may restart the runtime or the kubelet, and with it a control plane's
+	// static pods (a new kubelet re-creates them).
+	restarts bool
 }
 
 // steps is a node's upgrade, in order. The runtime is replaced first, drained: the new kubelet may
@@ -130,27 +144,55 @@ func (n *nodeUpgrade) steps() []nodeStep {
 		{name: "read the node", run: n.read},
 		{name: "cordon", skip: func() bool { return n.keepCordoned }, run: n.cordon},
 		{name: "drain", run: n.drain},
-		{name: "containerd", skip: func() bool { return n.p.runtimeDone(n.h) }, run: n.replaceRuntime},
-		{name: "kubeadm upgrade node", skip: n.kubeadmNodeDone, run: n.kubeadmNode},
-		{name: "kubeadm, kubelet and kubectl", run: n.install},
-		{name: "restart the kubelet", skip: func() bool { return !n.swapped && !n.restart && !n.runtimeReplaced }, run: n.restartKubelet},
-		{name: "wait for the new version", run: n.waitVersion},
+		{name: "containerd", skip: func() bool { return n.p.runtimeDone(n.h) }, run: n.replaceRuntime, restarts: true},
+		{name: "kubeadm upgrade node", skip: n.kubeadmNodeDone, run: n.kubeadmNode, restarts: true},
+		{name: "kubeadm, kubelet and kubectl", run: n.install, restarts: true},
+		{name: "restart the kubelet", skip: func() bool { return !n.swapped && !n.restart && !n.runtimeReplaced }, run: n.restartKubelet, restarts: true},
+		{name: "wait for the new version", run: n.waitVersion, restarts: true},
 		{name: "uncordon", skip: func() bool { return n.keepCordoned }, run: n.uncordon},
 	}
 }
 
+// run runs the steps in order; on a control plane, the ones that may restart its static pods run
+// with it out of the API's load balancer.
 func (n *nodeUpgrade) run(ctx context.Context) error {
 	start := time.Now()
-	for _, s := range n.steps() {
-		if s.skip != nil && s.skip() {
+	steps := n.steps()
+	for i := 0; i < len(steps); {
+		if !steps[i].restarts || n.lb == nil {
+			if err := steps[i].runUnlessSkipped(ctx); err != nil {
+				return err
+			}
+			i++
 			continue
 		}
-		if err := s.run(ctx); err != nil {
+		j := i
+		for j < len(steps) && steps[j].restarts {
+			j++
+		}
+		group := steps[i:j]
+		err := n.lb.outOfService(ctx, n.h, "its kubelet's upgrade", func(ctx context.Context) error {
+			for _, s := range group {
+				if err := s.runUnlessSkipped(ctx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
+		i = j
 	}
 	n.r.fx.Done("upgrade of the node", start, "host", n.h.Name(), "version", n.p.Target)
 	return nil
+}
+
+func (s nodeStep) runUnlessSkipped(ctx context.Context) error {
+	if s.skip != nil && s.skip() {
+		return nil
+	}
+	return s.run(ctx)
 }
 
 // read re-reads the host (it may have been restarted or changed since the run began) and whether
@@ -230,7 +272,7 @@ func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {
 	if err := prepareKubeadm(ctx, n.h, &n.r.Cluster.Spec, n.r.Inputs); err != nil {
 		return err
 	}
-	if _, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}}); err != nil {
+	if _, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}, Stdout: newKubeadmProgress(n.r.Log, n.h.Name())}); err != nil {
 		return fmt.Errorf("kubeadm upgrade node: %w", err)
 	}
 	return nil
@@ -291,6 +333,9 @@ func (n *nodeUpgrade) uncordon(ctx context.Context) error {
 	return nil
 }
 
+// localReadyz asks the host's own apiserver whether it is ready.
+var localReadyz = []string{"curl", "-fsk", "--max-time", "5", "https://" + constants.LocalAPIServer + "/readyz"}
+
 // recreateGrace is how long after a kubelet restart the installer waits for it to re-create the
 // apiserver's static pod before deciding it keeps the old one (a kubelet whose pod hashes did not
 // change). Measured: a minor upgrade re-creates every static pod a few seconds after the node
@@ -312,7 +357,7 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 		if newest.Before(started) && time.Since(started) < recreateGrace {
 			return false, "the kubelet has not re-created the apiserver's pod yet", nil
 		}
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"curl", "-fsk", "--max-time", "5", "https://" + constants.LocalAPIServer + "/readyz"}}); err != nil {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
 			return false, "/readyz: " + err.Error(), nil
 		}
 		return true, "", nil

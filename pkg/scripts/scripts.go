@@ -76,6 +76,9 @@ var (
 	ManifestImages = load("manifest-images.sh")
 	// KubeletPods prints the kubelet's start time and the ready pod sandboxes of a name.
 	KubeletPods = load("kubelet-pods.sh")
+	// APILB reads and changes this control plane's part of the API's load balancer (keepalived's
+	// maintenance marker, haproxy's runtime API).
+	APILB = load("api-lb.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
 	ResetHost = load("reset-host.sh")
 	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.

@@ -19,6 +19,8 @@ type Cluster struct {
 	nextMember int
 	// API is the fake cluster API; nil until StartAPI.
 	API *API
+	// apiLB is the HA endpoint's load balancer (lb() makes it).
+	apiLB *apiLB
 }
 
 // NewCluster is a cluster with no hosts.

@@ -135,6 +135,10 @@ func (h *Host) isEnabled(args []string) Reply {
 func (h *Host) start(args []string) Reply {
 	if args[0] == "kubelet" {
 		h.startKubelet()
+		if h.controlPlane {
+			// A new kubelet re-creates the static pods.
+			h.cluster.restarted(h.name, "kubelet restart")
+		}
 		return Out("")
 	}
 	h.setUnit(args[0], nil, yes)

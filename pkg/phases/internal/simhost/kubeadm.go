@@ -232,10 +232,15 @@ func (h *Host) kubeadmUpgrade(apply bool) Reply {
 		return Out("")
 	}
 	h.writeStaticPods(v, false)
+	h.cluster.restarted(h.name, "kubeadm upgrade")
 	if api := h.cluster.API; api != nil {
 		api.kubeadmUpgraded(v, apply, h.cluster.controlPlanesAt(v))
 	}
-	return Out("[upgrade] SUCCESS!\n")
+	var out strings.Builder
+	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		fmt.Fprintf(&out, "[upgrade/staticpods] Preparing for %q upgrade\n[upgrade/staticpods] Component %q upgraded successfully!\n", c, c)
+	}
+	return Out(out.String() + "[upgrade] SUCCESS!\n")
 }
 
 // writeStaticPods writes the control plane's static pods at version (etcd's only with etcd).

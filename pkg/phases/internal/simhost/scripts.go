@@ -36,6 +36,7 @@ func (h *Host) registerScripts() {
 		{scripts.KubeletPods, h.kubeletPods},
 		{scripts.ResetHost, h.resetHost},
 		{scripts.ResetFirewall, h.resetFirewall},
+		{scripts.APILB, h.apiLBScript},
 	} {
 		h.HandleScript(s.script.Name, s.fn)
 	}

@@ -1,0 +1,407 @@
+package phases
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// apiLB takes a control plane out of the API endpoint's load balancer before kubeadm or a new
+// kubelet restarts its apiserver and etcd, and puts it back once both are healthy: keepalived on it
+// gives up the VIP first (its maintenance marker fails its check), then every haproxy stops sending
+// it new connections, lets the short ones finish and closes the long-lived ones (watches), whose
+// clients reconnect to another apiserver. Only loadBalancer keepalived-haproxy with several control
+// planes has anything to do (newAPILB returns nil otherwise).
+type apiLB struct {
+	r   *Run
+	cps []*Host
+	// timeout bounds each wait: the VIP moving, the control plane healthy again.
+	timeout time.Duration
+	// interval between polls (tests shorten it).
+	interval time.Duration
+}
+
+// sessionDrain is how long a control plane taken out keeps its open connections so that requests
+// in flight finish; what is left after it is closed (watches never end by themselves).
+const sessionDrain = 5 * time.Second
+
+func newAPILB(r *Run, timeout time.Duration) *apiLB {
+	s := &r.Cluster.Spec
+	if s.LoadBalancer.Type != v1alpha1.LoadBalancerKeepalivedHAProxy {
+		return nil
+	}
+	var cps []*Host
+	for _, cp := range s.ControlPlanes() {
+		if h, ok := r.Hosts[cp.Name]; ok && h.Connected() {
+			cps = append(cps, h)
+		}
+	}
+	if len(cps) < 2 {
+		return nil
+	}
+	return &apiLB{r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond}
+}
+
+// lbView is what one control plane's api-lb.sh state printed.
+type lbView struct {
+	host *Host
+	// maintenance: the installer's marker is there (this host is, or was left, out of service).
+	maintenance bool
+	// keepalived: its check script honours the marker (files of an older installer do not).
+	keepalived bool
+	vip        bool
+	// haproxy: its runtime API answers; servers by name.
+	haproxy bool
+	servers map[string]haproxyServer
+}
+
+type haproxyServer struct {
+	// Status is haproxy's: UP, DOWN, MAINT, DRAIN, NOLB, or a transition such as "UP 1/2".
+	Status   string
+	Sessions int
+}
+
+func (v lbView) up(name string) bool { return v.servers[name].Status == "UP" }
+
+// parseLBView reads api-lb.sh state: four "key value" lines, then haproxy's `show stat` CSV.
+func parseLBView(h *Host, out []byte) (lbView, error) {
+	v := lbView{host: h}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	seen := 0
+	var csvText strings.Builder
+	for sc.Scan() {
+		line := sc.Text()
+		if seen == 4 {
+			csvText.WriteString(line + "\n")
+			continue
+		}
+		k, val, _ := strings.Cut(line, " ")
+		switch k {
+		case "marker":
+			v.maintenance = val == "yes"
+		case "keepalived":
+			v.keepalived = val == "yes"
+		case "vip":
+			v.vip = val == "yes"
+		case "haproxy":
+			v.haproxy = val != "none"
+		default:
+			return v, fmt.Errorf("unexpected line %q", line)
+		}
+		seen++
+	}
+	if seen < 4 {
+		return v, fmt.Errorf("incomplete state (%d lines)", seen)
+	}
+	if !v.haproxy {
+		return v, nil
+	}
+	servers, err := parseHAProxyStat(csvText.String(), manifests.HAProxyBackend)
+	if err != nil {
+		return v, err
+	}
+	v.servers = servers
+	return v, nil
+}
+
+// parseHAProxyStat reads the servers of one backend from `show stat` (CSV whose header line starts
+// with "# ").
+func parseHAProxyStat(text, backend string) (map[string]haproxyServer, error) {
+	text = strings.TrimPrefix(strings.TrimLeft(text, "\n"), "# ")
+	rd := csv.NewReader(strings.NewReader(text))
+	rd.FieldsPerRecord = -1
+	rows, err := rd.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("haproxy show stat: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("haproxy show stat: no output")
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[name] = i
+	}
+	for _, name := range []string{"pxname", "svname", "scur", "status"} {
+		if _, ok := col[name]; !ok {
+			return nil, fmt.Errorf("haproxy show stat: no %s column", name)
+		}
+	}
+	servers := map[string]haproxyServer{}
+	for _, row := range rows[1:] {
+		if len(row) < len(rows[0]) || row[col["pxname"]] != backend {
+			continue
+		}
+		name := row[col["svname"]]
+		if name == "BACKEND" || name == "FRONTEND" {
+			continue
+		}
+		n, _ := strconv.Atoi(row[col["scur"]])
+		servers[name] = haproxyServer{Status: row[col["status"]], Sessions: n}
+	}
+	if len(servers) == 0 {
+		return nil, fmt.Errorf("haproxy show stat: no servers in backend %s", backend)
+	}
+	return servers, nil
+}
+
+func (l *apiLB) view(ctx context.Context, h *Host) (lbView, error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.APILB.Args("state", manifests.HAProxyAdminSocket,
+		manifests.KeepalivedMaintenanceFile, manifests.KeepalivedCheckPath, l.r.Cluster.Spec.LoadBalancer.VIP)})
+	if err != nil {
+		return lbView{}, fmt.Errorf("host %s: read the API load balancer: %w", h.Name(), err)
+	}
+	v, err := parseLBView(h, res.Stdout)
+	if err != nil {
+		return v, fmt.Errorf("host %s: read the API load balancer: %w", h.Name(), err)
+	}
+	return v, nil
+}
+
+func (l *apiLB) views(ctx context.Context) ([]lbView, error) {
+	var out []lbView
+	for _, h := range l.cps {
+		v, err := l.view(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// haproxyName: a server name that goes into a haproxy command line must be a plain host name.
+var haproxyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// haproxy sends one runtime API command to the haproxy on h; haproxy answers a bad command with
+// text, a good one with an empty line.
+func (l *apiLB) haproxy(ctx context.Context, h *Host, command, describe string) error {
+	res, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("haproxy", manifests.HAProxyAdminSocket, command)}, []string{describe})
+	if err != nil {
+		return fmt.Errorf("host %s: haproxy %q: %w", h.Name(), command, err)
+	}
+	if answer := strings.TrimSpace(string(res.Stdout)); answer != "" {
+		return fmt.Errorf("host %s: haproxy %q: %s", h.Name(), command, answer)
+	}
+	return nil
+}
+
+// takeOut moves the VIP away from h and takes h out of every haproxy. It refuses, before changing
+// anything, when some haproxy has no other apiserver up: taking h out would stop the API.
+func (l *apiLB) takeOut(ctx context.Context, h *Host, why string) error {
+	name := h.Name()
+	if !haproxyName.MatchString(name) {
+		return fmt.Errorf("host name %q cannot be named to haproxy", name)
+	}
+	start := time.Now()
+	views, err := l.views(ctx)
+	if err != nil {
+		return err
+	}
+	var self lbView
+	var balancers []lbView
+	for _, v := range views {
+		if v.host == h {
+			self = v
+		}
+		if !v.haproxy {
+			l.r.Log.Warn("upgrade: haproxy has no runtime API (its files predate this installer; `installer create cluster` renews them): it keeps sending connections to "+name+" while it restarts",
+				"host", v.host.Name())
+			continue
+		}
+		if _, ok := v.servers[name]; !ok {
+			return fmt.Errorf("host %s: haproxy has no server %s in backend %s", v.host.Name(), name, manifests.HAProxyBackend)
+		}
+		var others []string
+		for s := range v.servers {
+			if s != name && v.up(s) {
+				others = append(others, s)
+			}
+		}
+		if len(others) == 0 {
+			return fmt.Errorf("host %s: haproxy has no apiserver up besides %s's; taking %s out for %s would stop the API: bring the other control planes back and run the upgrade again",
+				v.host.Name(), name, name, why)
+		}
+		balancers = append(balancers, v)
+	}
+
+	// keepalived first: the VIP leaves before haproxy stops sending connections to h's apiserver.
+	movedTo := ""
+	if self.keepalived {
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.KeepalivedMaintenanceFile)},
+			[]string{"keepalived on " + name + " gives up the VIP (maintenance marker " + manifests.KeepalivedMaintenanceFile + ")"}); err != nil {
+			return fmt.Errorf("host %s: keepalived maintenance: %w", name, err)
+		}
+		if self.vip {
+			err := l.r.fx.Observe(ctx, "the VIP away from "+name, func(ctx context.Context) error {
+				return kubeapi.Poll(ctx, l.interval, l.timeout, "the VIP to leave "+name, func(ctx context.Context) (bool, string, error) {
+					vs, err := l.views(ctx)
+					if err != nil {
+						return false, err.Error(), nil
+					}
+					for _, v := range vs {
+						if v.vip && v.host != h {
+							movedTo = v.host.Name()
+						}
+						if v.vip && v.host == h {
+							return false, name + " still holds it", nil
+						}
+					}
+					return movedTo != "", "no control plane holds it", nil
+				})
+			})
+			if err != nil {
+				return err
+			}
+		}
+	} else {
+		l.r.Log.Warn("upgrade: keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once the apiserver stops",
+			"host", name)
+	}
+
+	// haproxy: no new connections to h, a few seconds for requests in flight, then the rest closed.
+	server := manifests.HAProxyBackend + "/" + name
+	for _, v := range balancers {
+		if err := l.haproxy(ctx, v.host, "set server "+server+" state drain", "haproxy on "+v.host.Name()+": no new connections to "+name); err != nil {
+			return err
+		}
+	}
+	left := 0
+	err = l.r.fx.Observe(ctx, "connections to "+name+" finished", func(ctx context.Context) error {
+		deadline := time.Now().Add(sessionDrain)
+		for {
+			left = 0
+			for _, v := range balancers {
+				nv, err := l.view(ctx, v.host)
+				if err != nil {
+					return err
+				}
+				left += nv.servers[name].Sessions
+			}
+			if left == 0 || time.Now().After(deadline) {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(l.interval):
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for _, v := range balancers {
+		if err := l.haproxy(ctx, v.host, "set server "+server+" state maint; shutdown sessions server "+server,
+			"haproxy on "+v.host.Name()+": "+name+" out of service, its connections closed"); err != nil {
+			return err
+		}
+	}
+	l.r.Log.Info("upgrade: out of the API load balancer", "host", name, "for", why, "vip moved to", movedTo,
+		"connections closed", left, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// putBack waits until h's apiserver answers /readyz and every etcd member is healthy, puts h back
+// into every haproxy, waits until each has seen it healthy, and lets keepalived on h take the VIP
+// again if it must.
+func (l *apiLB) putBack(ctx context.Context, h *Host) error {
+	name := h.Name()
+	start := time.Now()
+	members := 0
+	err := l.r.fx.Observe(ctx, name+"'s apiserver and etcd healthy", func(ctx context.Context) error {
+		err := kubeapi.Poll(ctx, l.interval, l.timeout, "the apiserver on "+name+" ready", func(ctx context.Context) (bool, string, error) {
+			if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
+				return false, "/readyz: " + err.Error(), nil
+			}
+			return true, "", nil
+		})
+		if err != nil {
+			return err
+		}
+		members, err = h.etcdMembersHealthy(ctx, l.timeout)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	views, err := l.views(ctx)
+	if err != nil {
+		return err
+	}
+	server := manifests.HAProxyBackend + "/" + name
+	for _, v := range views {
+		if v.haproxy {
+			if err := l.haproxy(ctx, v.host, "set server "+server+" state ready", "haproxy on "+v.host.Name()+": "+name+" back in service"); err != nil {
+				return err
+			}
+		}
+	}
+	err = l.r.fx.Observe(ctx, "every haproxy sees "+name+" up", func(ctx context.Context) error {
+		return kubeapi.Poll(ctx, l.interval, l.timeout, "every haproxy to see "+name+" up", func(ctx context.Context) (bool, string, error) {
+			vs, err := l.views(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, v := range vs {
+				if v.haproxy && !v.up(name) {
+					return false, fmt.Sprintf("haproxy on %s: %s is %s", v.host.Name(), name, v.servers[name].Status), nil
+				}
+			}
+			return true, "", nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.KeepalivedMaintenanceFile)},
+		[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
+		return fmt.Errorf("host %s: end keepalived maintenance: %w", name, err)
+	}
+	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcd members healthy", members, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// finishLeftovers puts back every control plane an interrupted run left out of service (its marker
+// is the proof: a user's own haproxy changes have none), before anything else is taken out.
+func (l *apiLB) finishLeftovers(ctx context.Context) error {
+	views, err := l.views(ctx)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		if !v.maintenance {
+			continue
+		}
+		l.r.Log.Info("upgrade: an earlier run left this control plane out of the API load balancer; putting it back", "host", v.host.Name())
+		if err := l.putBack(ctx, v.host); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outOfService runs fn with h out of the load balancer (l may be nil: fn alone).
+func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, fn func(ctx context.Context) error) error {
+	if l == nil {
+		return fn(ctx)
+	}
+	if err := l.takeOut(ctx, h, why); err != nil {
+		return err
+	}
+	if err := fn(ctx); err != nil {
+		return fmt.Errorf("%w (%s stays out of the API load balancer until a run of the upgrade puts it back)", err, h.Name())
+	}
+	return l.putBack(ctx, h)
+}
