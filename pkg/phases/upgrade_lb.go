@@ -308,8 +308,8 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string) error {
 			return err
 		}
 	}
-	l.r.Log.Info("upgrade: out of the API load balancer", "host", name, "for", why, "vip moved to", movedTo,
-		"connections closed", left, "seconds", time.Since(start).Seconds())
+	l.r.Log.Info("upgrade: out of the API load balancer", "host", name, "for", why, "vip", movedTo,
+		"closed", left, "seconds", time.Since(start).Seconds())
 	return nil
 }
 
@@ -369,7 +369,7 @@ func (l *apiLB) putBack(ctx context.Context, h *Host) error {
 		[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
 		return fmt.Errorf("host %s: end keepalived maintenance: %w", name, err)
 	}
-	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcd members healthy", members, "seconds", time.Since(start).Seconds())
+	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcdHealthy", members, "seconds", time.Since(start).Seconds())
 	return nil
 }
 

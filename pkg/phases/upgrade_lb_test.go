@@ -176,8 +176,8 @@ func TestHAUpgradeTakesEachControlPlaneOut(t *testing.T) {
 	if slices.Contains(events, "vip cp2 -> cp1") && !slices.Contains(events, "cp2 keepalived: hold") {
 		t.Errorf("the VIP went back to cp1 without cp2 leaving (preemption):\n%s", strings.Join(events, "\n"))
 	}
-	for _, want := range []string{`msg="upgrade: out of the API load balancer" host=cp1 for="kubeadm upgrade apply" "vip moved to"=cp2`,
-		`msg="upgrade: back in the API load balancer" host=cp3 "etcd members healthy"=3`,
+	for _, want := range []string{`msg="upgrade: out of the API load balancer" host=cp1 for="kubeadm upgrade apply" vip=cp2`,
+		`msg="upgrade: back in the API load balancer" host=cp3 etcdHealthy=3`,
 		`msg="upgrade: kubeadm upgraded a component" host=cp2 component=etcd seconds=`,
 		`msg="upgrade: out of the API load balancer" host=cp2 for="its kubelet's upgrade"`} {
 		if !strings.Contains(logs.String(), want) {

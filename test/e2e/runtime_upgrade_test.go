@@ -18,10 +18,12 @@ import (
 // TestScenario9RuntimeUpgrade: a v1.35.8 cluster made on Debian's containerd 1.6.20 (as installers
 // before containerd's release binaries left it; source package) is upgraded to v1.36.5, which needs
 // containerd 2: every node gets containerd 2.3.7 while drained, before its kubelet moves, and a
-// Service behind a PodDisruptionBudget keeps answering. A second run changes nothing.
+// Service behind a PodDisruptionBudget keeps answering. A second run changes nothing. Then the same
+// cluster moves on to v1.37.2 (the upgrade chain across the supported window, one minor at a time),
+// keeping its containerd.
 func TestScenario9RuntimeUpgrade(t *testing.T) {
-	const from, to = "v1.35.8", "v1.36.5"
-	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Minute)
+	const from, to, last = "v1.35.8", "v1.36.5", "v1.37.2"
+	ctx, cancel := context.WithTimeout(context.Background(), 65*time.Minute)
 	defer cancel()
 	c := startLab(ctx, t, "-n", "3", "--kubernetes-version", from)
 	old := c.specVariant("cluster-distro-containerd.yaml", func(s *v1alpha1.Cluster) {
@@ -64,10 +66,38 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	if again.Code != 0 || again.TotalChanges() != 0 {
 		t.Errorf("a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
+
+	// The next minor: the chain 1.35 -> 1.36 -> 1.37 on one cluster.
+	waitFor(ctx, t, 3*time.Minute, "web available with 3 replicas before the next upgrade", func() bool {
+		d, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas == 3
+	})
+	spec2 := c.specVariant("cluster-"+last+".yaml", func(s *v1alpha1.Cluster) {
+		s.Spec.KubernetesVersion = last
+		s.Spec.CloudProvider.Image = images.CCMImage(last)
+	})
+	secondStart := time.Now()
+	run2 := c.installerSpec(spec2, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
+	if run2.Code != 0 {
+		t.Fatalf("upgrade %s -> %s: exit %d\n%s", to, last, run2.Code, run2.Stderr)
+	}
+	secondEnd := time.Now()
+	t.Logf("MEASURE upgrade %s -> %s on 3 nodes (containerd kept): %s", to, last, run2.Wall.Round(time.Second))
+	if n := strings.Count(run2.Stderr, "upgrade: containerd replaced"); n != 0 {
+		t.Errorf("containerd replaced on %d nodes in the second upgrade, want 0", n)
+	}
+	reportUpgradeTimes(t, run2.Stderr)
+	checkNodeVersions(ctx, t, k, last)
+	checkRuntimes(ctx, t, k, "containerd://2.3.7")
+	if again := c.installerSpec(spec2, "upgrade"); again.Code != 0 || again.TotalChanges() != 0 {
+		t.Errorf("a second upgrade to %s: exit %d, %d changes (%v)\n%s", last, again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+	}
 	reportRequests(ctx, t, k, loopStart, []window{
-		{"before the upgrade", loopStart, upgradeStart},
-		{"during the upgrade", upgradeStart, upgradeEnd},
-		{"after the upgrade", upgradeEnd, time.Now()},
+		{"before the upgrades", loopStart, upgradeStart},
+		{"during the upgrade to " + to, upgradeStart, upgradeEnd},
+		{"between the upgrades", upgradeEnd, secondStart},
+		{"during the upgrade to " + last, secondStart, secondEnd},
+		{"after the upgrades", secondEnd, time.Now()},
 	})
 	waitFor(ctx, t, 3*time.Minute, "web available with 3 replicas after the upgrade", func() bool {
 		d, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})

@@ -157,14 +157,20 @@ func waitFor(ctx context.Context, t *testing.T, timeout time.Duration, what stri
 	}
 }
 
+// checkNodeVersions: the 3 nodes run version, none cordoned.
 func checkNodeVersions(ctx context.Context, t *testing.T, k kubernetes.Interface, version string) {
+	t.Helper()
+	checkNodeCountVersions(ctx, t, k, 3, version)
+}
+
+func checkNodeCountVersions(ctx context.Context, t *testing.T, k kubernetes.Interface, want int, version string) {
 	t.Helper()
 	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(nodes.Items) != 3 {
-		t.Errorf("%d nodes, want 3", len(nodes.Items))
+	if len(nodes.Items) != want {
+		t.Errorf("%d nodes, want %d", len(nodes.Items), want)
 	}
 	for _, n := range nodes.Items {
 		if v := n.Status.NodeInfo.KubeletVersion; v != version {
@@ -183,6 +189,17 @@ func checkNodeVersions(ctx context.Context, t *testing.T, k kubernetes.Interface
 // by an init container.
 func deployWorkload(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 	t.Helper()
+	deployWorkloadOn(ctx, t, k, false)
+}
+
+// deployWorkloadOn is deployWorkload whose web pods may also run on control planes (a cluster
+// with one worker could not drain it while the PodDisruptionBudget holds).
+func deployWorkloadOn(ctx context.Context, t *testing.T, k kubernetes.Interface, controlPlanes bool) {
+	t.Helper()
+	var tolerations []corev1.Toleration
+	if controlPlanes {
+		tolerations = []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	}
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: upgradeNS}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +209,7 @@ func deployWorkload(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
 			TerminationGracePeriodSeconds: ptr(int64(5)),
+			Tolerations:                   tolerations,
 			Containers: []corev1.Container{{Name: "web", Image: images.LabnetImage, Args: []string{"serve", ":8080"},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}},
 					PeriodSeconds: 2}}}}}}}
@@ -215,8 +233,9 @@ func deployWorkload(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 	})
 	loop := `i=0
 while :; do
-  if /labnet get "$1" >/dev/null 2>&1; then r=ok; else r=fail; fi
+  if out=$(/labnet get "$1" 2>&1 >/dev/null); then r=ok; else r=fail; fi
   echo "$r $(/tools/busybox date +%s)"
+  [ "$r" = ok ] || echo "err: $out"
   /tools/busybox sleep 0.2
 done`
 	loopLabels := map[string]string{"app": "loop"}
@@ -245,6 +264,8 @@ func ptr[T any](v T) *T { return &v }
 type sample struct {
 	at time.Time
 	ok bool
+	// err is what the failed request printed.
+	err string
 }
 
 // loopResults reads every request the loop made (its current and, after a restart, its previous
@@ -271,6 +292,12 @@ func loopResults(ctx context.Context, k kubernetes.Interface) ([]sample, int32, 
 	raw.Write(cur)
 	var out []sample
 	for _, l := range strings.Split(raw.String(), "\n") {
+		if msg, ok := strings.CutPrefix(l, "err: "); ok {
+			if len(out) > 0 && !out[len(out)-1].ok {
+				out[len(out)-1].err = strings.TrimSpace(msg)
+			}
+			continue
+		}
 		f := strings.Fields(l)
 		if len(f) != 2 {
 			continue
@@ -303,7 +330,7 @@ func reportRequests(ctx context.Context, t *testing.T, k kubernetes.Interface, s
 	}
 	for _, w := range windows {
 		total, failed := 0, 0
-		var when []string
+		var when, errs []string
 		for _, s := range samples {
 			if s.at.Before(w.start.Truncate(time.Second)) || !s.at.Before(w.end) {
 				continue
@@ -312,9 +339,13 @@ func reportRequests(ctx context.Context, t *testing.T, k kubernetes.Interface, s
 			if !s.ok {
 				failed++
 				when = append(when, s.at.Sub(since).Round(time.Second).String())
+				errs = append(errs, s.err)
 			}
 		}
 		t.Logf("MEASURE requests %s: %d, failed %d %v", w.name, total, failed, compact(when))
+		if len(errs) > 0 {
+			t.Logf("  their errors: %s", strings.Join(compact(errs), "; "))
+		}
 	}
 }
 
