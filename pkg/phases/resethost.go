@@ -59,8 +59,9 @@ func (h *Host) resetArgs(s *v1alpha1.ClusterSpec, mode string) []string {
 	args := []string{mode, s.Networking.PodSubnet}
 	if h.Spec.Role == v1alpha1.RoleControlPlane {
 		// The HA endpoint's configuration lives outside /etc/kubernetes; keepalived's holds the VRRP
-		// password. Only control planes ever got it.
-		args = append(args, manifests.KeepalivedConfigPath, manifests.KeepalivedCheckPath, manifests.HAProxyConfigPath)
+		// password. Only control planes ever got it, and the upgrade's runtime directories for it.
+		args = append(args, manifests.KeepalivedConfigPath, manifests.KeepalivedCheckPath, manifests.HAProxyConfigPath,
+			manifests.HAProxyAdminDir, manifests.KeepalivedMaintenanceDir)
 	}
 	return scripts.ResetHost.Args(args...)
 }

@@ -51,7 +51,7 @@ for p in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /var/lib/cni /run/flanne
     say path "$p"
     if rm_mode; then
       rm -rf --one-file-system -- "$p" || exit 1
-      case "$p" in /etc/keepalived/*|/etc/haproxy/*) rmdir "${p%/*}" 2>/dev/null ;; esac
+      case "$p" in /etc/keepalived/*|/etc/haproxy/*|/run/installer/*) rmdir "${p%/*}" 2>/dev/null ;; esac
     fi
   fi
 done
