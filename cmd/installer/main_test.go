@@ -106,6 +106,21 @@ spec:
 		t.Fatalf("invalid spec: code %d\nstderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
 	}
 
+	// An image override written for another release's tag matches nothing: said, not an error.
+	stale := filepath.Join(dir, "stale.yaml")
+	raw, err := os.ReadFile(spec)
+	must(t, err)
+	must(t, os.WriteFile(stale, append(raw, []byte(`  images:
+    overrides:
+      registry.k8s.io/etcd:3.5.0-0: mirror.example/etcd:3.5.0-0
+      registry.k8s.io/pause:3.10.2: mirror.example/pause:3.10.2
+`)...), 0o644))
+	r = runCLI(t, nil, dir, "validate", "-f", stale)
+	want = `warning: spec.images.overrides["registry.k8s.io/etcd:3.5.0-0"]: names no image of Kubernetes v1.36.5, so it changes nothing (docs/versions.md lists each release's images)` + "\n"
+	if r.code != 0 || r.stdout != "valid\n" || r.stderr != want {
+		t.Fatalf("stale override: code %d\nstderr:\n%s\nwant:\n%s", r.code, r.stderr, want)
+	}
+
 	r = runCLI(t, nil, dir, "validate", "-f", filepath.Join(dir, "missing.yaml"))
 	if r.code != 2 || !strings.Contains(r.stderr, "missing.yaml: no such file or directory") {
 		t.Fatalf("missing spec: %+v", r)

@@ -10,6 +10,7 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/state"
 )
 
@@ -45,6 +46,16 @@ func (a *app) loadSpecChecking(checkLocal func(*v1alpha1.Cluster) field.ErrorLis
 	if len(errs) == 0 {
 		// What kubeadm or the kubelet would refuse (unknown keys in kubelet.config, ...), by spec path.
 		errs = kubeadm.CheckSpec(&c.Spec)
+	}
+	if len(errs) == 0 {
+		unused, err := manifests.UnusedOverrides(&c.Spec)
+		if err != nil {
+			return nil, exitcode.New(exitcode.InvalidInput, err)
+		}
+		for _, k := range unused {
+			fmt.Fprintln(a.streams.Err, v1alpha1.Warning{Field: fmt.Sprintf("spec.images.overrides[%q]", k),
+				Message: "names no image of Kubernetes " + c.Spec.KubernetesVersion + ", so it changes nothing (docs/versions.md lists each release's images)"}.String())
+		}
 	}
 	if len(errs) == 0 {
 		errs = checkLocal(c)

@@ -2,6 +2,7 @@ package manifests
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -34,6 +35,35 @@ func ImageName(spec *v1alpha1.ClusterSpec, component string) (string, error) {
 		name = kubeadmRepositoryName(img, spec.Images.Repository)
 	}
 	return Override(spec, name), nil
+}
+
+// UnusedOverrides lists the images.overrides keys (sorted) that name no image the spec's release
+// could render, as ImageName names it before overrides: such an override is silently ignored, most
+// often because a version bump changed the tag it was written for.
+func UnusedOverrides(spec *v1alpha1.ClusterSpec) ([]string, error) {
+	if len(spec.Images.Overrides) == 0 {
+		return nil, nil
+	}
+	r, err := Release(spec)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{spec.CloudProvider.Image: true}
+	for _, img := range AllImages(r) {
+		name := img.Name
+		if img.Kubeadm {
+			name = kubeadmRepositoryName(img, spec.Images.Repository)
+		}
+		names[name] = true
+	}
+	var unused []string
+	for k := range spec.Images.Overrides {
+		if !names[k] {
+			unused = append(unused, k)
+		}
+	}
+	sort.Strings(unused)
+	return unused, nil
 }
 
 // Override applies images.overrides to a reference (unchanged when no override names it).
