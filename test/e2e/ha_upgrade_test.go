@@ -21,9 +21,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
-
-	"installer.dev/installer/lab/images"
-	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
 // TestScenario10HAUpgrade: 3 control planes behind the keepalived-haproxy VIP and a worker,
@@ -60,10 +57,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 	loopStart := time.Now()
 	time.Sleep(10 * time.Second) // a baseline before the upgrade
 
-	spec := c.specVariant("cluster-"+to+".yaml", func(s *v1alpha1.Cluster) {
-		s.Spec.KubernetesVersion = to
-		s.Spec.CloudProvider.Image = images.CCMImage(to)
-	})
+	spec := c.versionSpec(to)
 	upgradeStart := time.Now()
 	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "4m", "--drain-timeout", "4m")
 	upgradeEnd := time.Now()

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"installer.dev/installer/lab/images"
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/versions"
 )
@@ -34,10 +33,7 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 	deployWorkload(ctx, t, k)
 	loopStart := time.Now()
 
-	spec := c.specVariant("cluster-"+to+".yaml", func(s *v1alpha1.Cluster) {
-		s.Spec.KubernetesVersion = to
-		s.Spec.CloudProvider.Image = images.CCMImage(to)
-	})
+	spec := c.versionSpec(to)
 	upgradeStart := time.Now()
 	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run.Code != 0 {

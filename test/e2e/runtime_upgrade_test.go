@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"installer.dev/installer/lab/images"
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
@@ -39,10 +38,7 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	deployWorkload(ctx, t, k)
 	loopStart := time.Now()
 
-	spec := c.specVariant("cluster-"+to+".yaml", func(s *v1alpha1.Cluster) {
-		s.Spec.KubernetesVersion = to
-		s.Spec.CloudProvider.Image = images.CCMImage(to)
-	})
+	spec := c.versionSpec(to)
 	upgradeStart := time.Now()
 	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run.Code != 0 {
@@ -72,10 +68,7 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 		d, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && d.Status.AvailableReplicas == 3
 	})
-	spec2 := c.specVariant("cluster-"+last+".yaml", func(s *v1alpha1.Cluster) {
-		s.Spec.KubernetesVersion = last
-		s.Spec.CloudProvider.Image = images.CCMImage(last)
-	})
+	spec2 := c.versionSpec(last)
 	secondStart := time.Now()
 	run2 := c.installerSpec(spec2, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run2.Code != 0 {

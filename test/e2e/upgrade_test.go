@@ -56,10 +56,7 @@ func TestScenario5Upgrade(t *testing.T) {
 	loopStart := time.Now()
 
 	// The spec moves to the new version; the lab CCM's image tag follows it, as `lab up` writes it.
-	spec := c.specVariant("cluster-"+upgradeTo+".yaml", func(s *v1alpha1.Cluster) {
-		s.Spec.KubernetesVersion = upgradeTo
-		s.Spec.CloudProvider.Image = images.CCMImage(upgradeTo)
-	})
+	spec := c.versionSpec(upgradeTo)
 	plan := c.installerSpec(spec, "upgrade", "--dry-run")
 	if plan.Code != 0 {
 		t.Fatalf("upgrade --dry-run: exit %d\n%s", plan.Code, plan.Stderr)
@@ -138,6 +135,16 @@ func TestScenario5Upgrade(t *testing.T) {
 	waitFor(ctx, t, 3*time.Minute, "web available with 3 replicas after the upgrade", func() bool {
 		out, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && out.Status.AvailableReplicas == 3
+	})
+}
+
+// versionSpec writes the lab's spec moved to version; the lab CCM's image tag follows it, as `lab
+// up` writes it.
+func (c *labCluster) versionSpec(version string) string {
+	c.t.Helper()
+	return c.specVariant("cluster-"+version+".yaml", func(s *v1alpha1.Cluster) {
+		s.Spec.KubernetesVersion = version
+		s.Spec.CloudProvider.Image = images.CCMImage(version)
 	})
 }
 
