@@ -137,9 +137,9 @@ func keepalivedHAProxy(spec *v1alpha1.ClusterSpec, host v1alpha1.Host, f facts.H
 		return nil, err
 	}
 	check, err := render("check_apiserver.sh.tmpl", struct {
-		APIServerPort   int
+		Port            int32
 		MaintenanceFile string
-	}{constants.APIServerPort, KeepalivedMaintenanceFile})
+	}{spec.ControlPlaneEndpoint.Port, KeepalivedMaintenanceFile})
 	if err != nil {
 		return nil, err
 	}

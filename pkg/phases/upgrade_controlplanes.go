@@ -61,7 +61,8 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 			}
 			upgrade = []string{"kubeadm", "upgrade", "apply", "--config", kubeadm.UpgradeConfigPath, "--yes"}
 		}
-		err := lb.outOfService(ctx, h, strings.Join(upgrade[:3], " "), func(ctx context.Context) error {
+		// kubeadm restarts etcd and the apiserver, not haproxy or keepalived: the VIP may stay.
+		err := lb.outOfService(ctx, h, strings.Join(upgrade[:3], " "), false, func(ctx context.Context) error {
 			kstart := time.Now()
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: upgrade, Stdout: newKubeadmProgress(r.Log, h.Name())}); err != nil {
 				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(upgrade[:3], " "), err)

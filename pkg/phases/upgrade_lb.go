@@ -19,11 +19,14 @@ import (
 )
 
 // apiLB takes a control plane out of the API endpoint's load balancer before kubeadm or a new
-// kubelet restarts its apiserver and etcd, and puts it back once both are healthy: keepalived on it
-// gives up the VIP first (its maintenance marker fails its check), then every haproxy stops sending
-// it new connections, lets the short ones finish and closes the long-lived ones (watches), whose
-// clients reconnect to another apiserver. Only loadBalancer keepalived-haproxy with several control
-// planes has anything to do (newAPILB returns nil otherwise).
+// kubelet restarts its apiserver and etcd, and puts it back once both are healthy: every haproxy
+// stops sending it new connections, lets the short ones finish and closes the long-lived ones
+// (watches), whose clients reconnect to another apiserver. Before a new kubelet, which re-creates
+// the haproxy and keepalived pods too, keepalived on it first gives up the VIP (its maintenance
+// marker fails its check); kubeadm leaves them alone, so a VIP holder keeps the VIP through kubeadm
+// and its haproxy goes on serving from the other apiservers: every VIP move resets the connections
+// through the old holder. Only loadBalancer keepalived-haproxy with several control planes has
+// anything to do (newAPILB returns nil otherwise).
 type apiLB struct {
 	r   *Run
 	cps []*Host
@@ -197,9 +200,10 @@ func (l *apiLB) haproxy(ctx context.Context, h *Host, command, describe string) 
 	return nil
 }
 
-// takeOut moves the VIP away from h and takes h out of every haproxy. It refuses, before changing
-// anything, when some haproxy has no other apiserver up: taking h out would stop the API.
-func (l *apiLB) takeOut(ctx context.Context, h *Host, why string) error {
+// takeOut takes h out of every haproxy, moving the VIP away from it first when moveVIP. It refuses,
+// before changing anything, when some haproxy has no other apiserver up: taking h out would stop
+// the API.
+func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) error {
 	name := h.Name()
 	if !haproxyName.MatchString(name) {
 		return fmt.Errorf("host name %q cannot be named to haproxy", name)
@@ -238,7 +242,9 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string) error {
 
 	// keepalived first: the VIP leaves before haproxy stops sending connections to h's apiserver.
 	movedTo := ""
-	if self.keepalived {
+	switch {
+	case !moveVIP:
+	case self.keepalived:
 		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.KeepalivedMaintenanceFile)},
 			[]string{"keepalived on " + name + " gives up the VIP (maintenance marker " + manifests.KeepalivedMaintenanceFile + ")"}); err != nil {
 			return fmt.Errorf("host %s: keepalived maintenance: %w", name, err)
@@ -265,7 +271,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string) error {
 				return err
 			}
 		}
-	} else {
+	default:
 		l.r.Log.Warn("upgrade: keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once the apiserver stops",
 			"host", name)
 	}
@@ -373,6 +379,34 @@ func (l *apiLB) putBack(ctx context.Context, h *Host) error {
 	return nil
 }
 
+// lastHolder moves the control plane that holds the VIP to the end of hosts: each host that holds
+// it when its turn comes moves it, so the holder's turn comes when the others are done.
+func (l *apiLB) lastHolder(ctx context.Context, hosts []*Host) ([]*Host, error) {
+	if l == nil {
+		return hosts, nil
+	}
+	views, err := l.views(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var holder *Host
+	for _, v := range views {
+		if v.vip {
+			holder = v.host
+		}
+	}
+	out := make([]*Host, 0, len(hosts))
+	for _, h := range hosts {
+		if h != holder {
+			out = append(out, h)
+		}
+	}
+	if len(out) < len(hosts) {
+		out = append(out, holder)
+	}
+	return out, nil
+}
+
 // finishLeftovers puts back every control plane an interrupted run left out of service (its marker
 // is the proof: a user's own haproxy changes have none), before anything else is taken out.
 func (l *apiLB) finishLeftovers(ctx context.Context) error {
@@ -392,12 +426,13 @@ func (l *apiLB) finishLeftovers(ctx context.Context) error {
 	return nil
 }
 
-// outOfService runs fn with h out of the load balancer (l may be nil: fn alone).
-func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, fn func(ctx context.Context) error) error {
+// outOfService runs fn with h out of the load balancer, and without the VIP when moveVIP (l may be
+// nil: fn alone).
+func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, moveVIP bool, fn func(ctx context.Context) error) error {
 	if l == nil {
 		return fn(ctx)
 	}
-	if err := l.takeOut(ctx, h, why); err != nil {
+	if err := l.takeOut(ctx, h, why, moveVIP); err != nil {
 		return err
 	}
 	if err := fn(ctx); err != nil {

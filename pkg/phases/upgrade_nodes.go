@@ -70,6 +70,11 @@ func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
 				return err
 			}
 		}
+		// The VIP holder last: the VIP then moves once, to a control plane already done.
+		var err error
+		if pending, err = lb.lastHolder(ctx, pending); err != nil {
+			return err
+		}
 	}
 	for len(pending) > 0 {
 		n := min(size, len(pending))
@@ -171,7 +176,8 @@ func (n *nodeUpgrade) run(ctx context.Context) error {
 			j++
 		}
 		group := steps[i:j]
-		err := n.lb.outOfService(ctx, n.h, "its kubelet's upgrade", func(ctx context.Context) error {
+		// A new kubelet re-creates every static pod, haproxy's and keepalived's too: the VIP leaves.
+		err := n.lb.outOfService(ctx, n.h, "its kubelet's upgrade", true, func(ctx context.Context) error {
 			for _, s := range group {
 				if err := s.runUnlessSkipped(ctx); err != nil {
 					return err

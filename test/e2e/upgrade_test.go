@@ -215,9 +215,12 @@ func deployWorkloadOn(ctx context.Context, t *testing.T, k kubernetes.Interface,
 	web := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: upgradeNS}, Spec: appsv1.DeploymentSpec{
 		Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-			TerminationGracePeriodSeconds: ptr(int64(5)),
+			TerminationGracePeriodSeconds: ptr(int64(10)),
 			Tolerations:                   tolerations,
+			// A Service backend that is evicted must keep serving until every node's kube-proxy has
+			// dropped it (Kubernetes' advice for graceful termination): a 5 s preStop sleep.
 			Containers: []corev1.Container{{Name: "web", Image: images.LabnetImage, Args: []string{"serve", ":8080"},
+				Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{Sleep: &corev1.SleepAction{Seconds: 5}}},
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}},
 					PeriodSeconds: 2}}}}}}}
 	if _, err := k.AppsV1().Deployments(upgradeNS).Create(ctx, web, metav1.CreateOptions{}); err != nil {

@@ -82,9 +82,18 @@ func (c *Cluster) restarted(name, what string) {
 	lb.events = append(lb.events, fmt.Sprintf("%s %s (in service: %t, holds the VIP: %t)", name, what, c.inService(lb, name), c.settleVIP(lb) == name))
 }
 
-// keepalivedEligible: keepalived runs on the host, its check passes (apiserver up, no marker).
+// keepalivedEligible: keepalived runs on the host and its check passes: no marker, and its haproxy
+// reaches an apiserver that is up (the check asks the API through the host's own haproxy).
 func (c *Cluster) keepalivedEligible(lb *apiLB, h *Host) bool {
-	return h.controlPlane && h.exists(constants.StaticPodDir+"/keepalived.yaml") && !lb.marker[h.name] && h.apiServerUp()
+	if !h.controlPlane || !h.exists(constants.StaticPodDir+"/keepalived.yaml") || !h.exists(constants.StaticPodDir+"/haproxy.yaml") || lb.marker[h.name] {
+		return false
+	}
+	for _, s := range c.Hosts() {
+		if s.controlPlane && lb.admin[h.name][s.name] != "maint" && s.apiServerUp() {
+			return true
+		}
+	}
+	return false
 }
 
 // settleVIP keeps the VIP where it is while that host stays eligible, else moves it to the first
