@@ -262,13 +262,13 @@ func addonFiles(spec *v1alpha1.ClusterSpec, in Inputs) ([]File, error) {
 	for i, a := range spec.Addons {
 		objs, err := DecodeManifest(in.Addons[i])
 		if err != nil {
-			return nil, fmt.Errorf("spec.addons[%d] %s: %w", i, a, err)
+			return nil, fmt.Errorf("spec.addons[%d] %s: %w", i, a.Manifest, err)
 		}
 		b, err := EncodeManifest(objs)
 		if err != nil {
 			return nil, fmt.Errorf("spec.addons[%d]: %w", i, err)
 		}
-		name := strings.TrimSuffix(strings.TrimSuffix(path.Base(a), ".yaml"), ".yml")
+		name := strings.TrimSuffix(strings.TrimSuffix(path.Base(a.Manifest), ".yaml"), ".yml")
 		files = append(files, File{Path: fmt.Sprintf("addons/%02d-%s.yaml", i+1, name), Mode: 0o644, Content: b})
 	}
 	return files, nil

@@ -91,7 +91,7 @@ func renderSpec(t *testing.T, specPath string) rendered {
 	flatten(&s.Install.PackageRepositoryKeyFile)
 	flatten(&s.CNI.Manifest)
 	for i := range s.Addons {
-		flatten(&s.Addons[i])
+		flatten(&s.Addons[i].Manifest)
 	}
 	in, err := LoadInputs(context.Background(), s, LoadOptions{
 		Getenv:       testCredential,

@@ -145,13 +145,7 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 		}
 	}
 	for i, a := range spec.Addons {
-		var b []byte
-		var err error
-		if v1alpha1.IsURL(a) {
-			b, err = fetchUnverified(ctx, o.HTTPClient, a)
-		} else {
-			b, err = os.ReadFile(a)
-		}
+		b, err := FetchManifest(ctx, o.HTTPClient, a.Manifest, a.SHA256)
 		if err != nil {
 			return Inputs{}, fmt.Errorf("spec.addons[%d]: %w", i, err)
 		}
@@ -169,28 +163,4 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 		}
 	}
 	return in, nil
-}
-
-// fetchUnverified fetches an addon; spec.addons has no checksum field, so TLS is all that vouches for it.
-func fetchUnverified(ctx context.Context, client *http.Client, ref string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ref, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetch %s: %s", ref, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifestSize+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxManifestSize {
-		return nil, fmt.Errorf("fetch %s: larger than %d bytes", ref, maxManifestSize)
-	}
-	return b, nil
 }

@@ -46,8 +46,8 @@ func (c *Cluster) ResolvePaths(baseDir, home string) {
 	}
 	r(&s.CloudProvider.CloudConfigFile)
 	for i := range s.Addons {
-		if !IsURL(s.Addons[i]) {
-			r(&s.Addons[i])
+		if !IsURL(s.Addons[i].Manifest) {
+			r(&s.Addons[i].Manifest)
 		}
 	}
 }
@@ -146,9 +146,9 @@ func checkOtherInputs(s *ClusterSpec) field.ErrorList {
 		}
 	}
 	for i, a := range s.Addons {
-		if a != "" && !IsURL(a) {
-			if err := readable(a); err != nil {
-				errs = append(errs, field.Invalid(specPath.Child("addons").Index(i), a, err.Error()))
+		if a.Manifest != "" && !IsURL(a.Manifest) {
+			if err := readable(a.Manifest); err != nil {
+				errs = append(errs, field.Invalid(specPath.Child("addons").Index(i).Child("manifest"), a.Manifest, err.Error()))
 			}
 		}
 	}

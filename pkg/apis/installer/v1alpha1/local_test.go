@@ -101,8 +101,8 @@ func TestCheckLocalInputs(t *testing.T) {
 		{"repository key not OpenPGP", func(c *Cluster) { c.Spec.Install.PackageRepositoryKeyFile = cloudConf }, []string{"spec.install.packageRepositoryKeyFile: Invalid value: \"" + cloudConf + "\": not an OpenPGP public key"}},
 		{"local addon and manifest missing, URLs not checked", func(c *Cluster) {
 			c.Spec.CNI = CNI{Plugin: CNICustom, Manifest: filepath.Join(dir, "cni.yaml")}
-			c.Spec.Addons = []string{"https://example.com/a.yaml", filepath.Join(dir, "addon.yaml")}
-		}, []string{"spec.cni.manifest: Invalid value: \"" + dir + "/cni.yaml\": file does not exist", "spec.addons[1]: Invalid value: \"" + dir + "/addon.yaml\": file does not exist"}},
+			c.Spec.Addons = []Addon{{Manifest: "https://example.com/a.yaml"}, {Manifest: filepath.Join(dir, "addon.yaml")}}
+		}, []string{"spec.cni.manifest: Invalid value: \"" + dir + "/cni.yaml\": file does not exist", "spec.addons[1].manifest: Invalid value: \"" + dir + "/addon.yaml\": file does not exist"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,11 +125,11 @@ func TestResolvePaths(t *testing.T) {
 	c := &Cluster{Spec: ClusterSpec{
 		SSH:     SSH{KeyFile: "~/.ssh/id", KnownHostsFile: "keys/known_hosts", Bastion: &Bastion{KeyFile: "/abs/key"}},
 		CNI:     CNI{Manifest: "https://example.com/cni.yaml"},
-		Addons:  []string{"addons/a.yaml", "http://example.com/b.yaml"},
+		Addons:  []Addon{{Manifest: "addons/a.yaml"}, {Manifest: "http://example.com/b.yaml"}},
 		Install: Install{BundleDir: "../bundle"},
 	}}
 	c.ResolvePaths("/specs/prod", "/home/op")
-	got := []string{c.Spec.SSH.KeyFile, c.Spec.SSH.KnownHostsFile, c.Spec.SSH.Bastion.KeyFile, c.Spec.CNI.Manifest, c.Spec.Addons[0], c.Spec.Addons[1], c.Spec.Install.BundleDir}
+	got := []string{c.Spec.SSH.KeyFile, c.Spec.SSH.KnownHostsFile, c.Spec.SSH.Bastion.KeyFile, c.Spec.CNI.Manifest, c.Spec.Addons[0].Manifest, c.Spec.Addons[1].Manifest, c.Spec.Install.BundleDir}
 	want := []string{"/home/op/.ssh/id", "/specs/prod/keys/known_hosts", "/abs/key", "https://example.com/cni.yaml", "/specs/prod/addons/a.yaml", "http://example.com/b.yaml", "/specs/bundle"}
 	for i := range want {
 		if got[i] != want[i] {

@@ -42,7 +42,16 @@ type ClusterSpec struct {
 	Kubeadm              Kubeadm               `json:"kubeadm,omitempty"`
 	CNI                  CNI                   `json:"cni,omitempty"`
 	CloudProvider        CloudProvider         `json:"cloudProvider,omitempty"`
-	Addons               []string              `json:"addons,omitempty"`
+	Addons               []Addon               `json:"addons,omitempty"`
+}
+
+// Addon is one extra manifest applied with cluster-admin rights after the CNI and the CCM: a local
+// file, or an https URL with its SHA-256. A plain string is its manifest alone.
+type Addon struct {
+	// Manifest is a local path or an https URL.
+	Manifest string `json:"manifest"`
+	// SHA256 is the manifest's hex SHA-256: required for a URL, checked for a local file when given.
+	SHA256 string `json:"sha256,omitempty"`
 }
 
 // Endpoint is the address every client and joining node uses for the API server.

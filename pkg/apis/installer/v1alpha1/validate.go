@@ -644,10 +644,23 @@ func (v *validator) cloud() {
 	}
 }
 
+// addons: an add-on is applied with cluster-admin rights, so one from the network comes over https
+// and is checked against the SHA-256 the spec pins (security review M5).
 func (v *validator) addons() {
 	for i, a := range v.c.Spec.Addons {
-		if strings.TrimSpace(a) == "" {
-			v.add(field.Required(specPath.Child("addons").Index(i), "a manifest path or http(s) URL"))
+		p := specPath.Child("addons").Index(i)
+		switch m := strings.TrimSpace(a.Manifest); {
+		case m == "":
+			v.add(field.Required(p.Child("manifest"), "a local path or an https URL"))
+		case strings.HasPrefix(m, "http://"):
+			v.add(field.Invalid(p.Child("manifest"), m, "add-ons are applied with cluster-admin rights: fetch them over https, or from a local file"))
+		case strings.HasPrefix(m, "https://") && a.SHA256 == "":
+			v.add(field.Required(p.Child("sha256"), "an add-on fetched over the network is verified against its SHA-256: write {manifest: URL, sha256: HEX}"))
+		}
+		if a.SHA256 != "" {
+			if b, err := hex.DecodeString(a.SHA256); err != nil || len(b) != 32 {
+				v.add(field.Invalid(p.Child("sha256"), a.SHA256, "must be 64 hexadecimal characters"))
+			}
 		}
 	}
 }
