@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
@@ -84,9 +85,15 @@ func FetchManifest(ctx context.Context, client *http.Client, ref, sha string) ([
 	return b, nil
 }
 
+// FetchTimeout bounds each manifest download of LoadInputs' default client, body included.
+const FetchTimeout = 2 * time.Minute
+
+func defaultHTTPClient() *http.Client { return &http.Client{Timeout: FetchTimeout} }
+
 // LoadOptions configure LoadInputs.
 type LoadOptions struct {
-	// HTTPClient fetches manifests and addons given as URLs (default http.DefaultClient).
+	// HTTPClient fetches manifests and addons given as URLs (default: one whose requests give up
+	// after FetchTimeout, so a stalled server cannot hang a command).
 	HTTPClient *http.Client
 	// Getenv reads the variables spec.cloudProvider.credentialsEnv names (default os.Getenv);
 	// values go into Inputs only, never into logs.
@@ -101,7 +108,7 @@ type LoadOptions struct {
 // (verified), addons, and the cloud credentials from the environment. It is the only part of this package that does I/O.
 func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) (Inputs, error) {
 	if o.HTTPClient == nil {
-		o.HTTPClient = http.DefaultClient
+		o.HTTPClient = defaultHTTPClient()
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -656,5 +657,26 @@ func TestLoadAddonsVerified(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), "spec.addons[0]: ") {
 			t.Errorf("%s: err = %v", name, err)
 		}
+	}
+}
+
+// TestLoadInputsDefaultClientTimesOut: without a client of the caller's, a server that never
+// answers does not hang the command (security review, low: a stalled add-on server hung render).
+func TestLoadInputsDefaultClientTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), FetchTimeout+30*time.Second)
+	defer cancel()
+	c := defaultHTTPClient()
+	if c.Timeout != FetchTimeout {
+		t.Fatalf("default client timeout %s, want %s", c.Timeout, FetchTimeout)
+	}
+	c.Timeout = 200 * time.Millisecond
+	start := time.Now()
+	_, err := FetchManifest(ctx, c, srv.URL+"/stalled.yaml", strings.Repeat("0", 64))
+	if err == nil || time.Since(start) > 10*time.Second {
+		t.Errorf("stalled server: err %v after %s", err, time.Since(start))
 	}
 }
