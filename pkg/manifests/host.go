@@ -196,9 +196,10 @@ func proxyEnvironment(spec *v1alpha1.ClusterSpec) ([]byte, error) {
 		if kv.v == "" {
 			continue
 		}
-		// Both spellings: Go reads either, curl and others only the lower-case ones.
+		// Both spellings: Go reads either, curl and others only the lower-case ones. systemd expands
+		// % specifiers inside Environment=: a percent-encoded URL needs its % doubled.
 		for _, k := range []string{kv.k, strings.ToLower(kv.k)} {
-			q, err := jsonString(k + "=" + kv.v)
+			q, err := jsonString(strings.ReplaceAll(k+"="+kv.v, "%", "%%"))
 			if err != nil {
 				return nil, err
 			}

@@ -566,6 +566,13 @@ func TestNoProxy(t *testing.T) {
 			t.Errorf("%s lacks HTTP_PROXY", p)
 		}
 	}
+
+	// systemd would read "%7E" as a specifier and drop the assignment: the % is doubled.
+	s.Proxy.HTTPS = "http://corp%5Cop@proxy:3128/%7Eop"
+	files = mustHostFiles(t, s, s.Hosts[2], Inputs{})
+	if c := fileAt(t, files, ContainerdProxyPath).Content; !bytes.Contains(c, []byte(`Environment="HTTPS_PROXY=http://corp%%5Cop@proxy:3128/%%7Eop"`)) {
+		t.Errorf("percent-encoded proxy URL not escaped for systemd:\n%s", c)
+	}
 }
 
 func TestBinaryInstallKubeletUnit(t *testing.T) {
