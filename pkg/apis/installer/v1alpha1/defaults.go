@@ -29,8 +29,12 @@ const (
 // and idempotent; derived values that need host facts (the VIP interface) stay empty.
 func (c *Cluster) Default() {
 	s := &c.Spec
-	if s.KubernetesVersion == "" {
+	switch v := s.KubernetesVersion; {
+	case v == "":
 		s.KubernetesVersion = versions.Default().Kubernetes
+	case v[0] >= '0' && v[0] <= '9':
+		// "1.37.2" as kubeadm and the package repositories spell it: the installer's form has the v.
+		s.KubernetesVersion = "v" + v
 	}
 	if s.LoadBalancer.Type == "" {
 		s.LoadBalancer.Type = LoadBalancerNone

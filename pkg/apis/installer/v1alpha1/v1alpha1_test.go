@@ -131,6 +131,19 @@ func TestDefaultIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestDefaultVersionGetsItsV: "1.37.2" (kubeadm's and the repositories' spelling) means v1.37.2.
+func TestDefaultVersionGetsItsV(t *testing.T) {
+	c := &Cluster{Spec: ClusterSpec{KubernetesVersion: "1.37.2"}}
+	c.Default()
+	if c.Spec.KubernetesVersion != "v1.37.2" {
+		t.Errorf("kubernetesVersion %q, want v1.37.2", c.Spec.KubernetesVersion)
+	}
+	c.Default()
+	if c.Spec.KubernetesVersion != "v1.37.2" {
+		t.Errorf("second Default: %q", c.Spec.KubernetesVersion)
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	c := &Cluster{APIVersion: APIVersion, Kind: Kind, Metadata: ObjectMeta{Name: "x"}, Spec: ClusterSpec{
 		Hosts: []Host{
