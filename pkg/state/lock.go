@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,12 +24,36 @@ var ErrLocked = errors.New("another installer run holds the state directory's lo
 // Ensure creates the state directory (0700) and its subdirectories.
 func Ensure(dir Dir) error {
 	for _, d := range []string{string(dir), dir.Logs()} {
+		if err := ensureDir(d); err != nil {
+			return fmt.Errorf("state dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureDir creates d with mode 0700, or accepts an existing directory that this user owns and no
+// one else can write. It never changes the mode of a directory it did not create (--state-dir /tmp
+// kept 1777 and lost its sticky bit before), and refuses one that others can write: they could
+// plant files or symlinks where the installer writes keys and kubeconfigs.
+func ensureDir(d string) error {
+	st, err := os.Stat(d)
+	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("state dir: %w", err)
+			return err
 		}
-		if err := os.Chmod(d, 0o700); err != nil {
-			return fmt.Errorf("state dir: %w", err)
-		}
+		return os.Chmod(d, 0o700) // whatever the umask
+	}
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", d)
+	}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("%s belongs to uid %d, not to you: use a directory of your own (the installer creates a missing one with mode 0700)", d, sys.Uid)
+	}
+	if st.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("%s is writable by other users (mode %v): use a directory only you can write (the installer creates a missing one with mode 0700)", d, st.Mode().Perm())
 	}
 	return nil
 }

@@ -50,3 +50,51 @@ func TestRunLogDir(t *testing.T) {
 		t.Fatalf("RunLogDir = %q, %v", d, err)
 	}
 }
+
+// TestEnsureLeavesOthersDirectoriesAlone: a missing state directory is created 0700; an existing
+// one of this user's is used as it is; one that others can write (like /tmp) is refused with its mode
+// unchanged (security review, low: --state-dir /tmp lost its sticky bit).
+func TestEnsureLeavesOthersDirectoriesAlone(t *testing.T) {
+	base := t.TempDir()
+	fresh := Dir(filepath.Join(base, "new", "state"))
+	if err := Ensure(fresh); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{string(fresh), fresh.Logs()} {
+		if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 {
+			t.Errorf("%s: %v %v, want 0700", d, st.Mode().Perm(), err)
+		}
+	}
+
+	shared := filepath.Join(base, "shared")
+	if err := os.Mkdir(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, os.ModeSticky|0o777); err != nil {
+		t.Fatal(err)
+	}
+	err := Ensure(Dir(shared))
+	if err == nil || !strings.Contains(err.Error(), "writable by other users") {
+		t.Errorf("world-writable directory: err = %v", err)
+	}
+	if st, _ := os.Stat(shared); st.Mode()&(os.ModeSticky|os.ModePerm) != os.ModeSticky|0o777 {
+		t.Errorf("mode changed to %v", st.Mode())
+	}
+	if _, err := os.Stat(Dir(shared).Logs()); !os.IsNotExist(err) {
+		t.Errorf("logs created in a refused directory: %v", err)
+	}
+
+	own := filepath.Join(base, "own")
+	if err := os.Mkdir(own, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(own, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := Ensure(Dir(own)); err != nil {
+		t.Errorf("own 0750 directory: %v", err)
+	}
+	if st, _ := os.Stat(own); st.Mode().Perm() != 0o750 {
+		t.Errorf("own directory's mode changed to %v", st.Mode().Perm())
+	}
+}
