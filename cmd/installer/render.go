@@ -48,7 +48,13 @@ func (a *app) render(ctx context.Context, ls *loadedSpec, outDir string) error {
 		return exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
 	}
 	// render writes nothing into the state directory: without a PKI there, the files show a
-	// throw-away one (the discovery hash and CA files then differ from what create will make).
+	// throw-away one (the discovery hash and CA files then differ from what create will make). It
+	// reads under the shared lock, so never a PKI that a running create is still writing.
+	lock, err := state.AcquireShared(ls.StateDir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lock.Release() }()
 	local, err := state.LoadLocal(ls.StateDir, false)
 	if err != nil {
 		return err

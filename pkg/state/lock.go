@@ -82,6 +82,29 @@ func Acquire(dir Dir) (*Lock, error) {
 	return &Lock{f: f}, nil
 }
 
+// AcquireShared takes the lock for reading without waiting and without writing anything: readers
+// (render) share it, a run that changes the directory excludes them. A directory that has no lock
+// file has never been written by a run, so there is nothing to lock (nil, nil).
+func AcquireShared(dir Dir) (*Lock, error) {
+	path := dir.Lock()
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (pid %s, %s); wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
+		}
+		return nil, fmt.Errorf("state dir lock: %w", err)
+	}
+	return &Lock{f: f}, nil
+}
+
 // Release frees the lock.
 func (l *Lock) Release() error {
 	if l == nil || l.f == nil {

@@ -98,3 +98,43 @@ func TestEnsureLeavesOthersDirectoriesAlone(t *testing.T) {
 		t.Errorf("own directory's mode changed to %v", st.Mode().Perm())
 	}
 }
+
+// TestAcquireShared: readers share the lock and write nothing; a run holding it excludes them and
+// they exclude a run (security review, low: render read a state directory a running create wrote).
+func TestAcquireShared(t *testing.T) {
+	dir := Dir(filepath.Join(t.TempDir(), "prod"))
+	if l, err := AcquireShared(dir); err != nil || l != nil {
+		t.Fatalf("never-written directory: %v %v", l, err)
+	}
+	if _, err := os.Stat(string(dir)); !os.IsNotExist(err) {
+		t.Fatalf("AcquireShared created the directory: %v", err)
+	}
+	run, err := Acquire(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AcquireShared(dir); !errors.Is(err, ErrLocked) {
+		t.Errorf("shared while a run holds it: %v", err)
+	}
+	if err := run.Release(); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := AcquireShared(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2, err := AcquireShared(dir)
+	if err != nil {
+		t.Errorf("two readers: %v", err)
+	}
+	if _, err := Acquire(dir); !errors.Is(err, ErrLocked) {
+		t.Errorf("a run while readers hold it: %v", err)
+	}
+	_ = r1.Release()
+	_ = r2.Release()
+	again, err := Acquire(dir)
+	if err != nil {
+		t.Errorf("a run after the readers: %v", err)
+	}
+	_ = again.Release()
+}
