@@ -452,6 +452,28 @@ func (v *validator) url(p *field.Path, value string, allowPath bool) {
 	}
 }
 
+// shownURL is a URL as messages may show it: a password redacted.
+func shownURL(u *url.URL) string {
+	if u.User == nil {
+		return u.String()
+	}
+	if _, ok := u.User.Password(); ok {
+		return redactURL(u)
+	}
+	return u.String()
+}
+
+// noPassword refuses a password in a fetched URL (a manifest, an add-on): specs live in git.
+func (v *validator) noPassword(p *field.Path, value string) {
+	u, err := url.Parse(value)
+	if err != nil || u.User == nil {
+		return
+	}
+	if _, ok := u.User.Password(); ok {
+		v.add(field.Invalid(p, redactURL(u), "must not carry a password: specs live in git"))
+	}
+}
+
 func redactURL(u *url.URL) string {
 	c := *u
 	c.User = nil
@@ -501,6 +523,9 @@ func (v *validator) images() {
 				v.add(field.Required(epp.Child("url"), ""))
 			} else if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				v.add(field.Invalid(epp.Child("url"), ep.URL, "must be an http:// or https:// URL"))
+			} else if u.User != nil {
+				// hosts.toml is world-readable on every node.
+				v.add(field.Invalid(epp.Child("url"), shownURL(u), "must not carry credentials: it is written to every node's hosts.toml, which any local user can read"))
 			} else if u.Scheme == "http" && (ep.CAFile != "" || ep.SkipVerify) {
 				v.add(field.Invalid(epp.Child("url"), ep.URL, "caFile and skipVerify apply to https endpoints only"))
 			}
@@ -574,6 +599,7 @@ func (v *validator) cni() {
 			v.add(field.Invalid(p.Child("manifest"), c.Manifest, fmt.Sprintf("plugin %s renders its own manifest; use plugin custom for your own", c.Plugin)))
 		}
 	}
+	v.noPassword(p.Child("manifest"), c.Manifest)
 	remote := strings.HasPrefix(c.Manifest, "http://") || strings.HasPrefix(c.Manifest, "https://")
 	fetched := remote || ((c.Plugin == CNICalico || c.Plugin == CNICilium) && c.Manifest == "")
 	if c.SHA256 != "" {
@@ -649,6 +675,7 @@ func (v *validator) cloud() {
 func (v *validator) addons() {
 	for i, a := range v.c.Spec.Addons {
 		p := specPath.Child("addons").Index(i)
+		v.noPassword(p.Child("manifest"), a.Manifest)
 		switch m := strings.TrimSpace(a.Manifest); {
 		case m == "":
 			v.add(field.Required(p.Child("manifest"), "a local path or an https URL"))
