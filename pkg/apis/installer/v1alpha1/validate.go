@@ -7,6 +7,7 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -313,9 +314,10 @@ func (v *validator) endpoint() {
 	if lb.Type == LoadBalancerKeepalivedHAProxy && (lb.VirtualRouterID < 1 || lb.VirtualRouterID > 255) {
 		v.add(field.Invalid(p.Child("virtualRouterID"), lb.VirtualRouterID, "must be between 1 and 255"))
 	}
-	// Linux interface names: at most 15 bytes, no slash, colon or whitespace.
-	if i := lb.Interface; i != "" && (len(i) > 15 || strings.ContainsAny(i, "/: \t\n") || i == "." || i == "..") {
-		v.add(field.Invalid(p.Child("interface"), i, "not a network interface name"))
+	// Linux interface names: at most 15 bytes. The name goes into keepalived.conf and kube-vip's
+	// environment, so only the characters real names use pass (no quote, brace or comment sign).
+	if i := lb.Interface; i != "" && (len(i) > 15 || !interfaceName.MatchString(i)) {
+		v.add(field.Invalid(p.Child("interface"), i, "not a network interface name (letters, digits, '_', '-', '.', '@'; at most 15)"))
 	}
 	if lb.Type == LoadBalancerExternal && s.ControlPlaneEndpoint.Host == "" {
 		v.add(field.Required(ep.Child("host"), "an external load balancer's address"))
@@ -429,6 +431,8 @@ func (v *validator) proxy() {
 }
 
 // url checks an http(s) URL; base URLs (mirrors, repositories) may carry a path, proxies may not.
+var interfaceName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]*$`)
+
 func (v *validator) url(p *field.Path, value string, allowPath bool) {
 	if value == "" {
 		v.add(field.Required(p, ""))
