@@ -16,9 +16,18 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
+// MaxSpecBytes bounds a spec file: the largest real spec (thousands of hosts) is far smaller, and
+// a runaway file (a log piped in by mistake) gets a clear error instead of minutes of parsing.
+const MaxSpecBytes = 4 << 20
+
 // LoadFile reads and strictly decodes a spec file. It does not default or validate.
 func LoadFile(path string) (*Cluster, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read spec: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSpecBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("read spec: %w", err)
 	}
@@ -33,6 +42,9 @@ func LoadFile(path string) (*Cluster, error) {
 // duplicate fields, wrong types, wrong apiVersion or kind) come back together as a
 // field.ErrorList inside a *DecodeError; YAML syntax errors carry their line.
 func Load(data []byte) (*Cluster, error) {
+	if len(data) > MaxSpecBytes {
+		return nil, fmt.Errorf("the spec is larger than %d MiB: is it the right file?", MaxSpecBytes>>20)
+	}
 	root, err := parseSingleDocument(data)
 	if err != nil {
 		return nil, err

@@ -1,7 +1,9 @@
 package v1alpha1
 
 import (
+	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -234,5 +236,30 @@ spec:
 	got := c.Spec.Images.Mirrors["registry.k8s.io"]
 	if len(got) != 2 || got[0].URL != "http://10.0.0.5:5000" || got[1].URL != "https://m.example.com" || got[1].CAFile != "/ca.pem" {
 		t.Errorf("mirrors = %+v", got)
+	}
+}
+
+// TestSpecSizeLimits: a file over MaxSpecBytes and a spec over MaxHosts hosts get one clear error
+// each, quickly (security review, low).
+func TestSpecSizeLimits(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(big, append([]byte("apiVersion: installer.dev/v1alpha1\nkind: Cluster\n# "), bytes.Repeat([]byte("x"), MaxSpecBytes)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(big); err == nil || !strings.Contains(err.Error(), "larger than 4 MiB") {
+		t.Errorf("big file: %v", err)
+	}
+	c := &Cluster{APIVersion: APIVersion, Kind: Kind, Metadata: ObjectMeta{Name: "many"}}
+	for i := range MaxHosts + 1 {
+		c.Spec.Hosts = append(c.Spec.Hosts, Host{Name: fmt.Sprintf("h%d", i), Address: fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255), Role: RoleWorker})
+	}
+	c.Default()
+	errs, _ := Validate(c)
+	found := false
+	for _, e := range errs {
+		found = found || (e.Field == "spec.hosts" && strings.Contains(e.Error(), "must have at most 5000 items"))
+	}
+	if !found {
+		t.Errorf("%d hosts: %v", len(c.Spec.Hosts), errs.ToAggregate())
 	}
 }

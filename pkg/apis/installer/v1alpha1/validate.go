@@ -99,11 +99,19 @@ func supportedVersions() []string {
 	return out
 }
 
+// MaxHosts bounds spec.hosts: beyond it one spec is not the way to run a cluster (and Kubernetes
+// itself is tested to 5,000 nodes).
+const MaxHosts = 5000
+
 func (v *validator) hosts() {
 	s := &v.c.Spec
 	p := specPath.Child("hosts")
 	if len(s.Hosts) == 0 {
 		v.add(field.Required(p, "at least one host is needed"))
+		return
+	}
+	if len(s.Hosts) > MaxHosts {
+		v.add(field.TooMany(p, len(s.Hosts), MaxHosts))
 		return
 	}
 	names := map[string]int{}
