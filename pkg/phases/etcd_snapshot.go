@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,15 +61,21 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 		if err != nil {
 			return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
 		}
-		data, err := cp.ReadFile(ctx, remote)
-		if err != nil {
-			return fmt.Errorf("copy the etcd snapshot from %s: %w", cp.Name(), err)
-		}
-		got := sha256.Sum256(data)
-		if hex.EncodeToString(got[:]) != sum {
-			return fmt.Errorf("etcd snapshot copied from %s is damaged: SHA-256 %x, on the host %s", cp.Name(), got, sum)
-		}
-		local, err := saveSnapshot(dir, name, data)
+		// Streamed into the state directory and hashed on the way: a snapshot of several GB never
+		// sits in memory.
+		var size int64
+		local, err := saveSnapshot(dir, name, func(w io.Writer) error {
+			h := sha256.New()
+			cw := &byteCounter{}
+			if err := cp.CopyFile(ctx, remote, io.MultiWriter(w, h, cw)); err != nil {
+				return fmt.Errorf("copy the etcd snapshot from %s: %w", cp.Name(), err)
+			}
+			size = cw.n
+			if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+				return fmt.Errorf("etcd snapshot copied from %s is damaged: SHA-256 %s, on the host %s", cp.Name(), got, sum)
+			}
+			return nil
+		})
 		if err != nil {
 			return fmt.Errorf("etcd snapshot: %w", err)
 		}
@@ -76,35 +83,41 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 		if _, err := cp.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", remote}}); err != nil {
 			return fmt.Errorf("remove the snapshot from %s: %w", cp.Name(), err)
 		}
-		r.Log.Info("etcd snapshot saved and verified", "path", local, "bytes", len(data), "revision", status.Revision,
+		r.Log.Info("etcd snapshot saved and verified", "path", local, "bytes", size, "revision", status.Revision,
 			"keys", status.TotalKey, "etcdutl hash", status.Hash, "seconds", time.Since(start).Seconds())
 		return nil
 	})
 }
 
-// saveSnapshot writes a snapshot into dir (0700) as a new 0600 file and returns its path. A backup
-// is never replaced (writePrivate without replace fails when the name exists).
-func saveSnapshot(dir, name string, data []byte) (string, error) {
+// saveSnapshot writes a snapshot into dir (0700) as a new 0600 file, its content from fill, and
+// returns its path. A backup is never replaced (writePrivate without replace fails when the name
+// exists), and nothing is left when fill fails.
+func saveSnapshot(dir, name string, fill func(io.Writer) error) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
 	local := filepath.Join(dir, name)
-	if err := writePrivate(local, data, false); err != nil {
+	if err := writePrivateFrom(local, fill, false); err != nil {
 		return "", fmt.Errorf("keep %s: %w", local, err)
 	}
 	return local, nil
 }
 
-// writePrivate writes a state-directory file readable by its owner only, from the first byte: the
-// content goes to a fresh temporary file (0600) beside path, synced, then renamed over path
-// (replace) or hard-linked to it, which fails when path exists.
+// writePrivate writes a state-directory file readable by its owner only (writePrivateFrom).
 func writePrivate(path string, data []byte, replace bool) error {
+	return writePrivateFrom(path, func(w io.Writer) error { _, err := w.Write(data); return err }, replace)
+}
+
+// writePrivateFrom writes a state-directory file readable by its owner only, from the first byte:
+// fill writes the content to a fresh temporary file (0600) beside path, which is synced, then
+// renamed over path (replace) or hard-linked to it, which fails when path exists.
+func writePrivateFrom(path string, fill func(io.Writer) error, replace bool) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	if err := fill(tmp); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -120,6 +133,11 @@ func writePrivate(path string, data []byte, replace bool) error {
 	}
 	return os.Link(tmp.Name(), path)
 }
+
+// byteCounter counts the bytes written to it.
+type byteCounter struct{ n int64 }
+
+func (b *byteCounter) Write(p []byte) (int, error) { b.n += int64(len(p)); return len(p), nil }
 
 // snapshotStatus is `etcdutl snapshot status -w json`.
 type snapshotStatus struct {

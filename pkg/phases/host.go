@@ -174,6 +174,15 @@ func (h *Host) ReadFile(ctx context.Context, path string) ([]byte, error) {
 	return h.conn.ReadFile(ctx, path, ssh.ReadOptions{Sudo: true})
 }
 
+// CopyFile streams a file, read as root, into w without holding it in memory.
+func (h *Host) CopyFile(ctx context.Context, path string, w io.Writer) error {
+	if h.conn == nil {
+		return errNotConnected
+	}
+	_, err := h.conn.ReadFile(ctx, path, ssh.ReadOptions{Sudo: true, To: w})
+	return err
+}
+
 // fileState reads a file's checksum, mode and owner in one round trip (file-state.sh, the script
 // pkg/ssh's WriteFile compares with).
 func (h *Host) fileState(ctx context.Context, path string) (ssh.FileState, error) {

@@ -1,6 +1,8 @@
 package phases
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -480,24 +482,35 @@ func TestUpgradeStopsOnDeadNode(t *testing.T) {
 	sc.assertAtNothingChanged(t, "v1.36.5")
 }
 
-// TestSaveSnapshotNeverReplaces: a snapshot is a backup; one of the same name is never overwritten.
+// TestSaveSnapshotNeverReplaces: a snapshot is a backup; one of the same name is never overwritten,
+// and a copy that fails (a damaged transfer) leaves nothing behind.
 func TestSaveSnapshotNeverReplaces(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "etcd-snapshots")
-	p, err := saveSnapshot(dir, "etcd-cp1.db", []byte("first"))
+	content := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	p, err := saveSnapshot(dir, "etcd-cp1.db", content("first"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("%s: %v %v", p, st, err)
 	}
-	if _, err := saveSnapshot(dir, "etcd-cp1.db", []byte("second")); err == nil {
+	if _, err := saveSnapshot(dir, "etcd-cp1.db", content("second")); err == nil {
 		t.Fatal("a second snapshot of the same name was saved")
 	}
 	if got, _ := os.ReadFile(p); string(got) != "first" {
 		t.Errorf("the first snapshot now holds %q", got)
 	}
+	damaged := func(w io.Writer) error {
+		_, _ = io.WriteString(w, "half")
+		return errors.New("SHA-256 differs")
+	}
+	if _, err := saveSnapshot(dir, "etcd-cp1-other.db", damaged); err == nil {
+		t.Fatal("a damaged copy was saved")
+	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("%d files in %s, want the snapshot only (no temporary file left)", len(entries), dir)
+		t.Errorf("%d files in %s, want the first snapshot only (no temporary or damaged file left)", len(entries), dir)
 	}
 }
 

@@ -35,7 +35,14 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 	}
 	var data []byte
 	var stderr bytes.Buffer
-	err := c.withConn(ctx, true, func(cn *conn) error {
+	var n int64
+	err := c.withConn(ctx, opts.To == nil, func(cn *conn) error {
+		var buf bytes.Buffer
+		dst := io.Writer(&buf)
+		if opts.To != nil {
+			dst = opts.To
+		}
+		counted := &countingWriter{w: dst, n: &n}
 		if !sudo {
 			sc, done, err := c.openSFTP(ctx, cn)
 			if err != nil {
@@ -48,20 +55,23 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 					return err
 				}
 				defer func() { _ = f.Close() }()
-				data, err = io.ReadAll(f)
+				_, err = io.Copy(counted, f)
+				data = buf.Bytes()
 				return err
 			}
 		}
-		var stdout bytes.Buffer
 		stderr.Reset()
-		err := c.exec(ctx, cn, CommandLine(scripts.FileRead.Args(p), sudo), nil, &stdout, &stderr)
-		data = stdout.Bytes()
+		err := c.exec(ctx, cn, CommandLine(scripts.FileRead.Args(p), sudo), nil, counted, &stderr)
+		data = buf.Bytes()
 		return err
 	})
 	var exitErr *gossh.ExitError
 	switch {
 	case err == nil:
-		c.log.Debug("read", "path", p, "bytes", len(data))
+		c.log.Debug("read", "path", p, "bytes", n)
+		if opts.To != nil {
+			return nil, nil
+		}
 		return data, nil
 	case IsHostAccess(err):
 		return nil, err
@@ -71,6 +81,18 @@ func (c *Client) ReadFile(ctx context.Context, p string, opts ReadOptions) ([]by
 		return nil, &CommandError{Host: c.cfg.Name, ExitCode: exitErr.ExitStatus(), Command: "read " + p, Stderr: tail(redact(stderr.String(), nil), stderrTailLines, stderrTailBytes)}
 	}
 	return nil, fmt.Errorf("host %s: read %s: %w", c.cfg.Name, p, err)
+}
+
+// countingWriter counts what passes through it.
+type countingWriter struct {
+	w io.Writer
+	n *int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	k, err := c.w.Write(b)
+	*c.n += int64(k)
+	return k, err
 }
 
 // FileState is what pkg/scripts' file-state.sh reports of a remote file.

@@ -394,6 +394,12 @@ func TestFiles(t *testing.T) {
 						if err != nil || !strings.HasPrefix(string(data), tc.want) {
 							t.Fatalf("read = %q, %v; want prefix %q", data, err, tc.want)
 						}
+						// Streamed into a writer (etcd snapshots): the same bytes, none returned.
+						var buf bytes.Buffer
+						streamed, err := tc.r.ReadFile(ctxT(t), tc.path, ssh.ReadOptions{Sudo: tc.sudo, To: &buf})
+						if err != nil || streamed != nil || buf.String() != string(data) {
+							t.Fatalf("streamed read = %q into %q, %v; want %q into the writer", streamed, buf.String(), err, data)
+						}
 					})
 				}
 			})

@@ -62,6 +62,10 @@ type Result struct {
 type ReadOptions struct {
 	// Sudo reads the file as root (when the login user is not root).
 	Sudo bool
+	// To, when set, receives the content as it arrives and ReadFile returns none: a large file
+	// (an etcd snapshot) never sits in memory. A read that streams is not retried on a new
+	// connection, since To already holds part of the content.
+	To io.Writer
 }
 
 // File is one file to write on a host.

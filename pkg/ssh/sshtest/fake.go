@@ -244,7 +244,7 @@ func (f *Fake) commandError(cmd ssh.Cmd, res ssh.Result) *ssh.CommandError {
 }
 
 // ReadFile implements ssh.Runner.
-func (f *Fake) ReadFile(ctx context.Context, path string, _ ssh.ReadOptions) ([]byte, error) {
+func (f *Fake) ReadFile(ctx context.Context, path string, opts ssh.ReadOptions) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -254,6 +254,10 @@ func (f *Fake) ReadFile(ctx context.Context, path string, _ ssh.ReadOptions) ([]
 	ff, ok := f.files[path]
 	if !ok {
 		return nil, fmt.Errorf("fake host %s: read %s: %w", f.name, path, fs.ErrNotExist)
+	}
+	if opts.To != nil {
+		_, err := opts.To.Write(ff.Content)
+		return nil, err
 	}
 	return bytes.Clone(ff.Content), nil
 }
