@@ -205,7 +205,9 @@ func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {
 		h.logf("%s <sensitive command>: err=%v", kind, err != nil)
 		return
 	}
-	h.logf("%s %s\n%s%s-> exit %d err=%v", kind, displayCommand(cmd), indent(res.Stdout), indent(res.Stderr), res.ExitCode, err)
+	// The same redaction as the terminal's: tokens, private keys and the command's secrets.
+	h.logf("%s %s\n%s%s-> exit %d err=%v", kind, displayCommand(cmd), indent([]byte(ssh.Redact(string(res.Stdout), cmd.Secrets))),
+		indent([]byte(ssh.Redact(string(res.Stderr), cmd.Secrets))), res.ExitCode, err)
 }
 
 func (h *Host) logf(format string, args ...any) {

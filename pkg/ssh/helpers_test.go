@@ -98,6 +98,20 @@ func TestLinePrefixer(t *testing.T) {
 	if want := "[cp1] hello\n[cp1] world\n[cp1] partial\n"; out.String() != want {
 		t.Fatalf("prefixed output = %q, want %q", out.String(), want)
 	}
+
+	// A private key streams in pieces (-v): none of its lines get through, the lines after it do.
+	out.Reset()
+	p = &linePrefixer{w: &out, prefix: "[cp1] "}
+	key := "before\n-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkey\nAoGCCqGSM49\n-----END EC PRIVATE KEY-----\nafter abcdef.0123456789abcdef\n"
+	for i := 0; i < len(key); i += 7 {
+		if _, err := p.Write([]byte(key[i:min(i+7, len(key))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.flush()
+	if want := "[cp1] before\n[cp1] <redacted>\n[cp1] after <redacted>\n"; out.String() != want {
+		t.Fatalf("streamed key: %q, want %q", out.String(), want)
+	}
 }
 
 func TestNormalizeAddr(t *testing.T) {

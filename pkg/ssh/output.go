@@ -29,12 +29,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 // linePrefixer writes each complete line as one "[host] line\n" write.
-// Lines are redacted like stderr in errors.
+// Lines are redacted like stderr in errors; a private key's lines after its
+// BEGIN line are dropped until its END line (a line alone cannot show it).
 type linePrefixer struct {
 	w       io.Writer
 	prefix  string
 	secrets []string
 	buf     []byte
+	inKey   bool
 }
 
 func (p *linePrefixer) Write(b []byte) (int, error) {
@@ -44,10 +46,19 @@ func (p *linePrefixer) Write(b []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		if _, err := io.WriteString(p.w, p.prefix+redact(string(p.buf[:i+1]), p.secrets)); err != nil {
+		line := string(p.buf[:i+1])
+		p.buf = p.buf[i+1:]
+		if p.inKey {
+			p.inKey = !privateKeyEnd.MatchString(line)
+			continue
+		}
+		if loc := privateKeyBegin.FindStringIndex(line); loc != nil && !privateKeyEnd.MatchString(line) {
+			p.inKey = true
+			line = line[:loc[0]] + Redacted + "\n"
+		}
+		if _, err := io.WriteString(p.w, p.prefix+redact(line, p.secrets)); err != nil {
 			return len(b), err
 		}
-		p.buf = p.buf[i+1:]
 	}
 	return len(b), nil
 }
@@ -62,9 +73,15 @@ func (p *linePrefixer) flush() {
 
 var (
 	// bootstrapToken is kubeadm's token format.
-	bootstrapToken = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b`)
-	privateKeyPEM  = regexp.MustCompile(`(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)`)
+	bootstrapToken  = regexp.MustCompile(`\b[a-z0-9]{6}\.[a-z0-9]{16}\b`)
+	privateKeyPEM   = regexp.MustCompile(`(?s)-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)`)
+	privateKeyBegin = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)
+	privateKeyEnd   = regexp.MustCompile(`-----END [A-Z ]*PRIVATE KEY-----`)
 )
+
+// Redact hides the given secrets, bootstrap tokens and PEM private keys in text people read: the
+// terminal, errors, and the per-host log files alike.
+func Redact(s string, secrets []string) string { return redact(s, secrets) }
 
 // redact hides the given secrets, bootstrap tokens and PEM private keys.
 func redact(s string, secrets []string) string {
