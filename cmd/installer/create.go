@@ -72,11 +72,13 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool, runErr
 				fmt.Fprintf(w, "  phase %s:\n", phase)
 			}
 			if p.File != nil && p.Command == "" {
-				secret := ""
+				// A secret file's hash is not shown: a short secret in a known template could be
+				// recovered from it.
+				sum := "sha256 " + p.File.SHA256[:16]
 				if p.File.Sensitive {
-					secret = " (secret, shown masked)"
+					sum = "(secret, shown masked)"
 				}
-				fmt.Fprintf(w, "    upload %s mode %04o sha256 %s%s\n", p.File.Path, p.File.Mode, p.File.SHA256[:16], secret)
+				fmt.Fprintf(w, "    upload %s mode %04o %s\n", p.File.Path, p.File.Mode, sum)
 			} else {
 				fmt.Fprintf(w, "    run    %s\n", p.Command)
 			}

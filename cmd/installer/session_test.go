@@ -186,4 +186,19 @@ func TestPrintPlan(t *testing.T) {
 			t.Errorf("printPlan(%d actions, %v):\n%s\nwant:\n%s", len(c.planned), c.err, b.String(), c.want)
 		}
 	}
+
+	// A secret file shows no hash of its content (security review, low: a short VRRP password in a
+	// known template could be recovered from it); others show theirs.
+	sum := strings.Repeat("ab", 32)
+	files := []phases.PlannedAction{
+		{Phase: "ha-endpoint", Host: "cp1", File: &phases.PlannedFile{Path: "/etc/keepalived/keepalived.conf", Mode: 0o600, SHA256: sum, Sensitive: true}},
+		{Phase: "ha-endpoint", Host: "cp1", File: &phases.PlannedFile{Path: "/etc/haproxy/haproxy.cfg", Mode: 0o644, SHA256: sum}},
+	}
+	var b bytes.Buffer
+	printPlan(&b, files, false, nil)
+	want := "host cp1:\n  phase ha-endpoint:\n    upload /etc/keepalived/keepalived.conf mode 0600 (secret, shown masked)\n" +
+		"    upload /etc/haproxy/haproxy.cfg mode 0644 sha256 abababababababab\n"
+	if b.String() != want {
+		t.Errorf("plan of files:\n%s\nwant:\n%s", b.String(), want)
+	}
 }

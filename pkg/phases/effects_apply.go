@@ -47,7 +47,12 @@ func (e applyEffects) Upload(ctx context.Context, h *Host, f manifests.File, mod
 	if changed {
 		e.j.change(1)
 	}
-	h.logf("upload %s (mode %04o, sha256 %s): changed=%v err=%v", f.Path, mode, f.SHA256()[:12], changed, err)
+	// No hash of a secret file: a short secret in a known template could be recovered from it.
+	sum := "sha256 " + f.SHA256()[:12]
+	if f.Sensitive {
+		sum = "secret"
+	}
+	h.logf("upload %s (mode %04o, %s): changed=%v err=%v", f.Path, mode, sum, changed, err)
 	var refused *ssh.ReplaceRefusedError
 	if errors.As(err, &refused) {
 		return false, exitcode.New(exitcode.Refused, err)
