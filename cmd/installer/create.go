@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/phases"
+	"installer.dev/installer/pkg/ssh"
 )
 
 // createCluster runs the create workflow, or with dryRun (plan) records and prints what it would do.
@@ -83,7 +84,10 @@ func printPlan(w io.Writer, planned []phases.PlannedAction, verbose bool, runErr
 				fmt.Fprintf(w, "    run    %s\n", p.Command)
 			}
 			if verbose && p.File != nil {
-				for _, l := range strings.Split(strings.TrimRight(string(p.File.Display), "\n"), "\n") {
+				// kubeadm.yaml's placeholder token (kubeadm's documentation example, kept in render's
+				// files so kubeadm validates them) shows as <redacted> here: secret scanners flag it.
+				display := ssh.Redact(string(p.File.Display), nil)
+				for _, l := range strings.Split(strings.TrimRight(display, "\n"), "\n") {
 					fmt.Fprintf(w, "           | %s\n", l)
 				}
 			}

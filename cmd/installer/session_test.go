@@ -201,4 +201,13 @@ func TestPrintPlan(t *testing.T) {
 	if b.String() != want {
 		t.Errorf("plan of files:\n%s\nwant:\n%s", b.String(), want)
 	}
+
+	// -v shows the masked content; the placeholder token is <redacted> there too.
+	kubeadmFile := []phases.PlannedAction{{Phase: "init", Host: "cp1", File: &phases.PlannedFile{Path: "/etc/kubernetes/installer/kubeadm.yaml", Mode: 0o600,
+		SHA256: sum, Sensitive: true, Display: []byte("bootstrapTokens:\n- token: abcdef.0123456789abcdef\n")}}}
+	b.Reset()
+	printPlan(&b, kubeadmFile, true, nil)
+	if strings.Contains(b.String(), "abcdef.0123456789abcdef") || !strings.Contains(b.String(), "| - token: <redacted>") {
+		t.Errorf("verbose plan of kubeadm.yaml:\n%s", b.String())
+	}
 }
