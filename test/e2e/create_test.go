@@ -63,6 +63,7 @@ func TestScenario1Create(t *testing.T) {
 			t.Errorf("host %s: managed files missing from the checksum list:\n%s", h, before[h])
 		}
 	}
+	checkNoSecrets(t, c, first, second)
 }
 
 // reportTimings prints the wall time, the time per phase, and the overhead ratio against the steps

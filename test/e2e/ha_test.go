@@ -28,7 +28,7 @@ func TestScenario2HA(t *testing.T) {
 	c := startLab(ctx, t, "-n", "4", "--control-planes", "3", "--lb", "keepalived-haproxy")
 
 	// plan on the fresh hosts: read-only, and it lists every host's uploads and commands.
-	plan := c.installer("plan")
+	plan := c.installer("plan", "-v")
 	if plan.Code != 0 {
 		t.Fatalf("plan: exit %d\n%s", plan.Code, plan.Stderr)
 	}
@@ -38,7 +38,14 @@ func TestScenario2HA(t *testing.T) {
 			t.Errorf("plan output lacks %q", want)
 		}
 	}
-	t.Logf("plan output (%d lines, %s):\n%s", strings.Count(plan.Stdout, "\n"), plan.Wall.Round(time.Millisecond), plan.Stdout)
+	// -v adds each file's (masked) content under its upload line; the log keeps the actions.
+	var actions []string
+	for _, l := range strings.Split(plan.Stdout, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "|") {
+			actions = append(actions, l)
+		}
+	}
+	t.Logf("plan output (%d lines, %d of them actions, %s):\n%s", strings.Count(plan.Stdout, "\n"), len(actions), plan.Wall.Round(time.Millisecond), strings.Join(actions, "\n"))
 	c.untouched("cp1", "cp2", "cp3", "w1")
 
 	r := c.installer("create", "cluster")
@@ -104,6 +111,7 @@ func TestScenario2HA(t *testing.T) {
 		c.etcdHealthy(t, holder, 3)
 	}
 	checkNodes(ctx, t, c, k)
+	checkNoSecrets(t, c, plan, r)
 }
 
 // vipHolder returns the control plane whose private interface holds the VIP ("" when none does).

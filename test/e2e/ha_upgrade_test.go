@@ -98,6 +98,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 			t.Errorf("%s: maintenance marker %s after the upgrade", cp, out)
 		}
 	}
+	checkNoSecrets(t, c, create, run, again)
 }
 
 var (
