@@ -320,9 +320,9 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 }
 
 // putBack waits until h's apiserver answers /readyz and every etcd member is healthy, puts h back
-// into every haproxy, waits until each has seen it healthy, and lets keepalived on h take the VIP
-// again if it must.
-func (l *apiLB) putBack(ctx context.Context, h *Host) error {
+// into every haproxy, waits until each has seen it healthy, and, with release, removes keepalived's
+// maintenance marker so h may hold the VIP again.
+func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 	name := h.Name()
 	start := time.Now()
 	members := 0
@@ -371,9 +371,11 @@ func (l *apiLB) putBack(ctx context.Context, h *Host) error {
 	if err != nil {
 		return err
 	}
-	if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.KeepalivedMaintenanceFile)},
-		[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
-		return fmt.Errorf("host %s: end keepalived maintenance: %w", name, err)
+	if release {
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.KeepalivedMaintenanceFile)},
+			[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
+			return fmt.Errorf("host %s: end keepalived maintenance: %w", name, err)
+		}
 	}
 	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcdHealthy", members, "seconds", time.Since(start).Seconds())
 	return nil
@@ -419,7 +421,7 @@ func (l *apiLB) finishLeftovers(ctx context.Context) error {
 			continue
 		}
 		l.r.Log.Info("upgrade: an earlier run left this control plane out of the API load balancer; putting it back", "host", v.host.Name())
-		if err := l.putBack(ctx, v.host); err != nil {
+		if err := l.putBack(ctx, v.host, true); err != nil {
 			return err
 		}
 	}
@@ -438,5 +440,5 @@ func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, moveVIP b
 	if err := fn(ctx); err != nil {
 		return fmt.Errorf("%w (%s stays out of the API load balancer until a run of the upgrade puts it back)", err, h.Name())
 	}
-	return l.putBack(ctx, h)
+	return l.putBack(ctx, h, moveVIP)
 }

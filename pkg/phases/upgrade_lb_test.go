@@ -168,7 +168,7 @@ func TestHAUpgradeTakesEachControlPlaneOut(t *testing.T) {
 	order := []string{"cp1 haproxy: set server k8s-api/cp1 state drain",
 		"cp3 haproxy: set server k8s-api/cp1 state drain", "cp1 haproxy: set server k8s-api/cp1 state maint",
 		"cp1 haproxy: shutdown sessions server k8s-api/cp1", "cp1 kubeadm upgrade (in service: false, holds the VIP: true)",
-		"cp1 haproxy: set server k8s-api/cp1 state ready", "cp1 keepalived: release",
+		"cp1 haproxy: set server k8s-api/cp1 state ready",
 		"cp2 kubeadm upgrade (in service: false, holds the VIP: false)", "cp3 kubeadm upgrade (in service: false, holds the VIP: false)",
 		"cp2 kubelet restart (in service: false, holds the VIP: false)", "cp3 kubelet restart (in service: false, holds the VIP: false)",
 		"cp1 keepalived: hold", "vip cp1 -> cp2", "cp1 haproxy: set server k8s-api/cp1 state maint",
@@ -180,6 +180,9 @@ func TestHAUpgradeTakesEachControlPlaneOut(t *testing.T) {
 			t.Fatalf("event %q missing or out of order after %d:\n%s", want, at, strings.Join(events, "\n"))
 		}
 		at += i + 1
+	}
+	if i, j := slices.Index(events, "cp1 keepalived: release"), slices.Index(events, "cp1 keepalived: hold"); i < j {
+		t.Errorf("cp1's marker released before it was ever set (kubeadm does not move the VIP):\n%s", strings.Join(events, "\n"))
 	}
 	moves := 0
 	for _, e := range events {
