@@ -263,3 +263,28 @@ func TestSpecSizeLimits(t *testing.T) {
 		t.Errorf("%d hosts: %v", len(c.Spec.Hosts), errs.ToAggregate())
 	}
 }
+
+// TestLoadBOMAndMergeKeys pins the outcomes decided for two malformed-looking inputs of the
+// security review: a UTF-8 byte-order mark (editors on Windows write one) is accepted, and YAML
+// merge keys are YAML: a host merged from another gets its fields.
+func TestLoadBOMAndMergeKeys(t *testing.T) {
+	bom := "\xef\xbb\xbfapiVersion: installer.dev/v1alpha1\nkind: Cluster\nmetadata: {name: bom}\nspec:\n  hosts:\n    - {name: cp1, address: 10.0.0.1, role: control-plane}\n"
+	c, err := Load([]byte(bom))
+	if err != nil || c.Metadata.Name != "bom" {
+		t.Errorf("BOM: %v %+v", err, c)
+	}
+	merge := `apiVersion: installer.dev/v1alpha1
+kind: Cluster
+metadata: {name: merge}
+spec:
+  hosts:
+    - &cp {name: cp1, address: 10.0.0.1, role: control-plane}
+    - <<: *cp
+      name: cp2
+      address: 10.0.0.2
+`
+	c, err = Load([]byte(merge))
+	if err != nil || len(c.Spec.Hosts) != 2 || c.Spec.Hosts[1].Role != RoleControlPlane || c.Spec.Hosts[1].Address != "10.0.0.2" {
+		t.Errorf("merge keys: %v %+v", err, c)
+	}
+}

@@ -150,10 +150,18 @@ func (v *validator) hosts() {
 			if a.value == "" || (a.path.String() == hp.Child("privateAddress").String() && h.PrivateAddress == h.Address) {
 				continue
 			}
-			if other, dup := addrs[a.value]; dup {
+			if ip := net.ParseIP(a.value); ip != nil && ip.To4() != nil && strings.Contains(a.value, ":") {
+				v.add(field.Invalid(a.path, a.value, "an IPv4-mapped IPv6 address: write the IPv4 address "+ip.To4().String()))
+			}
+			// One host under two spellings (::ffff:10.0.0.1 and 10.0.0.1, HOST and host) is one host.
+			key := strings.ToLower(a.value)
+			if ip := net.ParseIP(a.value); ip != nil {
+				key = ip.String()
+			}
+			if other, dup := addrs[key]; dup {
 				v.add(field.Duplicate(a.path, fmt.Sprintf("%s (also %s)", a.value, other)))
 			} else {
-				addrs[a.value] = a.path.String()
+				addrs[key] = a.path.String()
 			}
 		}
 
