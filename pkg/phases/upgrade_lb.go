@@ -78,6 +78,12 @@ type haproxyServer struct {
 
 func (v lbView) up(name string) bool { return v.servers[name].Status == "UP" }
 
+// balances: this host's haproxy sends connections to name.
+func (v lbView) balances(name string) bool {
+	_, ok := v.servers[name]
+	return v.haproxy && ok
+}
+
 // parseLBView reads api-lb.sh state: four "key value" lines, then haproxy's `show stat` CSV.
 func parseLBView(h *Host, out []byte) (lbView, error) {
 	v := lbView{host: h}
@@ -224,8 +230,10 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 				"host", v.host.Name())
 			continue
 		}
-		if _, ok := v.servers[name]; !ok {
-			return fmt.Errorf("host %s: haproxy has no server %s in backend %s", v.host.Name(), name, manifests.HAProxyBackend)
+		if !v.balances(name) {
+			// A control plane joined after this haproxy's config was written is not among its
+			// servers: nothing to take it out of here.
+			continue
 		}
 		var others []string
 		for s := range v.servers {
@@ -348,7 +356,7 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 	}
 	server := manifests.HAProxyBackend + "/" + name
 	for _, v := range views {
-		if v.haproxy {
+		if v.balances(name) {
 			if err := l.haproxy(ctx, v.host, "set server "+server+" state ready", "haproxy on "+v.host.Name()+": "+name+" back in service"); err != nil {
 				return err
 			}
@@ -361,7 +369,7 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 				return false, err.Error(), nil
 			}
 			for _, v := range vs {
-				if v.haproxy && !v.up(name) {
+				if v.balances(name) && !v.up(name) {
 					return false, fmt.Sprintf("haproxy on %s: %s is %s", v.host.Name(), name, v.servers[name].Status), nil
 				}
 			}

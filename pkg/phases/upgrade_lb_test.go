@@ -248,3 +248,24 @@ func TestHAUpgradeResumesOutOfService(t *testing.T) {
 	sc.assertAt(t, "v1.37.2")
 	sc.assertAllInService(t)
 }
+
+// TestHAUpgradeWithALaterControlPlane: cp3 joined after cp1's and cp2's haproxy configs were written,
+// so only its own haproxy balances to it. The upgrade takes each control plane out of the haproxies
+// that know it and never names cp3 to the others (they would answer "No such server.").
+func TestHAUpgradeWithALaterControlPlane(t *testing.T) {
+	sc := haUpgradeCluster(t)
+	sc.SetHAProxyAdmin("cp1", "cp3", "absent")
+	sc.SetHAProxyAdmin("cp2", "cp3", "absent")
+	if _, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	sc.assertAt(t, "v1.37.2")
+	for _, e := range sc.LBEvents() {
+		if (strings.HasPrefix(e, "cp1 haproxy:") || strings.HasPrefix(e, "cp2 haproxy:")) && strings.Contains(e, "k8s-api/cp3") {
+			t.Errorf("cp3 named to a haproxy that does not balance to it: %s", e)
+		}
+	}
+	if !slices.Contains(sc.LBEvents(), "cp3 haproxy: set server k8s-api/cp3 state drain") {
+		t.Errorf("cp3 not taken out of its own haproxy:\n%s", strings.Join(sc.LBEvents(), "\n"))
+	}
+}

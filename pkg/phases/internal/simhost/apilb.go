@@ -49,7 +49,8 @@ func (c *Cluster) VIPHolder() string {
 	return c.settleVIP(lb)
 }
 
-// SetHAProxyAdmin sets haproxy's admin state of server on host ("drain", "maint" or "").
+// SetHAProxyAdmin sets haproxy's admin state of server on host ("drain", "maint" or ""; "absent":
+// server is not in that haproxy's config, as for a control plane joined after it was written).
 func (c *Cluster) SetHAProxyAdmin(host, server, state string) {
 	lb := c.lb()
 	lb.mu.Lock()
@@ -66,7 +67,7 @@ func (c *Cluster) inService(lb *apiLB, name string) bool {
 		return false
 	}
 	for _, servers := range lb.admin {
-		if servers[name] != "" {
+		if servers[name] != "" && servers[name] != "absent" {
 			return false
 		}
 	}
@@ -140,6 +141,9 @@ func (h *Host) apiLBScript(args []string) Reply {
 			if !s.controlPlane {
 				continue
 			}
+			if lb.admin[h.name][s.name] == "absent" {
+				continue
+			}
 			status, sessions := "UP", 2
 			switch {
 			case lb.admin[h.name][s.name] == "maint":
@@ -165,7 +169,7 @@ func (h *Host) apiLBScript(args []string) Reply {
 				continue
 			}
 			server := m[2] + m[4]
-			if s := c.Host(server); s == nil || !s.controlPlane {
+			if s := c.Host(server); s == nil || !s.controlPlane || lb.admin[h.name][server] == "absent" {
 				answer.WriteString("No such server.\n")
 				continue
 			}
