@@ -68,13 +68,8 @@ func Acquire(dir Dir) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (pid %s, %s); wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
-		}
-		return nil, fmt.Errorf("state dir lock: %w", err)
+	if err := flockNow(f, syscall.LOCK_EX, path); err != nil {
+		return nil, err
 	}
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
@@ -94,15 +89,25 @@ func AcquireShared(dir Dir) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (pid %s, %s); wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
-		}
-		return nil, fmt.Errorf("state dir lock: %w", err)
+	if err := flockNow(f, syscall.LOCK_SH, path); err != nil {
+		return nil, err
 	}
 	return &Lock{f: f}, nil
+}
+
+// flockNow takes an flock of kind (LOCK_EX or LOCK_SH) on f without waiting; on failure it closes f,
+// and when another process holds the lock the error names the pid the holder wrote.
+func flockNow(f *os.File, kind int, path string) error {
+	err := syscall.Flock(int(f.Fd()), kind|syscall.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	holder, _ := os.ReadFile(path)
+	f.Close()
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return fmt.Errorf("%w (pid %s, %s); wait for it to finish", ErrLocked, strings.TrimSpace(string(holder)), path)
+	}
+	return fmt.Errorf("state dir lock: %w", err)
 }
 
 // Release frees the lock.

@@ -367,6 +367,30 @@ func maintenanceWindows(t *testing.T, stderr string) map[string][]window {
 	t.Helper()
 	out := map[string][]window{}
 	open := map[string]time.Time{}
+	for _, l := range logLines(stderr) {
+		host := ""
+		if f := hostField.FindStringSubmatch(l.rest); f != nil {
+			host = f[1]
+		}
+		switch l.msg {
+		case "upgrade: out of the API load balancer":
+			open[host] = l.at
+		case "upgrade: back in the API load balancer":
+			out[host] = append(out[host], window{name: host, start: open[host], end: l.at})
+		}
+	}
+	return out
+}
+
+// logLine is one record of the installer's text log.
+type logLine struct {
+	at               time.Time
+	level, msg, rest string
+}
+
+// logLines reads the installer's text log records (time=... level=... msg="..." rest).
+func logLines(stderr string) []logLine {
+	var out []logLine
 	for _, l := range strings.Split(stderr, "\n") {
 		m := logTime.FindStringSubmatch(l)
 		if m == nil {
@@ -376,16 +400,7 @@ func maintenanceWindows(t *testing.T, stderr string) map[string][]window {
 		if err != nil {
 			continue
 		}
-		host := ""
-		if f := hostField.FindStringSubmatch(m[4]); f != nil {
-			host = f[1]
-		}
-		switch m[3] {
-		case "upgrade: out of the API load balancer":
-			open[host] = at
-		case "upgrade: back in the API load balancer":
-			out[host] = append(out[host], window{name: host, start: open[host], end: at})
-		}
+		out = append(out, logLine{at: at, level: m[2], msg: m[3], rest: m[4]})
 	}
 	return out
 }
@@ -399,16 +414,8 @@ var logTime = regexp.MustCompile(`^time=(\S+) level=(\S+) msg="([^"]*)"(.*)$`)
 func reportTimeline(t *testing.T, stderr string, since time.Time) {
 	t.Helper()
 	var lines []string
-	for _, l := range strings.Split(stderr, "\n") {
-		m := logTime.FindStringSubmatch(l)
-		if m == nil {
-			continue
-		}
-		at, err := time.Parse(time.RFC3339Nano, m[1])
-		if err != nil {
-			continue
-		}
-		lines = append(lines, fmt.Sprintf("%7s %s %s%s", at.Sub(since).Round(time.Second), m[2], m[3], m[4]))
+	for _, l := range logLines(stderr) {
+		lines = append(lines, fmt.Sprintf("%7s %s %s%s", l.at.Sub(since).Round(time.Second), l.level, l.msg, l.rest))
 	}
 	t.Logf("installer timeline (since the loops started):\n  %s", strings.Join(lines, "\n  "))
 }
