@@ -655,14 +655,17 @@ func TestLoadAddonsVerified(t *testing.T) {
 		t.Errorf("addons loaded: %q", in.Addons)
 	}
 	bad := strings.Repeat("0", 64)
-	for name, a := range map[string]v1alpha1.Addon{
-		"URL with another sum":   {Manifest: srv.URL + "/a.yaml", SHA256: bad},
-		"URL without a sum":      {Manifest: srv.URL + "/a.yaml"},
-		"local with another sum": {Manifest: local, SHA256: bad},
+	for name, tc := range map[string]struct {
+		addon v1alpha1.Addon
+		want  string
+	}{
+		"URL with another sum":   {v1alpha1.Addon{Manifest: srv.URL + "/a.yaml", SHA256: bad}, "sha256 is " + good},
+		"URL without a sum":      {v1alpha1.Addon{Manifest: srv.URL + "/a.yaml"}, "needs its sha256"},
+		"local with another sum": {v1alpha1.Addon{Manifest: local, SHA256: bad}, "sha256 is " + good},
 	} {
-		_, err := LoadInputs(context.Background(), spec(a), LoadOptions{HTTPClient: srv.Client()})
-		if err == nil || !strings.HasPrefix(err.Error(), "spec.addons[0]: ") {
-			t.Errorf("%s: err = %v", name, err)
+		_, err := LoadInputs(context.Background(), spec(tc.addon), LoadOptions{HTTPClient: srv.Client()})
+		if err == nil || !strings.HasPrefix(err.Error(), "spec.addons[0]: ") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want spec.addons[0]: ... %s", name, err, tc.want)
 		}
 	}
 }
@@ -683,7 +686,7 @@ func TestLoadInputsDefaultClientTimesOut(t *testing.T) {
 	c.Timeout = 200 * time.Millisecond
 	start := time.Now()
 	_, err := FetchManifest(ctx, c, srv.URL+"/stalled.yaml", strings.Repeat("0", 64))
-	if err == nil || time.Since(start) > 10*time.Second {
-		t.Errorf("stalled server: err %v after %s", err, time.Since(start))
+	if err == nil || !strings.Contains(err.Error(), "Client.Timeout exceeded") || time.Since(start) > 10*time.Second {
+		t.Errorf("stalled server: err %v after %s, want the client's timeout", err, time.Since(start))
 	}
 }

@@ -34,6 +34,17 @@ type apiLB struct {
 	timeout time.Duration
 	// interval between polls (tests shorten it).
 	interval time.Duration
+	// warned: hosts whose HA files predate the runtime API or the marker, said once per run.
+	warned map[string]bool
+}
+
+// warnOnce logs msg for host the first time only: the upgrade takes each control plane out twice.
+func (l *apiLB) warnOnce(key, msg, host string) {
+	if l.warned[key+host] {
+		return
+	}
+	l.warned[key+host] = true
+	l.r.Log.Warn(msg, "host", host)
 }
 
 // sessionDrain is how long a control plane taken out keeps its open connections so that requests
@@ -54,7 +65,7 @@ func newAPILB(r *Run, timeout time.Duration) *apiLB {
 	if len(cps) < 2 {
 		return nil
 	}
-	return &apiLB{r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond}
+	return &apiLB{r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond, warned: map[string]bool{}}
 }
 
 // lbView is what one control plane's api-lb.sh state printed.
@@ -226,8 +237,8 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			self = v
 		}
 		if !v.haproxy {
-			l.r.Log.Warn("upgrade: haproxy has no runtime API (its files predate this installer; `installer create cluster` renews them): it keeps sending connections to "+name+" while it restarts",
-				"host", v.host.Name())
+			l.warnOnce("haproxy", "upgrade: haproxy has no runtime API (its files predate this installer; `installer create cluster` renews them): it keeps sending connections to each control plane while it restarts",
+				v.host.Name())
 			continue
 		}
 		if !v.balances(name) {
@@ -280,8 +291,8 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			}
 		}
 	default:
-		l.r.Log.Warn("upgrade: keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once the apiserver stops",
-			"host", name)
+		l.warnOnce("keepalived", "upgrade: keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once its haproxy stops",
+			name)
 	}
 
 	// haproxy: no new connections to h, a few seconds for requests in flight, then the rest closed.

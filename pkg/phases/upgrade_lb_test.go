@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/manifests"
 )
 
 // TestParseLBView reads api-lb.sh's state with the `show stat` that haproxy 2.6.12 (Debian 12)
@@ -267,5 +268,35 @@ func TestHAUpgradeWithALaterControlPlane(t *testing.T) {
 	}
 	if !slices.Contains(sc.LBEvents(), "cp3 haproxy: set server k8s-api/cp3 state drain") {
 		t.Errorf("cp3 not taken out of its own haproxy:\n%s", strings.Join(sc.LBEvents(), "\n"))
+	}
+}
+
+// TestHAUpgradeOlderHAFiles: keepalived's check on these control planes predates the maintenance
+// marker (files of an older installer). The upgrade still completes, takes each control plane out
+// of haproxy, and says once per host, not at every turn, that the VIP cannot be moved first.
+func TestHAUpgradeOlderHAFiles(t *testing.T) {
+	sc := haUpgradeCluster(t)
+	for _, h := range []string{"cp1", "cp2", "cp3"} {
+		sc.Host(h).SetFile(manifests.KeepalivedCheckPath, []byte("#!/bin/sh\nexec curl -sfk https://127.0.0.1:6443/livez\n"), 0o755, "root:root")
+	}
+	var logs bytes.Buffer
+	r := sc.newRun(t, nil)
+	r.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	o := testUpgradeOptions
+	o.pollInterval = time.Millisecond
+	if _, err := Execute(t.Context(), r, Upgrade(o)); err != nil {
+		t.Fatal(err)
+	}
+	sc.assertAt(t, "v1.37.2")
+	if n := strings.Count(logs.String(), "keepalived's check has no maintenance marker"); n != 3 {
+		t.Errorf("%d warnings about the old check script, want one per control plane (3):\n%s", n, logs.String())
+	}
+	for _, e := range sc.LBEvents() {
+		if strings.Contains(e, "keepalived: hold") {
+			t.Errorf("a marker was set although keepalived ignores it: %s", e)
+		}
+	}
+	if !slices.Contains(sc.LBEvents(), "cp2 haproxy: set server k8s-api/cp1 state drain") {
+		t.Errorf("cp1 not taken out of cp2's haproxy:\n%s", strings.Join(sc.LBEvents(), "\n"))
 	}
 }
