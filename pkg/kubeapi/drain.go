@@ -33,19 +33,23 @@ func (c *Client) Cordon(ctx context.Context, node, by string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-		return fmt.Errorf("cordon %s: %w", node, err)
-	}
-	return nil
+	return c.patchNode(ctx, "cordon "+node, node, patch)
 }
 
 // Uncordon makes a node schedulable again and removes the installer's annotation.
 func (c *Client) Uncordon(ctx context.Context, node string) error {
 	patch := []byte(`{"metadata":{"annotations":{"` + CordonedBy + `":null}},"spec":{"unschedulable":null}}`)
-	if _, err := c.Kube.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-		return fmt.Errorf("uncordon %s: %w", node, err)
-	}
-	return nil
+	return c.patchNode(ctx, "uncordon "+node, node, patch)
+}
+
+// patchNode applies a strategic merge patch to a node. The apiserver may be restarting (a single
+// control plane right after its kubelet re-created the static pods), so an answer that is not the
+// API's final word is retried for up to writeRetry.
+func (c *Client) patchNode(ctx context.Context, what, node string, patch []byte) error {
+	return c.retryTransient(ctx, what, func(ctx context.Context) error {
+		_, err := c.Kube.CoreV1().Nodes().Patch(ctx, node, types.StrategicMergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		return err
+	})
 }
 
 // DrainOptions tune Drain.

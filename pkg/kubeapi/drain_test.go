@@ -2,6 +2,7 @@ package kubeapi
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -154,6 +155,40 @@ func TestCordonUncordon(t *testing.T) {
 	n, _ = cs.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
 	if n.Spec.Unschedulable || n.Annotations[CordonedBy] != "" || n.Annotations["keep"] != "me" {
 		t.Fatalf("after uncordon: %+v %+v", n.Spec, n.Annotations)
+	}
+}
+
+// TestUncordonRetriesARestartingAPIServer: connection errors and 5xx answers (an apiserver the new
+// kubelet is re-creating) are retried until the patch lands; a refusal (not found) is not retried.
+func TestUncordonRetriesARestartingAPIServer(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "cp1", Annotations: map[string]string{CordonedBy: "upgrade"}}, Spec: corev1.NodeSpec{Unschedulable: true}}
+	c, cs := drainClient(t, nil, node)
+	c.retryInterval = time.Millisecond
+	answers := []error{
+		errors.New(`Patch "https://127.0.0.1:6443/api/v1/nodes/cp1": dial tcp 127.0.0.1:6443: connect: connection refused`),
+		apierrors.NewServiceUnavailable("etcd is restarting"),
+		apierrors.NewInternalError(errors.New("etcdserver: leader changed")),
+	}
+	var patches int
+	cs.PrependReactor("patch", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		patches++
+		if patches <= len(answers) {
+			return true, nil, answers[patches-1]
+		}
+		return false, nil, nil
+	})
+	if err := c.Uncordon(context.Background(), "cp1"); err != nil {
+		t.Fatalf("uncordon through a restarting apiserver: %v", err)
+	}
+	n, _ := cs.CoreV1().Nodes().Get(context.Background(), "cp1", metav1.GetOptions{})
+	if patches != len(answers)+1 || n.Spec.Unschedulable || n.Annotations[CordonedBy] != "" {
+		t.Fatalf("%d patches (want %d), node %+v %v", patches, len(answers)+1, n.Spec, n.Annotations)
+	}
+
+	patches, answers = 0, nil
+	err := c.Uncordon(context.Background(), "w9")
+	if !apierrors.IsNotFound(err) || patches != 1 || !strings.HasPrefix(err.Error(), "uncordon w9: ") {
+		t.Fatalf("uncordon of a missing node: %v after %d patches, want not found after 1", err, patches)
 	}
 }
 

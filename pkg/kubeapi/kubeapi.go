@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -27,6 +29,8 @@ type Client struct {
 	Kube    kubernetes.Interface
 	Dynamic dynamic.Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	// retryInterval is the pause between retries of a write (0: 2 s).
+	retryInterval time.Duration
 }
 
 // Connect builds a client from an admin kubeconfig (the content of /etc/kubernetes/admin.conf),
@@ -63,6 +67,46 @@ func Transient(err error) error { return &transientError{err} }
 type transientError struct{ error }
 
 func (e *transientError) Unwrap() error { return e.error }
+
+// writeRetry bounds how long a write is retried while the API answers only transiently.
+const writeRetry = 2 * time.Minute
+
+// retryTransient calls write until it succeeds, the API refuses it for good (a 4xx status other
+// than a timeout or throttling: not found, forbidden, invalid, conflict) or writeRetry passes.
+// Connection errors and 5xx answers are what a restarting apiserver gives.
+func (c *Client) retryTransient(ctx context.Context, what string, write func(ctx context.Context) error) error {
+	interval := c.retryInterval
+	if interval == 0 {
+		interval = 2 * time.Second
+	}
+	var final error
+	err := Poll(ctx, interval, writeRetry, what, func(ctx context.Context) (bool, string, error) {
+		err := write(ctx)
+		switch {
+		case err == nil:
+			return true, "", nil
+		case definitive(err):
+			final = err
+			return false, "", err
+		default:
+			return false, "", Transient(err)
+		}
+	})
+	if final != nil {
+		return fmt.Errorf("%s: %w", what, final)
+	}
+	return err
+}
+
+// definitive: the API server answered and refused the request; repeating it changes nothing.
+func definitive(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return false
+	}
+	code := status.Status().Code
+	return code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests
+}
 
 // Poll calls check every interval until it reports done, returns an error, or the deadline passes.
 // The error on timeout carries the last state a check reported (and the last transient error after

@@ -3,7 +3,6 @@ package phases
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -342,17 +341,22 @@ func (n *nodeUpgrade) uncordon(ctx context.Context) error {
 // localReadyz asks the host's own apiserver whether it is ready.
 var localReadyz = []string{"curl", "-fsk", "--max-time", "5", "https://" + constants.LocalAPIServer + "/readyz"}
 
-// recreateGrace is how long after a kubelet restart the installer waits for it to re-create the
-// apiserver's static pod before deciding it keeps the old one (a kubelet whose pod hashes did not
-// change). Measured: a minor upgrade re-creates every static pod a few seconds after the node
-// reports its new version.
+// recreateGrace is how long after a kubelet restart the installer waits for it to re-create a
+// static pod before deciding it keeps the old one (a kubelet whose pod hashes did not change).
+// Measured: a minor upgrade re-creates every static pod a few seconds after the node reports its
+// new version.
 const recreateGrace = 90 * time.Second
 
-// waitLocalAPIServer waits until the new kubelet has re-created the local apiserver (its ready
-// sandbox is younger than the kubelet) and that apiserver answers /readyz.
+// controlPlanePods are the static pods kubeadm writes on a control plane, by component label.
+var controlPlanePods = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+
+// waitLocalAPIServer waits until the new kubelet has re-created every control-plane static pod (its
+// ready sandbox is younger than the kubelet) and the local apiserver answers /readyz. All of them:
+// an apiserver that is ready before the kubelet replaces etcd under it stops answering again (a
+// single control plane's API then fails the next write).
 func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) error {
-	return kubeapi.Poll(ctx, 2*time.Second, timeout, "the apiserver on "+h.Name()+" ready after the kubelet restart", func(ctx context.Context) (bool, string, error) {
-		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.KubeletPods.Args("kube-apiserver-" + h.Name())})
+	return kubeapi.Poll(ctx, 2*time.Second, timeout, "the control plane on "+h.Name()+" ready after the kubelet restart", func(ctx context.Context) (bool, string, error) {
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.KubeletPods.Args()})
 		if err != nil {
 			return false, "crictl: " + err.Error(), nil
 		}
@@ -360,8 +364,8 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		if newest.Before(started) && time.Since(started) < recreateGrace {
-			return false, "the kubelet has not re-created the apiserver's pod yet", nil
+		if waiting := notRecreated(started, newest, time.Since(started) < recreateGrace); waiting != "" {
+			return false, waiting, nil
 		}
 		if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
 			return false, "/readyz: " + err.Error(), nil
@@ -370,33 +374,55 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 	})
 }
 
-// parseStaticPods reads kubelet-pods.sh's output: the kubelet's start and the newest ready sandbox.
-func parseStaticPods(out []byte) (started, newest time.Time, err error) {
+// notRecreated names what still keeps the control plane from being the new kubelet's: a static pod
+// with no ready sandbox, or (within the grace) one whose sandbox is older than the kubelet.
+func notRecreated(started time.Time, newest map[string]time.Time, inGrace bool) string {
+	var missing, old []string
+	for _, c := range controlPlanePods {
+		switch t, ok := newest[c]; {
+		case !ok:
+			missing = append(missing, c)
+		case inGrace && t.Before(started):
+			old = append(old, c)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		return "no ready pod of " + strings.Join(missing, ", ")
+	case len(old) > 0:
+		return "the kubelet has not re-created " + strings.Join(old, ", ") + " yet"
+	}
+	return ""
+}
+
+// parseStaticPods reads kubelet-pods.sh's output: the kubelet's start and, per component, the
+// newest ready sandbox.
+func parseStaticPods(out []byte) (started time.Time, newest map[string]time.Time, err error) {
 	first, rest, _ := strings.Cut(string(out), "\n")
 	sec, err := strconv.ParseInt(strings.TrimSpace(first), 10, 64)
 	if err != nil {
-		return started, newest, fmt.Errorf("kubelet start time %q: %w", first, err)
+		return started, nil, fmt.Errorf("kubelet start time %q: %w", first, err)
 	}
 	started = time.Unix(sec, 0)
 	var pods struct {
 		Items []struct {
-			CreatedAt string `json:"createdAt"`
+			CreatedAt string            `json:"createdAt"`
+			Labels    map[string]string `json:"labels"`
 		} `json:"items"`
 	}
 	if err := json.Unmarshal([]byte(rest), &pods); err != nil {
-		return started, newest, fmt.Errorf("crictl pods: %w", err)
+		return started, nil, fmt.Errorf("crictl pods: %w", err)
 	}
+	newest = map[string]time.Time{}
 	for _, p := range pods.Items {
 		ns, err := strconv.ParseInt(p.CreatedAt, 10, 64)
 		if err != nil {
 			continue
 		}
-		if t := time.Unix(0, ns); t.After(newest) {
-			newest = t
+		c := p.Labels["component"]
+		if t := time.Unix(0, ns); c != "" && t.After(newest[c]) {
+			newest[c] = t
 		}
-	}
-	if newest.IsZero() {
-		return started, newest, errors.New("no ready apiserver pod")
 	}
 	return started, newest, nil
 }

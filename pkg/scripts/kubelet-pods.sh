@@ -1,6 +1,6 @@
 #!/bin/sh
-# kubelet-pods.sh NAME: prints when the kubelet last started (Unix seconds), then the ready pod
-# sandboxes named NAME (the static pod of the local kube-apiserver), as crictl's JSON.
+# kubelet-pods.sh: prints when the kubelet last started (Unix seconds), then the ready pod sandboxes
+# of the control plane's static pods (kubeadm labels them tier=control-plane), as crictl's JSON.
 set -eu
 date -d "$(systemctl show -p ExecMainStartTimestamp --value kubelet)" +%s
-crictl pods --name "$1" --state ready -o json
+crictl pods --label tier=control-plane --state ready -o json

@@ -74,7 +74,8 @@ var (
 	Etcd = load("etcd.sh")
 	// ManifestImages prints the image of each static pod manifest given.
 	ManifestImages = load("manifest-images.sh")
-	// KubeletPods prints the kubelet's start time and the ready pod sandboxes of a name.
+	// KubeletPods prints the kubelet's start time and the ready sandboxes of the control plane's
+	// static pods.
 	KubeletPods = load("kubelet-pods.sh")
 	// APILB reads and changes this control plane's part of the API's load balancer (keepalived's
 	// maintenance marker, haproxy's runtime API).

@@ -23,16 +23,16 @@ func (c *labCluster) specVariant(name string, edit func(*v1alpha1.Cluster)) stri
 	c.t.Helper()
 	raw, err := v1alpha1.LoadFile(c.Lab.SpecFile())
 	if err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	edit(raw)
 	out, err := yaml.Marshal(raw)
 	if err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	p := filepath.Join(c.Lab.Dir(), name)
 	if err := os.WriteFile(p, out, 0o600); err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	return p
 }
@@ -43,7 +43,7 @@ func (c *labCluster) untouched(hosts ...string) {
 	for _, h := range hosts {
 		out := c.ssh(h, "ls /etc/containerd/config.toml /usr/bin/kubeadm /etc/kubernetes/pki 2>/dev/null | wc -l")
 		if strings.TrimSpace(out) != "0" {
-			c.t.Errorf("host %s was changed by a failed run", h)
+			errorf(c.t, "host %s was changed by a failed run", h)
 		}
 	}
 }
@@ -53,11 +53,11 @@ func (c *labCluster) untouched(hosts ...string) {
 func oneLineErrors(t *testing.T, r installerRun, want ...string) {
 	t.Helper()
 	if strings.Contains(r.Stderr, "goroutine ") || strings.Contains(r.Stderr, "panic:") {
-		t.Errorf("stack trace in the output:\n%s", r.Stderr)
+		errorf(t, "stack trace in the output:\n%s", r.Stderr)
 	}
 	for _, w := range want {
 		if !strings.Contains(r.Stderr, w) {
-			t.Errorf("output lacks %q:\n%s", w, r.Stderr)
+			errorf(t, "output lacks %q:\n%s", w, r.Stderr)
 		}
 	}
 	for _, l := range strings.Split(r.Stderr, "\n") {
@@ -80,11 +80,11 @@ func TestScenario4BadInput(t *testing.T) {
 	wrongKey := filepath.Join(c.Lab.Dir(), "wrong_key")
 	os.Remove(wrongKey)
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", wrongKey).CombinedOutput(); err != nil {
-		t.Fatalf("ssh-keygen: %v %s", err, out)
+		fatalf(t, "ssh-keygen: %v %s", err, out)
 	}
 	r := c.installerSpec(c.specVariant("wrong-key.yaml", func(s *v1alpha1.Cluster) { s.Spec.SSH.KeyFile = "wrong_key" }), "create", "cluster")
 	if r.Code != 4 {
-		t.Errorf("wrong key: exit %d, want 4\n%s", r.Code, r.Stderr)
+		errorf(t, "wrong key: exit %d, want 4\n%s", r.Code, r.Stderr)
 	}
 	oneLineErrors(t, r, "host cp1:", "host w1:", "host w2:", "wrong_key")
 	c.untouched(all...)
@@ -92,27 +92,27 @@ func TestScenario4BadInput(t *testing.T) {
 	// No entry for the hosts in known_hosts under the strict policy.
 	empty := filepath.Join(c.Lab.Dir(), "empty_known_hosts")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	r = c.installerSpec(c.specVariant("unknown-hostkey.yaml", func(s *v1alpha1.Cluster) { s.Spec.SSH.KnownHostsFile = "empty_known_hosts" }), "create", "cluster")
 	if r.Code != 4 {
-		t.Errorf("unknown host key: exit %d, want 4\n%s", r.Code, r.Stderr)
+		errorf(t, "unknown host key: exit %d, want 4\n%s", r.Code, r.Stderr)
 	}
 	oneLineErrors(t, r, "host cp1:", "SHA256:", "known_hosts")
 	c.untouched(all...)
 
 	// A host that is down: the run stops at connect; nothing changes anywhere.
 	if err := c.Lab.Stop(ctx, "w2"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	r = c.installer("create", "cluster")
 	if r.Code != 4 {
-		t.Errorf("host down: exit %d, want 4\n%s", r.Code, r.Stderr)
+		errorf(t, "host down: exit %d, want 4\n%s", r.Code, r.Stderr)
 	}
 	oneLineErrors(t, r, "host w2: cannot reach 172.30.0.13:22")
 	c.untouched("cp1", "w1")
 	if err := c.Lab.Start(ctx, "w2"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 
 	// Traffic cut while the runtime phase runs: the run fails naming the host, the other hosts
@@ -123,7 +123,7 @@ func TestScenario4BadInput(t *testing.T) {
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return stderr.Write(p) })
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for {
 		mu.Lock()
@@ -133,12 +133,12 @@ func TestScenario4BadInput(t *testing.T) {
 			break
 		}
 		if time.Since(start) > 5*time.Minute {
-			t.Fatal("the run never reached the runtime phase")
+			fatal(t, "the run never reached the runtime phase")
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	if err := c.Lab.Cut(ctx, "w1"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	cutAt := time.Now()
 	err := cmd.Wait()
@@ -151,15 +151,15 @@ func TestScenario4BadInput(t *testing.T) {
 	mu.Unlock()
 	t.Logf("MEASURE cut detected after %s", time.Since(cutAt).Round(time.Millisecond))
 	if code != 4 || !strings.Contains(out, "phase runtime: host w1:") {
-		t.Errorf("cut mid-run: exit %d, want 4 naming w1 in phase runtime\n%s", code, out)
+		errorf(t, "cut mid-run: exit %d, want 4 naming w1 in phase runtime\n%s", code, out)
 	}
 	oneLineErrors(t, installerRun{Stderr: out})
 	if err := c.Lab.Heal(ctx, "w1"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	final := c.installer("create", "cluster")
 	if final.Code != 0 {
-		t.Fatalf("re-run after heal: exit %d\n%s", final.Code, final.Stderr)
+		fatalf(t, "re-run after heal: exit %d\n%s", final.Code, final.Stderr)
 	}
 	checkNodes(ctx, t, c, c.kube())
 }

@@ -48,7 +48,7 @@ func buildBinaries(t *testing.T) (lab, installer string) {
 		}
 	})
 	if binaries.err != nil {
-		t.Fatal(binaries.err)
+		fatal(t, binaries.err)
 	}
 	return binaries.lab, binaries.installer
 }
@@ -72,18 +72,18 @@ func startLab(ctx context.Context, t *testing.T, upArgs ...string) *labCluster {
 	start := time.Now()
 	if out, err := c.labCmd(append([]string{"up"}, upArgs...)...); err != nil {
 		c.labCmd("down")
-		t.Fatalf("lab up: %v\n%s", err, out)
+		fatalf(t, "lab up: %v\n%s", err, out)
 	}
 	t.Logf("MEASURE lab up %s: %s", strings.Join(upArgs, " "), time.Since(start).Round(time.Millisecond))
 	t.Cleanup(func() {
 		if out, err := c.labCmd("down"); err != nil {
-			t.Errorf("lab down: %v\n%s", err, out)
+			errorf(t, "lab down: %v\n%s", err, out)
 		}
 	})
 	t.Cleanup(c.diagnoseOnFailure)
 	spec, err := v1alpha1.LoadFile(l.SpecFile())
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	spec.Default()
 	c.Spec = spec
@@ -144,7 +144,7 @@ func (c *labCluster) installerIn(stateDir, spec string, args ...string) installe
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.Code = ee.ExitCode()
 	} else if err != nil {
-		c.t.Fatalf("run installer: %v", err)
+		fatalf(c.t, "run installer: %v", err)
 	}
 	for _, l := range strings.Split(r.Stderr, "\n") {
 		if m := summaryLine.FindStringSubmatch(l); m != nil {
@@ -176,12 +176,12 @@ func (c *labCluster) kube() kubernetes.Interface {
 	c.t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Lab.StateDir(), "admin.conf"))
 	if err != nil {
-		c.t.Fatalf("admin kubeconfig: %v", err)
+		fatalf(c.t, "admin kubeconfig: %v", err)
 	}
 	cfg.Timeout = 30 * time.Second
 	k, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	return k
 }

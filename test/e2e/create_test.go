@@ -34,7 +34,7 @@ func TestScenario1Create(t *testing.T) {
 
 	first := c.installer("create", "cluster")
 	if first.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", first.Code, first.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", first.Code, first.Stderr)
 	}
 	reportTimings(t, first)
 
@@ -48,19 +48,19 @@ func TestScenario1Create(t *testing.T) {
 	before := c.managedState(names...)
 	second := c.installer("create", "cluster")
 	if second.Code != 0 {
-		t.Fatalf("second create cluster: exit %d\n%s", second.Code, second.Stderr)
+		fatalf(t, "second create cluster: exit %d\n%s", second.Code, second.Stderr)
 	}
 	t.Logf("MEASURE second create cluster (converged): %s", second.Wall.Round(time.Millisecond))
 	if n := second.TotalChanges(); n != 0 || len(second.Order) == 0 {
-		t.Errorf("second run made %d changes (%v):\n%s", n, second.Changes, second.Stderr)
+		errorf(t, "second run made %d changes (%v):\n%s", n, second.Changes, second.Stderr)
 	}
 	after := c.managedState(names...)
 	for _, h := range names {
 		if before[h] != after[h] {
-			t.Errorf("host %s changed on the second run:\nbefore:\n%s\nafter:\n%s", h, before[h], after[h])
+			errorf(t, "host %s changed on the second run:\nbefore:\n%s\nafter:\n%s", h, before[h], after[h])
 		}
 		if !strings.Contains(before[h], "/usr/bin/kubelet") || !strings.Contains(before[h], "/etc/containerd/config.toml") {
-			t.Errorf("host %s: managed files missing from the checksum list:\n%s", h, before[h])
+			errorf(t, "host %s: managed files missing from the checksum list:\n%s", h, before[h])
 		}
 	}
 	checkNoSecrets(t, c, first, second)
@@ -90,15 +90,15 @@ func checkNodes(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.I
 	t.Helper()
 	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if len(nodes.Items) != len(c.Spec.Spec.Hosts) {
-		t.Fatalf("%d nodes, want %d", len(nodes.Items), len(c.Spec.Spec.Hosts))
+		fatalf(t, "%d nodes, want %d", len(nodes.Items), len(c.Spec.Spec.Hosts))
 	}
 	for _, n := range nodes.Items {
 		h, ok := c.Spec.Spec.Host(n.Name)
 		if !ok {
-			t.Errorf("node %s is not a host of the spec", n.Name)
+			errorf(t, "node %s is not a host of the spec", n.Name)
 			continue
 		}
 		ready := false
@@ -114,21 +114,21 @@ func checkNodes(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.I
 			}
 		}
 		if !ready || internal != h.PrivateAddress || internal == h.Address {
-			t.Errorf("node %s: ready=%v InternalIP=%s, want Ready with %s (not %s)", n.Name, ready, internal, h.PrivateAddress, h.Address)
+			errorf(t, "node %s: ready=%v InternalIP=%s, want Ready with %s (not %s)", n.Name, ready, internal, h.PrivateAddress, h.Address)
 		}
 		for _, taint := range n.Spec.Taints {
 			if taint.Key == "node.cloudprovider.kubernetes.io/uninitialized" {
-				t.Errorf("node %s still carries the uninitialized taint", n.Name)
+				errorf(t, "node %s still carries the uninitialized taint", n.Name)
 			}
 		}
 		if n.Spec.ProviderID != "lab://"+n.Name || n.Labels["topology.kubernetes.io/zone"] == "" {
-			t.Errorf("node %s: providerID %q zone %q; the CCM did not initialise it", n.Name, n.Spec.ProviderID, n.Labels["topology.kubernetes.io/zone"])
+			errorf(t, "node %s: providerID %q zone %q; the CCM did not initialise it", n.Name, n.Spec.ProviderID, n.Labels["topology.kubernetes.io/zone"])
 		}
 		if n.Status.NodeInfo.KubeletVersion != c.Spec.Spec.KubernetesVersion {
-			t.Errorf("node %s runs kubelet %s, want %s", n.Name, n.Status.NodeInfo.KubeletVersion, c.Spec.Spec.KubernetesVersion)
+			errorf(t, "node %s runs kubelet %s, want %s", n.Name, n.Status.NodeInfo.KubeletVersion, c.Spec.Spec.KubernetesVersion)
 		}
 		if want := wantRuntime(c); want != "" && n.Status.NodeInfo.ContainerRuntimeVersion != want {
-			t.Errorf("node %s runs %s, want %s", n.Name, n.Status.NodeInfo.ContainerRuntimeVersion, want)
+			errorf(t, "node %s runs %s, want %s", n.Name, n.Status.NodeInfo.ContainerRuntimeVersion, want)
 		}
 	}
 }
@@ -146,14 +146,14 @@ func checkCoreDNS(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 	t.Helper()
 	d, err := k.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if d.Status.AvailableReplicas < 1 || d.Status.AvailableReplicas != *d.Spec.Replicas {
-		t.Errorf("CoreDNS: %d/%d available", d.Status.AvailableReplicas, *d.Spec.Replicas)
+		errorf(t, "CoreDNS: %d/%d available", d.Status.AvailableReplicas, *d.Spec.Replicas)
 	}
 	pods, err := k.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	on := map[string]bool{}
 	for _, p := range pods.Items {
@@ -162,7 +162,7 @@ func checkCoreDNS(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 		}
 	}
 	if len(on) < 2 {
-		t.Errorf("CoreDNS replicas all on %v; they should spread over the nodes", on)
+		errorf(t, "CoreDNS replicas all on %v; they should spread over the nodes", on)
 	}
 }
 
@@ -172,19 +172,19 @@ func checkPodNetwork(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 	t.Helper()
 	ns := "e2e-net"
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	labels := map[string]string{"app": "echo"}
 	server := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns, Labels: labels}, Spec: corev1.PodSpec{
 		NodeName:   serverNode,
 		Containers: []corev1.Container{{Name: "echo", Image: images.LabnetImage, Args: []string{"serve", ":8080"}}}}}
 	if _, err := k.CoreV1().Pods(ns).Create(ctx, server, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns}, Spec: corev1.ServiceSpec{
 		Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}
 	if _, err := k.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	podIP := waitPod(ctx, t, k, ns, "echo", corev1.PodRunning).Status.PodIP
 	for i, url := range []string{fmt.Sprintf("http://%s:8080/", podIP), "http://echo." + ns + ".svc.cluster.local/"} {
@@ -193,12 +193,12 @@ func checkPodNetwork(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 			NodeName: clientNode, RestartPolicy: corev1.RestartPolicyOnFailure,
 			Containers: []corev1.Container{{Name: "get", Image: images.LabnetImage, Args: []string{"get", url}}}}}
 		if _, err := k.CoreV1().Pods(ns).Create(ctx, client, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		waitPod(ctx, t, k, ns, name, corev1.PodSucceeded)
 		logs, err := k.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
 		if err != nil || strings.TrimSpace(string(logs)) != "echo" {
-			t.Errorf("%s from %s: %q, %v; want the server's host name \"echo\"", url, clientNode, logs, err)
+			errorf(t, "%s from %s: %q, %v; want the server's host name \"echo\"", url, clientNode, logs, err)
 		} else {
 			t.Logf("pod on %s reached %s: %s", clientNode, url, strings.TrimSpace(string(logs)))
 		}
@@ -214,7 +214,7 @@ func waitPod(ctx context.Context, t *testing.T, k kubernetes.Interface, ns, name
 			return p
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("pod %s/%s not %s after 3m: %v %+v", ns, name, phase, err, p.Status)
+			fatalf(t, "pod %s/%s not %s after 3m: %v %+v", ns, name, phase, err, p.Status)
 		}
 		time.Sleep(time.Second)
 	}
@@ -227,7 +227,7 @@ func checkCertSANs(t *testing.T, c *labCluster) {
 	t.Helper()
 	caPEM, err := os.ReadFile(filepath.Join(c.Lab.StateDir(), "pki", "ca.crt"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
@@ -242,15 +242,15 @@ func checkCertSANs(t *testing.T, c *labCluster) {
 	}
 	sans := kubeadm.CertSANs(&c.Spec.Spec)
 	if len(sans) < 4 {
-		t.Fatalf("certSANs = %v", sans)
+		fatalf(t, "certSANs = %v", sans)
 	}
 	for _, san := range sans {
 		if err := dial(san); err != nil {
-			t.Errorf("certSAN %s: %v", san, err)
+			errorf(t, "certSAN %s: %v", san, err)
 		}
 	}
 	if err := dial("not-a-san.example.com"); err == nil {
-		t.Error("the certificate verified for a name outside certSANs")
+		errorln(t, "the certificate verified for a name outside certSANs")
 	}
 	t.Logf("apiserver certificate verified for %d certSANs: %s", len(sans), strings.Join(sans, ", "))
 }

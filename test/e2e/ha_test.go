@@ -30,12 +30,12 @@ func TestScenario2HA(t *testing.T) {
 	// plan on the fresh hosts: read-only, and it lists every host's uploads and commands.
 	plan := c.installer("plan", "-v")
 	if plan.Code != 0 {
-		t.Fatalf("plan: exit %d\n%s", plan.Code, plan.Stderr)
+		fatalf(t, "plan: exit %d\n%s", plan.Code, plan.Stderr)
 	}
 	for _, want := range []string{"host cp1:", "host cp3:", "host w1:", "upload /etc/kubernetes/manifests/haproxy.yaml", "upload /etc/keepalived/keepalived.conf",
 		"(secret, shown masked)", "run    kubeadm init --config /etc/kubernetes/installer/kubeadm.yaml --skip-token-print", "run    kubeadm join --config"} {
 		if !strings.Contains(plan.Stdout, want) {
-			t.Errorf("plan output lacks %q", want)
+			errorf(t, "plan output lacks %q", want)
 		}
 	}
 	// -v adds each file's (masked) content under its upload line; the log keeps the actions.
@@ -50,22 +50,22 @@ func TestScenario2HA(t *testing.T) {
 
 	r := c.installer("create", "cluster")
 	if r.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
 	}
 	reportTimings(t, r)
 
 	endpoint := kubeadm.ControlPlaneEndpoint(&c.Spec.Spec)
 	cfg, err := clientcmd.LoadFromFile(filepath.Join(c.Lab.StateDir(), "admin.conf"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, cl := range cfg.Clusters {
 		if cl.Server != "https://"+endpoint {
-			t.Errorf("admin kubeconfig server %s, want the VIP endpoint https://%s", cl.Server, endpoint)
+			errorf(t, "admin kubeconfig server %s, want the VIP endpoint https://%s", cl.Server, endpoint)
 		}
 	}
 	if !strings.HasPrefix(endpoint, c.Spec.Spec.LoadBalancer.VIP+":") {
-		t.Errorf("endpoint %s is not on the VIP %s", endpoint, c.Spec.Spec.LoadBalancer.VIP)
+		errorf(t, "endpoint %s is not on the VIP %s", endpoint, c.Spec.Spec.LoadBalancer.VIP)
 	}
 	k := c.kube()
 	checkNodes(ctx, t, c, k)
@@ -88,7 +88,7 @@ func TestScenario2HA(t *testing.T) {
 		t.Logf("MEASURE VIP failover after %s of %s: %d failed requests through the VIP (polled every 200 ms, 1 s timeout), longest outage %s, steady %s after the fault began",
 			fault, holder, f.failed, f.longest.Round(10*time.Millisecond), f.steady.Round(10*time.Millisecond))
 		if f.steady > 15*time.Second {
-			t.Errorf("failover after %s: steady only after %s", fault, f.steady)
+			errorf(t, "failover after %s: steady only after %s", fault, f.steady)
 		}
 		// VRRP settles over a few advertisement intervals after a power loss: wait for one holder.
 		after := ""
@@ -98,13 +98,13 @@ func TestScenario2HA(t *testing.T) {
 			}
 		}
 		if after == holder || after == "" {
-			t.Errorf("the VIP did not move away from %s (now %q)", holder, after)
+			errorf(t, "the VIP did not move away from %s (now %q)", holder, after)
 		} else {
 			t.Logf("the VIP moved from %s to %s", holder, after)
 		}
 		t.Logf("fault %s of %s handled in %s", fault, holder, time.Since(start).Round(time.Millisecond))
 		if err := c.Lab.Start(ctx, holder); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		// The host rejoins: node Ready, its etcd member healthy again.
 		waitNodeReady(ctx, t, k, holder, 3*time.Minute)
@@ -126,7 +126,7 @@ func (c *labCluster) vipHolder(t *testing.T) string {
 		}
 	}
 	if len(holders) > 1 {
-		t.Errorf("VIP held by several hosts: %v", holders)
+		errorf(t, "VIP held by several hosts: %v", holders)
 	}
 	if len(holders) == 0 {
 		return ""
@@ -162,7 +162,7 @@ crictl exec "$c" etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubern
 			err = fmt.Errorf("%d members, %d healthy: %s", len(health), ok, out)
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("etcd on %s: %v", host, err)
+			errorf(t, "etcd on %s: %v", host, err)
 			return
 		}
 		time.Sleep(3 * time.Second)
@@ -185,7 +185,7 @@ func waitAPI(ctx context.Context, t *testing.T, k kubernetes.Interface, timeout 
 		failed++
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("the API did not answer through the VIP within %s", timeout)
+	fatalf(t, "the API did not answer through the VIP within %s", timeout)
 	return failed, timeout
 }
 
@@ -229,7 +229,7 @@ func measureFailover(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 		select {
 		case err := <-faulted:
 			if err != nil {
-				t.Fatal(err)
+				fatal(t, err)
 			}
 			faultDone, quietSince = true, time.Now()
 		default:
@@ -239,7 +239,7 @@ func measureFailover(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("the API through the VIP was not steady within %s of the fault (%d failed requests)", timeout, f.failed)
+	fatalf(t, "the API through the VIP was not steady within %s of the fault (%d failed requests)", timeout, f.failed)
 	return f
 }
 
@@ -257,5 +257,5 @@ func waitNodeReady(ctx context.Context, t *testing.T, k kubernetes.Interface, na
 		}
 		time.Sleep(2 * time.Second)
 	}
-	t.Fatalf("node %s not Ready within %s", name, timeout)
+	fatalf(t, "node %s not Ready within %s", name, timeout)
 }

@@ -38,7 +38,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 	c := startLab(ctx, t, "-n", "4", "--control-planes", "3", "--lb", "keepalived-haproxy", "--kubernetes-version", from)
 	create := c.installer("create", "cluster")
 	if create.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", create.Code, create.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", create.Code, create.Stderr)
 	}
 	t.Logf("MEASURE create of 3 control planes + 1 worker at %s: %s", from, create.Wall.Round(time.Second))
 	k := c.kube()
@@ -48,7 +48,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Lab.StateDir(), "admin.conf"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	kept := startAPILoop(loopCtx, t, cfg, false)
@@ -64,7 +64,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 	time.Sleep(10 * time.Second)
 	stopLoops()
 	if run.Code != 0 {
-		t.Fatalf("upgrade: exit %d\n%s", run.Code, run.Stderr)
+		fatalf(t, "upgrade: exit %d\n%s", run.Code, run.Stderr)
 	}
 	t.Logf("MEASURE HA upgrade %s -> %s (3 control planes + 1 worker): %s", from, to, run.Wall.Round(time.Second))
 	checkNodeCountVersions(ctx, t, k, 4, to)
@@ -91,11 +91,11 @@ func TestScenario10HAUpgrade(t *testing.T) {
 	t.Logf("the VIP was on %s before the upgrade and is on %s after it", holderBefore, c.vipHolder(t))
 	again := c.installerSpec(spec, "upgrade")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 	for _, cp := range []string{"cp1", "cp2", "cp3"} {
 		if out := c.ssh(cp, "sudo sh -c 'test -e /run/installer/keepalived/maintenance && echo left || echo none'"); strings.TrimSpace(out) != "none" {
-			t.Errorf("%s: maintenance marker %s after the upgrade", cp, out)
+			errorf(t, "%s: maintenance marker %s after the upgrade", cp, out)
 		}
 	}
 	checkNoSecrets(t, c, create, run, again)
@@ -128,7 +128,7 @@ func reportHASteps(t *testing.T, stderr string) {
 		backs[m[1]]++
 		lines = append(lines, fmt.Sprintf("%s back in the load balancer: %s s, etcd %s members healthy", m[1], m[3], m[2]))
 		if m[2] != "3" {
-			t.Errorf("%s came back with %s healthy etcd members, want 3", m[1], m[2])
+			errorf(t, "%s came back with %s healthy etcd members, want 3", m[1], m[2])
 		}
 	}
 	for _, m := range kubeadmLine.FindAllStringSubmatch(stderr, -1) {
@@ -141,7 +141,7 @@ func reportHASteps(t *testing.T, stderr string) {
 	t.Logf("MEASURE HA upgrade steps per control plane:\n  %s", strings.Join(lines, "\n  "))
 	for _, cp := range []string{"cp1", "cp2", "cp3"} {
 		if outs[cp] != 2 || backs[cp] != 2 {
-			t.Errorf("%s left the load balancer %d times and came back %d times, want 2 and 2 (kubeadm, kubelet)", cp, outs[cp], backs[cp])
+			errorf(t, "%s left the load balancer %d times and came back %d times, want 2 and 2 (kubeadm, kubelet)", cp, outs[cp], backs[cp])
 		}
 	}
 }
@@ -151,7 +151,7 @@ func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 	t.Helper()
 	samples, _, err := loopResults(ctx, k)
 	if err != nil {
-		t.Errorf("request loop: %v", err)
+		errorf(t, "request loop: %v", err)
 		return
 	}
 	failed := 0
@@ -161,7 +161,7 @@ func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 		}
 	}
 	if failed > 0 {
-		t.Errorf("%d Service requests failed during the upgrade (goal 0)", failed)
+		errorf(t, "%d Service requests failed during the upgrade (goal 0)", failed)
 	}
 }
 
@@ -183,7 +183,7 @@ func startAPILoop(ctx context.Context, t *testing.T, cfg *rest.Config, fresh boo
 	t.Helper()
 	tlsCfg, err := rest.TLSConfigFor(cfg)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	tr := &http.Transport{TLSClientConfig: tlsCfg.Clone(), ForceAttemptHTTP2: !fresh, DisableKeepAlives: fresh}
 	if fresh {
@@ -265,10 +265,10 @@ func (l *apiLoop) report(t *testing.T, start, end time.Time) {
 	t.Logf("MEASURE %s during the upgrade: %d, failed %d, longest run of failures %s, at %v; errors: %v",
 		l.name, total, failed, longest.Round(10*time.Millisecond), compact(when), kinds)
 	if total == 0 {
-		t.Errorf("%s: no requests recorded", l.name)
+		errorf(t, "%s: no requests recorded", l.name)
 	}
 	if longest > 3*time.Second {
-		t.Errorf("%s: the API did not answer for %s", l.name, longest.Round(10*time.Millisecond))
+		errorf(t, "%s: the API did not answer for %s", l.name, longest.Round(10*time.Millisecond))
 	}
 }
 
@@ -357,7 +357,7 @@ func (w *nodeWatch) report(t *testing.T, maintenance map[string][]window) {
 	t.Logf("MEASURE nodes not Ready during the upgrade (%d observations, every second): own maintenance %v, elsewhere %v\n  %s",
 		w.n, inside, outside, strings.Join(compact(lines), "\n  "))
 	for node, n := range outside {
-		t.Errorf("node %s was not Ready in %d observations outside its own upgrade (goal: none)", node, n)
+		errorf(t, "node %s was not Ready in %d observations outside its own upgrade (goal: none)", node, n)
 	}
 }
 

@@ -125,7 +125,7 @@ func newHostileLab(t *testing.T, c *labCluster) *hostileLab {
 	t.Helper()
 	r := c.installer("create", "cluster")
 	if r.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
 	}
 	reportTimings(t, r)
 	h := &hostileLab{labCluster: c, k: c.kube()}
@@ -143,10 +143,10 @@ func newHostileLab(t *testing.T, c *labCluster) *hostileLab {
 	// directory must hold the same CA, or every comparison below compares the wrong things.
 	local, err := os.ReadFile(filepath.Join(c.Lab.StateDir(), "pki", "ca.crt"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if fp := pemFingerprint(t, local); fp != h.caFP {
-		t.Fatalf("the lab state directory's CA is %s, the CA on %s is %s", fp, h.cps[0], h.caFP)
+		fatalf(t, "the lab state directory's CA is %s, the CA on %s is %s", fp, h.cps[0], h.caFP)
 	}
 	h.before = h.takePrint(t, h.k)
 	t.Logf("cluster CA %s; %d objects recorded; etcd members %s", h.caFP, len(h.before.Objects), h.before.Members)
@@ -176,14 +176,14 @@ func (h *hostileLab) caseForeignStateDir(t *testing.T) {
 	// generator and writer: only the keys differ.
 	foreign, err := pki.Generate(pki.Options{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if err := foreign.Save(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	foreignFP := certFingerprint(foreign.Cluster.Cert.Raw)
 	if foreignFP == h.caFP {
-		t.Fatalf("the generated CA has the cluster CA's fingerprint %s", foreignFP)
+		fatalf(t, "the generated CA has the cluster CA's fingerprint %s", foreignFP)
 	}
 	pkiBefore := fileSums(t, filepath.Join(dir, "pki"))
 	before := h.hostStates()
@@ -205,7 +205,7 @@ func (h *hostileLab) caseAPIDown(t *testing.T, label, manifest string) {
 		r := h.installer("create", "cluster")
 		expectRefused(t, what, r, "does not answer")
 		if r.Wall > refusalWithin {
-			t.Errorf("%s: refused after %s, want within %s", what, r.Wall.Round(time.Second), refusalWithin)
+			errorf(t, "%s: refused after %s, want within %s", what, r.Wall.Round(time.Second), refusalWithin)
 		}
 		// The moved manifest is missing from both snapshots: the run must not have written it back.
 		h.hostsUnchanged(t, what, before)
@@ -223,7 +223,7 @@ func (h *hostileLab) caseJoinExisting(t *testing.T, host string) {
 	h.expectConverged(t, what, r)
 	for _, want := range []string{host, "is a node of this cluster already; left untouched"} {
 		if !strings.Contains(r.Stderr, want) {
-			t.Errorf("%s: output lacks %q:\n%s", what, want, r.Stderr)
+			errorf(t, "%s: output lacks %q:\n%s", what, want, r.Stderr)
 		}
 	}
 	h.hostsUnchanged(t, what, before)
@@ -245,7 +245,7 @@ func (h *hostileLab) caseUpgradeAPIDown(t *testing.T) {
 		case 1:
 			oneLineErrors(t, r, "error: ")
 		default:
-			t.Errorf("%s: exit %d, want 1 or %d\n%s", what, r.Code, exitRefused, r.Stderr)
+			errorf(t, "%s: exit %d, want 1 or %d\n%s", what, r.Code, exitRefused, r.Stderr)
 		}
 		t.Logf("MEASURE %s: exit %d after %s: %s", what, r.Code, r.Wall.Round(time.Millisecond), lastLine(r.Stderr))
 		h.hostsUnchanged(t, what, before)
@@ -263,20 +263,20 @@ func (h *hostileLab) caseReadOnlyCommands(t *testing.T) {
 
 	r := h.installerIn(dir, h.Lab.SpecFile(), "render", "-o", out)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "throw-away PKI") {
-		t.Errorf("%s: render: exit %d, want 0 and a note about the throw-away PKI\n%s", what, r.Code, r.Stderr)
+		errorf(t, "%s: render: exit %d, want 0 and a note about the throw-away PKI\n%s", what, r.Code, r.Stderr)
 	}
 	if _, err := os.Stat(filepath.Join(out, "hosts", h.cps[0], "kubeadm.yaml")); err != nil {
-		t.Errorf("%s: render wrote no kubeadm.yaml for %s: %v", what, h.cps[0], err)
+		errorf(t, "%s: render wrote no kubeadm.yaml for %s: %v", what, h.cps[0], err)
 	}
 	absentIn(t, what+": after render", dir, "pki", "secrets")
 
 	r = h.installerIn(dir, h.Lab.SpecFile(), "kubeconfig")
 	if r.Code != 0 {
-		t.Errorf("%s: kubeconfig: exit %d\n%s", what, r.Code, r.Stderr)
+		errorf(t, "%s: kubeconfig: exit %d\n%s", what, r.Code, r.Stderr)
 	}
 	h.checkAdminKubeconfig(t, what, []byte(r.Stdout))
 	if _, err := os.Stat(state.Dir(dir).AdminConf()); err != nil {
-		t.Errorf("%s: kubeconfig left no admin.conf in the state directory: %v", what, err)
+		errorf(t, "%s: kubeconfig left no admin.conf in the state directory: %v", what, err)
 	}
 	absentIn(t, what+": after kubeconfig", dir, "pki")
 
@@ -293,16 +293,16 @@ func (h *hostileLab) checkAdminKubeconfig(t *testing.T, what string, data []byte
 	t.Helper()
 	cfg, err := clientcmd.Load(data)
 	if err != nil || len(cfg.Clusters) == 0 {
-		t.Errorf("%s: kubeconfig printed no cluster (%v):\n%s", what, err, data)
+		errorf(t, "%s: kubeconfig printed no cluster (%v):\n%s", what, err, data)
 		return
 	}
 	for name, cl := range cfg.Clusters {
 		if len(cl.CertificateAuthorityData) == 0 {
-			t.Errorf("%s: kubeconfig cluster %s carries no CA data", what, name)
+			errorf(t, "%s: kubeconfig cluster %s carries no CA data", what, name)
 			continue
 		}
 		if fp := pemFingerprint(t, cl.CertificateAuthorityData); fp != h.caFP {
-			t.Errorf("%s: kubeconfig cluster %s trusts %s, want the cluster CA %s", what, name, fp, h.caFP)
+			errorf(t, "%s: kubeconfig cluster %s trusts %s, want the cluster CA %s", what, name, fp, h.caFP)
 		}
 	}
 }
@@ -314,7 +314,7 @@ func (h *hostileLab) caseInterruptedInit(t *testing.T) {
 	cp := h.cps[0]
 	r := h.installer("reset", "--yes")
 	if r.Code != 0 {
-		t.Fatalf("(h) reset --yes (whole cluster): exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "(h) reset --yes (whole cluster): exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE (h) reset --yes (whole cluster): %s", r.Wall.Round(time.Millisecond))
 
@@ -323,7 +323,7 @@ func (h *hostileLab) caseInterruptedInit(t *testing.T) {
 	began := time.Now()
 	h.waitKubeadmInit(t, run, cp)
 	if err := run.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	<-run.exited
 	// A killed installer leaves kubeadm running (nothing hangs up its SSH session) or dead; kill it
@@ -340,24 +340,24 @@ func (h *hostileLab) caseInterruptedInit(t *testing.T) {
 
 	final := h.installer("create", "cluster")
 	if final.Code != 0 {
-		t.Fatalf("(h) create cluster after the interrupted init: exit %d\n%s", final.Code, final.Stderr)
+		fatalf(t, "(h) create cluster after the interrupted init: exit %d\n%s", final.Code, final.Stderr)
 	}
 	t.Logf("MEASURE (h) create cluster after the interrupted init: %s", final.Wall.Round(time.Millisecond))
 	if !strings.Contains(final.Stderr, "did not finish") && !strings.Contains(hostLogOfLastRun(t, h.Lab.StateDir(), cp), "did not finish") {
-		t.Errorf("(h) neither the output nor %s's log says the interrupted init did not finish:\n%s", cp, final.Stderr)
+		errorf(t, "(h) neither the output nor %s's log says the interrupted init did not finish:\n%s", cp, final.Stderr)
 	}
 	k := h.kube() // the reset removed the old admin kubeconfig; create wrote a new one
 	h.waitNodesReady(t, k, "(h)")
 	checkNodes(h.ctx, t, h.labCluster, k)
 	h.etcdHealthy(t, cp, len(h.cps))
 	if fp := h.hostCAFingerprint(t, cp); fp != h.caFP {
-		t.Errorf("(h) the rebuilt cluster's CA is %s, want the state directory's %s", fp, h.caFP)
+		errorf(t, "(h) the rebuilt cluster's CA is %s, want the state directory's %s", fp, h.caFP)
 	}
 	// A marker left behind by the successful init must not make the next run reset it again.
 	again := h.installer("create", "cluster")
 	h.expectConverged(t, "(h) create cluster after the recovered init", again)
 	if strings.Contains(again.Stderr, "did not finish") {
-		t.Errorf("(h) the converged run reports an unfinished init again:\n%s", again.Stderr)
+		errorf(t, "(h) the converged run reports an unfinished init again:\n%s", again.Stderr)
 	}
 }
 
@@ -369,7 +369,7 @@ func (h *hostileLab) waitKubeadmInit(t *testing.T, run *backgroundRun, host stri
 	for {
 		select {
 		case <-run.exited:
-			t.Fatalf("(h) the installer ended (%v) before kubeadm init ran on %s:\n%s", run.err, host, run.Stderr())
+			fatalf(t, "(h) the installer ended (%v) before kubeadm init ran on %s:\n%s", run.err, host, run.Stderr())
 		default:
 		}
 		// Deep enough into init that a plain re-run could not just start over: admin.conf and the
@@ -379,7 +379,7 @@ func (h *hostileLab) waitKubeadmInit(t *testing.T, run *backgroundRun, host stri
 		}
 		if time.Now().After(deadline) {
 			_ = run.cmd.Process.Kill()
-			t.Fatalf("(h) kubeadm init did not start on %s within 15m:\n%s", host, run.Stderr())
+			fatalf(t, "(h) kubeadm init did not start on %s within 15m:\n%s", host, run.Stderr())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -390,16 +390,16 @@ func (h *hostileLab) checkInitMarker(t *testing.T, host, since string) {
 	t.Helper()
 	out := h.ssh(host, "sudo stat -c %Y "+initMarker+" 2>/dev/null || echo missing")
 	if out == "missing" {
-		t.Errorf("(h) %s has no %s after the interrupted init", host, initMarker)
+		errorf(t, "(h) %s has no %s after the interrupted init", host, initMarker)
 		return
 	}
 	mtime, err1 := strconv.ParseInt(out, 10, 64)
 	start, err2 := strconv.ParseInt(since, 10, 64)
 	if err1 != nil || err2 != nil {
-		t.Fatalf("(h) marker mtime %q, run start %q: %v %v", out, since, err1, err2)
+		fatalf(t, "(h) marker mtime %q, run start %q: %v %v", out, since, err1, err2)
 	}
 	if mtime < start {
-		t.Errorf("(h) %s on %s is from before the interrupted run (%d < %d)", initMarker, host, mtime, start)
+		errorf(t, "(h) %s on %s is from before the interrupted run (%d < %d)", initMarker, host, mtime, start)
 	}
 }
 
@@ -440,7 +440,7 @@ func waitAPIDown(ctx context.Context, t *testing.T, k kubernetes.Interface, time
 		}
 		time.Sleep(time.Second)
 	}
-	t.Fatalf("the API still answered %s after the manifest was moved away", timeout)
+	fatalf(t, "the API still answered %s after the manifest was moved away", timeout)
 	return timeout
 }
 
@@ -449,7 +449,7 @@ func waitAPIDown(ctx context.Context, t *testing.T, k kubernetes.Interface, time
 func expectRefused(t *testing.T, what string, r installerRun, want ...string) {
 	t.Helper()
 	if r.Code != exitRefused {
-		t.Errorf("%s: exit %d, want %d (refused)\n%s", what, r.Code, exitRefused, r.Stderr)
+		errorf(t, "%s: exit %d, want %d (refused)\n%s", what, r.Code, exitRefused, r.Stderr)
 	}
 	oneLineErrors(t, r, append([]string{refusalPhrase}, want...)...)
 	t.Logf("MEASURE %s: exit %d after %s: %s", what, r.Code, r.Wall.Round(time.Millisecond), lastLine(r.Stderr))
@@ -460,7 +460,7 @@ func expectRefused(t *testing.T, what string, r installerRun, want ...string) {
 func (h *hostileLab) expectConverged(t *testing.T, what string, r installerRun) {
 	t.Helper()
 	if r.Code != 0 || r.TotalChanges() != 0 || len(r.Order) == 0 {
-		t.Errorf("%s: exit %d, %d change(s) over %d phases (%v); want exit 0 and no change\n%s",
+		errorf(t, "%s: exit %d, %d change(s) over %d phases (%v); want exit 0 and no change\n%s",
 			what, r.Code, r.TotalChanges(), len(r.Order), r.Changes, r.Stderr)
 	}
 	t.Logf("MEASURE %s: exit %d, %d change(s) in %s", what, r.Code, r.TotalChanges(), r.Wall.Round(time.Millisecond))
@@ -493,7 +493,7 @@ func (h *hostileLab) hostsUnchanged(t *testing.T, what string, before map[string
 	after := h.hostStates()
 	for _, host := range h.all {
 		if before[host] != after[host] {
-			t.Errorf("%s changed host %s:\nbefore:\n%s\nafter:\n%s", what, host, before[host], after[host])
+			errorf(t, "%s changed host %s:\nbefore:\n%s\nafter:\n%s", what, host, before[host], after[host])
 		}
 	}
 }
@@ -514,20 +514,20 @@ func (h *hostileLab) takePrint(t *testing.T, k kubernetes.Interface) clusterPrin
 	for _, name := range []string{"kube-system", hostileNS} {
 		ns, err := k.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			t.Fatalf("namespace %s: %v", name, err)
+			fatalf(t, "namespace %s: %v", name, err)
 		}
 		p.Objects["namespace/"+name] = string(ns.UID)
 	}
 	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, n := range nodes.Items {
 		p.Objects["node/"+n.Name] = fmt.Sprintf("%s unschedulable=%v", n.UID, n.Spec.Unschedulable)
 	}
 	cms, err := k.CoreV1().ConfigMaps(hostileNS).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, cm := range cms.Items {
 		p.Objects["configmap/"+hostileNS+"/"+cm.Name] = fmt.Sprintf("%s rv %s", cm.UID, cm.ResourceVersion)
@@ -535,7 +535,7 @@ func (h *hostileLab) takePrint(t *testing.T, k kubernetes.Interface) clusterPrin
 	// A Deployment's resource version moves with its status; its generation only with its spec.
 	d, err := k.AppsV1().Deployments(hostileNS).Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	p.Objects["deployment/"+hostileNS+"/web"] = fmt.Sprintf("%s generation %d", d.UID, d.Generation)
 	for _, cp := range h.cps {
@@ -555,7 +555,7 @@ func (h *hostileLab) clusterIntact(t *testing.T, what string) {
 	diffMaps(t, what+": object", h.before.Objects, now.Objects)
 	diffMaps(t, what+": sha256 of ca.crt and sa.pub on", h.before.PKI, now.PKI)
 	if now.Members != h.before.Members {
-		t.Errorf("%s: etcd members %s, were %s", what, now.Members, h.before.Members)
+		errorf(t, "%s: etcd members %s, were %s", what, now.Members, h.before.Members)
 	}
 	checkNodes(h.ctx, t, h.labCluster, h.k)
 	h.etcdHealthy(t, h.cps[0], len(h.cps))
@@ -595,7 +595,7 @@ func (h *hostileLab) etcdMembers(t *testing.T, host string) string {
 			return strings.Join(ids, ",")
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("etcd member list on %s: %v", host, err)
+			fatalf(t, "etcd member list on %s: %v", host, err)
 		}
 		time.Sleep(3 * time.Second)
 	}
@@ -613,7 +613,7 @@ func (h *hostileLab) waitNodesReady(t *testing.T, k kubernetes.Interface, what s
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: nodes not Ready within 3m: %s", what, why)
+			fatalf(t, "%s: nodes not Ready within 3m: %s", what, why)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -646,12 +646,12 @@ func nodesNotReady(ctx context.Context, k kubernetes.Interface, names []string) 
 func deployHostile(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 	t.Helper()
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: hostileNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for name, data := range map[string]map[string]string{"one": {"owner": "e2e"}, "two": {"note": "hostile re-runs must not lose me"}} {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: hostileNS}, Data: data}
 		if _, err := k.CoreV1().ConfigMaps(hostileNS).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 	}
 	labels := map[string]string{"app": "hostile-web"}
@@ -661,7 +661,7 @@ func deployHostile(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 			Containers: []corev1.Container{{Name: "web", Image: images.LabnetImage, Args: []string{"serve", ":8080"}}},
 		}}}}
 	if _, err := k.AppsV1().Deployments(hostileNS).Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	waitFor(ctx, t, 3*time.Minute, "deployment "+hostileNS+"/web available", func() bool { return hostileWebAvailable(ctx, k) })
 }
@@ -692,7 +692,7 @@ func (c *labCluster) startInstaller(args ...string) *backgroundRun {
 		return b.stderr.Write(p)
 	})
 	if err := b.cmd.Start(); err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	go func() {
 		b.err = b.cmd.Wait()
@@ -725,7 +725,7 @@ func pemFingerprint(t *testing.T, data []byte) string {
 	t.Helper()
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {
-		t.Fatalf("no PEM certificate in %q", data)
+		fatalf(t, "no PEM certificate in %q", data)
 	}
 	return certFingerprint(block.Bytes)
 }
@@ -735,7 +735,7 @@ func absentIn(t *testing.T, what, dir string, names ...string) {
 	t.Helper()
 	for _, n := range names {
 		if _, err := os.Stat(filepath.Join(dir, n)); !errors.Is(err, fs.ErrNotExist) {
-			t.Errorf("%s: the state directory has %s (stat: %v); nothing may be generated there", what, n, err)
+			errorf(t, "%s: the state directory has %s (stat: %v); nothing may be generated there", what, n, err)
 		}
 	}
 }
@@ -764,7 +764,7 @@ func fileSums(t *testing.T, dir string) map[string]string {
 		return nil
 	})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	return sums
 }
@@ -789,11 +789,11 @@ func diffMaps(t *testing.T, what string, before, after map[string]string) {
 		a, inAfter := after[k]
 		switch {
 		case !inAfter:
-			t.Errorf("%s %s is gone (was %q)", what, k, b)
+			errorf(t, "%s %s is gone (was %q)", what, k, b)
 		case !inBefore:
-			t.Errorf("%s %s is new (%q)", what, k, a)
+			errorf(t, "%s %s is new (%q)", what, k, a)
 		case a != b:
-			t.Errorf("%s %s: was %q, now %q", what, k, b, a)
+			errorf(t, "%s %s: was %q, now %q", what, k, b, a)
 		}
 	}
 }

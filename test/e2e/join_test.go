@@ -21,7 +21,7 @@ func (c *labCluster) specWithout(name string, drop ...string) string {
 	c.t.Helper()
 	raw, err := v1alpha1.LoadFile(c.Lab.SpecFile())
 	if err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	skip := map[string]bool{}
 	for _, d := range drop {
@@ -36,11 +36,11 @@ func (c *labCluster) specWithout(name string, drop ...string) string {
 	raw.Spec.Hosts = kept
 	out, err := yaml.Marshal(raw)
 	if err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	p := filepath.Join(c.Lab.Dir(), name)
 	if err := os.WriteFile(p, out, 0o600); err != nil {
-		c.t.Fatal(err)
+		fatal(c.t, err)
 	}
 	return p
 }
@@ -54,14 +54,14 @@ func TestScenario3JoinNode(t *testing.T) {
 	c := startLab(ctx, t, "-n", "4")
 	three := c.specWithout("cluster-3.yaml", "w3")
 	if r := c.installerSpec(three, "create", "cluster"); r.Code != 0 {
-		t.Fatalf("create cluster of 3: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster of 3: exit %d\n%s", r.Code, r.Stderr)
 	}
 	existing := []string{"cp1", "w1", "w2"}
 	before := c.managedState(existing...)
 
 	r := c.installer("join", "node", "--host", "w3")
 	if r.Code != 0 {
-		t.Fatalf("join node: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "join node: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE join node w3: %s", r.Wall.Round(time.Millisecond))
 	reportTimings(t, r)
@@ -69,15 +69,15 @@ func TestScenario3JoinNode(t *testing.T) {
 	after := c.managedState(existing...)
 	for _, h := range existing {
 		if before[h] != after[h] {
-			t.Errorf("join node changed existing host %s:\nbefore:\n%s\nafter:\n%s", h, before[h], after[h])
+			errorf(t, "join node changed existing host %s:\nbefore:\n%s\nafter:\n%s", h, before[h], after[h])
 		}
 	}
 	if !strings.Contains(r.Stderr, "joined w3") {
-		t.Errorf("join output:\n%s", r.Stderr)
+		errorf(t, "join output:\n%s", r.Stderr)
 	}
 	// Joining again is a no-op.
 	again := c.installer("join", "node", "--host", "w3")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("second join: exit %d, changes %v\n%s", again.Code, again.Changes, again.Stderr)
+		errorf(t, "second join: exit %d, changes %v\n%s", again.Code, again.Changes, again.Stderr)
 	}
 }

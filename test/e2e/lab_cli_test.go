@@ -26,7 +26,7 @@ func TestLabCLI(t *testing.T) {
 	l := openTestLab(t)
 	bin := filepath.Join(t.TempDir(), "lab")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../../lab/cmd/lab").CombinedOutput(); err != nil {
-		t.Fatalf("build lab: %v\n%s", err, out)
+		fatalf(t, "build lab: %v\n%s", err, out)
 	}
 	lab := func(args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, bin, append(args, "--lab-dir", l.Dir())...)
@@ -41,81 +41,81 @@ func TestLabCLI(t *testing.T) {
 	before := takeMachineSnapshot(t, l)
 	start := time.Now()
 	if out, err := lab("up", "-n", "2"); err != nil {
-		t.Fatalf("lab up: %v\n%s", err, out)
+		fatalf(t, "lab up: %v\n%s", err, out)
 	}
 	t.Logf("MEASURE lab up -n 2 with the mirror (warm caches): %s", time.Since(start).Round(time.Millisecond))
 	down := false
 	t.Cleanup(func() {
 		if !down {
 			if _, err := lab("down"); err != nil {
-				t.Errorf("lab down: %v", err)
+				errorf(t, "lab down: %v", err)
 			}
 		}
 	})
 
 	c, err := v1alpha1.LoadFile(l.SpecFile())
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	c.ResolvePaths(filepath.Dir(l.SpecFile()), os.Getenv("HOME"))
 	c.Default()
 	if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
-		t.Fatalf("spec with mirror does not validate: %v", errs.ToAggregate())
+		fatalf(t, "spec with mirror does not validate: %v", errs.ToAggregate())
 	}
 	s := c.Spec
 	mirrorURL := "http://172.30.0.1:5000"
 	if s.Install.Source != v1alpha1.InstallBinary || s.Install.BinaryMirror != mirrorURL || s.Install.ArtifactMirror != mirrorURL {
-		t.Errorf("spec install = %+v", s.Install)
+		errorf(t, "spec install = %+v", s.Install)
 	}
 	for _, reg := range []string{"registry.k8s.io", "docker.io", "ghcr.io", "quay.io"} {
 		if eps := s.Images.Mirrors[reg]; len(eps) != 1 || eps[0].URL != mirrorURL {
-			t.Errorf("spec images.mirrors[%s] = %+v", reg, eps)
+			errorf(t, "spec images.mirrors[%s] = %+v", reg, eps)
 		}
 	}
 	if want := images.CCMImage(versions.Default().Kubernetes); s.CloudProvider.Name != v1alpha1.CloudCustom || s.CloudProvider.Image != want {
-		t.Errorf("spec cloudProvider = %+v, want custom %s", s.CloudProvider, want)
+		errorf(t, "spec cloudProvider = %+v, want custom %s", s.CloudProvider, want)
 	}
 
 	out, err := lab("status")
 	if err != nil || !strings.Contains(out, "cp1") || !strings.Contains(out, "w1") || strings.Count(out, "running") != 2 {
-		t.Errorf("lab status: %v\n%s", err, out)
+		errorf(t, "lab status: %v\n%s", err, out)
 	}
 	// The mirror answers on the bridge, reached from inside a host (registry and binary mirror).
 	if out, err := lab("ssh", "w1", "curl -sf -o /dev/null -w '%{http_code}' "+mirrorURL+"/v2/"); err != nil || out != "200" {
-		t.Errorf("registry from a host: %q %v", out, err)
+		errorf(t, "registry from a host: %q %v", out, err)
 	}
 	if out, err := lab("ssh", "cp1", "sudo -n true && echo ok"); err != nil || strings.TrimSpace(out) != "ok" {
-		t.Errorf("lab ssh cp1: %q %v", out, err)
+		errorf(t, "lab ssh cp1: %q %v", out, err)
 	}
 	_, err = lab("ssh", "cp1", "exit 3")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
-		t.Errorf("lab ssh exit status: %v, want 3", err)
+		errorf(t, "lab ssh exit status: %v, want 3", err)
 	}
 	if _, err := lab("hosts", "cut", "w1"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if out, _ := lab("status"); !strings.Contains(out, "cut") {
-		t.Errorf("status after cut:\n%s", out)
+		errorf(t, "status after cut:\n%s", out)
 	}
 	if _, err := lab("ssh", "w1", "true"); err == nil {
-		t.Errorf("w1 answers SSH while cut")
+		errorf(t, "w1 answers SSH while cut")
 	}
 	if _, err := lab("hosts", "heal", "w1"); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if _, err := lab("ssh", "w1", "true"); err != nil {
-		t.Errorf("w1 after heal: %v", err)
+		errorf(t, "w1 after heal: %v", err)
 	}
 
 	start = time.Now()
 	if out, err := lab("down"); err != nil {
-		t.Fatalf("lab down: %v\n%s", err, out)
+		fatalf(t, "lab down: %v\n%s", err, out)
 	}
 	down = true
 	t.Logf("MEASURE lab down with the mirror: %s", time.Since(start).Round(time.Millisecond))
 	if out, err := lab("status"); err != nil || !strings.Contains(out, "no lab is up") {
-		t.Errorf("status after down: %v\n%s", err, out)
+		errorf(t, "status after down: %v\n%s", err, out)
 	}
 	after := takeMachineSnapshot(t, l)
 	checkLabStoreEmpty(t, l)

@@ -34,13 +34,15 @@ func (w hostsLog) Write(p []byte) (int, error) {
 // developer's own lab state is never touched and the imported host image survives between runs.
 func openTestLab(t *testing.T) *hosts.Lab {
 	t.Helper()
+	// Registered first, so it runs after every other cleanup: the failures are the last lines.
+	t.Cleanup(func() { repeatFailures(t) })
 	root, err := filepath.Abs("../..")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	l, err := hosts.New(hosts.Options{Dir: filepath.Join(root, ".lab", "e2e"), Log: hostsLog{t}})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	return l
 }
@@ -63,7 +65,7 @@ func mustSSH(ctx context.Context, t *testing.T, l *hosts.Lab, host, script strin
 	t.Helper()
 	out, err := sshRun(ctx, l, host, script)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	return out
 }
@@ -80,7 +82,7 @@ func TestLabHosts(t *testing.T) {
 	start := time.Now()
 	st, err := l.Up(ctx, hosts.Topology{Hosts: 3})
 	if err != nil {
-		t.Fatalf("lab up: %v", err)
+		fatalf(t, "lab up: %v", err)
 	}
 	up3 := time.Since(start)
 	t.Logf("MEASURE lab up, 3 hosts: %s", up3.Round(time.Millisecond))
@@ -88,7 +90,7 @@ func TestLabHosts(t *testing.T) {
 	t.Cleanup(func() {
 		if !downDone {
 			if err := l.Down(context.Background()); err != nil {
-				t.Errorf("lab down: %v", err)
+				errorf(t, "lab down: %v", err)
 			}
 		}
 	})
@@ -98,7 +100,7 @@ func TestLabHosts(t *testing.T) {
 			out, _ := sshRun(ctx, l, h.Name, "systemctl is-system-running --wait")
 			if out != "running" {
 				failed, _ := sshRun(ctx, l, h.Name, "systemctl --failed --no-legend")
-				t.Errorf("%s: is-system-running = %q; failed units: %s", h.Name, out, failed)
+				errorf(t, "%s: is-system-running = %q; failed units: %s", h.Name, out, failed)
 			}
 		}
 	})
@@ -109,7 +111,7 @@ func TestLabHosts(t *testing.T) {
 			rss, cache := containerMemory(ctx, t, l, h.Name)
 			t.Logf("MEASURE idle host %s: %.1f MiB RSS, %.1f MiB page cache", h.Name, rss, cache)
 			if rss <= 0 || rss > 100 {
-				t.Errorf("%s: idle RSS %.1f MiB out of the expected range (0, 100]", h.Name, rss)
+				errorf(t, "%s: idle RSS %.1f MiB out of the expected range (0, 100]", h.Name, rss)
 			}
 		}
 	})
@@ -117,7 +119,7 @@ func TestLabHosts(t *testing.T) {
 	t.Run("sudo", func(t *testing.T) {
 		for _, h := range st.Hosts {
 			if got := mustSSH(ctx, t, l, h.Name, "id -un; sudo -n id -u"); got != hosts.User+"\n0" {
-				t.Errorf("%s: user and sudo uid = %q, want %q", h.Name, got, hosts.User+"\n0")
+				errorf(t, "%s: user and sudo uid = %q, want %q", h.Name, got, hosts.User+"\n0")
 			}
 		}
 	})
@@ -132,14 +134,14 @@ func TestLabHosts(t *testing.T) {
 				"default via " + st.Public.Gateway + " dev " + pub,
 			} {
 				if !strings.Contains(out, want) {
-					t.Errorf("%s: %q missing from:\n%s", h.Name, want, out)
+					errorf(t, "%s: %q missing from:\n%s", h.Name, want, out)
 				}
 			}
 			if strings.Count(out, "default via") != 1 {
-				t.Errorf("%s: want exactly one default route:\n%s", h.Name, out)
+				errorf(t, "%s: want exactly one default route:\n%s", h.Name, out)
 			}
 			if hn := mustSSH(ctx, t, l, h.Name, "hostname"); hn != h.Name {
-				t.Errorf("%s: hostname %q", h.Name, hn)
+				errorf(t, "%s: hostname %q", h.Name, hn)
 			}
 		}
 	})
@@ -154,7 +156,7 @@ func TestLabHosts(t *testing.T) {
 			}
 			script := "for a in " + strings.Join(targets, " ") + "; do ping -c1 -W2 $a >/dev/null || echo unreachable $a; done"
 			if out := mustSSH(ctx, t, l, from.Name, script); out != "" {
-				t.Errorf("%s: %s", from.Name, out)
+				errorf(t, "%s: %s", from.Name, out)
 			}
 		}
 	})
@@ -163,7 +165,7 @@ func TestLabHosts(t *testing.T) {
 		// DNS points at the bridge, where nothing answers: lookups fail instead of leaving the lab.
 		out, err := sshRun(ctx, l, st.Hosts[0].Name, "getent hosts deb.debian.org")
 		if err == nil {
-			t.Errorf("a name outside the lab resolved: %s", out)
+			errorf(t, "a name outside the lab resolved: %s", out)
 		}
 	})
 
@@ -184,20 +186,20 @@ func TestLabHosts(t *testing.T) {
 		wg.Wait()
 		for _, err := range errs {
 			if err != nil {
-				t.Fatal(err)
+				fatal(t, err)
 			}
 		}
 		t.Logf("MEASURE apt-get update + install containerd runc on 3 hosts at once: %s", time.Since(start).Round(time.Millisecond))
 		proxy := mustSSH(ctx, t, l, st.Hosts[0].Name, "apt-config dump Acquire::http::Proxy")
 		if !strings.Contains(proxy, st.AptCacheURL) {
-			t.Errorf("apt proxy = %q, want %s", proxy, st.AptCacheURL)
+			errorf(t, "apt proxy = %q, want %s", proxy, st.AptCacheURL)
 		}
 		logData, err := os.ReadFile(filepath.Join(l.Dir(), "aptcache", "log", "apt-cacher.log"))
 		if err != nil {
-			t.Fatalf("apt cache log: %v", err)
+			fatalf(t, "apt cache log: %v", err)
 		}
 		if !strings.Contains(string(logData), "containerd") {
-			t.Errorf("apt-cacher-ng's log does not show containerd passing through it")
+			errorf(t, "apt-cacher-ng's log does not show containerd passing through it")
 		}
 	})
 
@@ -206,47 +208,47 @@ func TestLabHosts(t *testing.T) {
 		h := st.Hosts[1].Name
 		cmd, err := l.SSHCommand(ctx, h, "cat > /tmp/labtest.tar")
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		cmd.Stdin = bytes.NewReader(img)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("copy image: %v: %s", err, out)
+			fatalf(t, "copy image: %v: %s", err, out)
 		}
 		out := mustSSH(ctx, t, l, h, "sudo ctr -n lab image import /tmp/labtest.tar >/dev/null && "+
 			"sudo ctr -n lab run --rm docker.io/library/labtest:1 t1 /bin/busybox echo hello-from-containerd")
 		if out != "hello-from-containerd" {
-			t.Errorf("container printed %q", out)
+			errorf(t, "container printed %q", out)
 		}
 	})
 
 	t.Run("spec", func(t *testing.T) {
 		c, err := v1alpha1.LoadFile(l.SpecFile())
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		c.ResolvePaths(filepath.Dir(l.SpecFile()), os.Getenv("HOME"))
 		c.Default()
 		if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
-			t.Fatalf("lab spec does not validate: %v", errs.ToAggregate())
+			fatalf(t, "lab spec does not validate: %v", errs.ToAggregate())
 		}
 		if errs := v1alpha1.CheckLocalInputs(c); len(errs) > 0 {
-			t.Fatalf("lab spec's local inputs: %v", errs.ToAggregate())
+			fatalf(t, "lab spec's local inputs: %v", errs.ToAggregate())
 		}
 		s := c.Spec
 		if s.SSH.KeyFile != l.KeyFile() || s.SSH.KnownHostsFile != l.KnownHostsFile() ||
 			s.SSH.User != hosts.User || s.SSH.HostKeyPolicy != v1alpha1.HostKeyStrict {
-			t.Errorf("spec ssh = %+v", s.SSH)
+			errorf(t, "spec ssh = %+v", s.SSH)
 		}
 		if s.Install.PackageProxy != st.AptCacheURL || !s.ContainerRuntime.Containerd.RestrictOOMScoreAdj {
-			t.Errorf("spec install/containerd = %+v / %+v", s.Install, s.ContainerRuntime)
+			errorf(t, "spec install/containerd = %+v / %+v", s.Install, s.ContainerRuntime)
 		}
 		if len(s.Hosts) != len(st.Hosts) {
-			t.Fatalf("spec has %d hosts, lab %d", len(s.Hosts), len(st.Hosts))
+			fatalf(t, "spec has %d hosts, lab %d", len(s.Hosts), len(st.Hosts))
 		}
 		for i, h := range st.Hosts {
 			g := s.Hosts[i]
 			if g.Name != h.Name || g.Address != h.Address || g.PrivateAddress != h.PrivateAddress || string(g.Role) != h.Role {
-				t.Errorf("spec host %d = %+v, lab %+v", i, g, h)
+				errorf(t, "spec host %d = %+v, lab %+v", i, g, h)
 			}
 		}
 	})
@@ -255,55 +257,55 @@ func TestLabHosts(t *testing.T) {
 		h := st.Hosts[2].Name
 		start := time.Now()
 		if err := l.Stop(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		stopTook := time.Since(start)
 		t.Logf("MEASURE clean stop of %s (containerd running): %s", h, stopTook.Round(time.Millisecond))
 		if stopTook > 3*time.Second {
-			t.Errorf("clean stop took %s, want < 3s", stopTook)
+			errorf(t, "clean stop took %s, want < 3s", stopTook)
 		}
 		assertHostState(ctx, t, l, h, "exited")
 		if _, err := sshRun(ctx, l, h, "true"); err == nil {
-			t.Errorf("%s answers SSH while stopped", h)
+			errorf(t, "%s answers SSH while stopped", h)
 		}
 		start = time.Now()
 		if err := l.Start(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		t.Logf("MEASURE start of a stopped host until SSH: %s", time.Since(start).Round(time.Millisecond))
 		// Same host keys after a restart: strict checking against the known_hosts written at up.
 		if out := mustSSH(ctx, t, l, h, "systemctl is-system-running --wait; systemctl is-active containerd; ip route show default"); !strings.Contains(out, "running\nactive\ndefault via") {
-			t.Errorf("%s after restart: %q", h, out)
+			errorf(t, "%s after restart: %q", h, out)
 		}
 
 		if err := l.Kill(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		assertHostState(ctx, t, l, h, "exited")
 		if err := l.Start(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		mustSSH(ctx, t, l, h, "true")
 
 		target := st.Hosts[2]
 		if err := l.Cut(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		if _, err := sshRun(ctx, l, h, "true"); err == nil {
-			t.Errorf("%s answers SSH while cut", h)
+			errorf(t, "%s answers SSH while cut", h)
 		}
 		if out := mustSSH(ctx, t, l, st.Hosts[0].Name, "ping -c1 -W1 "+target.PrivateAddress+" >/dev/null; echo $?"); out == "0" {
-			t.Errorf("%s reachable on the private network while cut", h)
+			errorf(t, "%s reachable on the private network while cut", h)
 		}
 		_, hs, err := l.Status(ctx)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		if !hs[2].Cut || hs[2].State != "running" {
-			t.Errorf("status while cut = %+v", hs[2])
+			errorf(t, "status while cut = %+v", hs[2])
 		}
 		if err := l.Heal(ctx, h); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		mustSSH(ctx, t, l, st.Hosts[0].Name, "ping -c1 -W2 "+target.PrivateAddress+" >/dev/null && ping -c1 -W2 "+target.Address+" >/dev/null")
 		mustSSH(ctx, t, l, h, "true")
@@ -311,7 +313,7 @@ func TestLabHosts(t *testing.T) {
 
 	start = time.Now()
 	if err := l.Down(ctx); err != nil {
-		t.Fatalf("lab down: %v", err)
+		fatalf(t, "lab down: %v", err)
 	}
 	downDone = true
 	t.Logf("MEASURE lab down, 3 hosts with containerd: %s", time.Since(start).Round(time.Millisecond))
@@ -323,12 +325,12 @@ func TestLabHosts(t *testing.T) {
 		start := time.Now()
 		st5, err := l.Up(ctx, hosts.Topology{Hosts: 5, ControlPlanes: 3, LoadBalancer: "keepalived-haproxy"})
 		if err != nil {
-			t.Fatalf("lab up: %v", err)
+			fatalf(t, "lab up: %v", err)
 		}
 		t.Logf("MEASURE lab up, 5 hosts: %s", time.Since(start).Round(time.Millisecond))
 		defer func() {
 			if err := l.Down(context.Background()); err != nil {
-				t.Errorf("lab down: %v", err)
+				errorf(t, "lab down: %v", err)
 			}
 			after := takeMachineSnapshot(t, l)
 			checkLabStoreEmpty(t, l)
@@ -336,20 +338,20 @@ func TestLabHosts(t *testing.T) {
 		}()
 		for _, h := range st5.Hosts {
 			if out := mustSSH(ctx, t, l, h.Name, "systemctl is-system-running --wait"); out != "running" {
-				t.Errorf("%s: %q", h.Name, out)
+				errorf(t, "%s: %q", h.Name, out)
 			}
 		}
 		c, err := v1alpha1.LoadFile(l.SpecFile())
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		c.ResolvePaths(filepath.Dir(l.SpecFile()), os.Getenv("HOME"))
 		c.Default()
 		if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
-			t.Fatalf("5-host spec does not validate: %v", errs.ToAggregate())
+			fatalf(t, "5-host spec does not validate: %v", errs.ToAggregate())
 		}
 		if got := len(c.Spec.ControlPlanes()); got != 3 || c.Spec.LoadBalancer.VIP == "" {
-			t.Errorf("spec: %d control planes, load balancer %+v", got, c.Spec.LoadBalancer)
+			errorf(t, "spec: %d control planes, load balancer %+v", got, c.Spec.LoadBalancer)
 		}
 	})
 }
@@ -358,7 +360,7 @@ func assertHostState(ctx context.Context, t *testing.T, l *hosts.Lab, name, want
 	t.Helper()
 	got, err := l.Podman().State(ctx, name)
 	if err != nil || got != want {
-		t.Errorf("%s: state %q (%v), want %q", name, got, err, want)
+		errorf(t, "%s: state %q (%v), want %q", name, got, err, want)
 	}
 }
 
@@ -367,11 +369,11 @@ func containerMemory(ctx context.Context, t *testing.T, l *hosts.Lab, name strin
 	t.Helper()
 	id, err := l.Podman().Run(ctx, "inspect", "--type", "container", "--format", "{{.Id}}", name)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory/libpod_parent", "libpod-"+id, "memory.stat"))
 	if err != nil {
-		t.Fatalf("memory cgroup of %s: %v", name, err)
+		fatalf(t, "memory cgroup of %s: %v", name, err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
@@ -395,7 +397,7 @@ func busyboxOCIArchive(t *testing.T, ref string) []byte {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Fatalf("static busybox (apt-get install busybox-static): %v", err)
+		fatalf(t, "static busybox (apt-get install busybox-static): %v", err)
 	}
 	var layer bytes.Buffer
 	lw := tar.NewWriter(&layer)
@@ -410,14 +412,14 @@ func busyboxOCIArchive(t *testing.T, ref string) []byte {
 			hdr.Typeflag = tar.TypeDir
 		}
 		if err := lw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		if _, err := lw.Write(e.body); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 	}
 	if err := lw.Close(); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	blobs := map[string][]byte{}
 	desc := func(mediaType string, data []byte) map[string]any {
@@ -429,7 +431,7 @@ func busyboxOCIArchive(t *testing.T, ref string) []byte {
 	mustJSON := func(v any) []byte {
 		b, err := json.Marshal(v)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		return b
 	}
@@ -454,10 +456,10 @@ func busyboxOCIArchive(t *testing.T, ref string) []byte {
 	tw := tar.NewWriter(&out)
 	add := func(name string, data []byte) {
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: time.Unix(0, 0)}); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		if _, err := tw.Write(data); err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 	}
 	add("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`))
@@ -466,7 +468,7 @@ func busyboxOCIArchive(t *testing.T, ref string) []byte {
 		add("blobs/sha256/"+sum, data)
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	return out.Bytes()
 }

@@ -63,7 +63,7 @@ func takeMachineSnapshot(t *testing.T, l *hosts.Lab) machineSnapshot {
 	}
 	mi, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, line := range strings.Split(string(mi), "\n") {
 		if f := strings.Fields(line); len(f) > 4 {
@@ -74,7 +74,7 @@ func takeMachineSnapshot(t *testing.T, l *hosts.Lab) machineSnapshot {
 	s.Cgroups = cgroupDirs(t)
 	pc, err := os.ReadFile("/proc/cgroups")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, line := range strings.Split(string(pc), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
@@ -95,14 +95,14 @@ func checkLabStoreEmpty(t *testing.T, l *hosts.Lab) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(l.Podman().Dir, "root", "overlay-containers", "containers.json"))
 	if err != nil && !os.IsNotExist(err) {
-		t.Errorf("lab store: %v", err)
+		errorf(t, "lab store: %v", err)
 	}
 	if c := strings.TrimSpace(string(data)); c != "" && c != "[]" {
-		t.Errorf("containers left in the lab store: %s", c)
+		errorf(t, "containers left in the lab store: %s", c)
 	}
 	nets, _ := filepath.Glob(filepath.Join(l.Podman().NetworkConfigDir(), "*.json"))
 	if len(nets) > 0 {
-		t.Errorf("networks left in the lab store: %v", nets)
+		errorf(t, "networks left in the lab store: %v", nets)
 	}
 }
 
@@ -114,7 +114,7 @@ func cgroupDirs(t *testing.T) []string {
 	t.Helper()
 	self, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	var own []string
 	for _, line := range strings.Split(string(self), "\n") {
@@ -195,29 +195,29 @@ func compareMachineSnapshots(t *testing.T, before, after machineSnapshot) {
 	diffList(t, "processes", before.Processes, after.Processes)
 	for k, v := range before.Sysctls {
 		if av, ok := after.Sysctls[k]; !ok {
-			t.Errorf("sysctl %s vanished (was %q)", k, v)
+			errorf(t, "sysctl %s vanished (was %q)", k, v)
 		} else if av != v {
-			t.Errorf("sysctl %s = %q, was %q", k, av, v)
+			errorf(t, "sysctl %s = %q, was %q", k, av, v)
 		}
 	}
 	for k, v := range after.Sysctls {
 		if _, ok := before.Sysctls[k]; !ok {
-			t.Errorf("sysctl %s = %q appeared", k, v)
+			errorf(t, "sysctl %s = %q appeared", k, v)
 		}
 	}
 	diffList(t, "network interfaces", before.Links, after.Links)
 	if before.Nft != after.Nft {
-		t.Errorf("nft ruleset changed:\nbefore:\n%s\nafter:\n%s", before.Nft, after.Nft)
+		errorf(t, "nft ruleset changed:\nbefore:\n%s\nafter:\n%s", before.Nft, after.Nft)
 	}
 	if before.Iptables != after.Iptables {
-		t.Errorf("iptables rules changed:\nbefore:\n%s\nafter:\n%s", before.Iptables, after.Iptables)
+		errorf(t, "iptables rules changed:\nbefore:\n%s\nafter:\n%s", before.Iptables, after.Iptables)
 	}
 	diffList(t, "mounts", before.Mounts, after.Mounts)
 	diffList(t, "cgroups", before.Cgroups, after.Cgroups)
 	diffList(t, "cgroup hierarchies", before.Hierarchies, after.Hierarchies)
 	for p, was := range before.Paths {
 		if after.Paths[p] != was {
-			t.Errorf("%s: existed %v before, %v after", p, was, after.Paths[p])
+			errorf(t, "%s: existed %v before, %v after", p, was, after.Paths[p])
 		}
 	}
 }
@@ -233,12 +233,12 @@ func diffList(t *testing.T, what string, before, after []string) {
 	}
 	for _, x := range after {
 		if !b[x] {
-			t.Errorf("%s: %q left behind", what, x)
+			errorf(t, "%s: %q left behind", what, x)
 		}
 	}
 	for _, x := range before {
 		if !a[x] {
-			t.Errorf("%s: %q was there before and is gone", what, x)
+			errorf(t, "%s: %q was there before and is gone", what, x)
 		}
 	}
 }
@@ -251,7 +251,7 @@ func runOut(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command(name, args...).Output()
 	if err != nil {
-		t.Fatalf("%s %s: %v", name, strings.Join(args, " "), err)
+		fatalf(t, "%s %s: %v", name, strings.Join(args, " "), err)
 	}
 	return string(out)
 }

@@ -48,12 +48,12 @@ func startMirror(t *testing.T, ctx context.Context) *mirror.Server {
 	start := time.Now()
 	srv, err := mirror.Start(ctx, mirror.Options{Addr: "127.0.0.1:0", Log: logWriter{t}})
 	if err != nil {
-		t.Fatalf("start mirror: %v", err)
+		fatalf(t, "start mirror: %v", err)
 	}
 	t.Logf("mirror up in %s at %s", time.Since(start).Round(time.Millisecond), srv.URL())
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
-			t.Errorf("close mirror: %v", err)
+			errorf(t, "close mirror: %v", err)
 		}
 	})
 	return srv
@@ -73,7 +73,7 @@ func TestLabBinariesPrintPinnedVersions(t *testing.T) {
 	for _, r := range versions.Releases() {
 		set, err := b.Set(ctx, r.Kubernetes)
 		if err != nil {
-			t.Fatalf("build %s: %v", r.Kubernetes, err)
+			fatalf(t, "build %s: %v", r.Kubernetes, err)
 		}
 		etcd := strings.TrimPrefix(r.EtcdModule, "v")
 		cases := []struct {
@@ -110,22 +110,22 @@ func TestLabBinariesPrintPinnedVersions(t *testing.T) {
 		}
 		names, err := build.Names(r.Kubernetes)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		if len(names) != len(cases) {
-			t.Errorf("%s: the set has %d binaries %v, the test checks %d", r.Kubernetes, len(names), names, len(cases))
+			errorf(t, "%s: the set has %d binaries %v, the test checks %d", r.Kubernetes, len(names), names, len(cases))
 		}
 		for _, c := range cases {
 			path := set.Path(c.bin)
 			if path == "" {
-				t.Errorf("%s: set has no %s", r.Kubernetes, c.bin)
+				errorf(t, "%s: set has no %s", r.Kubernetes, c.bin)
 				continue
 			}
 			cmd := exec.CommandContext(ctx, path, c.args...)
 			cmd.Env = append(os.Environ(), c.env...)
 			out, _ := cmd.CombinedOutput() // CNI plugins exit 1 without CNI_COMMAND after printing their version
 			if !strings.Contains(string(out), c.want) {
-				t.Errorf("%s %s %v: output %q does not contain %q", r.Kubernetes, c.bin, c.args, out, c.want)
+				errorf(t, "%s %s %v: output %q does not contain %q", r.Kubernetes, c.bin, c.args, out, c.want)
 			}
 		}
 	}
@@ -142,15 +142,15 @@ func TestLabMirror(t *testing.T) {
 		for _, r := range versions.Releases() {
 			kubeadm, err := b.Binary(ctx, "kubeadm", r.Kubernetes)
 			if err != nil {
-				t.Fatal(err)
+				fatal(t, err)
 			}
 			out, err := exec.CommandContext(ctx, kubeadm, "config", "images", "list", "--kubernetes-version", r.Kubernetes).Output()
 			if err != nil {
-				t.Fatalf("kubeadm config images list: %v", err)
+				fatalf(t, "kubeadm config images list: %v", err)
 			}
 			listed := strings.Fields(string(out))
 			if strings.Join(listed, " ") != strings.Join(manifests.KubeadmImages(r), " ") {
-				t.Errorf("%s: kubeadm lists %v, the image table says %v", r.Kubernetes, listed, manifests.KubeadmImages(r))
+				errorf(t, "%s: kubeadm lists %v, the image table says %v", r.Kubernetes, listed, manifests.KubeadmImages(r))
 			}
 			for _, img := range listed {
 				checkPullable(ctx, t, host, img)
@@ -177,7 +177,7 @@ func TestLabMirror(t *testing.T) {
 		img := func(c string) string {
 			i, err := manifests.ImageFor(r, c)
 			if err != nil {
-				t.Fatal(err)
+				fatal(t, err)
 			}
 			return i.Name
 		}
@@ -224,10 +224,10 @@ func TestLabMirror(t *testing.T) {
 			cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 			out, err := cmd.CombinedOutput()
 			if c.want == "" && err != nil {
-				t.Errorf("%s: %v: %v: %s", c.image, c.argv, err, out)
+				errorf(t, "%s: %v: %v: %s", c.image, c.argv, err, out)
 			}
 			if !strings.Contains(string(out), c.want) {
-				t.Errorf("%s: %v printed %q, want %q (err %v)", c.image, c.argv, out, c.want, err)
+				errorf(t, "%s: %v printed %q, want %q (err %v)", c.image, c.argv, out, c.want, err)
 			}
 		}
 	})
@@ -247,14 +247,14 @@ func TestLabMirror(t *testing.T) {
 		}
 		for _, w := range want {
 			if !served[w] {
-				t.Errorf("mirror does not serve %s", w)
+				errorf(t, "mirror does not serve %s", w)
 			}
 		}
 		for _, f := range srv.Content.Files {
 			sum := httpSHA256(t, srv.URL()+f)
 			published, err := install.PickChecksum(httpGet(t, srv.URL()+install.ChecksumURL(f)), path.Base(f))
 			if err != nil || published != sum {
-				t.Errorf("%s: sha256 %s, %s says %q (%v)", f, sum, install.ChecksumURL(f), published, err)
+				errorf(t, "%s: sha256 %s, %s says %q (%v)", f, sum, install.ChecksumURL(f), published, err)
 			}
 		}
 	})
@@ -263,24 +263,24 @@ func TestLabMirror(t *testing.T) {
 		r := versions.Default()
 		ctrd, err := b.DebianPackage(ctx, "containerd")
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		crictl, err := b.Binary(ctx, "crictl", r.Kubernetes)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		image := "registry.k8s.io/pause:" + r.Pause
 		ref, err := name.ParseReference(host+"/pause:"+r.Pause, name.Insecure)
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		img, err := remote.Image(ref, remote.WithContext(ctx))
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		id, err := img.ConfigName()
 		if err != nil {
-			t.Fatal(err)
+			fatal(t, err)
 		}
 		// The image ID is the config digest: equal only if containerd got the lab's own pause.
 		pullThroughContainerd(ctx, t, filepath.Join(ctrd, "usr", "bin", "containerd"), crictl, host, image, id.String())
@@ -294,26 +294,26 @@ func checkPullable(ctx context.Context, t *testing.T, host, image string) {
 	slash := strings.Index(image, "/")
 	ref, err := name.ParseReference(host+"/"+image[slash+1:], name.Insecure)
 	if err != nil {
-		t.Errorf("%s: %v", image, err)
+		errorf(t, "%s: %v", image, err)
 		return
 	}
 	img, err := remote.Image(ref, remote.WithContext(ctx))
 	if err != nil {
-		t.Errorf("%s not pullable: %v", image, err)
+		errorf(t, "%s not pullable: %v", image, err)
 		return
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil || cfg.OS != "linux" || cfg.Architecture != "amd64" {
-		t.Errorf("%s: config %+v, err %v", image, cfg, err)
+		errorf(t, "%s: config %+v, err %v", image, cfg, err)
 	}
 	layers, err := img.Layers()
 	if err != nil || len(layers) == 0 {
-		t.Errorf("%s: layers %d, err %v", image, len(layers), err)
+		errorf(t, "%s: layers %d, err %v", image, len(layers), err)
 		return
 	}
 	size, err := layers[0].Size()
 	if err != nil || size == 0 {
-		t.Errorf("%s: layer size %d, err %v", image, size, err)
+		errorf(t, "%s: layer size %d, err %v", image, size, err)
 	}
 }
 
@@ -336,11 +336,11 @@ func extractImage(ctx context.Context, t *testing.T, host, image string) string 
 	t.Helper()
 	ref, err := name.ParseReference(host+"/"+image[strings.Index(image, "/")+1:], name.Insecure)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	img, err := remote.Image(ref, remote.WithContext(ctx))
 	if err != nil {
-		t.Fatalf("pull %s: %v", image, err)
+		fatalf(t, "pull %s: %v", image, err)
 	}
 	root := t.TempDir()
 	rc := mutate.Extract(img)
@@ -352,7 +352,7 @@ func extractImage(ctx context.Context, t *testing.T, host, image string) string 
 			break
 		}
 		if err != nil {
-			t.Fatalf("%s: %v", image, err)
+			fatalf(t, "%s: %v", image, err)
 		}
 		p := filepath.Join(root, filepath.Clean("/"+h.Name))
 		switch h.Typeflag {
@@ -368,7 +368,7 @@ func extractImage(ctx context.Context, t *testing.T, host, image string) string 
 			}
 		}
 		if err != nil {
-			t.Fatalf("%s: extract %s: %v", image, h.Name, err)
+			fatalf(t, "%s: extract %s: %v", image, h.Name, err)
 		}
 	}
 	return root
@@ -378,12 +378,12 @@ func httpGet(t *testing.T, url string) []byte {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		fatalf(t, "GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+		fatalf(t, "GET %s: %s, %v", url, resp.Status, err)
 	}
 	return data
 }
@@ -392,15 +392,15 @@ func httpSHA256(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		fatalf(t, "GET %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
+		fatalf(t, "GET %s: %s", url, resp.Status)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		fatalf(t, "GET %s: %v", url, err)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -412,17 +412,17 @@ func pullThroughContainerd(ctx context.Context, t *testing.T, containerd, crictl
 	t.Helper()
 	dir, err := os.MkdirTemp("", "lab-containerd-")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	sock := filepath.Join(dir, "containerd.sock")
 	hosts := fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", mirrorHost, mirrorHost)
 	certs := filepath.Join(dir, "certs.d")
 	if err := os.MkdirAll(filepath.Join(certs, "registry.k8s.io"), 0o755); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if err := os.WriteFile(filepath.Join(certs, "registry.k8s.io", "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	config := fmt.Sprintf(`version = 2
 root = %[1]q
@@ -443,16 +443,16 @@ state = %[2]q
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "opt"), certs, filepath.Join(dir, "cni"))
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	cmd := exec.Command(containerd, "--config", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start containerd: %v", err)
+		fatalf(t, "start containerd: %v", err)
 	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
@@ -468,7 +468,7 @@ state = %[2]q
 			break
 		} else if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logf.Name())
-			t.Fatalf("containerd did not answer: %v: %s\n%s", err, out, tailString(string(log), 3000))
+			fatalf(t, "containerd did not answer: %v: %s\n%s", err, out, tailString(string(log), 3000))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -476,15 +476,15 @@ state = %[2]q
 	out, err := exec.CommandContext(ctx, crictl, "--runtime-endpoint", ep, "--image-endpoint", ep, "pull", image).CombinedOutput()
 	if err != nil {
 		log, _ := os.ReadFile(logf.Name())
-		t.Fatalf("crictl pull %s: %v: %s\n%s", image, err, out, tailString(string(log), 3000))
+		fatalf(t, "crictl pull %s: %v: %s\n%s", image, err, out, tailString(string(log), 3000))
 	}
 	t.Logf("pulled %s in %s: %s", image, time.Since(start).Round(time.Millisecond), strings.TrimSpace(string(out)))
 	out, err = exec.CommandContext(ctx, crictl, "--runtime-endpoint", ep, "--image-endpoint", ep, "images", "-o", "json").Output()
 	if err != nil {
-		t.Fatalf("crictl images: %v", err)
+		fatalf(t, "crictl images: %v", err)
 	}
 	if !strings.Contains(string(out), image) || !strings.Contains(string(out), wantID) {
-		t.Errorf("containerd does not list %s with ID %s after the pull: %s", image, wantID, out)
+		errorf(t, "containerd does not list %s with ID %s after the pull: %s", image, wantID, out)
 	}
 }
 
@@ -504,7 +504,7 @@ func unmountUnder(t *testing.T, dir string) {
 	}
 	for i := len(mounts) - 1; i >= 0; i-- {
 		if out, err := exec.Command("umount", mounts[i]).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mounts[i], err, out)
+			errorf(t, "umount %s: %v: %s", mounts[i], err, out)
 		}
 	}
 }

@@ -22,11 +22,11 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 	defer cancel()
 	c := startLab(ctx, t, "-n", "3", "--install", "package", "--kubernetes-version", from)
 	if c.Spec.Spec.Install.Source != v1alpha1.InstallPackage {
-		t.Fatalf("lab spec installs from %s, want package", c.Spec.Spec.Install.Source)
+		fatalf(t, "lab spec installs from %s, want package", c.Spec.Spec.Install.Source)
 	}
 	create := c.installer("create", "cluster")
 	if create.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", create.Code, create.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", create.Code, create.Stderr)
 	}
 	k := c.kube()
 	checkNodeVersions(ctx, t, k, from)
@@ -37,7 +37,7 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 	upgradeStart := time.Now()
 	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run.Code != 0 {
-		t.Fatalf("upgrade: exit %d\n%s", run.Code, run.Stderr)
+		fatalf(t, "upgrade: exit %d\n%s", run.Code, run.Stderr)
 	}
 	upgradeEnd := time.Now()
 	t.Logf("MEASURE package upgrade %s -> %s on 3 nodes: %s", from, to, run.Wall.Round(time.Second))
@@ -46,7 +46,7 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 
 	rel, ok := versions.Lookup(to)
 	if !ok {
-		t.Fatalf("no release %s", to)
+		fatalf(t, "no release %s", to)
 	}
 	kube := strings.TrimPrefix(to, "v") + "-" + rel.PackageRevision
 	for _, h := range []string{"cp1", "w1", "w2"} {
@@ -54,13 +54,13 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 		for _, want := range []string{"kubeadm " + kube + " hi", "kubelet " + kube + " hi", "kubectl " + kube + " hi",
 			"holds: kubeadm kubectl kubelet", "/core:/stable:/" + rel.Minor() + "/deb/ /"} {
 			if !strings.Contains(got, want) {
-				t.Errorf("%s lacks %q after the upgrade:\n%s", h, want, got)
+				errorf(t, "%s lacks %q after the upgrade:\n%s", h, want, got)
 			}
 		}
 	}
 	again := c.installerSpec(spec, "upgrade")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 	reportRequests(ctx, t, k, loopStart, []window{
 		{"before the upgrade", loopStart, upgradeStart},

@@ -81,7 +81,7 @@ func TestScenario6Reset(t *testing.T) {
 
 	r := c.installer("create", "cluster")
 	if r.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE create cluster: %s", r.Wall.Round(time.Millisecond))
 	for _, h := range hosts {
@@ -93,54 +93,54 @@ func TestScenario6Reset(t *testing.T) {
 	// A dry run lists what would go and changes nothing.
 	dry := c.installer("reset", "--host", "w1", "--dry-run")
 	if dry.Code != 0 {
-		t.Fatalf("reset --host w1 --dry-run: exit %d\n%s", dry.Code, dry.Stderr)
+		fatalf(t, "reset --host w1 --dry-run: exit %d\n%s", dry.Code, dry.Stderr)
 	}
 	for _, want := range []string{"host w1:", "cordon node w1", "drain node w1 (evict default/web-", "kubeadm reset -f", "remove path /etc/kubernetes",
 		"remove path /var/lib/kubelet", "remove link cni0", "remove link flannel.1", "remove unit kubelet (enabled, active)", "-> KUBE-SERVICES", "delete node w1"} {
 		if !strings.Contains(dry.Stdout, want) {
-			t.Errorf("dry run output lacks %q:\n%s", want, dry.Stdout)
+			errorf(t, "dry run output lacks %q:\n%s", want, dry.Stdout)
 		}
 	}
 	if out := c.ssh("w1", "systemctl is-active kubelet; test -e /etc/kubernetes/kubelet.conf && echo conf"); out != "active\nconf" {
-		t.Errorf("the dry run changed w1: %q", out)
+		errorf(t, "the dry run changed w1: %q", out)
 	}
 	t.Logf("dry run of reset --host w1 (%s):\n%s", dry.Wall.Round(time.Millisecond), dry.Stdout)
 
 	// One worker leaves.
 	r = c.installer("reset", "--host", "w1", "--yes")
 	if r.Code != 0 {
-		t.Fatalf("reset --host w1: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "reset --host w1: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE reset --host w1: %s (phases %v)", r.Wall.Round(time.Millisecond), r.Phases)
 	// The dry run came from the same code as the reset: it planned the cluster-API changes the
 	// reset then made, word for word.
 	planned, performed := plannedAPIEffects(dry.Stdout), performedAPIEffects(r.Stderr)
 	if len(performed) != 3 || strings.Join(planned, "\n") != strings.Join(performed, "\n") {
-		t.Errorf("the dry run planned:\n%s\nthe reset made:\n%s", strings.Join(planned, "\n"), strings.Join(performed, "\n"))
+		errorf(t, "the dry run planned:\n%s\nthe reset made:\n%s", strings.Join(planned, "\n"), strings.Join(performed, "\n"))
 	}
 	t.Logf("cluster-API changes planned by the dry run and made by the reset:\n%s", strings.Join(performed, "\n"))
 	if _, err := k.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("node w1 after its reset: %v, want not found", err)
+		errorf(t, "node w1 after its reset: %v, want not found", err)
 	}
 	webAvailable(ctx, t, k, "w2")
 	c.checkClean(t, "w1")
 	c.checkKept(t, "w1")
 	for _, h := range []string{"cp1", "w2"} {
 		if out := c.ssh(h, "sudo crictl pods -q | wc -l"); out == "0" {
-			t.Errorf("%s has no pods: resetting w1 touched it", h)
+			errorf(t, "%s has no pods: resetting w1 touched it", h)
 		}
 	}
 
 	again := c.installer("reset", "--host", "w1", "--yes")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("second reset --host w1: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "second reset --host w1: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 	t.Logf("MEASURE second reset --host w1 (nothing to do): %s", again.Wall.Round(time.Millisecond))
 
 	// The host joins again.
 	r = c.installer("join", "node", "--host", "w1")
 	if r.Code != 0 {
-		t.Fatalf("join node --host w1 after its reset: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "join node --host w1 after its reset: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE join node --host w1 after reset: %s", r.Wall.Round(time.Millisecond))
 	waitNodeReady(ctx, t, k, "w1", 3*time.Minute)
@@ -149,7 +149,7 @@ func TestScenario6Reset(t *testing.T) {
 	// The whole cluster.
 	r = c.installer("reset", "--yes")
 	if r.Code != 0 {
-		t.Fatalf("reset (whole cluster): exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "reset (whole cluster): exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE reset whole cluster: %s (phases %v)", r.Wall.Round(time.Millisecond), r.Phases)
 	for _, h := range hosts {
@@ -157,21 +157,21 @@ func TestScenario6Reset(t *testing.T) {
 		c.checkKept(t, h)
 	}
 	if _, err := os.Stat(state.Dir(c.Lab.StateDir()).AdminConf()); !os.IsNotExist(err) {
-		t.Errorf("the state directory still has the admin kubeconfig of the reset cluster: %v", err)
+		errorf(t, "the state directory still has the admin kubeconfig of the reset cluster: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(c.Lab.StateDir(), "pki", "ca.crt")); err != nil {
-		t.Errorf("the cluster CA was not kept: %v", err)
+		errorf(t, "the cluster CA was not kept: %v", err)
 	}
 	again = c.installer("reset", "--yes")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("second whole reset: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "second whole reset: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 	t.Logf("MEASURE second whole reset (nothing to do): %s", again.Wall.Round(time.Millisecond))
 
 	// And a new cluster on the same hosts.
 	r = c.installer("create", "cluster")
 	if r.Code != 0 {
-		t.Fatalf("create cluster after the whole reset: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster after the whole reset: exit %d\n%s", r.Code, r.Stderr)
 	}
 	t.Logf("MEASURE create cluster on reset hosts: %s", r.Wall.Round(time.Millisecond))
 	k = c.kube()
@@ -184,13 +184,13 @@ func TestScenario6Reset(t *testing.T) {
 func (c *labCluster) checkClean(t *testing.T, host string) {
 	t.Helper()
 	if out := c.ssh(host, leftoverScript); out != "" {
-		t.Errorf("%s is not clean after its reset:\n%s", host, out)
+		errorf(t, "%s is not clean after its reset:\n%s", host, out)
 	} else {
 		t.Logf("%s clean: no kubeadm/CNI files, links, pod routes, KUBE-/FLANNEL-/CNI- rules or kube-proxy/CNI nft tables, processes, mounts, pods, ports; kubelet inactive and disabled", host)
 	}
 	got := c.ssh(host, adminRulesLeft)
 	if lines := strings.Fields(got); len(lines) != 2 || lines[0] != "1" || (lines[1] != "1" && lines[1] != "no-nft") {
-		t.Errorf("%s: the host's own firewall rules after the reset: %q, want the iptables rule and the nft rule once each", host, got)
+		errorf(t, "%s: the host's own firewall rules after the reset: %q, want the iptables rule and the nft rule once each", host, got)
 	} else {
 		t.Logf("%s: its own firewall rules survived (iptables e2e-admin: %s, nft e2eadmin: %s)", host, lines[0], lines[1])
 	}
@@ -203,7 +203,7 @@ func (c *labCluster) checkKept(t *testing.T, host string) {
 	got := strings.Split(c.ssh(host, keptScript), "\n")
 	want := []string{"active", "/usr/bin/kubeadm", "/usr/bin/kubelet", "/usr/bin/kubectl", "/usr/local/bin/crictl", "/opt/cni/bin/bridge", "/etc/containerd/config.toml"}
 	if len(got) != len(want)+1 || strings.Join(got[:len(want)], " ") != strings.Join(want, " ") || got[len(want)] == "0" {
-		t.Errorf("%s after the reset keeps %q; want %v and cached images", host, got, want)
+		errorf(t, "%s after the reset keeps %q; want %v and cached images", host, got, want)
 	}
 }
 
@@ -223,13 +223,13 @@ func deployWeb(ctx context.Context, t *testing.T, k kubernetes.Interface) {
 			Containers: []corev1.Container{{Name: "web", Image: images.LabnetImage, Args: []string{"serve", ":8080"}}},
 		}}}}
 	if _, err := k.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	one := intstr.FromInt32(1)
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &one, Selector: &metav1.LabelSelector{MatchLabels: labels}}}
 	if _, err := k.PolicyV1().PodDisruptionBudgets("default").Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	webAvailable(ctx, t, k, "w1", "w2")
 }
@@ -256,7 +256,7 @@ func webAvailable(ctx context.Context, t *testing.T, k kubernetes.Interface, nod
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("web: %v, running on %v; want 2 available on %v", err, on, nodes)
+			fatalf(t, "web: %v, running on %v; want 2 available on %v", err, on, nodes)
 		}
 		time.Sleep(2 * time.Second)
 	}

@@ -31,7 +31,7 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	})
 	create := c.installerSpec(old, "create", "cluster")
 	if create.Code != 0 {
-		t.Fatalf("create cluster on Debian's containerd: exit %d\n%s", create.Code, create.Stderr)
+		fatalf(t, "create cluster on Debian's containerd: exit %d\n%s", create.Code, create.Stderr)
 	}
 	k := c.kube()
 	checkRuntimes(ctx, t, k, "containerd://1.6.")
@@ -42,12 +42,12 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	upgradeStart := time.Now()
 	run := c.installerSpec(spec, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run.Code != 0 {
-		t.Fatalf("upgrade: exit %d\n%s", run.Code, run.Stderr)
+		fatalf(t, "upgrade: exit %d\n%s", run.Code, run.Stderr)
 	}
 	upgradeEnd := time.Now()
 	t.Logf("MEASURE upgrade %s -> %s with containerd 1.6 -> 2.3.7 on 3 nodes: %s", from, to, run.Wall.Round(time.Second))
 	if n := strings.Count(run.Stderr, "upgrade: containerd replaced"); n != 3 {
-		t.Errorf("containerd replaced on %d nodes, want 3:\n%s", n, run.Stderr)
+		errorf(t, "containerd replaced on %d nodes, want 3:\n%s", n, run.Stderr)
 	}
 	reportUpgradeTimes(t, run.Stderr)
 	checkNodeVersions(ctx, t, k, to)
@@ -55,12 +55,12 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	for _, h := range []string{"cp1", "w1", "w2"} {
 		out := c.ssh(h, "sudo sh -c 'command -v containerd; grep ^version /etc/containerd/config.toml; systemctl is-active containerd'")
 		if !strings.Contains(out, "/usr/local/bin/containerd") || !strings.Contains(out, "version = 3") || !strings.HasSuffix(strings.TrimSpace(out), "active") {
-			t.Errorf("%s after the upgrade:\n%s", h, out)
+			errorf(t, "%s after the upgrade:\n%s", h, out)
 		}
 	}
 	again := c.installerSpec(spec, "upgrade")
 	if again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "a second upgrade: exit %d, %d changes (%v)\n%s", again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 
 	// The next minor: the chain 1.35 -> 1.36 -> 1.37 on one cluster.
@@ -72,18 +72,18 @@ func TestScenario9RuntimeUpgrade(t *testing.T) {
 	secondStart := time.Now()
 	run2 := c.installerSpec(spec2, "upgrade", "--wait-timeout", "3m", "--drain-timeout", "3m")
 	if run2.Code != 0 {
-		t.Fatalf("upgrade %s -> %s: exit %d\n%s", to, last, run2.Code, run2.Stderr)
+		fatalf(t, "upgrade %s -> %s: exit %d\n%s", to, last, run2.Code, run2.Stderr)
 	}
 	secondEnd := time.Now()
 	t.Logf("MEASURE upgrade %s -> %s on 3 nodes (containerd kept): %s", to, last, run2.Wall.Round(time.Second))
 	if n := strings.Count(run2.Stderr, "upgrade: containerd replaced"); n != 0 {
-		t.Errorf("containerd replaced on %d nodes in the second upgrade, want 0", n)
+		errorf(t, "containerd replaced on %d nodes in the second upgrade, want 0", n)
 	}
 	reportUpgradeTimes(t, run2.Stderr)
 	checkNodeVersions(ctx, t, k, last)
 	checkRuntimes(ctx, t, k, "containerd://2.3.7")
 	if again := c.installerSpec(spec2, "upgrade"); again.Code != 0 || again.TotalChanges() != 0 {
-		t.Errorf("a second upgrade to %s: exit %d, %d changes (%v)\n%s", last, again.Code, again.TotalChanges(), again.Changes, again.Stderr)
+		errorf(t, "a second upgrade to %s: exit %d, %d changes (%v)\n%s", last, again.Code, again.TotalChanges(), again.Changes, again.Stderr)
 	}
 	reportRequests(ctx, t, k, loopStart, []window{
 		{"before the upgrades", loopStart, upgradeStart},
@@ -103,11 +103,11 @@ func checkRuntimes(ctx context.Context, t *testing.T, k kubernetes.Interface, pr
 	t.Helper()
 	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	for _, n := range nodes.Items {
 		if v := n.Status.NodeInfo.ContainerRuntimeVersion; !strings.HasPrefix(v, prefix) {
-			t.Errorf("node %s runs %s, want %s*", n.Name, v, prefix)
+			errorf(t, "node %s runs %s, want %s*", n.Name, v, prefix)
 		}
 	}
 }

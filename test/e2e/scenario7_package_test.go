@@ -106,7 +106,7 @@ func phaseChanges(out, phase string) int {
 func aptCacheHolds(t *testing.T, name string) bool {
 	cache, err := build.DefaultCacheDir()
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	found := false
 	_ = filepath.WalkDir(filepath.Join(cache, "apt-cacher-ng"), func(p string, d fs.DirEntry, err error) error {
@@ -139,11 +139,11 @@ func TestScenario7PackageInstall(t *testing.T) {
 	defer cancel()
 	root, err := filepath.Abs("../..")
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	installer := filepath.Join(t.TempDir(), "installer")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", installer, "../../cmd/installer").CombinedOutput(); err != nil {
-		t.Fatalf("build installer: %v\n%s", err, out)
+		fatalf(t, "build installer: %v\n%s", err, out)
 	}
 	rel := versions.Default()
 	kube := strings.TrimPrefix(rel.Kubernetes, "v") + "-" + rel.PackageRevision
@@ -151,26 +151,26 @@ func TestScenario7PackageInstall(t *testing.T) {
 
 	l, err := hosts.New(hosts.Options{Dir: filepath.Join(root, ".lab", "e2e"), Log: hostsLog{t}, Mirror: &inProcessMirror{t: t}})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	st, err := l.Up(ctx, hosts.Topology{Hosts: 3, Install: "package", KubernetesVersion: rel.Kubernetes})
 	if err != nil {
-		t.Fatalf("lab up: %v", err)
+		fatalf(t, "lab up: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := l.Down(context.Background()); err != nil {
-			t.Errorf("lab down: %v", err)
+			errorf(t, "lab down: %v", err)
 		}
 	})
 
 	c, err := v1alpha1.LoadFile(l.SpecFile())
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	in := c.Spec.Install
 	if in.Source != v1alpha1.InstallPackage || in.PackageRepository != "http://172.30.0.1:5000"+debrepo.BasePath ||
 		in.PackageRepositoryKeyFile != filepath.Join("mirror", mirror.AptKeyName) {
-		t.Fatalf("spec install = %+v", in)
+		fatalf(t, "spec install = %+v", in)
 	}
 
 	create := func(run string) string {
@@ -179,7 +179,7 @@ func TestScenario7PackageInstall(t *testing.T) {
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s create cluster: %v\n%s", run, err, out.String())
+			fatalf(t, "%s create cluster: %v\n%s", run, err, out.String())
 		}
 		t.Logf("MEASURE %s create cluster: %s", run, time.Since(start).Round(100*time.Millisecond))
 		times := hostPhaseTimes(out.String(), "kubernetes")
@@ -192,7 +192,7 @@ func TestScenario7PackageInstall(t *testing.T) {
 			t.Logf("MEASURE %s package phase (kubernetes) on %s: %.1f s", run, h, times[h])
 		}
 		if len(times) != len(st.Hosts) {
-			t.Errorf("%s: kubernetes phase times for %d hosts, want %d:\n%s", run, len(times), len(st.Hosts), out.String())
+			errorf(t, "%s: kubernetes phase times for %d hosts, want %d:\n%s", run, len(times), len(st.Hosts), out.String())
 		}
 		return out.String()
 	}
@@ -202,7 +202,7 @@ func TestScenario7PackageInstall(t *testing.T) {
 	}
 	first := create("first (" + cache + " apt cache)")
 	if phaseChanges(first, "kubernetes") <= 0 {
-		t.Errorf("first create: the kubernetes phase made no change")
+		errorf(t, "first create: the kubernetes phase made no change")
 	}
 
 	t.Run("cluster", func(t *testing.T) { checkCluster(ctx, t, l, st) })
@@ -215,14 +215,14 @@ func TestScenario7PackageInstall(t *testing.T) {
 				"kubeadm " + kube + " hi", "kubectl " + kube + " hi", "kubelet " + kube + " hi",
 				"kubernetes-cni " + rel.CNIPackage + " ii"}, "\n")
 			if got != want {
-				t.Errorf("%s dpkg-query:\n%s\nwant\n%s", h.Name, got, want)
+				errorf(t, "%s dpkg-query:\n%s\nwant\n%s", h.Name, got, want)
 			}
 			if holds := mustSSH(ctx, t, l, h.Name, "apt-mark showhold | sort | tr '\\n' ' '"); holds != "kubeadm kubectl kubelet" {
-				t.Errorf("%s apt-mark showhold = %q", h.Name, holds)
+				errorf(t, "%s apt-mark showhold = %q", h.Name, holds)
 			}
 			// The package's files, not leftovers of another install mode.
 			if owner := mustSSH(ctx, t, l, h.Name, "dpkg -S /usr/bin/kubelet /usr/bin/crictl /opt/cni/bin/bridge /etc/kubernetes/manifests | cut -d: -f1 | tr '\\n' ' '"); owner != "kubelet cri-tools kubernetes-cni kubelet" {
-				t.Errorf("%s: file owners %q", h.Name, owner)
+				errorf(t, "%s: file owners %q", h.Name, owner)
 			}
 		}
 	})
@@ -231,14 +231,14 @@ func TestScenario7PackageInstall(t *testing.T) {
 		out := mustSSH(ctx, t, l, "cp1", "cat /etc/apt/sources.list.d/kubernetes.list; sudo apt-get update 2>&1")
 		t.Logf("cp1 apt-get update:\n%s", out)
 		if !strings.Contains(out, "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.asc] http://172.30.0.1:5000/core:/stable:/"+rel.Minor()+"/deb/ /") {
-			t.Errorf("sources file is not the signed-by line")
+			errorf(t, "sources file is not the signed-by line")
 		}
 		if !strings.Contains(out, "core:/stable:/"+rel.Minor()+"/deb  InRelease") {
-			t.Errorf("apt-get update did not read the lab repository's InRelease")
+			errorf(t, "apt-get update did not read the lab repository's InRelease")
 		}
 		for _, l := range strings.Split(out, "\n") {
 			if strings.HasPrefix(l, "W:") || strings.HasPrefix(l, "E:") || strings.HasPrefix(l, "N:") {
-				t.Errorf("apt-get update: %s", l)
+				errorf(t, "apt-get update: %s", l)
 			}
 		}
 	})
@@ -249,7 +249,7 @@ func TestScenario7PackageInstall(t *testing.T) {
 	}
 	second := create("second (converged)")
 	if n := phaseChanges(second, "kubernetes"); n != 0 {
-		t.Errorf("second create: kubernetes phase made %d change(s)", n)
+		errorf(t, "second create: kubernetes phase made %d change(s)", n)
 	}
 	for _, h := range st.Hosts {
 		// A logged command spans lines (scripts are multi-line): an entry runs to the next one.
@@ -262,13 +262,13 @@ func TestScenario7PackageInstall(t *testing.T) {
 				inExec = false
 			}
 			if inExec && !strings.HasPrefix(line, "  | ") && (strings.Contains(line, "apt-get") || strings.Contains(line, "apt-mark")) {
-				t.Errorf("%s: the converged run changed packages: %.200s", h.Name, line)
+				errorf(t, "%s: the converged run changed packages: %.200s", h.Name, line)
 			}
 		}
 	}
 	for _, h := range st.Hosts {
 		if after := mustSSH(ctx, t, l, h.Name, hostStateScript); after != before[h.Name] {
-			t.Errorf("%s changed on the second create:\nbefore:\n%s\nafter:\n%s", h.Name, before[h.Name], after)
+			errorf(t, "%s changed on the second create:\nbefore:\n%s\nafter:\n%s", h.Name, before[h.Name], after)
 		}
 	}
 }
@@ -278,11 +278,11 @@ func hostLogOfLastRun(t *testing.T, stateDir, host string) string {
 	dirs, _ := filepath.Glob(filepath.Join(stateDir, "logs", "*-create-cluster"))
 	sort.Strings(dirs)
 	if len(dirs) == 0 {
-		t.Fatalf("no create-cluster logs in %s/logs", stateDir)
+		fatalf(t, "no create-cluster logs in %s/logs", stateDir)
 	}
 	data, err := os.ReadFile(filepath.Join(dirs[len(dirs)-1], host+".log"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	return string(data)
 }
@@ -292,15 +292,15 @@ func hostLogOfLastRun(t *testing.T, stateDir, host string) string {
 func checkCluster(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.State) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(l.StateDir(), "admin.conf"))
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	byName := map[string]corev1.Node{}
 	for _, n := range nodes.Items {
@@ -309,7 +309,7 @@ func checkCluster(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.Sta
 	for _, h := range st.Hosts {
 		n, ok := byName[h.Name]
 		if !ok {
-			t.Errorf("node %s missing", h.Name)
+			errorf(t, "node %s missing", h.Name)
 			continue
 		}
 		ready := false
@@ -325,23 +325,23 @@ func checkCluster(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.Sta
 			}
 		}
 		if !ready || ip != h.PrivateAddress {
-			t.Errorf("node %s: ready=%v InternalIP=%s, want Ready and %s", h.Name, ready, ip, h.PrivateAddress)
+			errorf(t, "node %s: ready=%v InternalIP=%s, want Ready and %s", h.Name, ready, ip, h.PrivateAddress)
 		}
 		if n.Spec.ProviderID != "lab://"+h.Name {
-			t.Errorf("node %s: providerID %q, want lab://%s (CCM)", h.Name, n.Spec.ProviderID, h.Name)
+			errorf(t, "node %s: providerID %q, want lab://%s (CCM)", h.Name, n.Spec.ProviderID, h.Name)
 		}
 		for _, taint := range n.Spec.Taints {
 			if taint.Key == "node.cloudprovider.kubernetes.io/uninitialized" {
-				t.Errorf("node %s still carries the CCM's uninitialized taint", h.Name)
+				errorf(t, "node %s still carries the CCM's uninitialized taint", h.Name)
 			}
 		}
 		t.Logf("node %s: %s, kubelet %s", h.Name, ip, n.Status.NodeInfo.KubeletVersion)
 	}
 	d, err := cs.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
-		t.Errorf("coredns: %d of %v available", d.Status.AvailableReplicas, d.Spec.Replicas)
+		errorf(t, "coredns: %d of %v available", d.Status.AvailableReplicas, d.Spec.Replicas)
 	}
 }

@@ -43,7 +43,7 @@ func checkNoSecrets(t *testing.T, c *labCluster, runs ...installerRun) {
 		}
 	}
 	if len(needles) == 0 {
-		t.Errorf("secret scan: no key or secret in %s to look for", state)
+		errorf(t, "secret scan: no key or secret in %s to look for", state)
 		return
 	}
 	texts := map[string]string{}
@@ -63,11 +63,11 @@ func checkNoSecrets(t *testing.T, c *labCluster, runs ...installerRun) {
 		scanned += len(text)
 		for _, n := range needles {
 			if strings.Contains(text, n) {
-				t.Errorf("secret scan: %s holds a secret of the state directory (%.8s...)", name, n)
+				errorf(t, "secret scan: %s holds a secret of the state directory (%.8s...)", name, n)
 			}
 		}
 		if m := bootstrapTokenLike.FindString(text); m != "" {
-			t.Errorf("secret scan: %s holds a bootstrap token shape %.6s...", name, m)
+			errorf(t, "secret scan: %s holds a bootstrap token shape %.6s...", name, m)
 		}
 		sc := bufio.NewScanner(strings.NewReader(text))
 		sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -75,7 +75,7 @@ func checkNoSecrets(t *testing.T, c *labCluster, runs ...installerRun) {
 		for sc.Scan() {
 			l := sc.Text()
 			if afterBegin && !strings.Contains(l, "<redacted>") && strings.TrimSpace(strings.TrimLeft(l, " |")) != "" {
-				t.Errorf("secret scan: %s shows a private key's body after its BEGIN line: %.20s...", name, l)
+				errorf(t, "secret scan: %s shows a private key's body after its BEGIN line: %.20s...", name, l)
 			}
 			afterBegin = strings.Contains(l, "PRIVATE KEY-----") && strings.Contains(l, "BEGIN") && !strings.Contains(l, "END")
 		}

@@ -44,11 +44,11 @@ func TestScenario5Upgrade(t *testing.T) {
 	defer cancel()
 	c := startLab(ctx, t, "-n", "3", "--kubernetes-version", upgradeFrom)
 	if c.Spec.Spec.KubernetesVersion != upgradeFrom {
-		t.Fatalf("lab spec at %s, want %s", c.Spec.Spec.KubernetesVersion, upgradeFrom)
+		fatalf(t, "lab spec at %s, want %s", c.Spec.Spec.KubernetesVersion, upgradeFrom)
 	}
 	create := c.installer("create", "cluster")
 	if create.Code != 0 {
-		t.Fatalf("create cluster: exit %d\n%s", create.Code, create.Stderr)
+		fatalf(t, "create cluster: exit %d\n%s", create.Code, create.Stderr)
 	}
 	k := c.kube()
 	checkNodeVersions(ctx, t, k, upgradeFrom)
@@ -59,12 +59,12 @@ func TestScenario5Upgrade(t *testing.T) {
 	spec := c.versionSpec(upgradeTo)
 	plan := c.installerSpec(spec, "upgrade", "--dry-run")
 	if plan.Code != 0 {
-		t.Fatalf("upgrade --dry-run: exit %d\n%s", plan.Code, plan.Stderr)
+		fatalf(t, "upgrade --dry-run: exit %d\n%s", plan.Code, plan.Stderr)
 	}
 	for _, want := range []string{"host cp1:", "kubeadm upgrade apply --config /etc/kubernetes/installer/upgrade.yaml --yes",
 		"host w2:", "kubeadm upgrade node --config /etc/kubernetes/installer/upgrade.yaml", "cordon node w1", "drain node w1 (evict " + upgradeNS + "/web-", "uncordon node w1"} {
 		if !strings.Contains(plan.Stdout, want) {
-			t.Errorf("dry-run plan lacks %q:\n%s", want, plan.Stdout)
+			errorf(t, "dry-run plan lacks %q:\n%s", want, plan.Stdout)
 		}
 	}
 	checkNodeVersions(ctx, t, k, upgradeFrom)
@@ -75,35 +75,46 @@ func TestScenario5Upgrade(t *testing.T) {
 	done := make(chan installerRun, 1)
 	upgradeStart := time.Now()
 	go func() { done <- c.installerSpec(spec, "upgrade", "--wait-timeout", "2m", "--drain-timeout", "2m") }()
+	var first installerRun
+	ended := false
 	waitFor(ctx, t, 15*time.Minute, "the upgrade cordoning w1", func() bool {
+		select {
+		case first = <-done:
+			ended = true
+			return true
+		default:
+		}
 		n, err := k.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
 		return err == nil && n.Spec.Unschedulable
 	})
+	if ended {
+		fatalf(t, "the upgrade ended before it cordoned w1: exit %d\n%s", first.Code, first.Stderr)
+	}
 	stopAt := time.Now()
 	if err := c.Lab.Stop(ctx, "w2"); err != nil {
-		t.Fatalf("stop w2: %v", err)
+		fatalf(t, "stop w2: %v", err)
 	}
 	t.Logf("MEASURE w2 stopped %s after the upgrade began", stopAt.Sub(upgradeStart).Round(time.Second))
-	first := <-done
+	first = <-done
 	if first.Code == 0 {
-		t.Fatalf("the upgrade succeeded with w2 stopped:\n%s", first.Stderr)
+		fatalf(t, "the upgrade succeeded with w2 stopped:\n%s", first.Stderr)
 	}
 	reason := lastLine(first.Stderr)
 	if !strings.Contains(reason, "w2 (not Ready") && !strings.Contains(reason, "blocked by PodDisruptionBudget "+upgradeNS+"/web") {
-		t.Errorf("run 1 did not stop at w2 being down:\n%s", first.Stderr)
+		errorf(t, "run 1 did not stop at w2 being down:\n%s", first.Stderr)
 	}
 	t.Logf("MEASURE run 1 (w2 stopped mid-upgrade) failed as expected after %s: %s", first.Wall.Round(time.Second), reason)
 	if w2, err := k.CoreV1().Nodes().Get(ctx, "w2", metav1.GetOptions{}); err == nil && w2.Status.NodeInfo.KubeletVersion != upgradeFrom {
-		t.Errorf("w2 reports %s after run 1", w2.Status.NodeInfo.KubeletVersion)
+		errorf(t, "w2 reports %s after run 1", w2.Status.NodeInfo.KubeletVersion)
 	}
 	if err := c.Lab.Start(ctx, "w2"); err != nil {
-		t.Fatalf("start w2: %v", err)
+		fatalf(t, "start w2: %v", err)
 	}
 	startAt := time.Now()
 
 	second := c.installerSpec(spec, "upgrade")
 	if second.Code != 0 {
-		t.Fatalf("re-run after w2 came back: exit %d\n%s", second.Code, second.Stderr)
+		fatalf(t, "re-run after w2 came back: exit %d\n%s", second.Code, second.Stderr)
 	}
 	upgradeEnd := time.Now()
 	t.Logf("MEASURE upgrade wall time: run 1 %s (failed at w2), run 2 %s, total with the outage %s",
@@ -116,12 +127,12 @@ func TestScenario5Upgrade(t *testing.T) {
 
 	third := c.installerSpec(spec, "upgrade")
 	if third.Code != 0 || third.TotalChanges() != 0 || !strings.Contains(third.Stderr, "every node runs "+upgradeTo) {
-		t.Errorf("upgrade at the target: exit %d, %d changes (%v)\n%s", third.Code, third.TotalChanges(), third.Changes, third.Stderr)
+		errorf(t, "upgrade at the target: exit %d, %d changes (%v)\n%s", third.Code, third.TotalChanges(), third.Changes, third.Stderr)
 	}
 	t.Logf("MEASURE upgrade at the target (does nothing): %s", third.Wall.Round(time.Millisecond))
 	snaps, _ := filepath.Glob(filepath.Join(c.Lab.StateDir(), "etcd-snapshots", "*.db"))
 	if len(snaps) != 1 {
-		t.Errorf("snapshots after 3 runs: %v, want exactly 1 (taken before the control plane moved)", snaps)
+		errorf(t, "snapshots after 3 runs: %v, want exactly 1 (taken before the control plane moved)", snaps)
 	}
 
 	reportRequests(ctx, t, k, loopStart, []window{
@@ -158,7 +169,7 @@ func waitFor(ctx context.Context, t *testing.T, timeout time.Duration, what stri
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			t.Fatalf("%s: not within %s", what, timeout)
+			fatalf(t, "%s: not within %s", what, timeout)
 		}
 		time.Sleep(2 * time.Second)
 	}
@@ -174,17 +185,17 @@ func checkNodeCountVersions(ctx context.Context, t *testing.T, k kubernetes.Inte
 	t.Helper()
 	nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	if len(nodes.Items) != want {
-		t.Errorf("%d nodes, want %d", len(nodes.Items), want)
+		errorf(t, "%d nodes, want %d", len(nodes.Items), want)
 	}
 	for _, n := range nodes.Items {
 		if v := n.Status.NodeInfo.KubeletVersion; v != version {
-			t.Errorf("node %s: kubelet %s, want %s", n.Name, v, version)
+			errorf(t, "node %s: kubelet %s, want %s", n.Name, v, version)
 		}
 		if n.Spec.Unschedulable {
-			t.Errorf("node %s is cordoned", n.Name)
+			errorf(t, "node %s is cordoned", n.Name)
 		}
 	}
 }
@@ -208,7 +219,7 @@ func deployWorkloadOn(ctx context.Context, t *testing.T, k kubernetes.Interface,
 		tolerations = []corev1.Toleration{{Key: "node-role.kubernetes.io/control-plane", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
 	}
 	if _, err := k.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: upgradeNS}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	labels := map[string]string{"app": "web"}
 	replicas := int32(3)
@@ -224,18 +235,18 @@ func deployWorkloadOn(ctx context.Context, t *testing.T, k kubernetes.Interface,
 				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}},
 					PeriodSeconds: 2}}}}}}}
 	if _, err := k.AppsV1().Deployments(upgradeNS).Create(ctx, web, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	minAvailable := intstr.FromInt32(2)
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: upgradeNS},
 		Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &minAvailable, Selector: &metav1.LabelSelector{MatchLabels: labels}}}
 	if _, err := k.PolicyV1().PodDisruptionBudgets(upgradeNS).Create(ctx, pdb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	svc, err := k.CoreV1().Services(upgradeNS).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: upgradeNS},
 		Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}}}, metav1.CreateOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	waitFor(ctx, t, 3*time.Minute, "web available", func() bool {
 		d, err := k.AppsV1().Deployments(upgradeNS).Get(ctx, "web", metav1.GetOptions{})
@@ -261,7 +272,7 @@ done`
 				Command:      []string{"/tools/busybox", "sh", "-c", loop, "loop", "http://" + svc.Spec.ClusterIP + "/"},
 				VolumeMounts: []corev1.VolumeMount{{Name: "tools", MountPath: "/tools"}}}}}}}}
 	if _, err := k.AppsV1().DaemonSets(upgradeNS).Create(ctx, ds, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	waitFor(ctx, t, 3*time.Minute, "request loop answered", func() bool {
 		n, _, err := loopResults(ctx, k)
@@ -332,7 +343,7 @@ func reportRequests(ctx context.Context, t *testing.T, k kubernetes.Interface, s
 	t.Helper()
 	samples, restarts, err := loopResults(ctx, k)
 	if err != nil {
-		t.Errorf("request loop: %v", err)
+		errorf(t, "request loop: %v", err)
 		return
 	}
 	if restarts > 0 {
@@ -391,7 +402,7 @@ func reportUpgradeTimes(t *testing.T, stderr string) {
 	sort.Strings(lines)
 	t.Logf("MEASURE upgrade wall time per node:\n  %s", strings.Join(lines, "\n  "))
 	if len(lines) != 4 {
-		t.Errorf("expected 4 timing lines (cp1 control plane, cp1, w1, w2 nodes), got %d", len(lines))
+		errorf(t, "expected 4 timing lines (cp1 control plane, cp1, w1, w2 nodes), got %d", len(lines))
 	}
 }
 
@@ -400,7 +411,7 @@ func checkUpgradedCluster(ctx context.Context, t *testing.T, c *labCluster, k ku
 	t.Helper()
 	dss, err := k.AppsV1().DaemonSets("kube-system").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	have := map[string]string{}
 	for _, ds := range dss.Items {
@@ -411,21 +422,21 @@ func checkUpgradedCluster(ctx context.Context, t *testing.T, c *labCluster, k ku
 		ccm = ccm || imgs == images.CCMImage(upgradeTo)
 	}
 	if have["kube-proxy"] != "registry.k8s.io/kube-proxy:"+upgradeTo || !ccm {
-		t.Errorf("DaemonSets in kube-system after the upgrade (want kube-proxy %s and the CCM at %s): %v", upgradeTo, images.CCMImage(upgradeTo), have)
+		errorf(t, "DaemonSets in kube-system after the upgrade (want kube-proxy %s and the CCM at %s): %v", upgradeTo, images.CCMImage(upgradeTo), have)
 	}
 	rel, _ := versions.Lookup(upgradeTo)
 	dns, err := k.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
 	if err != nil || imagesOf(dns.Spec.Template.Spec)[0] != "registry.k8s.io/coredns/coredns:"+rel.CoreDNS {
-		t.Errorf("coredns after the upgrade: %v %v, want %s", err, imagesOf(dns.Spec.Template.Spec), rel.CoreDNS)
+		errorf(t, "coredns after the upgrade: %v %v, want %s", err, imagesOf(dns.Spec.Template.Spec), rel.CoreDNS)
 	}
 	etcd := c.ssh("cp1", "sudo sed -n 's/^ *image: *//p' /etc/kubernetes/manifests/etcd.yaml")
 	if !strings.HasSuffix(strings.TrimSpace(etcd), "etcd:"+rel.Etcd) {
-		t.Errorf("etcd image after the upgrade: %q, want %s", etcd, rel.Etcd)
+		errorf(t, "etcd image after the upgrade: %q, want %s", etcd, rel.Etcd)
 	}
 	for _, h := range []string{"cp1", "w1", "w2"} {
 		out := c.ssh(h, "kubeadm version -o short; kubelet --version; kubectl version --client | head -n1; sudo cat /var/lib/kubelet/kubeadm-flags.env")
 		if strings.Count(out, upgradeTo) != 3 || strings.Contains(out, "pod-infra-container-image") {
-			t.Errorf("%s after the upgrade:\n%s", h, out)
+			errorf(t, "%s after the upgrade:\n%s", h, out)
 		}
 	}
 }
@@ -444,36 +455,36 @@ func checkSnapshot(ctx context.Context, t *testing.T, c *labCluster, stderr stri
 	t.Helper()
 	m := snapshotLine.FindStringSubmatch(stderr)
 	if m == nil {
-		t.Errorf("no snapshot line in the first run's output")
+		errorf(t, "no snapshot line in the first run's output")
 		return
 	}
 	t.Logf("MEASURE etcd snapshot: %s bytes, revision %s, %s keys, saved+verified+copied in %s s", m[2], m[3], m[4], m[5])
 	st, err := os.Stat(m[1])
 	if err != nil || st.Mode().Perm() != 0o600 || strconv.FormatInt(st.Size(), 10) != m[2] {
-		t.Fatalf("snapshot file %s: %v %v", m[1], st, err)
+		fatalf(t, "snapshot file %s: %v %v", m[1], st, err)
 	}
 	data, err := os.ReadFile(m[1])
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	cmd, err := c.Lab.SSHCommand(ctx, "cp1", `sudo sh -c 'cat > /var/lib/etcd/e2e-verify.db
 c=$(crictl ps -q --name "^etcd$" --state running | head -n 1)
 crictl exec "$c" etcdutl snapshot status /var/lib/etcd/e2e-verify.db -w json; rc=$?
 rm -f /var/lib/etcd/e2e-verify.db; exit $rc'`)
 	if err != nil {
-		t.Fatal(err)
+		fatal(t, err)
 	}
 	var out, errb bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(data), &out, &errb
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("etcdutl snapshot status: %v\n%s", err, errb.String())
+		fatalf(t, "etcdutl snapshot status: %v\n%s", err, errb.String())
 	}
 	var status struct {
 		Revision int64 `json:"revision"`
 		TotalKey int   `json:"totalKey"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &status); err != nil || status.Revision == 0 || status.TotalKey == 0 {
-		t.Errorf("etcdutl on the copied snapshot: %v %s", err, out.String())
+		errorf(t, "etcdutl on the copied snapshot: %v %s", err, out.String())
 	}
 	t.Logf("etcdutl snapshot status of the state directory's copy: %s", strings.TrimSpace(out.String()))
 }

@@ -77,13 +77,17 @@ func (h *Host) manifestImages(files []string) Reply {
 	return Out(b.String())
 }
 
-// kubeletPods is kubelet-pods.sh NAME: the kubelet's start and the apiserver's sandbox, which the
-// simulated kubelet re-creates just after it started.
+// kubeletPods is kubelet-pods.sh: the kubelet's start and the control plane's static pod
+// sandboxes, which the simulated kubelet re-creates just after it started.
 func (h *Host) kubeletPods([]string) Reply {
 	h.mu.Lock()
 	started := h.kubeletStart
 	h.mu.Unlock()
-	return Out(fmt.Sprintf("%d\n{\"items\":[{\"createdAt\":\"%d\"}]}\n", started.Unix()-1, time.Now().UnixNano()))
+	var items []string
+	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		items = append(items, fmt.Sprintf(`{"createdAt":"%d","labels":{"component":%q,"tier":"control-plane"}}`, time.Now().UnixNano(), c))
+	}
+	return Out(fmt.Sprintf("%d\n{\"items\":[%s]}\n", started.Unix()-1, strings.Join(items, ",")))
 }
 
 // resetHost is reset-host.sh MODE PODNETS FILE...
