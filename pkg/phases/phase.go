@@ -81,6 +81,9 @@ type Run struct {
 	j   *journal
 	api *clusterAPI
 	mu  sync.Mutex
+	// leftoverInterval and leftoverWait pace the wait for a kubeadm an earlier run left (0: 2 s and
+	// leftoverWait; tests shorten them).
+	leftoverInterval, leftoverWait time.Duration
 }
 
 // NewRun prepares a run that changes the named hosts of the spec (every host when targets is

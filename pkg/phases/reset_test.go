@@ -178,7 +178,7 @@ func TestResetControlPlaneEtcdMember(t *testing.T) {
 			}
 			var cp1 []string
 			for _, l := range sc.Host("cp1").Commands(mark.hosts["cp1"]) {
-				if l != scripts.Facts.Name { // facts are read everywhere
+				if l != scripts.Facts.Name && l != leftoverCheck { // read everywhere
 					cp1 = append(cp1, l)
 				}
 			}

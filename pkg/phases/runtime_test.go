@@ -102,7 +102,7 @@ func TestRuntimeRefusesATooOldContainerd(t *testing.T) {
 				t.Fatalf("error %v; want preflight to refuse containerd 1.6.20 with %q", err, c.fix)
 			}
 			for _, cmd := range c.sc.Host("cp1").Commands(n) {
-				if !strings.HasPrefix(cmd, "facts.sh") && !strings.HasPrefix(cmd, "true") {
+				if !strings.HasPrefix(cmd, "facts.sh") && !strings.HasPrefix(cmd, "true") && cmd != leftoverCheck {
 					t.Errorf("refused run changed the host: %q", cmd)
 				}
 			}

@@ -68,12 +68,14 @@ var (
 	UnitState = load("unit-state.sh")
 	// Installed prints crictl's version, the CNI plugins' version and the missing node prerequisites.
 	Installed = load("installed.sh")
-	// FetchKey downloads a package repository's signing key once.
+	// FetchKey prints a package repository's signing key, downloaded by the host.
 	FetchKey = load("fetch-key.sh")
 	// Etcd runs etcdctl in the local etcd pod: members, health, snapshots.
 	Etcd = load("etcd.sh")
 	// ManifestImages prints the image of each static pod manifest given.
 	ManifestImages = load("manifest-images.sh")
+	// Processes lists the running processes of given names.
+	Processes = load("processes.sh")
 	// KubeletPods prints the kubelet's start time and the ready sandboxes of the control plane's
 	// static pods.
 	KubeletPods = load("kubelet-pods.sh")

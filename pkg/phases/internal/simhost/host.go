@@ -72,6 +72,13 @@ type Host struct {
 	links    []string
 	firewall bool
 
+	// leftover is a kubeadm an earlier run left running ("PID COMMAND LINE"); it is listed by the
+	// next leftoverPolls process listings, then gone.
+	leftover      string
+	leftoverPolls int
+	// servedKey is the package repository's key when it is not RepositoryKey.
+	servedKey []byte
+
 	latency time.Duration
 	onWrite func()
 }

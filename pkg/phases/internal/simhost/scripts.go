@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ func (h *Host) registerScripts() {
 		{scripts.Etcd, h.etcdScript},
 		{scripts.ManifestImages, h.manifestImages},
 		{scripts.KubeletPods, h.kubeletPods},
+		{scripts.Processes, h.processes},
 		{scripts.ResetHost, h.resetHost},
 		{scripts.ResetFirewall, h.resetFirewall},
 		{scripts.APILB, h.apiLBScript},
@@ -55,15 +57,6 @@ func (h *Host) unitStateScript(args []string) Reply {
 	return Out(word(enabled, "enabled", "disabled") + " " + word(active, "active", "inactive") + "\n")
 }
 
-// fetchKey is fetch-key.sh URL PATH PROXY: the repository's key, fetched once.
-func (h *Host) fetchKey(args []string) Reply {
-	if f, ok := h.File(args[1]); ok && len(f.Content) > 0 {
-		return Out("")
-	}
-	h.SetFile(args[1], []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nsimulated\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644, "root:root")
-	return Out("")
-}
-
 // manifestImages is manifest-images.sh FILE...: "<file> <first image>" each.
 func (h *Host) manifestImages(files []string) Reply {
 	var b strings.Builder
@@ -75,6 +68,25 @@ func (h *Host) manifestImages(files []string) Reply {
 		fmt.Fprintf(&b, "%s %s\n", p, img)
 	}
 	return Out(b.String())
+}
+
+// SetLeftoverKubeadm makes a kubeadm process ("PID COMMAND LINE") run for the next polls process
+// listings (processes.sh), as one a killed installer left.
+func (h *Host) SetLeftoverKubeadm(line string, polls int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.leftover, h.leftoverPolls = line, polls
+}
+
+// processes is processes.sh NAME...: the leftover kubeadm while it runs.
+func (h *Host) processes(args []string) Reply {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.leftoverPolls == 0 || !slices.Contains(args, "kubeadm") {
+		return Out("")
+	}
+	h.leftoverPolls--
+	return Out(h.leftover + "\n")
 }
 
 // kubeletPods is kubelet-pods.sh: the kubelet's start and the control plane's static pod
