@@ -18,6 +18,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -105,10 +106,14 @@ func TestBuildRepositoryLayoutAndControl(t *testing.T) {
 	}
 	for _, r := range versions.Releases() {
 		dir := filepath.Join(root, "core:", "stable:", r.Minor(), "deb")
-		for _, f := range []string{"Release", "InRelease", "Release.gpg", "Packages", "Packages.gz"} {
+		for _, f := range []string{"Release", "InRelease", "Release.gpg", "Packages", "Packages.gz", "Release.key"} {
 			if !exists(filepath.Join(dir, f)) {
 				t.Errorf("%s: %s missing", r.Minor(), f)
 			}
+		}
+		published, _ := os.ReadFile(filepath.Join(dir, "Release.key"))
+		if fp, err := pgpkey.Fingerprint(published); err != nil || fp != key.Fingerprint() {
+			t.Errorf("%s: Release.key is %s (%v), want the signing key %s", r.Minor(), fp, err, key.Fingerprint())
 		}
 		kube := strings.TrimPrefix(r.Kubernetes, "v") + "-1.1"
 		want := map[string][]string{

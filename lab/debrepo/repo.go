@@ -115,8 +115,9 @@ func containsPackage(ps []Package, p Package) bool {
 	return false
 }
 
-// writeRepository links the .debs into repo.Dir and writes Packages, Packages.gz, Release, InRelease
-// and Release.gpg, unless the directory already holds exactly these packages signed by this key.
+// writeRepository links the .debs into repo.Dir and writes Packages, Packages.gz, Release, InRelease,
+// Release.gpg and Release.key (the public key, where pkgs.k8s.io publishes its own), unless the
+// directory already holds exactly these packages signed by this key.
 func writeRepository(repo Repository, debDir string, key *Key, now time.Time) error {
 	if err := os.MkdirAll(repo.Dir, 0o755); err != nil {
 		return fmt.Errorf("repository %s: %w", repo.Minor, err)
@@ -133,8 +134,12 @@ func writeRepository(repo Repository, debDir string, key *Key, now time.Time) er
 	}
 	stamp := hex.EncodeToString(h.Sum(nil))
 	stampFile := filepath.Join(repo.Dir, ".repository-key")
-	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && exists(filepath.Join(repo.Dir, "InRelease")) {
+	if old, err := os.ReadFile(stampFile); err == nil && string(old) == stamp && exists(filepath.Join(repo.Dir, "InRelease")) && exists(filepath.Join(repo.Dir, "Release.key")) {
 		return nil
+	}
+	public, err := os.ReadFile(key.PublicFile)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", repo.Minor, err)
 	}
 	var index bytes.Buffer
 	for _, p := range repo.Packages {
@@ -168,7 +173,7 @@ func writeRepository(repo Repository, debDir string, key *Key, now time.Time) er
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{"Packages", index.Bytes()}, {"Packages.gz", gz.Bytes()}, {"Release", release}, {"Release.gpg", detached}, {"InRelease", inRelease}} {
+	}{{"Packages", index.Bytes()}, {"Packages.gz", gz.Bytes()}, {"Release", release}, {"Release.gpg", detached}, {"InRelease", inRelease}, {"Release.key", public}} {
 		if err := writeFileAtomic(filepath.Join(repo.Dir, f.name), f.data, 0o644); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -11,6 +12,7 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -21,18 +23,53 @@ var heldPackages = []string{"kubeadm", "kubelet", "kubectl"}
 
 // addRepository puts the Kubernetes package repository of the spec's minor on the host: its
 // signing key (the spec's key file among files.Repository, else the repository's own key, fetched
-// by the host once), then the sources list or .repo file naming it. Unchanged files are not
-// rewritten.
+// by the host once and installed only with the pinned fingerprint), then the sources list or .repo
+// file naming it. Unchanged files are not rewritten.
 func addRepository(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles) error {
 	if k := files.RepositoryKey; k != nil {
-		if _, err := h.Query(ctx, ssh.Cmd{Args: []string{"test", "-s", k.Path}}); err != nil {
-			if _, err := h.Exec(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, k.Path, install.Proxy(spec)), Idempotent: true}); err != nil {
-				return fmt.Errorf("fetch repository key %s: %w", k.URL, err)
-			}
+		if err := addRepositoryKey(ctx, h, spec, k); err != nil {
+			return err
 		}
 	}
 	_, err := h.UploadAll(ctx, files.Repository)
 	return err
+}
+
+// addRepositoryKey installs the repository's own signing key once its fingerprint is the pinned one
+// (install.packageRepositoryKeyFingerprint): the key a repository serves is not trusted because the
+// repository serves it. A key already installed must have that fingerprint too.
+func addRepositoryKey(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, k *manifests.RemoteFile) error {
+	want := spec.Install.PackageRepositoryKeyFingerprint
+	installed, err := h.ReadFile(ctx, k.Path)
+	switch {
+	case err == nil:
+		fp, err := pgpkey.Fingerprint(installed)
+		if err != nil || fp != want {
+			return fmt.Errorf("%s holds another key (%s) than the pinned %s (install.packageRepositoryKeyFingerprint); nothing was changed. Remove that file if it is not a key you trust, or pin its fingerprint, and run again",
+				k.Path, describeKey(fp, err), want)
+		}
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("read %s: %w", k.Path, err)
+	}
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.FetchKey.Args(k.URL, install.Proxy(spec)), Idempotent: true})
+	if err != nil {
+		return fmt.Errorf("fetch repository key %s: %w", k.URL, err)
+	}
+	fp, err := pgpkey.Fingerprint(res.Stdout)
+	if err != nil || fp != want {
+		return fmt.Errorf("the repository key at %s is %s, not the pinned %s (install.packageRepositoryKeyFingerprint); nothing was installed. If the repository is signed by another key, pin its fingerprint or give the key as install.packageRepositoryKeyFile",
+			k.URL, describeKey(fp, err), want)
+	}
+	_, err = h.Upload(ctx, manifests.File{Path: k.Path, Mode: 0o644, Content: res.Stdout})
+	return err
+}
+
+func describeKey(fp string, err error) string {
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	return "key " + fp
 }
 
 // packagePlan is what the package phase must do on one host, decided from facts alone.

@@ -1,8 +1,10 @@
 package phases
 
 import (
+	"bytes"
 	"context"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +12,7 @@ import (
 	"installer.dev/installer/pkg/facts"
 	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/phases/internal/simhost"
 )
 
@@ -30,7 +33,7 @@ func packageHost(t *testing.T, pm facts.PackageManager, missing ...string) (*Run
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Inputs.Files = map[string][]byte{key: []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxjMEZ\n-----END PGP PUBLIC KEY BLOCK-----\n")}
+	r.Inputs.Files = map[string][]byte{key: simhost.RepositoryKey}
 	h := r.All()[0]
 	sim := simhost.New(h.Name(), h.Spec.Address)
 	sim.MissingPrerequisites(missing...)
@@ -226,4 +229,67 @@ func TestAptBinaryKey(t *testing.T) {
 	if !strings.Contains(string(src.Content), "[signed-by="+manifests.AptBinaryKeyringPath+"]") {
 		t.Errorf("sources file:\n%s", src.Content)
 	}
+}
+
+// TestRepositoryKeyPinned: without a key file the host fetches the repository's own key, and it is
+// installed only with the pinned fingerprint; a repository serving another key, or a host that
+// already has another key at the keyring's path, stops the run before apt is told to trust it.
+func TestRepositoryKeyPinned(t *testing.T) {
+	pinnedHost := func(t *testing.T) (*Run, *Host, *simhost.Host) {
+		r, h, sim := packageHost(t, "apt")
+		r.Cluster.Spec.Install.PackageRepositoryKeyFile = ""
+		r.Cluster.Spec.Install.PackageRepositoryKeyFingerprint = simhost.RepositoryKeyFingerprint
+		h.Facts.Packages, h.Facts.HeldPackages = allNew, held
+		return r, h, sim
+	}
+	fetch := "fetch-key.sh http://172.30.0.1:5000/core:/stable:/v1.37/deb/Release.key ''" // no spec.proxy
+
+	t.Run("the pinned key", func(t *testing.T) {
+		r, h, sim := pinnedHost(t)
+		if err := installWith(t, r, h, nil); err != nil {
+			t.Fatal(err)
+		}
+		got := sim.Transcript(0)
+		want := []string{"read " + manifests.AptKeyringPath, fetch, written(manifests.AptKeyringPath), written(manifests.AptSourcesPath)}
+		if !reflect.DeepEqual(got[:4], want) {
+			t.Fatalf("commands:\n got %q\nwant %q first", got, want)
+		}
+		if f, _ := sim.File(manifests.AptKeyringPath); !bytes.Equal(f.Content, simhost.RepositoryKey) || f.Mode != 0o644 {
+			t.Errorf("keyring %o %q", f.Mode, f.Content)
+		}
+		n := sim.Mark()
+		if err := installWith(t, r, h, nil); err != nil {
+			t.Fatal(err)
+		}
+		if again := sim.Transcript(n); len(again) == 0 || again[0] != "read "+manifests.AptKeyringPath || slices.Contains(again, fetch) {
+			t.Errorf("second call: %q; want the installed key read and checked, nothing fetched", again)
+		}
+	})
+
+	t.Run("the repository serves another key", func(t *testing.T) {
+		r, h, sim := pinnedHost(t)
+		sim.ServeRepositoryKey(simhost.OtherKey)
+		err := installWith(t, r, h, nil)
+		other, _ := pgpkey.Fingerprint(simhost.OtherKey)
+		if err == nil || !strings.Contains(err.Error(), "is key "+other+", not the pinned "+simhost.RepositoryKeyFingerprint) || !strings.Contains(err.Error(), "nothing was installed") {
+			t.Fatalf("error %v; want the refusal naming both fingerprints", err)
+		}
+		for _, l := range sim.Transcript(0) {
+			if strings.HasPrefix(l, "write ") || strings.HasPrefix(l, "apt.sh") {
+				t.Errorf("refused key, yet: %s", l)
+			}
+		}
+	})
+
+	t.Run("another key already installed", func(t *testing.T) {
+		r, h, sim := pinnedHost(t)
+		sim.SetFile(manifests.AptKeyringPath, simhost.OtherKey, 0o644, "root:root")
+		err := installWith(t, r, h, nil)
+		if err == nil || !strings.Contains(err.Error(), manifests.AptKeyringPath+" holds another key") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("error %v; want the refusal naming the file", err)
+		}
+		if f, _ := sim.File(manifests.AptKeyringPath); !bytes.Equal(f.Content, simhost.OtherKey) {
+			t.Error("the installed key was replaced")
+		}
+	})
 }

@@ -145,7 +145,7 @@ func runningClusterWith(t *testing.T, c *v1alpha1.Cluster, from string, mutate f
 			h.SetFile(f.Path, f.Content, mode, "root:root")
 		}
 		if seed.Packages != nil {
-			h.SetFile(manifests.AptKeyringPath, []byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nsim\n-----END PGP PUBLIC KEY BLOCK-----\n"), 0o644, "root:root")
+			h.SetFile(manifests.AptKeyringPath, simhost.RepositoryKey, 0o644, "root:root")
 		}
 	}
 	if _, err := sc.StartAPI(from); err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/phases/internal/simhost"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
@@ -99,7 +100,7 @@ func TestUpgradeTranscript(t *testing.T) {
 	again := sc.transcript(mark)
 	for _, line := range strings.Split(again, "\n") {
 		switch {
-		case line == "", strings.HasPrefix(line, "== "), line == scripts.Facts.Name,
+		case line == "", strings.HasPrefix(line, "== "), line == scripts.Facts.Name, line == leftoverCheck,
 			strings.HasPrefix(line, scripts.ManifestImages.Name+" "), strings.HasPrefix(line, "read /etc/kubernetes/admin.conf"):
 		default:
 			t.Errorf("re-run at the target did %q", line)
@@ -429,6 +430,7 @@ func TestUpgradeKeepsAdminCordon(t *testing.T) {
 func TestUpgradePackages(t *testing.T) {
 	spec := upgradeSpec(t, "cp1", "w1")
 	spec.Spec.Install.Source = v1alpha1.InstallPackage
+	spec.Spec.Install.PackageRepositoryKeyFingerprint = simhost.RepositoryKeyFingerprint
 	sc := runningCluster(t, spec, "v1.36.5")
 	if _, err := sc.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,9 @@ import (
 	"installer.dev/installer/lab/labspec"
 	"installer.dev/installer/lab/mirror"
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/versions"
+	"sigs.k8s.io/yaml"
 )
 
 // inProcessMirror serves the lab mirror (binary mirror, registry, apt repositories) from the test
@@ -173,9 +175,49 @@ func TestScenario7PackageInstall(t *testing.T) {
 		fatalf(t, "spec install = %+v", in)
 	}
 
+	// The hosts fetch the repository's own Release.key, trusted by its pinned fingerprint (a user's
+	// default with pkgs.k8s.io), instead of the lab's key file.
+	keyData, err := os.ReadFile(filepath.Join(filepath.Dir(l.SpecFile()), in.PackageRepositoryKeyFile))
+	if err != nil {
+		fatal(t, err)
+	}
+	labKey, err := pgpkey.Fingerprint(keyData)
+	if err != nil {
+		fatal(t, err)
+	}
+	pinned := func(name, fingerprint string) string {
+		v := *c
+		v.Spec.Install.PackageRepositoryKeyFile = ""
+		v.Spec.Install.PackageRepositoryKeyFingerprint = fingerprint
+		out, err := yaml.Marshal(&v)
+		if err != nil {
+			fatal(t, err)
+		}
+		p := filepath.Join(filepath.Dir(l.SpecFile()), name)
+		if err := os.WriteFile(p, out, 0o600); err != nil {
+			fatal(t, err)
+		}
+		return p
+	}
+	spec := pinned("cluster-pinned-key.yaml", labKey)
+
+	// A pin the repository's key does not match: the key is never installed, apt never trusts it.
+	const wrongPin = "0123456789ABCDEF0123456789ABCDEF01234567"
+	wrong := exec.CommandContext(ctx, installer, "create", "cluster", "-f", pinned("cluster-wrong-pin.yaml", wrongPin), "--state-dir", l.StateDir())
+	wrongOut, err := wrong.CombinedOutput()
+	if err == nil || !strings.Contains(string(wrongOut), "key "+labKey+", not the pinned "+wrongPin) {
+		errorf(t, "create with a wrong key pin: %v, want a refusal naming both fingerprints:\n%s", err, wrongOut)
+	}
+	t.Logf("MEASURE a repository key that is not the pinned one: %s", lastLine(string(wrongOut)))
+	for _, h := range st.Hosts {
+		if out := mustSSH(ctx, t, l, h.Name, "ls /etc/apt/keyrings/ /etc/apt/sources.list.d/ 2>/dev/null | grep -c kubernetes || true"); out != "0" {
+			errorf(t, "%s: a kubernetes keyring or sources file after the refused key (%s)", h.Name, out)
+		}
+	}
+
 	create := func(run string) string {
 		start := time.Now()
-		cmd := exec.CommandContext(ctx, installer, "create", "cluster", "-f", l.SpecFile(), "--state-dir", l.StateDir(), "--log-format", "json")
+		cmd := exec.CommandContext(ctx, installer, "create", "cluster", "-f", spec, "--state-dir", l.StateDir(), "--log-format", "json")
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"installer.dev/installer/pkg/constants"
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -20,9 +21,13 @@ const (
 	DefaultVirtualRouterID   = 51
 	DefaultImageRepository   = "registry.k8s.io"
 	DefaultPackageRepository = "https://pkgs.k8s.io/core:/stable:"
-	DefaultBinaryMirror      = "https://dl.k8s.io"
-	DefaultArtifactMirror    = "https://github.com"
-	DefaultKubeProxyMode     = "iptables"
+	// DefaultPackageRepositoryKeyFingerprint is the primary key of the Kubernetes project's
+	// repositories on pkgs.k8s.io ("isv:kubernetes OBS Project <isv:kubernetes@build.opensuse.org>").
+	// Every minor's Release.key carries it; only its expiry date is renewed.
+	DefaultPackageRepositoryKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
+	DefaultBinaryMirror                    = "https://dl.k8s.io"
+	DefaultArtifactMirror                  = "https://github.com"
+	DefaultKubeProxyMode                   = "iptables"
 )
 
 // Default fills every unset field with its documented default. It is pure (no I/O, no environment)
@@ -103,6 +108,10 @@ func (c *Cluster) Default() {
 	}
 	if s.Install.PackageRepository == "" {
 		s.Install.PackageRepository = DefaultPackageRepository
+	}
+	s.Install.PackageRepositoryKeyFingerprint = pgpkey.Normalize(s.Install.PackageRepositoryKeyFingerprint)
+	if s.Install.Source == InstallPackage && s.Install.PackageRepositoryKeyFile == "" && s.Install.PackageRepositoryKeyFingerprint == "" {
+		s.Install.PackageRepositoryKeyFingerprint = DefaultPackageRepositoryKeyFingerprint
 	}
 	if s.Install.BinaryMirror == "" {
 		s.Install.BinaryMirror = DefaultBinaryMirror

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+	"installer.dev/installer/pkg/pgpkey"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -118,7 +119,7 @@ func checkOtherInputs(s *ClusterSpec) field.ErrorList {
 	var errs field.ErrorList
 	ip := specPath.Child("install")
 	if f := s.Install.PackageRepositoryKeyFile; f != "" {
-		if err := checkOpenPGPKey(f); err != nil {
+		if err := checkOpenPGPKey(f, s.Install.PackageRepositoryKeyFingerprint); err != nil {
 			errs = append(errs, field.Invalid(ip.Child("packageRepositoryKeyFile"), f, err.Error()))
 		}
 	}
@@ -221,19 +222,19 @@ func checkCertificates(path string) error {
 	return nil
 }
 
-func checkOpenPGPKey(path string) error {
+func checkOpenPGPKey(path, fingerprint string) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return errors.New(describeFileError(err))
 	}
-	if ArmoredOpenPGPKey(data) {
-		return nil
+	fp, err := pgpkey.Fingerprint(data)
+	if err != nil {
+		return err
 	}
-	// A binary (dearmored) OpenPGP public key packet starts with tag 6 in the old or new format.
-	if len(data) > 0 && (data[0] == 0x99 || data[0] == 0x98 || data[0] == 0xc6) {
-		return nil
+	if want := pgpkey.Normalize(fingerprint); want != "" && fp != want {
+		return fmt.Errorf("its key's fingerprint is %s, but packageRepositoryKeyFingerprint pins %s", fp, want)
 	}
-	return errors.New("not an OpenPGP public key (armored or binary)")
+	return nil
 }
 
 // ArmoredOpenPGPKey reports whether a key file install.packageRepositoryKeyFile names is

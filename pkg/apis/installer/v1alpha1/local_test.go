@@ -59,6 +59,11 @@ func TestCheckLocalInputs(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A test-only OpenPGP key (pkg/pgpkey's test data), fingerprint A2C2 E4FA ... F88E.
+	testRepoKey, err := filepath.Abs("../../../pgpkey/testdata/one.asc")
+	if err != nil {
+		t.Fatal(err)
+	}
 	base := func() *Cluster {
 		c := &Cluster{Spec: ClusterSpec{
 			SSH:   SSH{KeyFile: key, KnownHostsFile: known},
@@ -99,6 +104,14 @@ func TestCheckLocalInputs(t *testing.T) {
 			c.Spec.CloudProvider = CloudProvider{Name: CloudOpenStack, CloudConfigFile: bundle}
 		}, []string{"spec.install.bundleDir: Invalid value: \"" + dir + "/nobundle\": not a directory", "spec.cloudProvider.cloudConfigFile: Invalid value: \"" + bundle + "\": is a directory, not a file"}},
 		{"repository key not OpenPGP", func(c *Cluster) { c.Spec.Install.PackageRepositoryKeyFile = cloudConf }, []string{"spec.install.packageRepositoryKeyFile: Invalid value: \"" + cloudConf + "\": not an OpenPGP public key"}},
+		{"repository key matching its pin", func(c *Cluster) {
+			c.Spec.Install.PackageRepositoryKeyFile = testRepoKey
+			c.Spec.Install.PackageRepositoryKeyFingerprint = "A2C2 E4FA C3BE 86F6 F8EE  AE06 6906 F43D 3930 F88E"
+		}, nil},
+		{"repository key not matching its pin", func(c *Cluster) {
+			c.Spec.Install.PackageRepositoryKeyFile = testRepoKey
+			c.Spec.Install.PackageRepositoryKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
+		}, []string{"spec.install.packageRepositoryKeyFile: Invalid value: \"" + testRepoKey + "\": its key's fingerprint is A2C2E4FAC3BE86F6F8EEAE066906F43D3930F88E, but packageRepositoryKeyFingerprint pins DE15B14486CD377B9E876E1A234654DA9A296436"}},
 		{"local addon and manifest missing, URLs not checked", func(c *Cluster) {
 			c.Spec.CNI = CNI{Plugin: CNICustom, Manifest: filepath.Join(dir, "cni.yaml")}
 			c.Spec.Addons = []Addon{{Manifest: "https://example.com/a.yaml"}, {Manifest: filepath.Join(dir, "addon.yaml")}}

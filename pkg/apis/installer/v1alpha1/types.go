@@ -183,6 +183,12 @@ type Install struct {
 	// PackageRepositoryKeyFile is a local OpenPGP key (ASCII-armored or binary) that signs the repository.
 	// Default: the repository's own <base>/<minor>/deb/Release.key, fetched on the host.
 	PackageRepositoryKeyFile string `json:"packageRepositoryKeyFile,omitempty"`
+	// PackageRepositoryKeyFingerprint pins the OpenPGP fingerprint of the repository's signing key
+	// (hex, spaces allowed). The key the host fetches is trusted only when it has this fingerprint,
+	// and a packageRepositoryKeyFile must have it when both are set. Default without a key file: the
+	// pkgs.k8s.io key's, DE15 B144 86CD 377B 9E87 6E1A 2346 54DA 9A29 6436 (a mirror of pkgs.k8s.io
+	// serves that key too).
+	PackageRepositoryKeyFingerprint string `json:"packageRepositoryKeyFingerprint,omitempty"`
 	// BinaryMirror serves kubeadm, kubelet and kubectl in dl.k8s.io's layout.
 	BinaryMirror string `json:"binaryMirror,omitempty"`
 	// ArtifactMirror serves containerd, runc, CNI plugins and crictl in the upstream release layout

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"installer.dev/installer/pkg/constants"
+	"installer.dev/installer/pkg/pgpkey"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -423,6 +424,9 @@ func (v *validator) install() {
 		v.add(field.NotSupported(p.Child("source"), in.Source, []InstallSource{InstallPackage, InstallBinary, InstallBundle}))
 	}
 	v.url(p.Child("packageRepository"), in.PackageRepository, true)
+	if fp := in.PackageRepositoryKeyFingerprint; fp != "" && !pgpkey.Valid(pgpkey.Normalize(fp)) {
+		v.add(field.Invalid(p.Child("packageRepositoryKeyFingerprint"), fp, "an OpenPGP fingerprint: 40 hex digits (v4 key) or 64 (v6), spaces allowed"))
+	}
 	v.url(p.Child("binaryMirror"), in.BinaryMirror, true)
 	v.url(p.Child("artifactMirror"), in.ArtifactMirror, true)
 	if in.PackageProxy != "" {
