@@ -372,7 +372,9 @@ func (c *Client) NodesAlive(ctx context.Context, names []string, staleAfter, tim
 	return Poll(ctx, pollInterval, timeout, "nodes ready", func(ctx context.Context) (bool, string, error) {
 		nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return false, "listing nodes: " + err.Error(), nil
+			// What the last list showed stays the news; a failed list (the apiserver restarting, a
+			// request cut short by the deadline) is reported after it.
+			return false, "", Transient(fmt.Errorf("list nodes: %w", err))
 		}
 		byName := map[string]corev1.Node{}
 		for _, n := range nodes.Items {

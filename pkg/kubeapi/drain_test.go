@@ -205,3 +205,22 @@ func TestImageTag(t *testing.T) {
 		}
 	}
 }
+
+// TestNodesAliveKeepsWhatItSaw: a list that fails after one that showed a node not Ready (the
+// apiserver restarting, a request cut short at the deadline) does not hide that node from the
+// timeout's message.
+func TestNodesAliveKeepsWhatItSaw(t *testing.T) {
+	w2 := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "w2"}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}}}
+	c, cs := drainClient(t, nil, w2)
+	lists := 0
+	cs.PrependReactor("list", "nodes", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if lists++; lists == 1 {
+			return false, nil, nil
+		}
+		return true, nil, errors.New("client rate limiter Wait returned an error: rate: Wait(n=1) would exceed context deadline")
+	})
+	err := c.NodesAlive(context.Background(), []string{"w2"}, time.Minute, 1500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "w2 (not Ready)") || !strings.Contains(err.Error(), "then: list nodes: client rate limiter") {
+		t.Fatalf("error %v; want the node not Ready, then the failed list", err)
+	}
+}
