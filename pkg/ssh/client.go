@@ -48,6 +48,8 @@ type conn struct {
 	done    chan struct{} // closed when the connection has ended
 	dead    atomic.Bool   // set as soon as we give up on it
 	noSFTP  atomic.Bool   // the server refused the sftp subsystem
+	// lostKeepalives: closed because keepalives went unanswered (the host or the path to it is gone).
+	lostKeepalives atomic.Bool
 }
 
 func (cn *conn) alive() bool {
@@ -161,11 +163,13 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	if c.conn != nil && c.conn.alive() {
 		return c.conn, nil
 	}
+	redial := false
 	if c.conn != nil {
+		redial = c.conn.lostKeepalives.Load()
 		c.conn.close()
 		c.conn = nil
 	}
-	cn, err := c.dial(ctx)
+	cn, err := c.dial(ctx, redial)
 	if err != nil {
 		return nil, err
 	}
@@ -177,9 +181,20 @@ func (c *Client) bastionLabel() string {
 	return fmt.Sprintf("%s (bastion %s)", c.cfg.Name, c.cfg.Bastion.addr())
 }
 
-func (c *Client) dial(ctx context.Context) (*conn, error) {
+// dial connects and logs in. redial: it replaces a connection whose keepalives went unanswered, so
+// the TCP connect gets only ReconnectTimeout (a host cut off drops the SYN; a live one answers
+// within a second).
+func (c *Client) dial(ctx context.Context, redial bool) (*conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
+	tcpDial := c.opts.Dial
+	if redial {
+		tcpDial = func(ctx context.Context, network, address string) (net.Conn, error) {
+			ctx, cancel := context.WithTimeout(ctx, c.opts.ReconnectTimeout)
+			defer cancel()
+			return c.opts.Dial(ctx, network, address)
+		}
+	}
 	// Credentials first: a local problem must not look like a host problem.
 	hostLogin, err := c.keys.login(loginSpec{
 		user: c.cfg.User, keyFile: c.cfg.KeyFile, passphraseEnv: c.cfg.PassphraseEnv,
@@ -202,7 +217,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			return nil, err
 		}
 		defer bastionLogin.close()
-		bconn, err := c.opts.Dial(ctx, "tcp", b.addr())
+		bconn, err := tcpDial(ctx, "tcp", b.addr())
 		if err != nil {
 			return nil, &UnreachableError{Host: c.bastionLabel(), Address: b.addr(), Err: err}
 		}
@@ -214,7 +229,7 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 			return nil, &UnreachableError{Host: c.cfg.Name, Address: target, Via: b.addr(), Err: err}
 		}
 	} else {
-		if netConn, err = c.opts.Dial(ctx, "tcp", target); err != nil {
+		if netConn, err = tcpDial(ctx, "tcp", target); err != nil {
 			return nil, &UnreachableError{Host: c.cfg.Name, Address: target, Err: err}
 		}
 	}
@@ -236,26 +251,37 @@ func (c *Client) dial(ctx context.Context) (*conn, error) {
 	return cn, nil
 }
 
-// keepAlive closes a connection that stops answering, so that the next
-// call dials again instead of hanging on a dead TCP connection.
+// keepAlive closes a connection that stops answering, so that the commands on it fail and the next
+// call dials again instead of hanging on a dead TCP connection. A keepalive goes out every
+// KeepAlive (one at a time); the connection is dead once none was answered for DeadAfter.
 func (c *Client) keepAlive(cn *conn) {
 	t := time.NewTicker(c.opts.KeepAlive)
 	defer t.Stop()
-	missed := 0
+	answered := make(chan struct{}, 1)
+	last, waiting := time.Now(), false
 	for {
 		select {
 		case <-cn.done:
 			return
+		case <-answered:
+			last, waiting = time.Now(), false
 		case <-t.C:
-			if cn.ping(c.opts.KeepAlive) {
-				missed = 0
-				continue
-			}
-			if missed++; missed >= 3 {
-				c.log.Warn("connection stopped answering keepalives; closing it")
+			if silent := time.Since(last); silent >= c.opts.DeadAfter {
+				c.log.Warn("connection stopped answering keepalives; closing it", "silent", silent.Round(time.Second))
+				cn.lostKeepalives.Store(true)
 				cn.close()
 				return
 			}
+			if waiting {
+				continue
+			}
+			waiting = true
+			go func() {
+				// Any answer, even a refusal, means the server is there.
+				if _, _, err := cn.ssh.SendRequest("keepalive@openssh.com", true, nil); err == nil {
+					answered <- struct{}{}
+				}
+			}()
 		}
 	}
 }

@@ -80,9 +80,14 @@ type Options struct {
 	// Dial opens the TCP connection to a host or its bastion; nil means a net.Dialer. Every network
 	// connection the client makes goes through it (tests use it to prove nothing dials early).
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
-	// KeepAlive is the interval between keepalive probes; 0 means 15s. A
-	// connection that misses three in a row is closed.
+	// KeepAlive is the interval between keepalive probes; 0 means 3s.
 	KeepAlive time.Duration
+	// DeadAfter closes a connection none of whose keepalives was answered for this long, failing
+	// the commands on it; 0 means 10s. A loaded host still answers within a second or two.
+	DeadAfter time.Duration
+	// ReconnectTimeout bounds the TCP connect that replaces a connection closed by DeadAfter;
+	// 0 means 5s.
+	ReconnectTimeout time.Duration
 }
 
 // DefaultMaxSessions stays below OpenSSH's MaxSessions default of 10.
@@ -106,7 +111,13 @@ func (o Options) withDefaults() Options {
 		o.DialTimeout = 15 * time.Second
 	}
 	if o.KeepAlive <= 0 {
-		o.KeepAlive = 15 * time.Second
+		o.KeepAlive = 3 * time.Second
+	}
+	if o.DeadAfter <= 0 {
+		o.DeadAfter = 10 * time.Second
+	}
+	if o.ReconnectTimeout <= 0 {
+		o.ReconnectTimeout = 5 * time.Second
 	}
 	return o
 }
