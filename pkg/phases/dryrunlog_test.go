@@ -48,6 +48,7 @@ func TestUpgradeDryRunLogsWhatWouldHappen(t *testing.T) {
 		`level=INFO msg="kubeadm upgrade apply would run (dry run)" host=cp1`,
 		`level=INFO msg="upgrade of the control plane would run (dry run)" host=cp1 version=v1.37.2`,
 		`level=INFO msg="upgrade of the node would run (dry run)" host=cp1 version=v1.37.2`,
+		`level=INFO msg="kubeadm upgrade node would run (dry run)" host=w1`,
 		`level=INFO msg="upgrade of the node would run (dry run)" host=w1 version=v1.37.2`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

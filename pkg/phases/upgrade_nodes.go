@@ -277,9 +277,11 @@ func (n *nodeUpgrade) kubeadmNode(ctx context.Context) error {
 	if err := prepareKubeadm(ctx, n.h, &n.r.Cluster.Spec, n.r.Inputs); err != nil {
 		return err
 	}
+	start := time.Now()
 	if _, err := n.h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}, Stdout: newKubeadmProgress(n.r.Log, n.h.Name())}); err != nil {
 		return fmt.Errorf("kubeadm upgrade node: %w", err)
 	}
+	n.r.fx.Done("kubeadm upgrade node", start, "host", n.h.Name())
 	return nil
 }
 
