@@ -60,6 +60,8 @@ type labCluster struct {
 	Lab       *hosts.Lab
 	lab, inst string
 	Spec      *v1alpha1.Cluster
+	// lastKilledOutput is what the last run killChain killed had written to its standard error.
+	lastKilledOutput string
 }
 
 // startLab brings up lab hosts with the real `lab up` (mirror included) and registers diagnostics

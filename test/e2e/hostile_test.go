@@ -684,8 +684,14 @@ type backgroundRun struct {
 // startInstaller starts the installer against the lab's spec and state directory.
 func (c *labCluster) startInstaller(args ...string) *backgroundRun {
 	c.t.Helper()
+	return c.startInstallerSpec(c.Lab.SpecFile(), args...)
+}
+
+// startInstallerSpec starts the installer against a spec file and the lab's state directory.
+func (c *labCluster) startInstallerSpec(spec string, args ...string) *backgroundRun {
+	c.t.Helper()
 	b := &backgroundRun{exited: make(chan struct{})}
-	b.cmd = exec.CommandContext(c.ctx, c.inst, append(args, "-f", c.Lab.SpecFile(), "--state-dir", c.Lab.StateDir())...)
+	b.cmd = exec.CommandContext(c.ctx, c.inst, append(args, "-f", spec, "--state-dir", c.Lab.StateDir())...)
 	b.cmd.Stderr = writerFunc(func(p []byte) (int, error) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
