@@ -69,7 +69,9 @@ func oneLineErrors(t *testing.T, r installerRun, want ...string) {
 
 // TestScenario4BadInput: a wrong SSH key, an unknown host key under the strict policy, a host that
 // is down and a host whose traffic is cut in the middle of a run each fail with a one-line error and
-// exit code 4, and after the cause is fixed a re-run completes the cluster.
+// exit code 4, and after the cause is fixed a re-run completes the cluster. Then, on fresh hosts
+// again (reset), a worker loses power while kubeadm join runs on it; once it has booted, a re-run
+// finishes the cluster.
 func TestScenario4BadInput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
 	defer cancel()
@@ -161,6 +163,41 @@ func TestScenario4BadInput(t *testing.T) {
 	if final.Code != 0 {
 		fatalf(t, "re-run after heal: exit %d\n%s", final.Code, final.Stderr)
 	}
+	checkNodes(ctx, t, c, c.kube())
+
+	// Power loss of a worker while kubeadm join runs on it: the run fails naming it; once it has
+	// booted again, a re-run finishes its join.
+	if r := c.installer("reset", "--yes"); r.Code != 0 {
+		fatalf(t, "reset --yes: exit %d\n%s", r.Code, r.Stderr)
+	}
+	run := c.startInstaller("create", "cluster")
+	joining := running("w2", "kubeadm join")
+	for !joining(c, "") {
+		select {
+		case <-run.exited:
+			fatalf(t, "the run ended (%v) before kubeadm join ran on w2:\n%s", run.err, run.Stderr())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := c.Lab.Kill(ctx, "w2"); err != nil {
+		fatal(t, err)
+	}
+	lostAt := time.Now()
+	<-run.exited
+	out = run.Stderr()
+	t.Logf("MEASURE power loss of w2 during kubeadm join: the run ended %s later: %s", time.Since(lostAt).Round(100*time.Millisecond), lastLine(out))
+	if !strings.Contains(lastLine(out), "w2") {
+		errorf(t, "power loss of w2 mid-join: the error does not name w2:\n%s", out)
+	}
+	oneLineErrors(t, installerRun{Stderr: out})
+	if err := c.Lab.Start(ctx, "w2"); err != nil {
+		fatal(t, err)
+	}
+	after := c.installer("create", "cluster")
+	if after.Code != 0 {
+		fatalf(t, "create after w2 booted again: exit %d\n%s", after.Code, after.Stderr)
+	}
+	t.Logf("MEASURE create after w2 lost power mid-join and booted again: %s", after.Wall.Round(100*time.Millisecond))
 	checkNodes(ctx, t, c, c.kube())
 }
 
