@@ -253,20 +253,26 @@ func (c *Client) dial(ctx context.Context, redial bool) (*conn, error) {
 
 // keepAlive closes a connection that stops answering, so that the commands on it fail and the next
 // call dials again instead of hanging on a dead TCP connection. A keepalive goes out every
-// KeepAlive (one at a time); the connection is dead once none was answered for DeadAfter.
+// KeepAlive, one at a time; the connection is dead once none was answered for DeadAfter.
 func (c *Client) keepAlive(cn *conn) {
 	t := time.NewTicker(c.opts.KeepAlive)
 	defer t.Stop()
 	answered := make(chan struct{}, 1)
-	last, waiting := time.Now(), false
+	last, waiting := time.Now(), false // the last answer; whether a keepalive is out
 	for {
 		select {
 		case <-cn.done:
 			return
 		case <-answered:
 			last, waiting = time.Now(), false
-		case <-t.C:
-			if silent := time.Since(last); silent >= c.opts.DeadAfter {
+		case now := <-t.C:
+			// An answer that arrived with this tick counts first.
+			select {
+			case <-answered:
+				last, waiting = now, false
+			default:
+			}
+			if silent := now.Sub(last); silent >= c.opts.DeadAfter {
 				c.log.Warn("connection stopped answering keepalives; closing it", "silent", silent.Round(time.Second))
 				cn.lostKeepalives.Store(true)
 				cn.close()

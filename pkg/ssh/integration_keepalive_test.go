@@ -1,7 +1,6 @@
 package ssh_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,7 +114,7 @@ func TestDeadHostDetected(t *testing.T) {
 
 	t.Run("saturated CPUs: no false alarm", func(t *testing.T) {
 		t.Parallel()
-		var logs lockedBuffer
+		var logs sshtest.SyncBuffer
 		c := dial(t, cfg, ssh.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 		burners := 4 * runtime.NumCPU()
 		for range burners {
@@ -142,21 +140,4 @@ func waitUntil(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -50,7 +50,7 @@ type Server struct {
 	// HostKey is the public half of the server's ed25519 host key.
 	HostKey gossh.PublicKey
 	cmd     *exec.Cmd
-	log     *syncBuffer
+	log     *SyncBuffer
 }
 
 // Addr is host:port.
@@ -159,7 +159,7 @@ func startSSHD(dir string, port int, keyFile, akDir string, o ServerOptions, ext
 	if err := os.WriteFile(config, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	log := &syncBuffer{}
+	log := &SyncBuffer{}
 	cmd := exec.Command(SSHD, "-D", "-e", "-f", config)
 	cmd.Stdout, cmd.Stderr = log, log
 	// Its own process group, so the cleanup stops it and every session.
@@ -306,18 +306,19 @@ func readPublicKey(t testing.TB, path string) gossh.PublicKey {
 	return k
 }
 
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer that several goroutines may write to (an sshd's log, a client's).
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
