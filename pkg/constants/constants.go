@@ -33,7 +33,7 @@ const (
 	ControllerManagerConf = KubernetesDir + "/controller-manager.conf"
 	SchedulerConf         = KubernetesDir + "/scheduler.conf"
 
-	// The control plane's static pods, as kubeadm names them.
+	// The control plane's static pods' manifests, as kubeadm names them.
 	EtcdManifest                  = StaticPodDir + "/etcd.yaml"
 	KubeAPIServerManifest         = StaticPodDir + "/kube-apiserver.yaml"
 	KubeControllerManagerManifest = StaticPodDir + "/kube-controller-manager.yaml"
@@ -55,3 +55,7 @@ const (
 	// unfinished work.
 	InitMarker = InstallerDataDir + "/kubeadm-init.started"
 )
+
+// ControlPlaneComponents are the static pods kubeadm runs on a control plane, by the component label
+// it gives them (the mirror pod is <component>-<node>).
+var ControlPlaneComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+
+	"installer.dev/installer/pkg/constants"
 )
 
 // CordonedBy is the annotation the installer puts on a node it cordons, naming why ("upgrade"). A
@@ -305,7 +307,7 @@ func (c *Client) ControlPlaneHealthy(ctx context.Context, nodes []string, timeou
 	return Poll(ctx, pollInterval, timeout, "control-plane pods running", func(ctx context.Context) (bool, string, error) {
 		var waiting []string
 		for _, n := range nodes {
-			for _, comp := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+			for _, comp := range constants.ControlPlaneComponents {
 				p, err := c.Kube.CoreV1().Pods("kube-system").Get(ctx, comp+"-"+n, metav1.GetOptions{})
 				if err != nil {
 					waiting = append(waiting, comp+"-"+n+" ("+shortErr(err)+")")

@@ -349,9 +349,6 @@ var localReadyz = []string{"curl", "-fsk", "--max-time", "5", "https://" + const
 // new version.
 const recreateGrace = 90 * time.Second
 
-// controlPlanePods are the static pods kubeadm writes on a control plane, by component label.
-var controlPlanePods = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
-
 // waitLocalAPIServer waits until the new kubelet has re-created every control-plane static pod (its
 // ready sandbox is younger than the kubelet) and the local apiserver answers /readyz. All of them:
 // an apiserver that is ready before the kubelet replaces etcd under it stops answering again (a
@@ -380,7 +377,7 @@ func (h *Host) waitLocalAPIServer(ctx context.Context, timeout time.Duration) er
 // with no ready sandbox, or (within the grace) one whose sandbox is older than the kubelet.
 func notRecreated(started time.Time, newest map[string]time.Time, inGrace bool) string {
 	var missing, old []string
-	for _, c := range controlPlanePods {
+	for _, c := range constants.ControlPlaneComponents {
 		switch t, ok := newest[c]; {
 		case !ok:
 			missing = append(missing, c)

@@ -96,7 +96,7 @@ func (h *Host) kubeletPods([]string) Reply {
 	started := h.kubeletStart
 	h.mu.Unlock()
 	var items []string
-	for _, c := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+	for _, c := range constants.ControlPlaneComponents {
 		items = append(items, fmt.Sprintf(`{"createdAt":"%d","labels":{"component":%q,"tier":"control-plane"}}`, time.Now().UnixNano(), c))
 	}
 	return Out(fmt.Sprintf("%d\n{\"items\":[%s]}\n", started.Unix()-1, strings.Join(items, ",")))
