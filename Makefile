@@ -57,6 +57,10 @@ lint: ## gofmt, go vet, staticcheck, shellcheck
 	cd lab/standins && $(GO) vet ./...
 	cd lab/standins/ccm && $(GO) vet ./...
 
+.PHONY: checksums
+checksums: ## rewrite pkg/versions/checksums.txt from upstream's published checksums (needs dl.k8s.io and github.com)
+	$(GO) run ./hack/update-checksums
+
 .PHONY: release-check
 release-check: ## validate .goreleaser.yaml with the pinned goreleaser (hack/tools/goreleaser)
 	cd hack/tools/goreleaser && $(GO) build -o ../../../bin/goreleaser github.com/goreleaser/goreleaser/v2

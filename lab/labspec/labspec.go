@@ -33,6 +33,8 @@ type Mirror struct {
 	// The spec carries them for install.source package only.
 	PackageRepository        string
 	PackageRepositoryKeyFile string
+	// ChecksumsFile pins the SHA-256 of every file the mirror serves (the lab builds them).
+	ChecksumsFile string
 }
 
 // Input is everything the lab knows about itself. Paths are written as given: the installer reads
@@ -84,6 +86,7 @@ func Build(in Input) (*v1alpha1.Cluster, error) {
 		}
 		s.Install.BinaryMirror = m.BinaryMirror
 		s.Install.ArtifactMirror = m.ArtifactMirror
+		s.Install.ChecksumsFile = m.ChecksumsFile
 		if s.Install.Source == v1alpha1.InstallPackage {
 			s.Install.PackageRepository = m.PackageRepository
 			s.Install.PackageRepositoryKeyFile = m.PackageRepositoryKeyFile

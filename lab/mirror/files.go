@@ -224,6 +224,20 @@ func writeChecksum(f file, tmp, dst string) error {
 	return os.Rename(sums+".tmp", sums)
 }
 
+// writtenDigest is the digest writeFiles published beside the mirror file at urlPath.
+func writtenDigest(root, urlPath string) (string, error) {
+	local := filepath.Join(root, filepath.FromSlash(urlPath))
+	sums, err := os.ReadFile(install.ChecksumURL(local))
+	if err != nil {
+		return "", fmt.Errorf("mirror file %s: %w", urlPath, err)
+	}
+	digest, err := install.PickChecksum(sums, path.Base(urlPath))
+	if err != nil {
+		return "", fmt.Errorf("mirror file %s: %w", urlPath, err)
+	}
+	return digest, nil
+}
+
 func sha256File(p string) (string, error) {
 	f, err := os.Open(p)
 	if err != nil {

@@ -83,6 +83,10 @@ func TestWriteFilesChecksumsAndArchives(t *testing.T) {
 		if digest, err := install.PickChecksum([]byte(read(published)), filepath.Base(f.Path)); err != nil || digest != sum {
 			t.Errorf("the installer reads %s as %q, %v", published, digest, err)
 		}
+		// The pin a lab spec gets is the digest of the file served.
+		if pin, err := writtenDigest(root, f.Path); err != nil || pin != sum {
+			t.Errorf("pin of %s = %q, %v; want %s", f.Path, pin, err, sum)
+		}
 	}
 	if !sameFile(src, filepath.Join(root, files[0].Path)) {
 		t.Error("kubeadm is not a hard link to the cached binary")

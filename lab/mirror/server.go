@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,6 +23,7 @@ import (
 	"installer.dev/installer/lab/debrepo"
 	"installer.dev/installer/lab/images"
 	"installer.dev/installer/lab/internal/flock"
+	"installer.dev/installer/pkg/pins"
 	"installer.dev/installer/pkg/versions"
 )
 
@@ -47,6 +49,10 @@ type Content struct {
 	// (/core:/stable:/v1.34/deb/); AptKeyFile is the public key that signs them.
 	AptRepositories []string
 	AptKeyFile      string
+	// Pins are the SHA-256 of every file of the binary mirror, by path in upstream's layout: the
+	// lab builds these files, so it is their upstream, and a lab spec pins them
+	// (install.checksumsFile) as a user pins upstream's.
+	Pins pins.Table
 }
 
 // Prepare builds (or finds cached) every binary, image and mirror file of the releases. `lab build`
@@ -66,7 +72,7 @@ func Prepare(ctx context.Context, opts Options) (*Content, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Content{FilesDir: filepath.Join(cache, "mirror", "files"), LayoutDir: layoutDir}
+	c := &Content{FilesDir: filepath.Join(cache, "mirror", "files"), LayoutDir: layoutDir, Pins: pins.Table{}}
 	seen := map[string]bool{}
 	var debs []debrepo.Release
 	for _, v := range opts.Releases {
@@ -91,6 +97,11 @@ func Prepare(ctx context.Context, opts Options) (*Content, error) {
 				seen[f.Path] = true
 				c.Files = append(c.Files, f.Path)
 			}
+			digest, err := writtenDigest(c.FilesDir, f.Path)
+			if err != nil {
+				return nil, err
+			}
+			c.Pins[strings.TrimPrefix(f.Path, "/")] = digest
 		}
 		built, err := imgs.Release(ctx, v)
 		if err != nil {

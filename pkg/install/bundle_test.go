@@ -153,6 +153,10 @@ func TestBundleFile(t *testing.T) {
 	if err := os.WriteFile(local, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	v, err := NewVerifier(s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct{ published, want, wantErr string }{
 		{strings.ToUpper(sum(data)) + "  kubeadm\n", sum(data), ""},
 		{sum(data), sum(data), ""},
@@ -163,7 +167,7 @@ func TestBundleFile(t *testing.T) {
 		if err := os.WriteFile(local+".sha256", []byte(tc.published), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		got, digest, err := BundleFile(s, "https://dl.k8s.io/"+rel)
+		got, digest, err := v.BundleFile("https://dl.k8s.io/" + rel)
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("%q: err %v, want %q", tc.published, err, tc.wantErr)
@@ -174,7 +178,7 @@ func TestBundleFile(t *testing.T) {
 			t.Errorf("%q: %q, %q, %v", tc.published, got, digest, err)
 		}
 	}
-	if _, _, err := BundleFile(s, "https://dl.k8s.io/release/v9/missing"); err == nil {
+	if _, _, err := v.BundleFile("https://dl.k8s.io/release/v9/missing"); err == nil {
 		t.Error("a missing bundle file gave no error")
 	}
 }

@@ -69,7 +69,7 @@ func TestDownloadScriptReadsEveryChecksumStyle(t *testing.T) {
 	} {
 		url := srv.URL + tc.path
 		dest := filepath.Join(t.TempDir(), "bin")
-		argv := DownloadBinary(url, dest, "")
+		argv := DownloadBinary(url, published(url), dest, "")
 		if _, _, ok := scripts.Parse(argv); !ok {
 			t.Fatalf("not download.sh: %q", argv[:2])
 		}

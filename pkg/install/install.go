@@ -6,8 +6,6 @@ package install
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
@@ -59,21 +57,20 @@ func RuncURL(mirror, version, arch string) string {
 }
 
 // DownloadBinary returns the command that installs one verified binary at dest (download.sh: the
-// file and its published SHA-256 (ChecksumURL) through proxy, checked, moved into place atomically,
-// mode 0755).
-func DownloadBinary(url, dest, proxy string) []string {
-	return scripts.Download.Args("binary", url, ChecksumURL(url), dest, "0755", proxy)
+// file through proxy, checked against sum, moved into place atomically, mode 0755).
+func DownloadBinary(url string, sum Checksum, dest, proxy string) []string {
+	return scripts.Download.Args("binary", url, sum.arg(), dest, "0755", proxy)
 }
 
 // DownloadArchive returns the command that installs a verified .tar.gz into dir and, when marker is
 // set, writes version into the file marker (so the next run can tell the version without executing
 // anything).
-func DownloadArchive(url, dir, version, marker, proxy string) []string {
-	return scripts.Download.Args("archive", url, ChecksumURL(url), dir, version, marker, proxy)
+func DownloadArchive(url string, sum Checksum, dir, version, marker, proxy string) []string {
+	return scripts.Download.Args("archive", url, sum.arg(), dir, version, marker, proxy)
 }
 
 // BundleBinary returns the command that installs one binary of the local bundle at dest: the file
-// goes to its stdin, sha256 is the bundle's published digest (bundle-install.sh).
+// goes to its stdin, sha256 is its verified digest (bundle-install.sh checks it again on the host).
 func BundleBinary(sha256, dest string) []string {
 	return scripts.BundleInstall.Args("binary", sha256, dest, "0755")
 }
@@ -82,30 +79,6 @@ func BundleBinary(sha256, dest string) []string {
 // stdin, checked against sha256) and, when marker is set, writes version into it.
 func BundleArchive(sha256, dir, version, marker string) []string {
 	return scripts.BundleInstall.Args("archive", sha256, dir, version, marker)
-}
-
-// BundleFile reads the file of the spec's local bundle that stands for url (the bundle is laid
-// out like the mirrors) and the digest its checksum file (ChecksumURL) publishes.
-func BundleFile(s *v1alpha1.ClusterSpec, url string) (data []byte, sha256 string, err error) {
-	rel := url
-	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
-		rel = strings.TrimPrefix(rel, strings.TrimRight(base, "/"))
-	}
-	local := filepath.Join(s.Install.BundleDir, filepath.FromSlash(rel))
-	data, err = os.ReadFile(local)
-	if err != nil {
-		return nil, "", fmt.Errorf("bundle: %w", err)
-	}
-	sumsPath := filepath.Join(s.Install.BundleDir, filepath.FromSlash(ChecksumURL(rel)))
-	sums, err := os.ReadFile(sumsPath)
-	if err != nil {
-		return nil, "", fmt.Errorf("bundle: %w", err)
-	}
-	digest, err := PickChecksum(sums, filepath.Base(local))
-	if err != nil {
-		return nil, "", fmt.Errorf("bundle: %s: %w", sumsPath, err)
-	}
-	return data, digest, nil
 }
 
 func isHexDigest(s string) bool {

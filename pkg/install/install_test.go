@@ -43,6 +43,9 @@ func mirror(t *testing.T, files map[string][]byte, sums map[string]string) *http
 	return srv
 }
 
+// published is the checksum file upstream publishes beside url.
+func published(url string) Checksum { return Checksum{PublishedAt: ChecksumURL(url)} }
+
 func runLocal(t *testing.T, argv []string) (string, error) {
 	t.Helper()
 	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
@@ -60,7 +63,7 @@ func TestDownloadBinary(t *testing.T) {
 	if url := KubeBinaryURL(srv.URL+"/", "v1.36.5", "amd64", "kubeadm"); url != srv.URL+path {
 		t.Fatalf("KubeBinaryURL = %s", url)
 	}
-	out, err := runLocal(t, DownloadBinary(srv.URL+path, dest, ""))
+	out, err := runLocal(t, DownloadBinary(srv.URL+path, published(srv.URL+path), dest, ""))
 	if err != nil {
 		t.Fatalf("download: %v\n%s", err, out)
 	}
@@ -71,12 +74,12 @@ func TestDownloadBinary(t *testing.T) {
 	}
 
 	// A checksum mismatch leaves the installed binary alone and no temporary file behind.
-	out, err = runLocal(t, DownloadBinary(srv.URL+"/bad", dest, ""))
+	out, err = runLocal(t, DownloadBinary(srv.URL+"/bad", published(srv.URL+"/bad"), dest, ""))
 	if err == nil || !strings.Contains(out, "checksum mismatch for "+srv.URL+"/bad") {
 		t.Fatalf("mismatch not refused: %v\n%s", err, out)
 	}
 	// A missing .sha256 is refused too.
-	out, err = runLocal(t, DownloadBinary(srv.URL+"/nosum", filepath.Join(dir, "x"), ""))
+	out, err = runLocal(t, DownloadBinary(srv.URL+"/nosum", published(srv.URL+"/nosum"), filepath.Join(dir, "x"), ""))
 	if err == nil {
 		t.Fatalf("download without a published checksum succeeded:\n%s", out)
 	}
@@ -118,7 +121,7 @@ func TestDownloadArchive(t *testing.T) {
 	srv := mirror(t, map[string][]byte{p: archive}, map[string]string{p + ".sha256": sha(archive) + "  cni-plugins-linux-amd64-v1.9.1.tgz\n"})
 	dir := filepath.Join(t.TempDir(), "cni", "bin")
 	marker := filepath.Join(dir, ".version")
-	out, err := runLocal(t, DownloadArchive(srv.URL+p, dir, "v1.9.1", marker, ""))
+	out, err := runLocal(t, DownloadArchive(srv.URL+p, Checksum{Digest: sha(archive)}, dir, "v1.9.1", marker, ""))
 	if err != nil {
 		t.Fatalf("extract: %v\n%s", err, out)
 	}

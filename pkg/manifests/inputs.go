@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+
+	"installer.dev/installer/pkg/pins"
 )
 
 // Inputs are what renderers need beyond the spec and the facts: contents of local files the spec
@@ -21,6 +23,8 @@ type Inputs struct {
 	CNIManifest []byte
 	// Addons are the contents of spec.addons, in spec order.
 	Addons [][]byte
+	// Pins are install.checksumsFile's SHA-256 pins (nil without one).
+	Pins pins.Table
 	// VRRPPassword is keepalived's auth_pass (VRRP PASS uses at most 8 characters). It is a secret
 	// kept in the state directory so every run renders the same file (NewVRRPPassword makes one).
 	VRRPPassword string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/pins"
 )
 
 // DefaultCalicoVersion is the calico release fetched when spec.cni.version is empty. Its manifest is
@@ -140,6 +141,15 @@ func LoadInputs(ctx context.Context, spec *v1alpha1.ClusterSpec, o LoadOptions) 
 	}
 	if err := readLocal("spec.install.packageRepositoryKeyFile", spec.Install.PackageRepositoryKeyFile); err != nil {
 		return Inputs{}, err
+	}
+	if p := spec.Install.ChecksumsFile; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return Inputs{}, fmt.Errorf("spec.install.checksumsFile: %w", err)
+		}
+		if in.Pins, err = pins.Parse(b); err != nil {
+			return Inputs{}, fmt.Errorf("spec.install.checksumsFile: %s: %w", p, err)
+		}
 	}
 	switch spec.CNI.Plugin {
 	case v1alpha1.CNICalico, v1alpha1.CNICilium, v1alpha1.CNICustom:

@@ -106,6 +106,9 @@ func (Preflight) Run(ctx context.Context, r *Run) error {
 			r.Log.Warn(f.String())
 		}
 	}
+	if err := checkDownloads(r); err != nil {
+		blocking = append(blocking, "download: "+err.Error())
+	}
 	if len(blocking) > 0 {
 		sort.Strings(blocking)
 		return exitcode.New(exitcode.Preflight, fmt.Errorf("%d blocking problem(s); nothing was changed:\n%s", len(blocking), strings.Join(blocking, "\n")))

@@ -29,7 +29,7 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 		if err != nil {
 			return err
 		}
-		if _, err := installKubernetes(ctx, h, s, files, false); err != nil {
+		if _, err := installKubernetes(ctx, h, s, r.Inputs, files, false); err != nil {
 			return err
 		}
 		// The kubelet package creates it; workers' kubelets log an error every few seconds without.
@@ -60,7 +60,7 @@ func (KubernetesBinaries) Run(ctx context.Context, r *Run) error {
 // binaries from the mirrors or the bundle), then the kubelet's files (files.Kubelet). systemd
 // re-reads its units when one of those files changed, or when reload says the kubelet itself moved.
 // It reports whether a kubelet file changed.
-func installKubernetes(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, files manifests.HostFiles, reload bool) (bool, error) {
+func installKubernetes(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec, in manifests.Inputs, files manifests.HostFiles, reload bool) (bool, error) {
 	switch spec.Install.Source {
 	case v1alpha1.InstallPackage:
 		want, err := install.KubePackageVersions(spec)
@@ -75,7 +75,11 @@ func installKubernetes(ctx context.Context, h *Host, spec *v1alpha1.ClusterSpec,
 		if err != nil {
 			return false, err
 		}
-		if err := installBinaries(ctx, h, spec, rel.CRITools, rel.CNIPlugins); err != nil {
+		d, err := newDownloader(spec, in)
+		if err != nil {
+			return false, err
+		}
+		if err := installBinaries(ctx, h, d, rel.CRITools, rel.CNIPlugins); err != nil {
 			return false, err
 		}
 	}
@@ -110,7 +114,8 @@ func installed(ctx context.Context, h *Host) (map[string]string, error) {
 
 // installBinaries downloads (or, for a bundle, uploads) what is not at the wanted version, and the
 // node prerequisites the distribution's packages would otherwise have brought.
-func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, crictlVersion, cniVersion string) error {
+func installBinaries(ctx context.Context, h *Host, d downloader, crictlVersion, cniVersion string) error {
+	s := d.spec
 	pm, arch := h.Facts.OS.PackageManager, h.Facts.Arch
 	state, err := installed(ctx, h)
 	if err != nil {
@@ -134,58 +139,25 @@ func installBinaries(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, cric
 	}
 	now := h.now()
 	installed := map[string]string{"kubeadm": now.KubeadmVersion, "kubelet": now.KubeletVersion, "kubectl": now.KubectlVersion}
-	proxy := install.Proxy(s)
 	for _, t := range install.KubeTools(s, arch) {
 		if installed[t.Name] == t.Version {
 			continue
 		}
-		if s.Install.Source == v1alpha1.InstallBundle {
-			if err := installBinaryFromBundle(ctx, h, s, t.URL, t.Path); err != nil {
-				return fmt.Errorf("install %s %s: %w", t.Name, t.Version, err)
-			}
-			continue
-		}
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadBinary(t.URL, t.Path, proxy), Idempotent: true}); err != nil {
+		if err := d.binary(ctx, h, t.URL, t.Path); err != nil {
 			return fmt.Errorf("install %s %s: %w", t.Name, t.Version, err)
 		}
 	}
 	if state["crictl"] != crictlVersion {
 		url := install.CrictlURL(s.Install.ArtifactMirror, crictlVersion, arch)
-		if err := installArchive(ctx, h, s, url, filepath.Dir(install.CrictlPath), crictlVersion, "", proxy); err != nil {
+		if err := d.archive(ctx, h, url, filepath.Dir(install.CrictlPath), crictlVersion, ""); err != nil {
 			return fmt.Errorf("install crictl %s: %w", crictlVersion, err)
 		}
 	}
 	if state["cni"] != cniVersion {
 		url := install.CNIPluginsURL(s.Install.ArtifactMirror, cniVersion, arch)
-		if err := installArchive(ctx, h, s, url, install.CNIBinDir, cniVersion, install.CNIVersionAt, proxy); err != nil {
+		if err := d.archive(ctx, h, url, install.CNIBinDir, cniVersion, install.CNIVersionAt); err != nil {
 			return fmt.Errorf("install CNI plugins %s: %w", cniVersion, err)
 		}
 	}
 	return nil
-}
-
-// installArchive installs a verified .tar.gz into dir (see install.DownloadArchive), from the
-// mirror or the spec's bundle.
-func installArchive(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dir, version, marker, proxy string) error {
-	if s.Install.Source == v1alpha1.InstallBundle {
-		return installFromBundle(ctx, h, s, url, func(sum string) []string { return install.BundleArchive(sum, dir, version, marker) })
-	}
-	_, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadArchive(url, dir, version, marker, proxy), Idempotent: true})
-	return err
-}
-
-// installBinaryFromBundle installs the bundle's file for url at dest (mode 0755).
-func installBinaryFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url, dest string) error {
-	return installFromBundle(ctx, h, s, url, func(sum string) []string { return install.BundleBinary(sum, dest) })
-}
-
-// installFromBundle sends one file of the local bundle to the host over the stdin of argv(its
-// published SHA-256), which stages it in a root-only directory, verifies and installs it.
-func installFromBundle(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, url string, argv func(sha256 string) []string) error {
-	data, sum, err := install.BundleFile(s, url)
-	if err != nil {
-		return err
-	}
-	_, err = h.Exec(ctx, ssh.Cmd{Args: argv(sum), Stdin: data, Idempotent: true})
-	return err
 }

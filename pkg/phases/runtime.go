@@ -95,24 +95,22 @@ func installContainerdRelease(ctx context.Context, r *Run, h *Host) error {
 			"host", h.Name(), "installed", have, "spec", s.ContainerRuntime.Containerd.Version)
 		return nil
 	}
-	return replaceContainerd(ctx, h, s, want.Runc)
+	d, err := newDownloader(s, r.Inputs)
+	if err != nil {
+		return err
+	}
+	return replaceContainerd(ctx, h, d, want.Runc)
 }
 
 // replaceContainerd installs the containerd release of the spec and runc at runcVersion where the
 // host has other versions, from the artifact mirror or the bundle. The running containerd, if any,
 // goes on until the caller restarts it.
-func replaceContainerd(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, runcVersion string) error {
-	arch, proxy := h.Facts.Arch, install.Proxy(s)
+func replaceContainerd(ctx context.Context, h *Host, d downloader, runcVersion string) error {
+	s, arch := d.spec, h.Facts.Arch
 	version := s.ContainerRuntime.Containerd.Version
 	if h.Facts.RuncVersion != strings.TrimPrefix(runcVersion, "v") {
 		url := install.RuncURL(s.Install.ArtifactMirror, runcVersion, arch)
-		var err error
-		if s.Install.Source == v1alpha1.InstallBundle {
-			err = installBinaryFromBundle(ctx, h, s, url, install.RuncPath)
-		} else {
-			_, err = h.Exec(ctx, ssh.Cmd{Args: install.DownloadBinary(url, install.RuncPath, proxy), Idempotent: true})
-		}
-		if err != nil {
+		if err := d.binary(ctx, h, url, install.RuncPath); err != nil {
 			return fmt.Errorf("install runc %s: %w", runcVersion, err)
 		}
 	}
@@ -120,7 +118,7 @@ func replaceContainerd(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, ru
 		return nil
 	}
 	url := install.ContainerdURL(s.Install.ArtifactMirror, version, arch)
-	if err := installArchive(ctx, h, s, url, install.ContainerdPrefix, version, "", proxy); err != nil {
+	if err := d.archive(ctx, h, url, install.ContainerdPrefix, version, ""); err != nil {
 		return fmt.Errorf("install containerd %s: %w", version, err)
 	}
 	// The release asked for is what the host now has (the files that follow are rendered for it,

@@ -2,6 +2,8 @@ package phases
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,9 +15,11 @@ import (
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/facts"
+	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/phases/internal/simhost"
+	"installer.dev/installer/pkg/pins"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
@@ -49,10 +53,44 @@ func simSpec(t *testing.T, version string, inst v1alpha1.Install, mutate func(*v
 		mutate(&c.Spec)
 	}
 	c.Default()
+	if c.Spec.Install.ChecksumsFile == "" {
+		c.Spec.Install.ChecksumsFile = simPins(t, &c.Spec)
+	}
 	if errs, _ := v1alpha1.Validate(c); len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
 	return c
+}
+
+// simPin is the digest simPins pins for the file at url.
+func simPin(url string) string {
+	sum := sha256.Sum256([]byte(url))
+	return hex.EncodeToString(sum[:])
+}
+
+// simPins writes an install.checksumsFile that pins every file of every supported release on
+// the spec's mirrors for amd64 (the simulated hosts do not check the digests; download.sh does, in
+// pkg/install's tests).
+func simPins(t *testing.T, s *v1alpha1.ClusterSpec) string {
+	t.Helper()
+	table := pins.Table{}
+	for _, r := range versions.Releases() {
+		rs := *s
+		rs.KubernetesVersion = r.Kubernetes
+		rs.Install.Source = v1alpha1.InstallBinary
+		urls, err := install.Downloads(&rs, "amd64")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range urls {
+			table[install.ReleasePath(&rs, u)] = simPin(u)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "pins.sha256")
+	if err := os.WriteFile(p, table.Format(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // createSpec is the spec the create, join and reset tests start from (cp1, w1, w2 unless named):

@@ -10,6 +10,7 @@ import (
 	utilversion "k8s.io/apimachinery/pkg/util/version"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
@@ -74,6 +75,11 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 		}
 		r.Log.Info("upgrade: node", "host", h.Name(), "role", h.Spec.Role, "control plane", st.ControlPlane, "kubelet", st.Kubelet,
 			"kubeadm", h.now().KubeadmVersion, "containerd", h.now().ContainerdVersion, "target", target, "done", done)
+	}
+	if p.Work {
+		if err := checkDownloads(r); err != nil {
+			return exitcode.New(exitcode.Preflight, fmt.Errorf("%w\nnothing was changed", err))
+		}
 	}
 	p.checked = true
 	if !p.Work {

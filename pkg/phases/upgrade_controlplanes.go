@@ -123,21 +123,16 @@ func prepareKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, input
 // installKubeadm installs only the target's kubeadm: the kubelet must wait until `kubeadm upgrade`
 // has rewritten its flags (a 1.35 kubelet refuses the flags 1.34's kubeadm wrote).
 func installKubeadm(ctx context.Context, h *Host, s *v1alpha1.ClusterSpec, inputs manifests.Inputs) error {
-	switch s.Install.Source {
-	case v1alpha1.InstallPackage:
+	if s.Install.Source == v1alpha1.InstallPackage {
 		return installKubeadmPackage(ctx, h, s, inputs)
-	case v1alpha1.InstallBundle:
-		for _, t := range install.KubeTools(s, h.Facts.Arch) {
-			if t.Name == "kubeadm" {
-				return installBinaryFromBundle(ctx, h, s, t.URL, t.Path)
-			}
-		}
-	default:
-		for _, t := range install.KubeTools(s, h.Facts.Arch) {
-			if t.Name == "kubeadm" {
-				_, err := h.Exec(ctx, ssh.Cmd{Args: install.DownloadBinary(t.URL, t.Path, install.Proxy(s)), Idempotent: true})
-				return err
-			}
+	}
+	d, err := newDownloader(s, inputs)
+	if err != nil {
+		return err
+	}
+	for _, t := range install.KubeTools(s, h.Facts.Arch) {
+		if t.Name == "kubeadm" {
+			return d.binary(ctx, h, t.URL, t.Path)
 		}
 	}
 	return errors.New("no kubeadm download")

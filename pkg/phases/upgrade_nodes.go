@@ -252,7 +252,11 @@ func (n *nodeUpgrade) kubeadmNodeDone() bool {
 func (n *nodeUpgrade) replaceRuntime(ctx context.Context) error {
 	h, s := n.h, &n.r.Cluster.Spec
 	from := h.now().ContainerdVersion
-	if err := replaceContainerd(ctx, h, s, versions.Containerd().Runc); err != nil {
+	d, err := newDownloader(s, n.r.Inputs)
+	if err != nil {
+		return err
+	}
+	if err := replaceContainerd(ctx, h, d, versions.Containerd().Runc); err != nil {
 		return err
 	}
 	files, err := hostFiles(h, s, n.r.Inputs, h.Facts.AdminConfPresent)
@@ -298,7 +302,7 @@ func (n *nodeUpgrade) install(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	changed, err := installKubernetes(ctx, h, s, files, n.swapped || n.st.Kubelet != n.p.Target)
+	changed, err := installKubernetes(ctx, h, s, n.r.Inputs, files, n.swapped || n.st.Kubelet != n.p.Target)
 	if err != nil {
 		return err
 	}

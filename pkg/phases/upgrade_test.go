@@ -213,12 +213,12 @@ func TestUpgradeDryRun(t *testing.T) {
 	}
 	dl := func(host, name string) string {
 		u := "http://mirror:8080/release/v1.37.2/bin/linux/amd64/" + name
-		return host + ": download.sh binary " + u + " " + u + ".sha256 /usr/bin/" + name + " 0755 ''"
+		return host + ": download.sh binary " + u + " sha256:" + simPin(u) + " /usr/bin/" + name + " 0755 ''"
 	}
 	// 1.37 pairs with crictl 1.37 (1.36 with 1.36).
 	crictl := func(host string) string {
 		u := "http://mirror:8080/kubernetes-sigs/cri-tools/releases/download/v1.37.0/crictl-v1.37.0-linux-amd64.tar.gz"
-		return host + ": download.sh archive " + u + " " + u + ".sha256 /usr/local/bin v1.37.0 '' ''"
+		return host + ": download.sh archive " + u + " sha256:" + simPin(u) + " /usr/local/bin v1.37.0 '' ''"
 	}
 	want := []string{
 		"cp1: etcd.sh snapshot etcd-cp1-v1.36.5-v1.37.2-<time>.db",

@@ -56,6 +56,9 @@ func (m *inProcessMirror) Start(ctx context.Context, bind, kubernetesVersion, di
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	if err := mirror.WritePins(filepath.Join(dir, mirror.PinsName), srv.Content); err != nil {
+		return nil, err
+	}
 	return mirror.SpecMirror(srv.URL(), kubernetesVersion, cache, dir)
 }
 

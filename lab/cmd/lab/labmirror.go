@@ -36,6 +36,7 @@ func (processMirror) Start(ctx context.Context, bindAddress, kubernetesVersion, 
 	}
 	ready := filepath.Join(dir, "ready")
 	_ = os.Remove(ready)
+	_ = os.Remove(filepath.Join(dir, mirror.PinsName))
 	logPath := filepath.Join(dir, "mirror.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -53,7 +54,7 @@ func (processMirror) Start(ctx context.Context, bindAddress, kubernetesVersion, 
 		return nil, fmt.Errorf("mirror: Kubernetes %s is not supported (%s)", kubernetesVersion, versions.SupportedList())
 	}
 	cmd := exec.Command(self, "mirror", "serve", "--addr", addr, "--k8s", strings.Join(serve, ","),
-		"--pid-file", filepath.Join(dir, "pid"), "--ready-file", ready)
+		"--pid-file", filepath.Join(dir, "pid"), "--ready-file", ready, "--pins-file", filepath.Join(dir, mirror.PinsName))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives `lab up`, immune to its Ctrl-C
 	if err := cmd.Start(); err != nil {

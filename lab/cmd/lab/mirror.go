@@ -19,13 +19,15 @@ func newMirrorServeCmd() *cobra.Command {
 	var (
 		opts               mirror.Options
 		pidFile, readyFile string
+		pinsFile           string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the binary mirror and the OCI registry on one address until stopped",
 		Long: `Builds what is missing (cached: seconds), pushes every image into the registry, then listens on
 --addr: /v2/ is the OCI registry, every other path the binary mirror (dl.k8s.io and GitHub release
-layouts). --ready-file is written once it listens, so a parent process can wait for it; SIGTERM stops it.`,
+layouts). --pins-file receives the SHA-256 of every file it serves (a lab spec's install.checksumsFile).
+--ready-file is written once it listens, so a parent process can wait for it; SIGTERM stops it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Log = cmd.ErrOrStderr()
 			if err := mirror.WritePIDFile(pidFile); err != nil {
@@ -34,6 +36,12 @@ layouts). --ready-file is written once it listens, so a parent process can wait 
 			srv, err := mirror.Start(cmd.Context(), opts)
 			if err != nil {
 				return err
+			}
+			if pinsFile != "" {
+				if err := mirror.WritePins(pinsFile, srv.Content); err != nil {
+					srv.Close()
+					return err
+				}
 			}
 			if readyFile != "" {
 				if err := os.WriteFile(readyFile, []byte(srv.URL()+"\n"), 0o644); err != nil {
@@ -50,5 +58,6 @@ layouts). --ready-file is written once it listens, so a parent process can wait 
 	cmd.Flags().StringSliceVar(&opts.Releases, "k8s", nil, "Kubernetes versions to serve (default: every supported release; lab up passes the lab's version and those after it)")
 	cmd.Flags().StringVar(&pidFile, "pid-file", "", "write the process ID here")
 	cmd.Flags().StringVar(&readyFile, "ready-file", "", "write the base URL here once listening")
+	cmd.Flags().StringVar(&pinsFile, "pins-file", "", "write the SHA-256 pins of the served files here before listening is announced")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"installer.dev/installer/pkg/pgpkey"
+	"installer.dev/installer/pkg/pins"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
@@ -37,6 +38,7 @@ func (c *Cluster) ResolvePaths(baseDir, home string) {
 	}
 	r(&s.Install.PackageRepositoryKeyFile)
 	r(&s.Install.BundleDir)
+	r(&s.Install.ChecksumsFile)
 	for _, eps := range s.Images.Mirrors {
 		for i := range eps {
 			r(&eps[i].CAFile)
@@ -121,6 +123,11 @@ func checkOtherInputs(s *ClusterSpec) field.ErrorList {
 	if f := s.Install.PackageRepositoryKeyFile; f != "" {
 		if err := checkOpenPGPKey(f, s.Install.PackageRepositoryKeyFingerprint); err != nil {
 			errs = append(errs, field.Invalid(ip.Child("packageRepositoryKeyFile"), f, err.Error()))
+		}
+	}
+	if f := s.Install.ChecksumsFile; f != "" {
+		if err := checkPins(f); err != nil {
+			errs = append(errs, field.Invalid(ip.Child("checksumsFile"), f, err.Error()))
 		}
 	}
 	if s.Install.Source == InstallBundle && s.Install.BundleDir != "" && !isDir(s.Install.BundleDir) {
@@ -220,6 +227,15 @@ func checkCertificates(path string) error {
 		return errors.New("holds no PEM certificate")
 	}
 	return nil
+}
+
+func checkPins(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return errors.New(describeFileError(err))
+	}
+	_, err = pins.Parse(data)
+	return err
 }
 
 func checkOpenPGPKey(path, fingerprint string) error {

@@ -112,6 +112,14 @@ func TestCheckLocalInputs(t *testing.T) {
 			c.Spec.Install.PackageRepositoryKeyFile = testRepoKey
 			c.Spec.Install.PackageRepositoryKeyFingerprint = "DE15B14486CD377B9E876E1A234654DA9A296436"
 		}, []string{"spec.install.packageRepositoryKeyFile: Invalid value: \"" + testRepoKey + "\": its key's fingerprint is A2C2E4FAC3BE86F6F8EEAE066906F43D3930F88E, but packageRepositoryKeyFingerprint pins DE15B14486CD377B9E876E1A234654DA9A296436"}},
+		{"checksums file that parses", func(c *Cluster) {
+			c.Spec.Install.ChecksumsFile = writeFile(t, dir, "pins.sha256", []byte("# pins\n"+strings.Repeat("a", 64)+"  release/v1.37.2/bin/linux/amd64/kubeadm\n"))
+		}, nil},
+		{"checksums file with a mirror URL", func(c *Cluster) {
+			c.Spec.Install.ChecksumsFile = writeFile(t, dir, "bad-pins.sha256", []byte(strings.Repeat("a", 64)+"  http://m/release/v1.37.2/bin/linux/amd64/kubeadm\n"))
+		}, []string{"spec.install.checksumsFile: Invalid value: \"" + dir + "/bad-pins.sha256\": line 1: \"http://m/release/v1.37.2/bin/linux/amd64/kubeadm\" must be a path in upstream's layout"}},
+		{"checksums file missing", func(c *Cluster) { c.Spec.Install.ChecksumsFile = filepath.Join(dir, "none.sha256") },
+			[]string{"spec.install.checksumsFile: Invalid value: \"" + dir + "/none.sha256\": file does not exist"}},
 		{"local addon and manifest missing, URLs not checked", func(c *Cluster) {
 			c.Spec.CNI = CNI{Plugin: CNICustom, Manifest: filepath.Join(dir, "cni.yaml")}
 			c.Spec.Addons = []Addon{{Manifest: "https://example.com/a.yaml"}, {Manifest: filepath.Join(dir, "addon.yaml")}}

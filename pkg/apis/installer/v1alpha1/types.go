@@ -194,6 +194,11 @@ type Install struct {
 	// ArtifactMirror serves containerd, runc, CNI plugins and crictl in the upstream release layout
 	// (<org>/<repo>/releases/download/<tag>/<file>).
 	ArtifactMirror string `json:"artifactMirror,omitempty"`
+	// ChecksumsFile is a local file of SHA-256 pins, sha256sum lines "<hex>  <path>" with the path in
+	// upstream's layout (release/v1.37.2/bin/linux/amd64/kubeadm). A download is verified against the
+	// pin here, else the installer's built-in one; a mirror's own checksum files are never trusted, so a
+	// file from a mirror other than dl.k8s.io and github.com needs a pin.
+	ChecksumsFile string `json:"checksumsFile,omitempty"`
 	// PackageProxy is an HTTP proxy for apt/dnf only (an apt cache).
 	PackageProxy string `json:"packageProxy,omitempty"`
 	// BundleDir is a local directory uploaded over SFTP when source is bundle (air gap).

@@ -429,6 +429,20 @@ func (v *validator) install() {
 	}
 	v.url(p.Child("binaryMirror"), in.BinaryMirror, true)
 	v.url(p.Child("artifactMirror"), in.ArtifactMirror, true)
+	binaries := in.Source == InstallBinary
+	containerd := in.Source != InstallBundle && v.c.Spec.ContainerRuntime.Containerd.Source == InstallBinary
+	for _, m := range []struct {
+		name, url, integrity string
+		used                 bool
+	}{
+		{"binaryMirror", in.BinaryMirror, "checked against pinned SHA-256s", binaries},
+		{"artifactMirror", in.ArtifactMirror, "checked against pinned SHA-256s", binaries || containerd},
+		{"packageRepository", in.PackageRepository, "signed by the repository key", in.Source == InstallPackage},
+	} {
+		if m.used && strings.HasPrefix(m.url, "http://") {
+			v.warn(p.Child(m.name), "plain http: the files are %s, so they cannot be swapped, but anyone on the path sees what every host installs and can hold back a fix; use https where the mirror offers it", m.integrity)
+		}
+	}
 	if in.PackageProxy != "" {
 		v.url(p.Child("packageProxy"), in.PackageProxy, false)
 	}

@@ -162,7 +162,7 @@ var releaseVersion = regexp.MustCompile(`/(?:release|releases/download)/(v[0-9][
 // download is download.sh: a binary, or an archive (crictl's, the CNI plugins') with its marker.
 func (h *Host) download(args []string) Reply {
 	kind, url, sums := args[0], args[1], args[2]
-	if sums != install.ChecksumURL(url) {
+	if !strings.HasPrefix(sums, "sha256:") && sums != install.ChecksumURL(url) {
 		return Exit(1, "no valid checksum for "+path.Base(url)+" at "+sums)
 	}
 	switch kind {
