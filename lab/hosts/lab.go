@@ -424,10 +424,15 @@ func (l *Lab) writeSpec(st *State) error {
 	if err != nil {
 		return err
 	}
-	if m != nil && m.PackageRepositoryKeyFile != "" {
+	if m != nil {
 		// Spec paths are relative to the spec's directory when the file lives in the lab.
-		if rel, err := filepath.Rel(l.dir, m.PackageRepositoryKeyFile); err == nil && !strings.HasPrefix(rel, "..") {
-			m.PackageRepositoryKeyFile = rel
+		for _, p := range []*string{&m.PackageRepositoryKeyFile, &m.ChecksumsFile} {
+			if *p == "" {
+				continue
+			}
+			if rel, err := filepath.Rel(l.dir, *p); err == nil && !strings.HasPrefix(rel, "..") {
+				*p = rel
+			}
 		}
 	}
 	in.Mirror = m

@@ -276,17 +276,27 @@ func ForEachHost(ctx context.Context, hosts []*Host, limit int, fn func(ctx cont
 			err := fn(ctx, h)
 			h.progress.HostDone(h.Name(), time.Since(start), err)
 			if err != nil {
-				if strings.HasPrefix(err.Error(), "host "+h.Name()+": ") {
-					errs[i] = err // SSH errors name their host already
-				} else {
-					errs[i] = fmt.Errorf("host %s: %w", h.Name(), err)
-				}
+				errs[i] = &hostError{host: h.Name(), err: err}
 			}
 		}(i, h)
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// hostError names the host an error happened on, once: SSH errors deep in the chain name it
+// too ("install runc: host w2: command ... exited"), and the message drops those repeats.
+type hostError struct {
+	host string
+	err  error
+}
+
+func (e *hostError) Error() string {
+	prefix := "host " + e.host + ": "
+	return prefix + strings.ReplaceAll(e.err.Error(), prefix, "")
+}
+
+func (e *hostError) Unwrap() error { return e.err }
 
 // roleStep names a phase that acts on the hosts of one role: "<prefix>/control-planes" or
 // "<prefix>/workers".

@@ -210,7 +210,7 @@ func TestExecuteClassifiesLostHosts(t *testing.T) {
 		return ForEachHost(ctx, r.All(), 1, func(context.Context, *Host) error { return fmt.Errorf("install containerd: %w", lost) })
 	}
 	_, err := Execute(context.Background(), r, []Phase{fakePhase{name: "runtime", ran: &ran, action: step}})
-	if exitcode.Of(err) != exitcode.Unreachable || err.Error() != "phase runtime: host h0: install containerd: host h0: connection lost: EOF" {
+	if exitcode.Of(err) != exitcode.Unreachable || err.Error() != "phase runtime: host h0: install containerd: connection lost: EOF" {
 		t.Errorf("err = %v (code %d)", err, exitcode.Of(err))
 	}
 }

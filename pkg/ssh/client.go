@@ -519,12 +519,18 @@ func (c *Client) commandError(cmd Cmd, shown string, res Result, signal string) 
 	return e
 }
 
-// showCommand is the command as logs and errors may show it.
+// showCommand is the command as logs and errors may show it. A script run as `sh -c BODY NAME
+// ARGS...` shows as `NAME ARGS...`: the body is constant text of the installer, and its lines would
+// bury the arguments and the error.
 func showCommand(cmd Cmd) string {
 	if cmd.Sensitive {
 		return "<sensitive>"
 	}
-	return redact(Quote(cmd.Args), cmd.Secrets)
+	args := cmd.Args
+	if len(args) >= 4 && args[0] == "sh" && args[1] == "-c" && strings.Contains(args[2], "\n") {
+		args = args[3:]
+	}
+	return redact(Quote(args), cmd.Secrets)
 }
 
 // streams builds the writer a command's output goes to: the capture

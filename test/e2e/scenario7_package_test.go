@@ -6,10 +6,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -204,6 +209,10 @@ func TestScenario7PackageInstall(t *testing.T) {
 	}
 	spec := pinned("cluster-pinned-key.yaml", labKey)
 
+	// A mirror that serves a substitute runc with its own matching checksum file (finding M3): the
+	// hosts check it against the pin (the lab's checksumsFile), refuse it and install nothing.
+	t.Run("tampered mirror refused", func(t *testing.T) { tamperedMirror(ctx, t, l, st, installer, c) })
+
 	// A pin the repository's key does not match: the key is never installed, apt never trusts it.
 	const wrongPin = "0123456789ABCDEF0123456789ABCDEF01234567"
 	wrong := exec.CommandContext(ctx, installer, "create", "cluster", "-f", pinned("cluster-wrong-pin.yaml", wrongPin), "--state-dir", l.StateDir())
@@ -388,5 +397,74 @@ func checkCluster(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.Sta
 	}
 	if d.Spec.Replicas == nil || d.Status.AvailableReplicas != *d.Spec.Replicas {
 		errorf(t, "coredns: %d of %v available", d.Status.AvailableReplicas, d.Spec.Replicas)
+	}
+}
+
+// tamperedMirror points the artifact mirror at a server of the test's that answers runc's URL with
+// other bytes and a runc.sha256sum that matches them. Create must stop at runc on every host with
+// "checksum mismatch ... pinned", never ask the mirror for its checksum file, and leave no runc.
+func tamperedMirror(ctx context.Context, t *testing.T, l *hosts.Lab, st *hosts.State, installer string, c *v1alpha1.Cluster) {
+	evil := []byte("#!/bin/sh\necho this is not runc\n")
+	sum := sha256.Sum256(evil)
+	runcPath := strings.TrimPrefix(mirror.RuncPath(versions.Containerd().Runc), "/")
+	var mu sync.Mutex
+	asked := map[string]int{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked[r.URL.Path]++
+		mu.Unlock()
+		switch path.Base(r.URL.Path) {
+		case "runc.amd64":
+			w.Write(evil)
+		case "runc.sha256sum":
+			fmt.Fprintf(w, "%x  runc.amd64\n", sum)
+		default:
+			http.NotFound(w, r)
+		}
+	})}
+	ln, err := net.Listen("tcp", st.Public.Gateway+":0")
+	if err != nil {
+		fatal(t, err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	v := *c
+	v.Spec.Install.ArtifactMirror = "http://" + ln.Addr().String()
+	out, err := yaml.Marshal(&v)
+	if err != nil {
+		fatal(t, err)
+	}
+	spec := filepath.Join(filepath.Dir(l.SpecFile()), "cluster-tampered-mirror.yaml")
+	if err := os.WriteFile(spec, out, 0o600); err != nil {
+		fatal(t, err)
+	}
+	pins, err := os.ReadFile(filepath.Join(filepath.Dir(l.SpecFile()), c.Spec.Install.ChecksumsFile))
+	if err != nil {
+		fatal(t, err)
+	}
+	if !strings.Contains(string(pins), "  "+runcPath+"\n") {
+		fatalf(t, "the lab's pins do not name %s:\n%s", runcPath, pins)
+	}
+	res, err := exec.CommandContext(ctx, installer, "create", "cluster", "-f", spec, "--state-dir", t.TempDir()).CombinedOutput()
+	want := fmt.Sprintf("checksum mismatch for %s/%s: got %x, pinned ", v.Spec.Install.ArtifactMirror, runcPath, sum)
+	if err == nil || !strings.Contains(string(res), want) {
+		errorf(t, "create from a tampered mirror: %v, want %q:\n%s", err, want, res)
+	}
+	t.Logf("MEASURE a mirror serving a substitute runc with a matching checksum: %s", lastLine(string(res)))
+	mu.Lock()
+	defer mu.Unlock()
+	if asked["/"+runcPath] == 0 {
+		errorf(t, "no host asked the tampered mirror for runc: %v", asked)
+	}
+	for p := range asked {
+		if strings.HasSuffix(p, ".sha256sum") || strings.HasSuffix(p, ".sha256") {
+			errorf(t, "a host read the mirror's checksum file %s", p)
+		}
+	}
+	for _, h := range st.Hosts {
+		if got := mustSSH(ctx, t, l, h.Name, "ls /usr/local/sbin/runc /usr/local/sbin/runc.installer-download 2>/dev/null | wc -l"); got != "0" {
+			errorf(t, "%s: a runc file after the refused download (%s)", h.Name, got)
+		}
 	}
 }
