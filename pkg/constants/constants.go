@@ -54,6 +54,11 @@ const (
 	// has completed: the only proof that a half-initialised control plane is the installer's own
 	// unfinished work.
 	InitMarker = InstallerDataDir + "/kubeadm-init.started"
+	// JoinMarker is written on a control plane before `kubeadm join` and removed once the join has
+	// completed. kubeadm writes kubelet.conf long before a control plane's join ends (its etcd
+	// member is added, promoted, the node marked after it): with the marker there, the host is an
+	// unfinished join of the installer's, which the next run resumes.
+	JoinMarker = InstallerDataDir + "/kubeadm-join.started"
 )
 
 // ControlPlaneComponents are the static pods kubeadm runs on a control plane, by the component label

@@ -90,6 +90,8 @@ type ClusterFiles struct {
 	Present []string
 	// InitMarker is the content of InitMarkerPath, nil when absent.
 	InitMarker *Marker
+	// JoinMarker is the content of constants.JoinMarker, nil when absent.
+	JoinMarker *Marker
 }
 
 // Holds reports whether the host has any trace of a kubeadm cluster (PKI or ClusterPaths).

@@ -286,5 +286,8 @@ func parseClusterFiles(sections map[string][]string) ClusterFiles {
 	if m := sections["init-marker"]; len(m) > 0 {
 		c.InitMarker = ParseMarker(m)
 	}
+	if m := sections["join-marker"]; len(m) > 0 {
+		c.JoinMarker = ParseMarker(m)
+	}
 	return c
 }

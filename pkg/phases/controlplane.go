@@ -312,7 +312,8 @@ func (j *joinState) get(ctx context.Context, r *Run) (string, error) {
 }
 
 // Join runs `kubeadm join` on hosts that are not nodes yet: control planes one at a time (each adds
-// an etcd member), workers in parallel.
+// an etcd member), workers in parallel. A control plane's join is bracketed by the installer's join
+// marker: one whose marker is still there (power lost, the installer killed) is resumed.
 type Join struct {
 	Role v1alpha1.Role
 	join *joinState
@@ -331,12 +332,18 @@ func (j Join) pending(r *Run) []*Host {
 	first, _ := r.firstControlPlane()
 	var out []*Host
 	for _, h := range r.TargetsWithRole(j.Role) {
-		if h == first || h.Facts.KubeletConfPresent {
+		if h == first || (h.Facts.KubeletConfPresent && !unfinishedJoin(h)) {
 			continue
 		}
 		out = append(out, h)
 	}
 	return out
+}
+
+// unfinishedJoin reports whether a control plane holds the marker of a kubeadm join the installer
+// started and did not see complete.
+func unfinishedJoin(h *Host) bool {
+	return h.Spec.Role == v1alpha1.RoleControlPlane && h.Facts.Cluster.JoinMarker != nil
 }
 
 func (j Join) Run(ctx context.Context, r *Run) error {
@@ -345,22 +352,72 @@ func (j Join) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	limit := r.Concurrency
-	if j.Role == v1alpha1.RoleControlPlane {
-		limit = 1
+	join := func(ctx context.Context, h *Host) error { return j.joinHost(ctx, r, h, token) }
+	if j.Role != v1alpha1.RoleControlPlane {
+		return ForEachHost(ctx, hosts, r.Concurrency, join)
 	}
-	return ForEachHost(ctx, hosts, limit, func(ctx context.Context, h *Host) error {
-		f, err := kubeadm.File(kubeadm.Input{Spec: &r.Cluster.Spec, Host: h.Spec, Facts: h.Facts, Token: token,
-			CACertHashes: []string{r.PKI.DiscoveryHash()}})
-		if err != nil {
+	// One control plane at a time, and none after one failed: etcd takes one learner at a time, and a
+	// member that did not start must be dealt with before another is added.
+	for i, h := range hosts {
+		if err := ForEachHost(ctx, []*Host{h}, 1, join); err != nil {
+			if rest := hosts[i+1:]; len(rest) > 0 {
+				names := make([]string, 0, len(rest))
+				for _, n := range rest {
+					names = append(names, n.Name())
+				}
+				return fmt.Errorf("%w (not started after it: %s)", err, strings.Join(names, ", "))
+			}
 			return err
 		}
-		if _, err := h.Upload(ctx, f); err != nil {
-			return err
+	}
+	return nil
+}
+
+// joinHost runs kubeadm join on h. On a control plane the join marker goes first; a marker of this
+// cluster and host already there means an earlier join of the installer's stopped mid-way, and once
+// kubeadm has passed its preflight (admin.conf written) the join resumes without it: the preflight
+// would refuse the files kubeadm itself wrote, and every later phase is safe to repeat (the etcd
+// member is added only when its peer URL is not there yet, then promoted). kubelet-start, which
+// refuses a node that is already Ready, is left out once kubelet.conf is there.
+func (j Join) joinHost(ctx context.Context, r *Run, h *Host, token string) error {
+	f, err := kubeadm.File(kubeadm.Input{Spec: &r.Cluster.Spec, Host: h.Spec, Facts: h.Facts, Token: token,
+		CACertHashes: []string{r.PKI.DiscoveryHash()}})
+	if err != nil {
+		return err
+	}
+	if _, err := h.Upload(ctx, f); err != nil {
+		return err
+	}
+	args := []string{"kubeadm", "join", "--config", kubeadm.ConfigPath}
+	cp := h.Spec.Role == v1alpha1.RoleControlPlane
+	if cp {
+		id := r.identity()
+		switch m := h.Facts.Cluster.JoinMarker; {
+		case m == nil:
+			marker := facts.Marker{Cluster: id.Cluster, CAFingerprint: id.CAFingerprint, Host: h.Name(), Started: time.Now().UTC().Format(time.RFC3339)}
+			if _, err := h.Upload(ctx, manifests.File{Path: constants.JoinMarker, Mode: 0o644, Content: marker.Render()}); err != nil {
+				return err
+			}
+		case m.Cluster != id.Cluster || m.CAFingerprint != id.CAFingerprint || m.Host != h.Name():
+			return fmt.Errorf("%s records a join of cluster %q (CA %s) on host %q, not this one; nothing was changed: check the host, and remove the file only if that join is not to be finished", constants.JoinMarker, m.Cluster, m.CAFingerprint, m.Host)
+		case h.Facts.AdminConfPresent:
+			skip := "preflight"
+			if h.Facts.KubeletConfPresent {
+				skip += ",kubelet-start"
+			}
+			args = append(args, "--skip-phases", skip)
+			r.Log.Warn("an earlier kubeadm join of this control plane did not finish (its marker is there): resuming it", "host", h.Name(), "started", m.Started, "skipped phases", skip)
 		}
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "join", "--config", kubeadm.ConfigPath}, Secrets: []string{token}}); err != nil {
-			return fmt.Errorf("kubeadm join: %w", err)
+	}
+	start := time.Now()
+	if _, err := h.Exec(ctx, ssh.Cmd{Args: args, Secrets: []string{token}}); err != nil {
+		return fmt.Errorf("kubeadm join: %w", err)
+	}
+	r.fx.Done("kubeadm join", start, "host", h.Name())
+	if cp {
+		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"rm", "-f", constants.JoinMarker}}); err != nil {
+			return fmt.Errorf("remove the join marker: %w", err)
 		}
-		return nil
-	})
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func (SettleNodes) Name() string { return "existing-nodes" }
 
 func (SettleNodes) ShouldRun(r *Run) (bool, string) {
 	for _, h := range r.Targets() {
-		if h.Facts.KubeletConfPresent {
+		if h.Facts.KubeletConfPresent && !unfinishedJoin(h) {
 			return true, ""
 		}
 	}
@@ -46,7 +46,7 @@ func (SettleNodes) ShouldRun(r *Run) (bool, string) {
 
 func (SettleNodes) Run(_ context.Context, r *Run) error {
 	for _, h := range r.Targets() {
-		if h.Facts.KubeletConfPresent {
+		if h.Facts.KubeletConfPresent && !unfinishedJoin(h) {
 			r.Settle(h, "is a node of this cluster already; left untouched")
 		}
 	}

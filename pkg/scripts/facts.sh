@@ -24,6 +24,7 @@ section cluster-paths; for f in /etc/kubernetes/admin.conf /etc/kubernetes/super
 section pki-sums; (cd /etc/kubernetes/pki 2>/dev/null && for f in ca.crt ca.key front-proxy-ca.crt front-proxy-ca.key etcd/ca.crt etcd/ca.key sa.key sa.pub; do [ -f "$f" ] && sha256sum "$f"; done)
 section cluster-ca; cat /etc/kubernetes/pki/ca.crt 2>/dev/null
 section init-marker; cat /var/lib/installer/kubeadm-init.started 2>/dev/null
+section join-marker; cat /var/lib/installer/kubeadm-join.started 2>/dev/null
 section listening; (ss -Hltn 2>/dev/null || netstat -ltn 2>/dev/null) | awk '{print $4}'
 section time; date +%s.%N
 section end

@@ -74,6 +74,17 @@ func (c *Cluster) addMember(name string, newCluster bool) {
 	c.etcd[name] = fmt.Sprintf("%x", 0x1e9e05c52164694d+c.nextMember)
 }
 
+// addMemberOnce adds name's member unless it is one already: kubeadm's etcd join skips a member whose
+// peer URL is there (a resumed join).
+func (c *Cluster) addMemberOnce(name string) {
+	c.mu.Lock()
+	_, ok := c.etcd[name]
+	c.mu.Unlock()
+	if !ok {
+		c.addMember(name, false)
+	}
+}
+
 func (c *Cluster) removeMember(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

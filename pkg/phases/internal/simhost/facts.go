@@ -111,4 +111,9 @@ func (h *Host) clusterFacts(sec func(name, body string)) {
 		marker = string(f.Content)
 	}
 	sec("init-marker", marker)
+	joining := ""
+	if f, ok := h.File(constants.JoinMarker); ok {
+		joining = string(f.Content)
+	}
+	sec("join-marker", joining)
 }

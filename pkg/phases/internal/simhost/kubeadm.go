@@ -99,6 +99,12 @@ func (h *Host) configFile(args []string) ([]byte, Reply, bool) {
 	return f.Content, Reply{}, true
 }
 
+// skipsPhase reports whether kubeadm's --skip-phases names phase.
+func skipsPhase(args []string, phase string) bool {
+	i := slices.Index(args, "--skip-phases")
+	return i >= 0 && i+1 < len(args) && slices.Contains(strings.Split(args[i+1], ","), phase)
+}
+
 // kubeadmInit: the kubeconfigs, the control plane's static pods at kubeadm's version, a new etcd
 // cluster, the kubelet started on the flags kubeadm wrote, and what a running node accumulates.
 func (h *Host) kubeadmInit(args []string) Reply {
@@ -134,6 +140,9 @@ func (h *Host) kubeadmJoin(args []string) Reply {
 	if _, found := h.File(constants.PKIDir + "/ca.crt"); !found {
 		h.SetFile(constants.PKIDir+"/ca.crt", ca, 0o644, "root:root")
 	}
+	if _, found := h.File(constants.KubeletConf); found && !skipsPhase(args, "preflight") {
+		return Exit(1, "error execution phase preflight: [preflight] Some fatal errors occurred:\n\t[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
+	}
 	v := h.binary("/usr/bin/kubeadm")
 	h.writeKubeconfig(constants.KubeletConf)
 	if h.controlPlane {
@@ -144,7 +153,7 @@ func (h *Host) kubeadmJoin(args []string) Reply {
 			h.writeKubeconfig(f)
 		}
 		h.writeStaticPods(v, true)
-		h.cluster.addMember(h.name, false)
+		h.cluster.addMemberOnce(h.name)
 	}
 	h.becomeNode(v)
 	return Out("This node has joined the cluster\n")
