@@ -32,7 +32,7 @@ func (e recordEffects) Exec(_ context.Context, h *Host, cmd ssh.Cmd, describe ..
 		return ssh.Result{}, errNotConnected
 	}
 	if len(describe) == 0 {
-		describe = []string{displayCommand(cmd)}
+		describe = []string{ssh.ShowCommand(cmd)}
 	}
 	for _, d := range describe {
 		e.j.plan(PlannedAction{Host: h.Name(), Command: d}, true)

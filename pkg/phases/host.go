@@ -206,7 +206,7 @@ func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {
 		return
 	}
 	// The same redaction as the terminal's: tokens, private keys and the command's secrets.
-	h.logf("%s %s\n%s%s-> exit %d err=%v", kind, displayCommand(cmd), indent([]byte(ssh.Redact(string(res.Stdout), cmd.Secrets))),
+	h.logf("%s %s\n%s%s-> exit %d err=%v", kind, ssh.ShowCommand(cmd), indent([]byte(ssh.Redact(string(res.Stdout), cmd.Secrets))),
 		indent([]byte(ssh.Redact(string(res.Stderr), cmd.Secrets))), res.ExitCode, err)
 }
 
@@ -223,21 +223,6 @@ func indent(b []byte) string {
 		return ""
 	}
 	return "  | " + strings.ReplaceAll(strings.TrimRight(string(b), "\n"), "\n", "\n  | ") + "\n"
-}
-
-// displayCommand is what people may read of a command: the quoted argv with secrets redacted, or a
-// placeholder for sensitive commands.
-func displayCommand(cmd ssh.Cmd) string {
-	if cmd.Sensitive {
-		return "<sensitive command>"
-	}
-	line := ssh.Quote(cmd.Args)
-	for _, s := range cmd.Secrets {
-		if s != "" {
-			line = strings.ReplaceAll(line, s, ssh.Redacted)
-		}
-	}
-	return line
 }
 
 // PlannedAction is one change a dry run would make: a command or an upload.

@@ -466,7 +466,7 @@ func (c *Client) Run(ctx context.Context, cmd Cmd) (Result, error) {
 			return Result{}, err
 		}
 	}
-	shown := showCommand(cmd)
+	shown := ShowCommand(cmd)
 	line := CommandLine(cmd.Args, sudo)
 	start := time.Now()
 	var res Result
@@ -519,10 +519,10 @@ func (c *Client) commandError(cmd Cmd, shown string, res Result, signal string) 
 	return e
 }
 
-// showCommand is the command as logs and errors may show it. A script run as `sh -c BODY NAME
-// ARGS...` shows as `NAME ARGS...`: the body is constant text of the installer, and its lines would
-// bury the arguments and the error.
-func showCommand(cmd Cmd) string {
+// ShowCommand is the command as logs, plans and errors may show it: secrets redacted, a sensitive
+// command not at all, and a script run as `sh -c BODY NAME ARGS...` as `NAME ARGS...` (the body is
+// constant text of the installer, and its lines would bury the arguments and the error).
+func ShowCommand(cmd Cmd) string {
 	if cmd.Sensitive {
 		return "<sensitive>"
 	}

@@ -15,8 +15,8 @@ func TestShowCommand(t *testing.T) {
 		{Cmd{Args: []string{"sh", "-c", "a\nb", "s.sh", "tok"}, Secrets: []string{"tok"}}, "s.sh <redacted>"},
 		{Cmd{Args: []string{"cat"}, Sensitive: true}, "<sensitive>"},
 	} {
-		if got := showCommand(tc.cmd); got != tc.want {
-			t.Errorf("showCommand(%q) = %q, want %q", tc.cmd.Args, got, tc.want)
+		if got := ShowCommand(tc.cmd); got != tc.want {
+			t.Errorf("ShowCommand(%q) = %q, want %q", tc.cmd.Args, got, tc.want)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeadm"
 )
 
@@ -48,11 +49,53 @@ func TestScenario2HA(t *testing.T) {
 	t.Logf("plan output (%d lines, %d of them actions, %s):\n%s", strings.Count(plan.Stdout, "\n"), len(actions), plan.Wall.Round(time.Millisecond), strings.Join(actions, "\n"))
 	c.untouched("cp1", "cp2", "cp3", "w1")
 
+	// Power loss of cp2 in the middle of its control-plane join (kubeadm has written kubelet.conf,
+	// added cp2's etcd member as a learner and written etcd's manifest): the run fails naming cp2
+	// and starts no other control plane's join; once cp2 has booted, the next run resumes its join
+	// and completes the cluster.
+	run := c.startInstaller("create", "cluster")
+	for {
+		if out, err := sshRun(ctx, c.Lab, "cp2", "sudo test -e "+constants.EtcdManifest+" && echo yes || echo no"); err == nil && out == "yes" {
+			break
+		}
+		select {
+		case <-run.exited:
+			fatalf(t, "the run ended (%v) before cp2's join wrote etcd's manifest:\n%s", run.err, run.Stderr())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if err := c.Lab.Kill(ctx, "cp2"); err != nil {
+		fatal(t, err)
+	}
+	lostAt := time.Now()
+	<-run.exited
+	cut := run.Stderr()
+	t.Logf("MEASURE power loss of cp2 during its control-plane join: the run ended %s later: %s", time.Since(lostAt).Round(100*time.Millisecond), lastLine(cut))
+	if !strings.Contains(lastLine(cut), "phase join/control-planes: host cp2: kubeadm join") || !strings.Contains(lastLine(cut), "(not started after it: cp3)") {
+		errorf(t, "power loss of cp2 mid-join: the error does not name cp2 and the join it held back:\n%s", cut)
+	}
+	oneLineErrors(t, installerRun{Stderr: cut})
+	if out, err := sshRun(ctx, c.Lab, "cp3", "sudo test -e "+constants.KubeletConf+" && echo joined || echo untouched"); err != nil || out != "untouched" {
+		errorf(t, "cp3 after cp2 failed: %s %v", out, err)
+	}
+	if err := c.Lab.Start(ctx, "cp2"); err != nil {
+		fatal(t, err)
+	}
+
 	r := c.installer("create", "cluster")
 	if r.Code != 0 {
-		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
+		fatalf(t, "create cluster after cp2 booted again: exit %d\n%s", r.Code, r.Stderr)
 	}
+	if !strings.Contains(r.Stderr, "an earlier kubeadm join of this control plane did not finish (its marker is there): resuming it") {
+		errorf(t, "the re-run did not say it resumed cp2's join:\n%s", r.Stderr)
+	}
+	t.Logf("MEASURE create that resumed cp2's join and joined cp3 and w1: %s", r.Wall.Round(100*time.Millisecond))
 	reportTimings(t, r)
+	for _, h := range []string{"cp2", "cp3"} {
+		if out, err := sshRun(ctx, c.Lab, h, "sudo test -e "+constants.JoinMarker+" && echo left || echo gone"); err != nil || out != "gone" {
+			errorf(t, "%s: join marker %s %v", h, out, err)
+		}
+	}
 
 	endpoint := kubeadm.ControlPlaneEndpoint(&c.Spec.Spec)
 	cfg, err := clientcmd.LoadFromFile(filepath.Join(c.Lab.StateDir(), "admin.conf"))
@@ -70,6 +113,7 @@ func TestScenario2HA(t *testing.T) {
 	k := c.kube()
 	checkNodes(ctx, t, c, k)
 	c.etcdHealthy(t, "cp1", 3)
+	c.etcdVoters(t, "cp1", 3)
 
 	// Clean shutdown of the VIP holder, then power loss of the next one.
 	for _, fault := range []string{"stop", "kill"} {
@@ -136,6 +180,37 @@ func (c *labCluster) vipHolder(t *testing.T) string {
 
 // etcdHealthy asks etcd on a control plane (etcdctl inside its static pod) for the member list and
 // every member's health.
+// etcdVoters checks that etcd, asked on host, has want members and none of them is a learner (a
+// resumed join promotes the member an interrupted one added).
+func (c *labCluster) etcdVoters(t *testing.T, host string, want int) {
+	t.Helper()
+	const script = `sudo sh -c 'c=$(crictl ps -q --name "^etcd$" | head -1); [ -n "$c" ] || exit 3
+crictl exec "$c" etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
+  --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key member list -w json'`
+	out, err := sshRun(c.ctx, c.Lab, host, script)
+	var list struct {
+		Members []struct {
+			Name      string `json:"name"`
+			IsLearner bool   `json:"isLearner"`
+		} `json:"members"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil {
+		errorf(t, "etcd member list on %s: %v\n%s", host, err, out)
+		return
+	}
+	voters := 0
+	for _, m := range list.Members {
+		if m.IsLearner {
+			errorf(t, "etcd member %s is still a learner", m.Name)
+			continue
+		}
+		voters++
+	}
+	if voters != want {
+		errorf(t, "etcd on %s: %d voting members, want %d: %s", host, voters, want, out)
+	}
+}
+
 func (c *labCluster) etcdHealthy(t *testing.T, host string, want int) {
 	t.Helper()
 	const script = `sudo sh -c 'c=$(crictl ps -q --name "^etcd$" | head -1); [ -n "$c" ] || exit 3
