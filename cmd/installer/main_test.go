@@ -138,6 +138,7 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 	commands := [][]string{
 		{"create", "cluster"}, {"create", "cluster", "--dry-run"}, {"join", "node", "--host", "cp1"},
 		{"upgrade"}, {"reset", "--yes"}, {"validate"}, {"render", "-o", dir}, {"plan"}, {"kubeconfig"},
+		{"certs", "check"},
 	}
 	for _, spec := range []string{invalid, noKey} {
 		for _, c := range commands {
@@ -158,7 +159,7 @@ func TestNoConnectionBeforeValidInput(t *testing.T) {
 // TestConnectsOnlyAfterValidation: with a valid spec, create cluster and plan dial every host (after
 // the offline checks) and a refused connection is exit code 4 with the host named.
 func TestConnectsOnlyAfterValidation(t *testing.T) {
-	for _, c := range [][]string{{"create", "cluster"}, {"plan"}, {"upgrade"}} {
+	for _, c := range [][]string{{"create", "cluster"}, {"plan"}, {"upgrade"}, {"certs", "check"}} {
 		dir := t.TempDir()
 		spec := validSpec(t, dir)
 		var dialed []string
@@ -189,6 +190,18 @@ func TestConnectsOnlyAfterValidation(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, "state", f)); !os.IsNotExist(err) {
 				t.Errorf("%v: state/%s exists after a run that reached no host (%v)", c, f, err)
 			}
+		}
+	}
+}
+
+// TestCertsCheckFlags: a bad --output or --warn-days is invalid input, found before any host.
+func TestCertsCheckFlags(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	for args, want := range map[string]string{"-o yaml": `--output "yaml": want table or json`, "--warn-days -1": "--warn-days -1: must not be negative"} {
+		r := runCLI(t, nil, dir, append([]string{"certs", "check", "-f", spec}, strings.Fields(args)...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("certs check %s: exit %d\n%s", args, r.code, r.stderr)
 		}
 	}
 }

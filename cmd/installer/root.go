@@ -134,6 +134,7 @@ it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		a.newRenderCommand(),
 		a.newPlanCommand(),
 		a.newKubeconfigCommand(),
+		a.newCertsCommand(),
 		a.newVersionCommand(),
 	)
 	root.SetIn(a.streams.In)

@@ -43,6 +43,9 @@ const (
 	EtcdDataDir = "/var/lib/etcd"
 	// KubeletDir is the kubelet's state directory.
 	KubeletDir = "/var/lib/kubelet"
+	// KubeletClientCert is the kubelet's current client certificate, with its key (the kubelet
+	// rotates it; kubelet.conf names this file).
+	KubeletClientCert = KubeletDir + "/pki/kubelet-client-current.pem"
 )
 
 // The installer's own directories and files on a host.

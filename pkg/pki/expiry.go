@@ -51,6 +51,8 @@ const (
 	StatusExpired  Status = "expired"
 	// StatusInvalid: the file held no certificate that could be parsed.
 	StatusInvalid Status = "invalid"
+	// StatusForeign: none of the cluster's CAs signed it.
+	StatusForeign Status = "foreign"
 )
 
 // Finding is one certificate's expiry.
@@ -58,7 +60,9 @@ type Finding struct {
 	Host string
 	Path string
 	// Subject is the certificate's common name ("" for an invalid file).
-	Subject  string
+	Subject string
+	// CA is the authority that signed it (see ExpiryReport's signer).
+	CA       string
 	NotAfter time.Time
 	// Remaining is NotAfter minus the report's time (negative once expired).
 	Remaining time.Duration
@@ -69,8 +73,14 @@ type Finding struct {
 
 // ExpiryReport parses every certificate in certs (PEM files, several blocks allowed, or kubeconfigs
 // with client-certificate-data) and classifies it against now: expired, expiring within warn, or ok.
-// Findings are sorted most urgent first: invalid files, then by NotAfter, then host and path.
-func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration) []Finding {
+// signer names the CA that signed a certificate and says whether it is one of the cluster's
+// (Bundle.Signer; a certificate none of them signed is StatusForeign); nil takes the issuer's common
+// name on trust. Findings are sorted most urgent first: invalid and foreign, then by NotAfter, then
+// host and path.
+func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration, signer func(*x509.Certificate) (string, bool)) []Finding {
+	if signer == nil {
+		signer = func(c *x509.Certificate) (string, bool) { return c.Issuer.CommonName, true }
+	}
 	var out []Finding
 	for _, hc := range certs {
 		parsed, err := certificatesIn(hc.Data)
@@ -79,8 +89,11 @@ func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration) []Finding
 			continue
 		}
 		for _, c := range parsed {
-			f := Finding{Host: hc.Host, Path: hc.Path, Subject: c.Subject.CommonName, NotAfter: c.NotAfter, Remaining: c.NotAfter.Sub(now)}
+			ca, ours := signer(c)
+			f := Finding{Host: hc.Host, Path: hc.Path, Subject: c.Subject.CommonName, CA: ca, NotAfter: c.NotAfter, Remaining: c.NotAfter.Sub(now)}
 			switch {
+			case !ours:
+				f.Status = StatusForeign
 			case !now.Before(c.NotAfter):
 				f.Status = StatusExpired
 			case f.Remaining <= warn:
@@ -93,8 +106,8 @@ func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration) []Finding
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i], out[j]
-		if (a.Status == StatusInvalid) != (b.Status == StatusInvalid) {
-			return a.Status == StatusInvalid
+		if urgent(a) != urgent(b) {
+			return urgent(a)
 		}
 		if !a.NotAfter.Equal(b.NotAfter) {
 			return a.NotAfter.Before(b.NotAfter)
@@ -109,6 +122,8 @@ func ExpiryReport(certs []HostCert, now time.Time, warn time.Duration) []Finding
 	})
 	return out
 }
+
+func urgent(f Finding) bool { return f.Status == StatusInvalid || f.Status == StatusForeign }
 
 // certificatesIn returns the certificates of a PEM file or a kubeconfig. Private keys in either are
 // skipped, never parsed or kept.
@@ -172,4 +187,22 @@ func kubeconfigCerts(data []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("no certificate found")
 	}
 	return certs, nil
+}
+
+// Signer names the CA of b that signed c by kubeadm's base name ("ca", "front-proxy-ca",
+// "etcd/ca"), with " (itself)" for the CA's own certificate. When none of them did, it reports
+// false with the issuer's name: such a certificate is not this cluster's, whatever that name claims.
+func (b *Bundle) Signer(c *x509.Certificate) (string, bool) {
+	for _, kp := range b.Pairs() {
+		if kp.Cert == nil {
+			continue
+		}
+		if c.Equal(kp.Cert) {
+			return kp.CA.BaseName + " (itself)", true
+		}
+		if c.CheckSignatureFrom(kp.Cert) == nil {
+			return kp.CA.BaseName, true
+		}
+	}
+	return "issuer " + c.Issuer.CommonName + ", not this cluster's", false
 }

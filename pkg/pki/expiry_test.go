@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,7 +53,7 @@ func TestExpiryReport(t *testing.T) {
 		{Host: "cp1", Path: "/etc/kubernetes/admin.conf", Data: kubeconfig},
 		{Host: "cp1", Path: "/etc/kubernetes/pki/ca.crt", Data: ca.CertPEM},
 		{Host: "cp3", Path: "/etc/kubernetes/pki/apiserver.crt", Data: []byte("garbage")},
-	}, now, 30*24*time.Hour)
+	}, now, 30*24*time.Hour, nil)
 
 	want := []struct {
 		host, path, subject string
@@ -84,5 +85,50 @@ func TestExpiryReport(t *testing.T) {
 	}
 	if len(ControlPlaneCertPaths()) == 0 {
 		t.Error("no control-plane paths")
+	}
+	if got[5].CA != "kubernetes" {
+		t.Errorf("CA without a signer: %q, want the issuer's name", got[5].CA)
+	}
+}
+
+// TestSigner names the bundle's CA that signed a certificate, and refuses a look-alike: a CA of the
+// same name that is not the cluster's.
+func TestSigner(t *testing.T) {
+	now := time.Now()
+	b, err := Generate(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewCA(ClusterCA, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(p []byte) *x509.Certificate {
+		block, _ := pem.Decode(p)
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		cert []byte
+		want string
+	}{
+		{leaf(t, b.Cluster, "kube-apiserver", now.Add(time.Hour)), "ca"},
+		{leaf(t, b.Etcd, "cp1", now.Add(time.Hour)), "etcd/ca"},
+		{leaf(t, b.FrontProxy, "front-proxy-client", now.Add(time.Hour)), "front-proxy-ca"},
+		{b.Cluster.CertPEM, "ca (itself)"},
+		{leaf(t, other, "kube-apiserver", now.Add(time.Hour)), "issuer kubernetes, not this cluster's"},
+	} {
+		got, ours := b.Signer(parse(tc.cert))
+		if got != tc.want || ours != !strings.Contains(tc.want, "not this cluster's") {
+			t.Errorf("Signer = %q %v, want %q", got, ours, tc.want)
+		}
+	}
+	foreign := ExpiryReport([]HostCert{{Host: "cp1", Path: "/etc/kubernetes/pki/apiserver.crt", Data: leaf(t, other, "kube-apiserver", now.Add(400*24*time.Hour))},
+		{Host: "cp1", Path: "/etc/kubernetes/pki/ca.crt", Data: b.Cluster.CertPEM}}, now, time.Hour, b.Signer)
+	if len(foreign) != 2 || foreign[0].Status != StatusForeign || foreign[1].Status != StatusOK {
+		t.Errorf("foreign certificate: %+v", foreign)
 	}
 }

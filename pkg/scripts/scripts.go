@@ -82,6 +82,8 @@ var (
 	// APILB reads and changes this control plane's part of the API's load balancer (keepalived's
 	// maintenance marker, haproxy's runtime API).
 	APILB = load("api-lb.sh")
+	// Certs prints the certificates of certificate files and kubeconfigs, never their keys.
+	Certs = load("certs.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
 	ResetHost = load("reset-host.sh")
 	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.

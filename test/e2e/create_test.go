@@ -43,6 +43,7 @@ func TestScenario1Create(t *testing.T) {
 	checkCoreDNS(ctx, t, k)
 	checkPodNetwork(ctx, t, k, "w1", "w2")
 	checkCertSANs(t, c)
+	checkCertsAgainstKubeadm(t, c, "cp1", "w1", "w2")
 
 	names := []string{"cp1", "w1", "w2"}
 	before := c.managedState(names...)
