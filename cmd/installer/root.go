@@ -135,6 +135,7 @@ it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		a.newPlanCommand(),
 		a.newKubeconfigCommand(),
 		a.newCertsCommand(),
+		a.newEtcdCommand(),
 		a.newVersionCommand(),
 	)
 	root.SetIn(a.streams.In)

@@ -47,16 +47,29 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 		return errNotChecked
 	}
 	// Milliseconds: a re-run right after a failure takes its own snapshot, never one of the same name.
-	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format("20060102T150405.000Z"))
+	name := fmt.Sprintf("etcd-%s-%s-%s-%s.db", cp.Name(), p.Nodes[cp.Name()].ControlPlane, p.Target, time.Now().UTC().Format(snapshotTimeFormat))
+	_, err = snapshotEtcd(ctx, r, cp, name)
+	return err
+}
+
+// snapshotTimeFormat is the UTC time in a snapshot's name.
+const snapshotTimeFormat = "20060102T150405.000Z"
+
+// snapshotEtcd saves etcd as name with etcdctl inside cp's etcd pod, verifies it with etcdutl there,
+// streams it into <state>/etcd-snapshots/ (0600) with its SHA-256 beside it (name.sha256, in
+// sha256sum's format), checks the copy against the host's digest and removes the host's file. It
+// returns the local path.
+func snapshotEtcd(ctx context.Context, r *Run, cp *Host, name string) (string, error) {
 	start := time.Now()
 	res, err := cp.Exec(ctx, ssh.Cmd{Args: scripts.Etcd.Args("snapshot", name)})
 	if err != nil {
-		return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
+		return "", fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
 	}
 	dir := r.StateDir.Snapshots()
 	remote := constants.EtcdDataDir + "/" + name
-	what := "copy " + remote + " to " + filepath.Join(dir, name) + " (0600), check its SHA-256, remove it from the host"
-	return r.fx.Then(ctx, cp, what, func(ctx context.Context) error {
+	local := filepath.Join(dir, name)
+	what := "copy " + remote + " to " + local + " (0600), check its SHA-256, remove it from the host"
+	return local, r.fx.Then(ctx, cp, what, func(ctx context.Context) error {
 		status, sum, err := parseSnapshotOutput(res.Stdout)
 		if err != nil {
 			return fmt.Errorf("etcd snapshot on %s: %w", cp.Name(), err)
@@ -77,6 +90,9 @@ func (e EtcdSnapshot) Run(ctx context.Context, r *Run) error {
 			return nil
 		})
 		if err != nil {
+			return fmt.Errorf("etcd snapshot: %w", err)
+		}
+		if err := writePrivate(local+".sha256", []byte(sum+"  "+name+"\n"), false); err != nil {
 			return fmt.Errorf("etcd snapshot: %w", err)
 		}
 		// The copy is in the state directory; etcd's data directory is no place to keep it.

@@ -1,6 +1,8 @@
 package phases
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -21,7 +23,7 @@ import (
 
 var testUpgradeOptions = UpgradeOptions{MaxUnavailable: 1, DrainTimeout: 2 * time.Second, WaitTimeout: 2 * time.Second}
 
-// snapshotFiles lists the state directory's etcd snapshots.
+// snapshotFiles lists the state directory's etcd snapshots (their .sha256 files checked for mode only).
 func snapshotFiles(t *testing.T, stateDir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(state.Dir(stateDir).Snapshots())
@@ -40,7 +42,18 @@ func snapshotFiles(t *testing.T, stateDir string) []string {
 		if info.Mode().Perm() != 0o600 {
 			t.Errorf("snapshot %s has mode %v, want 0600", e.Name(), info.Mode().Perm())
 		}
-		out = append(out, e.Name())
+		if strings.HasSuffix(e.Name(), ".db") {
+			out = append(out, e.Name())
+			dir := state.Dir(stateDir).Snapshots()
+			data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(data)
+			if line, err := os.ReadFile(filepath.Join(dir, e.Name()+".sha256")); err != nil || string(line) != hex.EncodeToString(sum[:])+"  "+e.Name()+"\n" {
+				t.Errorf("%s.sha256 = %q, %v; want the snapshot's digest", e.Name(), line, err)
+			}
+		}
 	}
 	return out
 }

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,41 @@ func checkCertsAgainstKubeadm(t *testing.T, c *labCluster, nodes ...string) {
 	t.Logf("certs check agrees with kubeadm certs check-expiration on cp1 for %d certificates (%d listed in all)", compared, len(ours))
 	if compared < 12 {
 		errorf(t, "only %d of kubeadm's certificates compared:\n%s", compared, out)
+	}
+}
+
+// checkEtcdBackups takes two on-demand etcd snapshots with --keep 1: one remains, 0600, with its
+// .sha256, and `etcd snapshots` verifies it.
+func checkEtcdBackups(t *testing.T, c *labCluster) {
+	t.Helper()
+	var saved []string
+	for i := 0; i < 2; i++ {
+		r := c.installer("etcd", "snapshot", "--keep", "1")
+		if r.Code != 0 {
+			errorf(t, "etcd snapshot: exit %d\n%s", r.Code, r.Stderr)
+			return
+		}
+		t.Logf("MEASURE etcd snapshot %d: %s (%s)", i+1, r.Wall.Round(time.Millisecond), strings.TrimSpace(r.Stdout))
+		saved = append(saved, strings.TrimSpace(r.Stdout))
+	}
+	dir := filepath.Join(c.Lab.StateDir(), "etcd-snapshots")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		errorf(t, "%v", err)
+		return
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		if info, err := e.Info(); err != nil || info.Mode().Perm() != 0o600 {
+			errorf(t, "%s: mode %v (%v), want 0600", e.Name(), info.Mode().Perm(), err)
+		}
+	}
+	if want := []string{filepath.Base(saved[1]), filepath.Base(saved[1]) + ".sha256"}; strings.Join(names, " ") != strings.Join(want, " ") {
+		errorf(t, "snapshots after two with --keep 1: %v, want %v", names, want)
+	}
+	list := c.installer("etcd", "snapshots")
+	if list.Code != 0 || !strings.Contains(list.Stdout, "backup") || !strings.Contains(list.Stdout, " ok ") {
+		errorf(t, "etcd snapshots: exit %d\n%s\n%s", list.Code, list.Stdout, list.Stderr)
 	}
 }

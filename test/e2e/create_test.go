@@ -44,6 +44,7 @@ func TestScenario1Create(t *testing.T) {
 	checkPodNetwork(ctx, t, k, "w1", "w2")
 	checkCertSANs(t, c)
 	checkCertsAgainstKubeadm(t, c, "cp1", "w1", "w2")
+	checkEtcdBackups(t, c)
 
 	names := []string{"cp1", "w1", "w2"}
 	before := c.managedState(names...)
