@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path"
 	"strings"
+
+	"installer.dev/installer/pkg/pins"
 )
 
 // ChecksumURL is where an upstream release publishes the SHA-256 of the file at url: dl.k8s.io,
@@ -41,7 +43,7 @@ func PickChecksum(data []byte, name string) (string, error) {
 
 func checkDigest(d, name string) (string, error) {
 	d = strings.ToLower(d)
-	if !isHexDigest(d) {
+	if !pins.ValidDigest(d) {
 		return "", fmt.Errorf("checksum for %s: %q is not a SHA-256 digest", name, d)
 	}
 	return d, nil

@@ -81,18 +81,6 @@ func BundleArchive(sha256, dir, version, marker string) []string {
 	return scripts.BundleInstall.Args("archive", sha256, dir, version, marker)
 }
 
-func isHexDigest(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 // Proxy returns the proxy downloads on the host go through ("" for none).
 func Proxy(s *v1alpha1.ClusterSpec) string {
 	if s.Proxy.HTTPS != "" {

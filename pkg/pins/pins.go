@@ -29,7 +29,7 @@ func Parse(data []byte) (Table, error) {
 			return nil, fmt.Errorf("line %d: want \"<sha256>  <path>\", got %d fields", i+1, len(f))
 		}
 		digest, p := strings.ToLower(f[0]), strings.TrimPrefix(f[1], "*")
-		if !isHexDigest(digest) {
+		if !ValidDigest(digest) {
 			return nil, fmt.Errorf("line %d: %q is not a SHA-256 digest (64 hex digits)", i+1, f[0])
 		}
 		if strings.HasPrefix(p, "/") || strings.Contains(p, "://") || slices.Contains(strings.Split(p, "/"), "..") {
@@ -52,7 +52,8 @@ func (t Table) Format() []byte {
 	return []byte(b.String())
 }
 
-func isHexDigest(s string) bool {
+// ValidDigest reports whether s is a SHA-256 digest as the tables hold it: 64 lowercase hex digits.
+func ValidDigest(s string) bool {
 	if len(s) != 64 {
 		return false
 	}

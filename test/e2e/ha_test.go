@@ -184,10 +184,7 @@ func (c *labCluster) vipHolder(t *testing.T) string {
 // resumed join promotes the member an interrupted one added).
 func (c *labCluster) etcdVoters(t *testing.T, host string, want int) {
 	t.Helper()
-	const script = `sudo sh -c 'c=$(crictl ps -q --name "^etcd$" | head -1); [ -n "$c" ] || exit 3
-crictl exec "$c" etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
-  --cert /etc/kubernetes/pki/etcd/server.crt --key /etc/kubernetes/pki/etcd/server.key member list -w json'`
-	out, err := sshRun(c.ctx, c.Lab, host, script)
+	out, err := sshRun(c.ctx, c.Lab, host, etcdMembersScript)
 	var list struct {
 		Members []struct {
 			Name      string `json:"name"`
