@@ -89,6 +89,7 @@ func renderSpec(t *testing.T, specPath string) rendered {
 	}
 	flatten(&s.CloudProvider.CloudConfigFile)
 	flatten(&s.Install.PackageRepositoryKeyFile)
+	flatten(&s.Install.ChecksumsFile)
 	flatten(&s.CNI.Manifest)
 	for i := range s.Addons {
 		flatten(&s.Addons[i].Manifest)
