@@ -82,7 +82,7 @@ func TestScenario10HAUpgrade(t *testing.T) {
 		{"during the upgrade", upgradeStart, upgradeEnd},
 		{"after the upgrade", upgradeEnd, time.Now()},
 	})
-	serviceFailures(ctx, t, k, upgradeStart, upgradeEnd)
+	serviceFailures(ctx, t, k, upgradeStart, upgradeEnd, readiness)
 	readiness.report(t, maintenanceWindows(t, run.Stderr))
 
 	for _, cp := range []string{"cp1", "cp2", "cp3"} {
@@ -146,8 +146,9 @@ func reportHASteps(t *testing.T, stderr string) {
 	}
 }
 
-// serviceFailures fails the test when a Service request failed during the upgrade.
-func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, start, end time.Time) {
+// serviceFailures fails the test for every Service request that failed between start and end,
+// printing the Service's backends at that second when w recorded them.
+func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, start, end time.Time, w *nodeWatch) {
 	t.Helper()
 	samples, _, err := loopResults(ctx, k)
 	if err != nil {
@@ -158,6 +159,11 @@ func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 	for _, s := range samples {
 		if !s.ok && !s.at.Before(start.Truncate(time.Second)) && s.at.Before(end) {
 			failed++
+			if w != nil {
+				w.mu.Lock()
+				t.Logf("Service request failed at %s (%s); the Service's backends then: %s", s.at.Format(time.TimeOnly), s.err, w.backends[s.at.Unix()])
+				w.mu.Unlock()
+			}
 		}
 	}
 	if failed > 0 {
@@ -286,6 +292,9 @@ type nodeWatch struct {
 	start time.Time
 	bad   []nodeObservation
 	n     int
+	// backends is, per second, the web Service's backends as the EndpointSlices list them
+	// ("node/podIP ready|notready|terminating"): what a failed Service request could have hit.
+	backends map[int64]string
 }
 
 type nodeObservation struct {
@@ -294,12 +303,36 @@ type nodeObservation struct {
 }
 
 func watchNodesReady(ctx context.Context, k kubernetes.Interface) *nodeWatch {
-	w := &nodeWatch{start: time.Now()}
+	w := &nodeWatch{start: time.Now(), backends: map[int64]string{}}
 	go func() {
 		for ctx.Err() == nil {
 			lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			nodes, err := k.CoreV1().Nodes().List(lctx, metav1.ListOptions{})
+			slices, serr := k.DiscoveryV1().EndpointSlices(upgradeNS).List(lctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=web"})
 			cancel()
+			if serr == nil {
+				var eps []string
+				for _, sl := range slices.Items {
+					for _, ep := range sl.Endpoints {
+						state := "ready"
+						switch {
+						case ep.Conditions.Terminating != nil && *ep.Conditions.Terminating:
+							state = "terminating"
+						case ep.Conditions.Ready != nil && !*ep.Conditions.Ready:
+							state = "notready"
+						}
+						node := ""
+						if ep.NodeName != nil {
+							node = *ep.NodeName
+						}
+						eps = append(eps, node+"/"+strings.Join(ep.Addresses, ",")+" "+state)
+					}
+				}
+				sort.Strings(eps)
+				w.mu.Lock()
+				w.backends[time.Now().Unix()] = strings.Join(eps, ", ")
+				w.mu.Unlock()
+			}
 			if err == nil {
 				w.mu.Lock()
 				w.n++

@@ -67,5 +67,5 @@ func TestScenario11PackageUpgrade(t *testing.T) {
 		{"during the upgrade", upgradeStart, upgradeEnd},
 		{"after the upgrade", upgradeEnd, time.Now()},
 	})
-	serviceFailures(ctx, t, k, upgradeStart, upgradeEnd)
+	serviceFailures(ctx, t, k, upgradeStart, upgradeEnd, nil)
 }
