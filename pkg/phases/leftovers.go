@@ -46,7 +46,7 @@ func waitForLeftoverKubeadm(ctx context.Context, r *Run, h *Host) error {
 		return false, "running: " + running, nil
 	})
 	if err != nil {
-		return fmt.Errorf("host %s: %w; nothing was changed. Wait for that kubeadm to finish (or stop it), then run again", h.Name(), err)
+		return hostErr(h.Name(), fmt.Errorf("%w; nothing was changed. Wait for that kubeadm to finish (or stop it), then run again", err))
 	}
 	if warned {
 		r.Log.Info("the earlier kubeadm finished", "host", h.Name(), "waited", time.Since(start).Round(time.Second))

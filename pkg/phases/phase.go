@@ -298,6 +298,9 @@ func (e *hostError) Error() string {
 
 func (e *hostError) Unwrap() error { return e.err }
 
+// hostErr names the host err happened on (once, however deep other mentions are).
+func hostErr(host string, err error) error { return &hostError{host: host, err: err} }
+
 // roleStep names a phase that acts on the hosts of one role: "<prefix>/control-planes" or
 // "<prefix>/workers".
 func roleStep(prefix string, role v1alpha1.Role) string {

@@ -214,3 +214,20 @@ func TestExecuteClassifiesLostHosts(t *testing.T) {
 		t.Errorf("err = %v (code %d)", err, exitcode.Of(err))
 	}
 }
+
+// TestHostErrNamesTheHostOnce: a step's error that wraps an SSH error naming the same host says the
+// host once, and still unwraps to the SSH error (Execute's exit code 4 depends on it).
+func TestHostErrNamesTheHostOnce(t *testing.T) {
+	lost := &ssh.ConnectionLostError{Host: "cp2", Err: errors.New("EOF")}
+	err := hostErr("cp2", fmt.Errorf("kubeadm upgrade node: %w", lost))
+	if got := err.Error(); got != "host cp2: kubeadm upgrade node: connection lost: EOF" {
+		t.Errorf("message %q", got)
+	}
+	var target *ssh.ConnectionLostError
+	if !errors.As(err, &target) || !ssh.IsHostAccess(err) {
+		t.Errorf("does not unwrap to the SSH error")
+	}
+	if got := hostErr("cp1", fmt.Errorf("wait for %w", hostErr("cp2", errors.New("boom")))).Error(); got != "host cp1: wait for host cp2: boom" {
+		t.Errorf("another host's name was dropped: %q", got)
+	}
+}

@@ -190,7 +190,7 @@ func (st *resetState) findSurvivor(ctx context.Context, r *Run) error {
 				break
 			}
 		}
-		apiErr = errors.Join(apiErr, fmt.Errorf("host %s: %w", h.Name(), err))
+		apiErr = errors.Join(apiErr, hostErr(h.Name(), err))
 		r.Log.Warn("the cluster API does not answer through this control plane", "host", h.Name(), "error", err)
 	}
 	if keepsCP {

@@ -3,6 +3,7 @@ package phases
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -49,10 +50,10 @@ func (u UpgradeCheck) Run(ctx context.Context, r *Run) error {
 		observed = append(observed, Observed{What: "kubelet on " + h.Name(), Version: st.Kubelet})
 		if h.Spec.Role == v1alpha1.RoleControlPlane {
 			if st.ControlPlane, err = h.controlPlaneVersion(ctx); err != nil {
-				return fmt.Errorf("host %s: %w", h.Name(), err)
+				return hostErr(h.Name(), err)
 			}
 			if st.ControlPlane == "" {
-				return fmt.Errorf("host %s: no control-plane static pods with versioned images in /etc/kubernetes/manifests", h.Name())
+				return hostErr(h.Name(), errors.New("no control-plane static pods with versioned images in /etc/kubernetes/manifests"))
 			}
 			observed = append(observed, Observed{What: "control plane on " + h.Name(), Version: st.ControlPlane})
 		}
@@ -180,10 +181,10 @@ func (u UpgradeHealth) atTarget(ctx context.Context, r *Run) error {
 	for _, h := range r.TargetsWithRole(v1alpha1.RoleControlPlane) {
 		v, err := h.controlPlaneVersion(ctx)
 		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Name(), err)
+			return hostErr(h.Name(), err)
 		}
 		if v != p.Target {
-			return fmt.Errorf("host %s: control plane at %s after the upgrade, want %s", h.Name(), v, p.Target)
+			return hostErr(h.Name(), fmt.Errorf("control plane at %s after the upgrade, want %s", v, p.Target))
 		}
 	}
 	if v, err := c.DaemonSetImageTag(ctx, "kube-system", "kube-proxy"); err != nil || v != p.Target {

@@ -51,13 +51,13 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 		}
 		start := time.Now()
 		if err := prepareKubeadm(ctx, h, &r.Cluster.Spec, r.Inputs); err != nil {
-			return fmt.Errorf("host %s: %w", h.Name(), err)
+			return hostErr(h.Name(), err)
 		}
 		upgrade := []string{"kubeadm", "upgrade", "node", "--config", kubeadm.UpgradeConfigPath}
 		if i == 0 {
 			plan := []string{"kubeadm", "upgrade", "plan", "--config", kubeadm.UpgradeConfigPath}
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: plan}); err != nil {
-				return fmt.Errorf("host %s: kubeadm upgrade plan: %w", h.Name(), err)
+				return hostErr(h.Name(), fmt.Errorf("kubeadm upgrade plan: %w", err))
 			}
 			upgrade = []string{"kubeadm", "upgrade", "apply", "--config", kubeadm.UpgradeConfigPath, "--yes"}
 		}
@@ -65,7 +65,7 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 		err := lb.outOfService(ctx, h, strings.Join(upgrade[:3], " "), false, func(ctx context.Context) error {
 			kstart := time.Now()
 			if _, err := h.Exec(ctx, ssh.Cmd{Args: upgrade, Stdout: newKubeadmProgress(r.Log, h.Name())}); err != nil {
-				return fmt.Errorf("host %s: %s: %w", h.Name(), strings.Join(upgrade[:3], " "), err)
+				return hostErr(h.Name(), fmt.Errorf("%s: %w", strings.Join(upgrade[:3], " "), err))
 			}
 			r.fx.Done(strings.Join(upgrade[:3], " "), kstart, "host", h.Name())
 			return nil

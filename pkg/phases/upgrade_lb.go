@@ -180,11 +180,11 @@ func (l *apiLB) view(ctx context.Context, h *Host) (lbView, error) {
 	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.APILB.Args("state", manifests.HAProxyAdminSocket,
 		manifests.KeepalivedMaintenanceFile, manifests.KeepalivedCheckPath, l.r.Cluster.Spec.LoadBalancer.VIP)})
 	if err != nil {
-		return lbView{}, fmt.Errorf("host %s: read the API load balancer: %w", h.Name(), err)
+		return lbView{}, hostErr(h.Name(), fmt.Errorf("read the API load balancer: %w", err))
 	}
 	v, err := parseLBView(h, res.Stdout)
 	if err != nil {
-		return v, fmt.Errorf("host %s: read the API load balancer: %w", h.Name(), err)
+		return v, hostErr(h.Name(), fmt.Errorf("read the API load balancer: %w", err))
 	}
 	return v, nil
 }
@@ -209,10 +209,10 @@ var haproxyName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 func (l *apiLB) haproxy(ctx context.Context, h *Host, command, describe string) error {
 	res, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("haproxy", manifests.HAProxyAdminSocket, command)}, []string{describe})
 	if err != nil {
-		return fmt.Errorf("host %s: haproxy %q: %w", h.Name(), command, err)
+		return hostErr(h.Name(), fmt.Errorf("haproxy %q: %w", command, err))
 	}
 	if answer := strings.TrimSpace(string(res.Stdout)); answer != "" {
-		return fmt.Errorf("host %s: haproxy %q: %s", h.Name(), command, answer)
+		return hostErr(h.Name(), fmt.Errorf("haproxy %q: %s", command, answer))
 	}
 	return nil
 }
@@ -253,8 +253,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			}
 		}
 		if len(others) == 0 {
-			return fmt.Errorf("host %s: haproxy has no apiserver up besides %s's; taking %s out for %s would stop the API: bring the other control planes back and run the upgrade again",
-				v.host.Name(), name, name, why)
+			return hostErr(v.host.Name(), fmt.Errorf("haproxy has no apiserver up besides %s's; taking %s out for %s would stop the API: bring the other control planes back and run the upgrade again", name, name, why))
 		}
 		balancers = append(balancers, v)
 	}
@@ -266,7 +265,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 	case self.keepalived:
 		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.KeepalivedMaintenanceFile)},
 			[]string{"keepalived on " + name + " gives up the VIP (maintenance marker " + manifests.KeepalivedMaintenanceFile + ")"}); err != nil {
-			return fmt.Errorf("host %s: keepalived maintenance: %w", name, err)
+			return hostErr(name, fmt.Errorf("keepalived maintenance: %w", err))
 		}
 		if self.vip {
 			err := l.r.fx.Observe(ctx, "the VIP away from "+name, func(ctx context.Context) error {
@@ -393,7 +392,7 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 	if release {
 		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.KeepalivedMaintenanceFile)},
 			[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
-			return fmt.Errorf("host %s: end keepalived maintenance: %w", name, err)
+			return hostErr(name, fmt.Errorf("end keepalived maintenance: %w", err))
 		}
 	}
 	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcdHealthy", members, "seconds", time.Since(start).Seconds())
