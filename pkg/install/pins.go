@@ -57,17 +57,19 @@ func NewVerifier(spec *v1alpha1.ClusterSpec, user pins.Table) (*Verifier, error)
 	return &Verifier{spec: spec, user: user, builtin: builtin}, nil
 }
 
-// ReleasePath is url's path in upstream's layout: what follows the binary or artifact mirror.
+// ReleasePath is url's path in upstream's layout: what follows the binary or artifact mirror (the
+// longer one when both match, as https://m and https://m/github do).
 func ReleasePath(s *v1alpha1.ClusterSpec, url string) string {
+	best := url
 	for _, base := range []string{s.Install.BinaryMirror, s.Install.ArtifactMirror} {
 		if base == "" {
 			continue
 		}
-		if rest, ok := strings.CutPrefix(url, strings.TrimRight(base, "/")+"/"); ok {
-			return rest
+		if rest, ok := strings.CutPrefix(url, strings.TrimRight(base, "/")+"/"); ok && len(rest) < len(best) {
+			best = rest
 		}
 	}
-	return url
+	return best
 }
 
 // pinned is the digest pinned for a path in upstream's layout, the user's before the built-in one.

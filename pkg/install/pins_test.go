@@ -60,6 +60,22 @@ func TestVerifierNeverTrustsAMirror(t *testing.T) {
 	}
 }
 
+// TestReleasePathNestedMirrors: with the artifact mirror below the binary mirror, each file's
+// path is taken after the mirror it comes from.
+func TestReleasePathNestedMirrors(t *testing.T) {
+	s := pinSpec("https://m")
+	s.Install.ArtifactMirror = "https://m/github/"
+	for url, want := range map[string]string{
+		KubeBinaryURL(s.Install.BinaryMirror, "v1.37.2", "amd64", "kubeadm"): "release/v1.37.2/bin/linux/amd64/kubeadm",
+		RuncURL(s.Install.ArtifactMirror, "v1.5.3", "amd64"):                 "opencontainers/runc/releases/download/v1.5.3/runc.amd64",
+		"https://elsewhere/x": "https://elsewhere/x",
+	} {
+		if got := ReleasePath(s, url); got != want {
+			t.Errorf("ReleasePath(%s) = %s, want %s", url, got, want)
+		}
+	}
+}
+
 // TestUnverifiable lists every download of a spec that has no trusted checksum, per architecture,
 // before any host is touched; a bundle and package installs download nothing of the mirrors.
 func TestUnverifiable(t *testing.T) {
