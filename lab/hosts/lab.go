@@ -109,6 +109,11 @@ func (l *Lab) Up(ctx context.Context, topo Topology) (_ *State, err error) {
 			return nil, fmt.Errorf("bridge %s already exists: another lab is up on this machine", n.Bridge)
 		}
 	}
+	if warning, err := diskWarning(l.dir); err != nil {
+		return nil, err
+	} else if warning != "" {
+		l.logf("%s", warning)
+	}
 	base, err := recordBaseline()
 	if err != nil {
 		return nil, err
