@@ -346,6 +346,13 @@ func reportRequests(ctx context.Context, t *testing.T, k kubernetes.Interface, s
 		errorf(t, "request loop: %v", err)
 		return
 	}
+	// A loop pod made after the loop started (evicted and replaced: kubelets evict under disk
+	// pressure) has lost the results before it; the counts below would hide failures.
+	if pods, err := k.CoreV1().Pods(upgradeNS).List(ctx, metav1.ListOptions{LabelSelector: "app=loop"}); err == nil && len(pods.Items) == 1 {
+		if created := pods.Items[0].CreationTimestamp.Time; created.After(since) {
+			errorf(t, "the request loop's pod was replaced %s after the loop started (evicted?): the requests before are lost", created.Sub(since).Round(time.Second))
+		}
+	}
 	if restarts > 0 {
 		t.Logf("MEASURE the request loop container restarted %d time(s); earlier logs before the last restart are lost", restarts)
 	}
