@@ -136,6 +136,7 @@ it could not prove safe (nothing changed; docs/safety.md), 130 interrupted.`,
 		a.newKubeconfigCommand(),
 		a.newCertsCommand(),
 		a.newEtcdCommand(),
+		a.newStateCommand(),
 		a.newVersionCommand(),
 	)
 	root.SetIn(a.streams.In)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,7 @@ import (
 // together.
 type session struct {
 	Run     *phases.Run
+	local   *state.Local
 	pool    *ssh.Pool
 	lock    *state.Lock
 	logs    []io.Closer
@@ -77,6 +76,7 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 	}
 	r.StateDir = ls.StateDir
 	r.PKI, r.PKIGenerated, r.Local = local.PKI, local.PKIGenerated, local
+	s.local = local
 	r.Inputs = inputs
 	r.DryRun = dryRun
 	r.Concurrency = a.global.Concurrency
@@ -137,31 +137,40 @@ func sshConfig(spec *v1alpha1.ClusterSpec, h v1alpha1.Host, agentAvailable bool)
 	return cfg
 }
 
-// loadInputs prepares the renderers' inputs with the state's stable secrets (keepalived's VRRP
-// password, the key of the static pods' config hash), generated in memory when missing.
+// loadInputs prepares the renderers' inputs with the state's stable secrets: keepalived's VRRP
+// password (generated in memory when missing) and the key of the static pods' config hash.
 func loadInputs(ctx context.Context, ls *loadedSpec, local *state.Local, getenv func(string) string) (manifests.Inputs, error) {
 	vrrp, err := local.Secret("vrrp-password", manifests.NewVRRPPassword)
 	if err != nil {
 		return manifests.Inputs{}, err
 	}
-	hashKey, err := local.Secret("config-hash-key", randomHex)
+	hashKey, err := configHashKey(local)
 	if err != nil {
 		return manifests.Inputs{}, err
 	}
-	inputs, err := manifests.LoadInputs(ctx, &ls.Cluster.Spec, manifests.LoadOptions{Getenv: getenv, VRRPPassword: vrrp, HashKey: []byte(hashKey)})
+	inputs, err := manifests.LoadInputs(ctx, &ls.Cluster.Spec, manifests.LoadOptions{Getenv: getenv, VRRPPassword: vrrp, HashKey: hashKey})
 	if err != nil {
 		return manifests.Inputs{}, exitcode.New(exitcode.InvalidInput, err)
 	}
 	return inputs, nil
 }
 
-func randomHex() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
+// configHashKey keys the static pods' config-hash annotations (manifests.Inputs.HashKey): the key a
+// state directory of an earlier release kept in secrets/config-hash-key, else one derived from the
+// cluster CA's key, which `state recover` brings back with the PKI so the annotations stay the same.
+// Without a PKI (reset, kubeconfig: they render no pods) there is none.
+func configHashKey(local *state.Local) ([]byte, error) {
+	stored, ok, err := local.Stored(configHashKeySecret)
+	if err != nil || ok {
+		return []byte(stored), err
 	}
-	return hex.EncodeToString(b), nil
+	if local.PKI == nil {
+		return nil, nil
+	}
+	return local.PKI.DeriveKey(configHashKeySecret), nil
 }
+
+const configHashKeySecret = "config-hash-key"
 
 // execute runs a workflow and prints the closing summary. A lock held by another run is exit 1.
 func (a *app) execute(ctx context.Context, s *session, list []phases.Phase) error {

@@ -145,6 +145,11 @@ func (AdminKubeconfig) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
+	return saveAdminKubeconfig(ctx, r, cp)
+}
+
+// saveAdminKubeconfig copies cp's admin.conf to the state directory (0600) once it parses.
+func saveAdminKubeconfig(ctx context.Context, r *Run, cp *Host) error {
 	// admin.conf is kubeadm init's: a dry run of a new cluster has none to copy.
 	return r.fx.Observe(ctx, "copy the admin kubeconfig to the state directory", func(ctx context.Context) error {
 		conf, err := cp.ReadFile(ctx, constants.AdminConf)

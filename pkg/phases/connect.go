@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"slices"
 	"strings"
+	"sync"
 
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/facts"
@@ -23,18 +25,53 @@ func (Connect) Run(ctx context.Context, r *Run) error {
 	if r.Connect == nil {
 		return errors.New("no connector configured")
 	}
+	return connectHosts(ctx, r, nil)
+}
+
+// connectHosts connects every host of the run. When leaveOut is set, it is asked about each host
+// that cannot be reached or logged into (never about a local credential problem): true leaves the
+// host out of the run's connected hosts instead of failing it.
+func connectHosts(ctx context.Context, r *Run, leaveOut func(h *Host, err error) bool) error {
 	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Connected() {
 			return nil
 		}
 		conn, err := r.Connect(ctx, h.Spec)
-		if err != nil {
+		if err == nil {
+			h.SetConnection(conn)
+			return nil
+		}
+		var cred *ssh.CredentialsError
+		if leaveOut == nil || errors.As(err, &cred) || !ssh.IsHostAccess(err) || !leaveOut(h, err) {
 			return err
 		}
-		h.SetConnection(conn)
 		return nil
 	})
 	return classifyConnect(err)
+}
+
+// ConnectReachable connects every host it can; a host that cannot be reached is logged and left
+// out, and its name kept in Unreachable (state recover works from the hosts that answer).
+type ConnectReachable struct {
+	Unreachable *[]string
+}
+
+func (ConnectReachable) Name() string { return "connect" }
+
+func (p ConnectReachable) Run(ctx context.Context, r *Run) error {
+	if r.Connect == nil {
+		return errors.New("no connector configured")
+	}
+	var mu sync.Mutex
+	err := connectHosts(ctx, r, func(h *Host, err error) bool {
+		r.Log.Warn("host unreachable: left out", "host", h.Name(), "error", err)
+		mu.Lock()
+		*p.Unreachable = append(*p.Unreachable, h.Name())
+		mu.Unlock()
+		return true
+	})
+	slices.Sort(*p.Unreachable)
+	return err
 }
 
 // classifyConnect maps connection problems to exit codes: a host that cannot be reached or logged

@@ -15,7 +15,6 @@ import (
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/guard"
 	"installer.dev/installer/pkg/kubeapi"
-	"installer.dev/installer/pkg/ssh"
 )
 
 // ResetOptions tune the reset workflow.
@@ -87,18 +86,9 @@ func (p resetConnect) Run(ctx context.Context, r *Run) error {
 	}
 	st := p.st
 	whole := r.wholeCluster()
-	err := ForEachHost(ctx, r.All(), r.Concurrency, func(ctx context.Context, h *Host) error {
-		if h.Connected() {
-			return nil
-		}
-		conn, err := r.Connect(ctx, h.Spec)
-		if err == nil {
-			h.SetConnection(conn)
-			return nil
-		}
-		var cred *ssh.CredentialsError
-		if errors.As(err, &cred) || !ssh.IsHostAccess(err) || (r.IsTarget(h) && !whole) {
-			return err
+	return connectHosts(ctx, r, func(h *Host, err error) bool {
+		if r.IsTarget(h) && !whole {
+			return false
 		}
 		st.mu.Lock()
 		st.unreachable[h.Name()] = err
@@ -108,9 +98,8 @@ func (p resetConnect) Run(ctx context.Context, r *Run) error {
 		} else {
 			r.Log.Warn("control plane unreachable: not used to reach the cluster", "host", h.Name(), "error", err)
 		}
-		return nil
+		return true
 	})
-	return classifyConnect(err)
 }
 
 // connected returns the hosts with a connection, in spec order.

@@ -1,13 +1,10 @@
 package pki
 
 import (
-	"bytes"
 	"context"
-	"errors"
+	"crypto/hmac"
+	"crypto/sha256"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 
 	"installer.dev/installer/pkg/constants"
 )
@@ -28,10 +25,9 @@ type ReaderFunc func(ctx context.Context, path string) ([]byte, error)
 func (f ReaderFunc) ReadFile(ctx context.Context, path string) ([]byte, error) { return f(ctx, path) }
 
 // Fetch reads the CAs and the service-account key pair from a control plane's /etc/kubernetes/pki
-// (for a state directory that was lost), checks every pair, and stores them in dir. A file already
-// in dir is kept when identical and is an error when it differs: two different CAs for one cluster
-// is exactly what the operator must sort out by hand.
-func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
+// (for a state directory that was lost) and checks every pair: each key must be its certificate's,
+// each certificate a CA. It writes nothing; Bundle.Save stores the result as a whole.
+func Fetch(ctx context.Context, r Reader) (*Bundle, error) {
 	content := map[string][]byte{}
 	for _, name := range FileNames() {
 		data, err := r.ReadFile(ctx, constants.PKIDir+"/"+name)
@@ -40,7 +36,7 @@ func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 		}
 		content[name] = data
 	}
-	b := &Bundle{Dir: dir}
+	b := &Bundle{}
 	for _, ca := range CAs() {
 		kp, err := ParseCA(ca, content[ca.BaseName+".crt"], content[ca.BaseName+".key"])
 		if err != nil {
@@ -53,35 +49,14 @@ func Fetch(ctx context.Context, r Reader, dir string) (*Bundle, error) {
 		return nil, fmt.Errorf("pki: fetched service-account keys: %w", err)
 	}
 	b.SAKey, b.SAKeyPEM, b.SAPubPEM = sa, content[SAKeyName], content[SAPubName]
-
-	if err := ensureDir(dir); err != nil {
-		return nil, err
-	}
-	if err := ensureDir(filepath.Join(dir, "etcd")); err != nil {
-		return nil, err
-	}
-	// Check everything before writing anything, so a conflict leaves dir as it was.
-	var missing []string
-	for _, name := range FileNames() {
-		local, err := os.ReadFile(filepath.Join(dir, name))
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			missing = append(missing, name)
-		case err != nil:
-			return nil, fmt.Errorf("pki: %w", err)
-		case !bytes.Equal(local, content[name]):
-			return nil, fmt.Errorf("pki: %s differs from the control plane's %s/%s; refusing to replace it", filepath.Join(dir, name), constants.PKIDir, name)
-		}
-	}
-	for _, name := range missing {
-		mode := CertFileMode
-		if filepath.Ext(name) == ".key" {
-			mode = KeyFileMode
-		}
-		if err := writeNew(filepath.Join(dir, name), content[name], mode); err != nil {
-			return nil, err
-		}
-		b.Written = append(b.Written, name)
-	}
 	return b, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose, derived from the cluster CA's private key: secret
+// to whoever lacks that key, and the same again after the state directory is rebuilt from a control
+// plane (Fetch), so nothing derived from it has to be kept beside the PKI.
+func (b *Bundle) DeriveKey(purpose string) []byte {
+	m := hmac.New(sha256.New, b.Cluster.KeyPEM)
+	m.Write([]byte("installer.dev derived key\x00" + purpose))
+	return m.Sum(nil)
 }

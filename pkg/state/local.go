@@ -50,18 +50,11 @@ func (l *Local) Secret(name string, generate func() (string, error)) (string, er
 	if v, ok := l.secrets[name]; ok {
 		return v, nil
 	}
-	path := l.Dir.Secret(name)
-	data, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		v := strings.TrimSpace(string(data))
-		if v == "" {
-			return "", fmt.Errorf("secret %s is empty; delete it to generate a new one", path)
+	if v, ok, err := l.Stored(name); err != nil || ok {
+		if ok {
+			l.secrets[name] = v
 		}
-		l.secrets[name] = v
-		return v, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("read secret: %w", err)
+		return v, err
 	}
 	v, err := generate()
 	if err != nil {
@@ -70,6 +63,47 @@ func (l *Local) Secret(name string, generate func() (string, error)) (string, er
 	l.secrets[name] = v
 	l.generated = append(l.generated, name)
 	return v, nil
+}
+
+// ErrSecretDiffers: a stored secret is not the one recovered from the hosts.
+var ErrSecretDiffers = errors.New("differs from the hosts' value")
+
+// Stored returns the secret <dir>/secrets/<name> when the directory holds it, without generating one.
+func (l *Local) Stored(name string) (string, bool, error) {
+	data, err := os.ReadFile(l.Dir.Secret(name))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read secret: %w", err)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return "", false, fmt.Errorf("secret %s is empty; delete it to generate a new one", l.Dir.Secret(name))
+	}
+	return v, true, nil
+}
+
+// Adopt takes a secret recovered from the hosts (state recover): Save writes it when the directory
+// lacks it, in place of anything generated in memory. It reports whether it is new; a stored secret
+// that differs is an error, never replaced.
+func (l *Local) Adopt(name, value string) (bool, error) {
+	stored, ok, err := l.Stored(name)
+	if err != nil {
+		return false, err
+	}
+	if ok {
+		if stored != value {
+			return false, fmt.Errorf("%s %w", l.Dir.Secret(name), ErrSecretDiffers)
+		}
+		l.secrets[name] = stored
+		return false, nil
+	}
+	l.secrets[name] = value
+	if !slices.Contains(l.generated, name) {
+		l.generated = append(l.generated, name)
+	}
+	return true, nil
 }
 
 // Pending lists the paths Save would write (nothing when everything was loaded).
