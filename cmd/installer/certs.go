@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,8 +44,76 @@ within --warn-days, has expired, cannot be read, or is not this cluster's.`,
 	}
 	check.Flags().IntVar(&warnDays, "warn-days", 30, "report certificates that expire within this many days")
 	check.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
-	certs.AddCommand(check)
+	var (
+		hosts   []string
+		dryRun  bool
+		timeout time.Duration
+	)
+	renew := &cobra.Command{
+		Use:   "renew",
+		Short: "Renew the control planes' certificates and kubeconfigs, one control plane at a time",
+		Long: `Renews every certificate and kubeconfig kubeadm made on each control plane (kubeadm certs renew all:
+same subjects and SANs, signed by the cluster's CAs, which are never changed), one control plane at a
+time: with loadBalancer keepalived-haproxy and several control planes it is first taken out of the
+API's load balancer (the VIP holder goes last), then etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and kube-vip are restarted so that they read the new files, etcd's and the apiserver's
+served certificates are checked to be the renewed ones, and the next control plane waits for /readyz
+and every etcd member healthy. The state directory's admin kubeconfig is refreshed at the end.
+With a single control plane the API is down while its etcd and apiserver restart. The kubelets'
+client certificates rotate by themselves and are not touched.`,
+		Example: `  installer certs renew -f cluster.yaml
+  installer certs renew -f cluster.yaml --host cp2 --dry-run`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.certsRenew(cmd.Context(), hosts, dryRun, timeout)
+		},
+	}
+	renew.Flags().StringSliceVar(&hosts, "host", nil, "renew only this control plane (repeatable)")
+	renew.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	renew.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "bound on each wait: a restarted container, the apiserver ready, etcd healthy")
+	certs.AddCommand(check, renew)
 	return certs
+}
+
+func (a *app) certsRenew(ctx context.Context, hosts []string, dryRun bool, timeout time.Duration) error {
+	ls, err := a.loadSpecForHosts()
+	if err != nil {
+		return err
+	}
+	if err := checkHostNames(ls.Cluster, hosts); err != nil {
+		return err
+	}
+	var cps []string
+	for _, h := range ls.Cluster.Spec.ControlPlanes() {
+		cps = append(cps, h.Name)
+	}
+	for _, h := range hosts {
+		if !slices.Contains(cps, h) {
+			return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--host %s: not a control plane (control planes: %s); a kubelet rotates its own client certificate", h, strings.Join(cps, ", ")))
+		}
+	}
+	s, err := a.startSession(ctx, ls, "certs-renew", cps, nil, dryRun, false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var report []phases.RenewedHost
+	err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
+		phases.CertsRenew{Only: hosts, Timeout: timeout, Report: &report}})
+	if err != nil {
+		return err
+	}
+	if dryRun {
+		return nil
+	}
+	for _, h := range report {
+		var served []string
+		for _, addr := range slices.Sorted(maps.Keys(h.Served)) {
+			served = append(served, fmt.Sprintf("%s until %s", addr, h.Served[addr].NotAfter.UTC().Format(time.RFC3339)))
+		}
+		fmt.Fprintf(a.streams.Out, "%s: renewed; %d containers restarted; serving %s\n", h.Host, len(h.Restarted), strings.Join(served, ", "))
+	}
+	return nil
 }
 
 // certFinding is one line of `certs check -o json`.

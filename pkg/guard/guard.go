@@ -52,8 +52,8 @@ type HostFiles struct {
 	Files facts.ClusterFiles
 }
 
-// recoverFix is the way out when the state directory does not match the cluster.
-const recoverFix = "Use the state directory that created this cluster (--state-dir or INSTALLER_STATE_DIR), or rebuild it from a control plane as docs/safety.md#a-lost-state-directory shows"
+// RecoverFix is the way out when the state directory does not match the cluster.
+const RecoverFix = "Use the state directory that created this cluster (--state-dir or INSTALLER_STATE_DIR), or rebuild one from the cluster into an empty directory with installer state recover (docs/state.md)"
 
 // ClusterPKI checks every host's cluster PKI files against the state directory's PKI (local, nil
 // when the state directory has none) before anything is uploaded: a file present on a host must be
@@ -79,10 +79,10 @@ func ClusterPKI(stateDir string, local *pki.Bundle, hosts []HostFiles) error {
 			errs = append(errs, &Refusal{Host: h.Name, Fix: "If these are leftovers of an old cluster, reset the host first (installer reset --host " + h.Name + ", or kubeadm reset)",
 				Reason: fmt.Sprintf("holds files of a kubeadm cluster (%s) but %s (%v), so it cannot be told which cluster they belong to", strings.Join(holdings(f), ", "), constants.PKIDir+"/ca.crt", caErr)})
 		case local == nil:
-			errs = append(errs, &Refusal{Host: h.Name, Fix: recoverFix,
+			errs = append(errs, &Refusal{Host: h.Name, Fix: RecoverFix,
 				Reason: fmt.Sprintf("is part of an existing cluster (cluster CA %s), but the state directory %s has no PKI", hostCA, stateDir)})
 		case hostCA != localCA:
-			errs = append(errs, &Refusal{Host: h.Name, Fix: recoverFix,
+			errs = append(errs, &Refusal{Host: h.Name, Fix: RecoverFix,
 				Reason: fmt.Sprintf("belongs to another cluster: its cluster CA is %s, the state directory %s holds %s", hostCA, stateDir, localCA)})
 		default:
 			var differ []string

@@ -75,7 +75,7 @@ func TestClusterPKI(t *testing.T) {
 		{name: "re-run of our cluster", local: ours, hosts: []HostFiles{{"cp1", onHost(ours)}, {"w1", onHost(ours, "ca.crt")}, {"w2", facts.ClusterFiles{}}}},
 		{name: "an upload cut short (some files only)", local: ours, hosts: []HostFiles{{"cp1", onHost(ours, "ca.crt", "ca.key")}}},
 		{name: "lost state directory", local: nil, hosts: []HostFiles{{"cp1", onHost(ours)}, {"w1", onHost(ours, "ca.crt")}},
-			want: []string{"host cp1 is part of an existing cluster (cluster CA " + oursFP + "), but the state directory /state has no PKI", "host w1 is part of", "docs/safety.md"}},
+			want: []string{"host cp1 is part of an existing cluster (cluster CA " + oursFP + "), but the state directory /state has no PKI", "host w1 is part of", "installer state recover"}},
 		{name: "another cluster's state directory", local: them, hosts: []HostFiles{{"cp1", onHost(ours)}},
 			want: []string{"host cp1 belongs to another cluster: its cluster CA is " + oursFP + ", the state directory /state holds " + themFP}},
 		{name: "same CA, another service-account key", local: ours, hosts: []HostFiles{{"cp1", tamperedSA}},

@@ -61,7 +61,7 @@ func (p ClusterIdentity) Run(ctx context.Context, r *Run) error {
 	}
 	if local == nil && p.Policy == PKIRequired {
 		return &guard.Refusal{Reason: fmt.Sprintf("the state directory %s has no PKI, so the cluster cannot be proven to be the one this command should change", r.StateDir),
-			Fix: "Use the state directory that created this cluster (--state-dir or INSTALLER_STATE_DIR), or rebuild it from a control plane as docs/safety.md#a-lost-state-directory shows"}
+			Fix: guard.RecoverFix}
 	}
 	if err := guard.ClusterPKI(r.StateDir.String(), local, hosts); err != nil {
 		return err

@@ -107,6 +107,7 @@ func (p StateRecover) Run(ctx context.Context, r *Run) error {
 		if err := r.fx.SaveLocal(r.Local); err != nil {
 			return fmt.Errorf("state directory: %w", err)
 		}
+		rep.Written = append(rep.Written, r.StateDir.Secret(VRRPPasswordSecret))
 	}
 	rep.AdminKubeconfig = r.StateDir.AdminConf()
 	return saveAdminKubeconfig(ctx, r, src)
@@ -196,11 +197,8 @@ func (p StateRecover) adoptVRRPPassword(ctx context.Context, r *Run, cps []*Host
 	if err != nil {
 		return false, err
 	}
-	path := r.StateDir.Secret(VRRPPasswordSecret)
-	if isNew {
-		p.Report.Written = append(p.Report.Written, path)
-	} else {
-		p.Report.Kept = append(p.Report.Kept, path)
+	if !isNew {
+		p.Report.Kept = append(p.Report.Kept, r.StateDir.Secret(VRRPPasswordSecret))
 	}
 	return isNew, nil
 }

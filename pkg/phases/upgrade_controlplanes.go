@@ -39,7 +39,7 @@ func (u UpgradeControlPlanes) Run(ctx context.Context, r *Run) error {
 	if !p.checked {
 		return errNotChecked
 	}
-	lb := newAPILB(r, u.Timeout)
+	lb := newAPILB(r, "upgrade", u.Timeout)
 	if lb != nil {
 		if err := lb.finishLeftovers(ctx); err != nil {
 			return err

@@ -28,8 +28,10 @@ import (
 // through the old holder. Only loadBalancer keepalived-haproxy with several control planes has
 // anything to do (newAPILB returns nil otherwise).
 type apiLB struct {
-	r   *Run
-	cps []*Host
+	// command names the workflow in logs and errors ("upgrade", "certs renew").
+	command string
+	r       *Run
+	cps     []*Host
 	// timeout bounds each wait: the VIP moving, the control plane healthy again.
 	timeout time.Duration
 	// interval between polls (tests shorten it).
@@ -51,7 +53,7 @@ func (l *apiLB) warnOnce(key, msg, host string) {
 // in flight finish; what is left after it is closed (watches never end by themselves).
 const sessionDrain = 5 * time.Second
 
-func newAPILB(r *Run, timeout time.Duration) *apiLB {
+func newAPILB(r *Run, command string, timeout time.Duration) *apiLB {
 	s := &r.Cluster.Spec
 	if s.LoadBalancer.Type != v1alpha1.LoadBalancerKeepalivedHAProxy {
 		return nil
@@ -65,7 +67,7 @@ func newAPILB(r *Run, timeout time.Duration) *apiLB {
 	if len(cps) < 2 {
 		return nil
 	}
-	return &apiLB{r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond, warned: map[string]bool{}}
+	return &apiLB{command: command, r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond, warned: map[string]bool{}}
 }
 
 // lbView is what one control plane's api-lb.sh state printed.
@@ -237,7 +239,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			self = v
 		}
 		if !v.haproxy {
-			l.warnOnce("haproxy", "upgrade: haproxy has no runtime API (its files predate this installer; `installer create cluster` renews them): it keeps sending connections to each control plane while it restarts",
+			l.warnOnce("haproxy", l.command+": haproxy has no runtime API (its files predate this installer; `installer create cluster` renews them): it keeps sending connections to each control plane while it restarts",
 				v.host.Name())
 			continue
 		}
@@ -290,7 +292,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			}
 		}
 	default:
-		l.warnOnce("keepalived", "upgrade: keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once its haproxy stops",
+		l.warnOnce("keepalived", l.command+": keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once its haproxy stops",
 			name)
 	}
 
@@ -332,7 +334,7 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 			return err
 		}
 	}
-	l.r.Log.Info("upgrade: out of the API load balancer", "host", name, "for", why, "vip", movedTo,
+	l.r.Log.Info(l.command+": out of the API load balancer", "host", name, "for", why, "vip", movedTo,
 		"closed", left, "seconds", time.Since(start).Seconds())
 	return nil
 }
@@ -395,7 +397,7 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 			return hostErr(name, fmt.Errorf("end keepalived maintenance: %w", err))
 		}
 	}
-	l.r.Log.Info("upgrade: back in the API load balancer", "host", name, "etcdHealthy", members, "seconds", time.Since(start).Seconds())
+	l.r.Log.Info(l.command+": back in the API load balancer", "host", name, "etcdHealthy", members, "seconds", time.Since(start).Seconds())
 	return nil
 }
 
@@ -438,7 +440,7 @@ func (l *apiLB) finishLeftovers(ctx context.Context) error {
 		if !v.maintenance {
 			continue
 		}
-		l.r.Log.Info("upgrade: an earlier run left this control plane out of the API load balancer; putting it back", "host", v.host.Name())
+		l.r.Log.Info(l.command+": an earlier run left this control plane out of the API load balancer; putting it back", "host", v.host.Name())
 		if err := l.putBack(ctx, v.host, true); err != nil {
 			return err
 		}
@@ -456,7 +458,7 @@ func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, moveVIP b
 		return err
 	}
 	if err := fn(ctx); err != nil {
-		return fmt.Errorf("%w (%s stays out of the API load balancer until a run of the upgrade puts it back)", err, h.Name())
+		return fmt.Errorf("%w (%s stays out of the API load balancer until the next run of upgrade or certs renew puts it back)", err, h.Name())
 	}
 	return l.putBack(ctx, h, moveVIP)
 }

@@ -64,7 +64,7 @@ func (u UpgradeNodes) Run(ctx context.Context, r *Run) error {
 	}
 	var lb *apiLB
 	if u.Role == v1alpha1.RoleControlPlane {
-		if lb = newAPILB(r, o.WaitTimeout); lb != nil {
+		if lb = newAPILB(r, "upgrade", o.WaitTimeout); lb != nil {
 			if err := lb.finishLeftovers(ctx); err != nil {
 				return err
 			}

@@ -491,6 +491,9 @@ func encodeSA(key *rsa.PrivateKey) (keyPEM, pubPEM []byte, err error) {
 	return keyPEM, pubPEM, nil
 }
 
+// ParseCertificate parses the first PEM certificate in data.
+func ParseCertificate(data []byte) (*x509.Certificate, error) { return parseCert(data) }
+
 func parseCert(data []byte) (*x509.Certificate, error) {
 	block, _ := pem.Decode(data)
 	if block == nil || block.Type != "CERTIFICATE" {

@@ -84,6 +84,8 @@ var (
 	APILB = load("api-lb.sh")
 	// Certs prints the certificates of certificate files and kubeconfigs, never their keys.
 	Certs = load("certs.sh")
+	// RestartStaticPod restarts static pods' containers and waits for their new ones.
+	RestartStaticPod = load("restart-static-pod.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
 	ResetHost = load("reset-host.sh")
 	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.

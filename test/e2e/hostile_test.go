@@ -4,7 +4,7 @@
 // its own (DESIGN.md §3): a run that cannot prove a step safe stops with exit code 6 and the phrase
 // "refusing to go on; nothing was changed", and changes nothing on any host. Against a running
 // cluster (1 control plane + 2 workers; the HA variant: 3 control planes + 1 worker behind
-// keepalived-haproxy, cases a and c only):
+// keepalived-haproxy, cases a, i and c only):
 //
 //	(a) create cluster with an empty, new state directory: refused, naming cp1, "has no PKI" and the
 //	    cluster CA's fingerprint; the state directory gets no pki/ and no secrets/.
@@ -22,6 +22,9 @@
 //	(h) an interrupted init: after a whole reset, create cluster is killed (and kubeadm init with it)
 //	    while kubeadm init runs; the marker /var/lib/installer/kubeadm-init.started is there, and a
 //	    re-run resets the unfinished init ("did not finish"), builds the cluster and then converges.
+//	(i) state recover into an empty state directory: the lab's pki/ byte for byte and (HA) its VRRP
+//	    password, an admin kubeconfig that lists the nodes; create cluster with it then changes
+//	    nothing (0 changes, the hosts' managed files and processes as they were).
 //
 // After each of (a) to (g) the cluster is untouched: the same API objects (UIDs, resource versions,
 // no node cordoned), the same ca.crt and sa.pub on every control plane, the same etcd members, every
@@ -95,10 +98,11 @@ func TestScenario8HostileReruns(t *testing.T) {
 	h.caseJoinExisting(t, "w1")
 	h.caseUpgradeAPIDown(t)
 	h.caseReadOnlyCommands(t)
+	h.caseStateRecover(t)
 	h.caseInterruptedInit(t)
 }
 
-// TestScenario8HostileRerunsHA runs cases (a) and (c) on 3 control planes + 1 worker behind the
+// TestScenario8HostileRerunsHA runs cases (a), (i) and (c) on 3 control planes + 1 worker behind the
 // keepalived-haproxy VIP; (c) moves the apiserver away on all three, so the VIP answers nothing.
 func TestScenario8HostileRerunsHA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
@@ -107,6 +111,7 @@ func TestScenario8HostileRerunsHA(t *testing.T) {
 	h := newHostileLab(t, c)
 
 	h.caseEmptyStateDir(t)
+	h.caseStateRecover(t)
 	h.caseAPIDown(t, "(c)", "kube-apiserver.yaml")
 }
 
@@ -285,6 +290,60 @@ func (h *hostileLab) caseReadOnlyCommands(t *testing.T) {
 	expectRefused(t, what+", then create cluster", r, h.cps[0], "has no PKI", h.caFP)
 	absentIn(t, what+", then create cluster", dir, "pki", "secrets")
 	h.hostsUnchanged(t, what, before)
+	h.clusterIntact(t, what)
+}
+
+// (i) A lost state directory rebuilt from the cluster: the PKI the lab's state directory holds, byte
+// for byte, and keepalived's VRRP password; a create cluster with it finds nothing to do.
+func (h *hostileLab) caseStateRecover(t *testing.T) {
+	t.Helper()
+	const what = "(i) state recover into an empty state directory"
+	dir := filepath.Join(t.TempDir(), "state")
+	before := h.hostStates()
+	r := h.installerIn(dir, h.Lab.SpecFile(), "state", "recover")
+	if r.Code != 0 {
+		errorf(t, "%s: exit %d\n%s\n%s", what, r.Code, r.Stdout, r.Stderr)
+		return
+	}
+	t.Logf("%s: %.1f s\n%s", what, r.Wall.Seconds(), r.Stdout)
+	lab := state.Dir(h.Lab.StateDir())
+	diffMaps(t, what+": pki/ file", fileSums(t, lab.PKI()), fileSums(t, state.Dir(dir).PKI()))
+	if h.Spec.Spec.LoadBalancer.Type == "keepalived-haproxy" {
+		want, err := os.ReadFile(lab.Secret("vrrp-password"))
+		if err != nil {
+			fatal(t, err)
+		}
+		if got, err := os.ReadFile(state.Dir(dir).Secret("vrrp-password")); err != nil || !bytes.Equal(got, want) {
+			errorf(t, "%s: the recovered VRRP password is not the lab's (%v)", what, err)
+		}
+	}
+	h.hostsUnchanged(t, what, before)
+
+	conf, err := os.ReadFile(state.Dir(dir).AdminConf())
+	if err != nil {
+		fatal(t, err)
+	}
+	h.checkAdminKubeconfig(t, what, conf)
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(conf)
+	if err != nil {
+		fatal(t, err)
+	}
+	cfg.Timeout = 30 * time.Second
+	k, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		fatal(t, err)
+	}
+	nodes, err := k.CoreV1().Nodes().List(h.ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) != len(h.all) {
+		errorf(t, "%s: the recovered admin kubeconfig lists nodes: %v (%d nodes, want %d)", what, err, len(nodes.Items), len(h.all))
+	}
+
+	r = h.installerIn(dir, h.Lab.SpecFile(), "create", "cluster")
+	t.Logf("%s, then create cluster: exit %d in %.1f s, %d changes", what, r.Code, r.Wall.Seconds(), r.TotalChanges())
+	if r.Code != 0 || r.TotalChanges() != 0 {
+		errorf(t, "%s, then create cluster: exit %d, %d changes (%v), want 0 and none\n%s", what, r.Code, r.TotalChanges(), r.Changes, r.Stderr)
+	}
+	h.hostsUnchanged(t, what+", then create cluster", before)
 	h.clusterIntact(t, what)
 }
 

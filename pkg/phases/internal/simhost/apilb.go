@@ -83,6 +83,10 @@ func (c *Cluster) restarted(name, what string) {
 	lb.events = append(lb.events, fmt.Sprintf("%s %s (in service: %t, holds the VIP: %t)", name, what, c.inService(lb, name), c.settleVIP(lb) == name))
 }
 
+// Restarted records, for a test's own command handler, that name's control-plane static pods
+// restarted (LBEvents shows whether clients could reach them then).
+func (c *Cluster) Restarted(name, what string) { c.restarted(name, what) }
+
 // keepalivedEligible: keepalived runs on the host and its check passes: no marker, and its haproxy
 // reaches an apiserver that is up (the check asks the API through the host's own haproxy).
 func (c *Cluster) keepalivedEligible(lb *apiLB, h *Host) bool {
