@@ -131,12 +131,12 @@ func (a *app) confirmReset(c *v1alpha1.Cluster, names []string) error {
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return exitcode.New(exitcode.InvalidInput, errors.New("reset needs confirmation: run it on a terminal, or pass --yes; nothing was changed"))
 	}
-	return confirm(a.streams.In, a.streams.Err, describeTargets(c, names))
+	return confirm(a.streams.In, a.streams.Err, fmt.Sprintf("This removes Kubernetes and its data from %s.\nWorkloads on them stop; etcd data on reset control planes is deleted.", describeTargets(c, names)))
 }
 
-// confirm prints what will be reset and accepts only "yes".
-func confirm(in io.Reader, out io.Writer, targets string) error {
-	fmt.Fprintf(out, "This removes Kubernetes and its data from %s.\nWorkloads on them stop; etcd data on reset control planes is deleted. Type \"yes\" to continue: ", targets)
+// confirm prints what is about to happen and accepts only "yes".
+func confirm(in io.Reader, out io.Writer, what string) error {
+	fmt.Fprintf(out, "%s Type \"yes\" to continue: ", what)
 	line, err := bufio.NewReader(in).ReadString('\n')
 	if err != nil && line == "" {
 		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("no answer: %w; nothing was changed", err))

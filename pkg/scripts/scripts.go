@@ -84,6 +84,8 @@ var (
 	APILB = load("api-lb.sh")
 	// Certs prints the certificates of certificate files and kubeconfigs, never their keys.
 	Certs = load("certs.sh")
+	// EtcdRestore is one control plane's steps of restoring etcd from a snapshot.
+	EtcdRestore = load("etcd-restore.sh")
 	// RestartStaticPod restarts static pods' containers and waits for their new ones.
 	RestartStaticPod = load("restart-static-pod.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.

@@ -1,0 +1,304 @@
+package phases
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
+	"installer.dev/installer/pkg/guard"
+	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
+)
+
+// EtcdRestoreDir is where etcd-restore.sh keeps a restore's files on each control plane, among them
+// before/member: etcd's data as it was before the restore, which the installer never removes.
+const EtcdRestoreDir = constants.InstallerDataDir + "/etcd-restore"
+
+// EtcdRestore restores etcd on every control plane from one snapshot, the upstream procedure for a
+// kubeadm cluster with stacked etcd: the snapshot is copied to each control plane and restored there
+// into a new data directory (etcdutl from the etcd image, each member with its own name and peer URL
+// in one initial cluster, the revision bumped and marked compacted so that every watcher lists
+// again); while the cluster still runs, nothing else changes. Then every control plane's static pods
+// stop, each swaps the restored data in (keeping the old data under EtcdRestoreDir), etcd starts
+// everywhere and must be healthy with every member before the apiservers, controller-managers and
+// schedulers start; the run ends when every apiserver is ready and every node Ready again. Workers
+// are only waited for. An interrupted restore is resumed by a run with the same snapshot, and a run
+// with another snapshot is refused while one is unfinished.
+type EtcdRestore struct {
+	// Snapshot is the snapshot's content and SHA-256 (hex), checked by the caller.
+	Snapshot []byte
+	SHA256   string
+	// Timeout bounds each wait (containers stopping, etcd healthy, apiservers ready, nodes Ready).
+	Timeout time.Duration
+	// Report receives what was restored where.
+	Report *RestoreReport
+	// now stamps a new restore's ID (tests fix it).
+	now func() time.Time
+}
+
+// RestoreReport is what EtcdRestore did.
+type RestoreReport struct {
+	ID string
+	// Resumed: an earlier, interrupted run of this snapshot's restore was finished.
+	Resumed bool
+	// Members are the restored members, "name=peer URL".
+	Members []string
+}
+
+func (EtcdRestore) Name() string { return "etcd/restore" }
+
+// restoreMember is one control plane's etcd member as its manifest defines it.
+type restoreMember struct {
+	host *Host
+	name string
+	peer string
+}
+
+func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
+	if e.Timeout == 0 {
+		e.Timeout = 5 * time.Minute
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	cps := r.TargetsWithRole(v1alpha1.RoleControlPlane)
+	if len(cps) == 0 {
+		return fmt.Errorf("the spec has no control plane")
+	}
+	id, done, err := e.restoreID(ctx, cps)
+	if err != nil {
+		return err
+	}
+	e.Report.ID, e.Report.Resumed = id, done != nil
+	members := make([]restoreMember, 0, len(cps))
+	var cluster []string
+	for _, h := range cps {
+		m, err := manifestMember(ctx, h, id)
+		if err != nil {
+			return hostErr(h.Name(), err)
+		}
+		members = append(members, m)
+		cluster = append(cluster, m.name+"="+m.peer)
+	}
+	e.Report.Members = cluster
+	initial := strings.Join(cluster, ",")
+	for h := range done {
+		if done[h] {
+			// A control plane marks the restore done only once every apiserver was ready after it:
+			// the rest only has to be marked too.
+			return e.finish(ctx, r, members, id)
+		}
+	}
+	token := "installer-restore-" + id
+	step := func(h *Host, describe string, args ...string) error {
+		_, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args(args...)}, []string{describe})
+		if err != nil {
+			return hostErr(h.Name(), err)
+		}
+		return nil
+	}
+
+	// While the cluster runs: the snapshot on every control plane, restored beside etcd's data.
+	for _, m := range members {
+		_, err := m.host.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args("receive", id, e.SHA256), Stdin: e.Snapshot},
+			[]string{fmt.Sprintf("copy the snapshot (%d bytes, sha256 %s) to %s/%s/snapshot.db", len(e.Snapshot), short16(e.SHA256), EtcdRestoreDir, id)})
+		if err != nil {
+			return hostErr(m.host.Name(), fmt.Errorf("copy the snapshot: %w", err))
+		}
+		if err := step(m.host, "restore it into "+EtcdRestoreDir+"/"+id+"/data as member "+m.name+" ("+m.peer+") of "+initial,
+			"prepare", id, m.name, initial, m.peer, token); err != nil {
+			return err
+		}
+	}
+	// From here the API is down until the last step.
+	timeout := strconv.Itoa(int(e.Timeout.Seconds()))
+	r.Log.Warn("etcd restore: stopping the control plane on every control plane; the API is down until the restore completes", "id", id)
+	for _, m := range members {
+		if err := step(m.host, "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to "+EtcdRestoreDir+"/"+id+"/manifests)",
+			"stop", id, timeout); err != nil {
+			return e.interrupted(err, id)
+		}
+	}
+	for _, m := range members {
+		if err := step(m.host, "move "+constants.EtcdDataDir+"/member to "+EtcdRestoreDir+"/"+id+"/before/ (kept) and the restored data in", "swap", id); err != nil {
+			return e.interrupted(err, id)
+		}
+	}
+	for _, m := range members {
+		if err := step(m.host, "start etcd", "start", id, "etcd"); err != nil {
+			return e.interrupted(err, id)
+		}
+	}
+	err = r.fx.Observe(ctx, "every etcd member healthy", func(ctx context.Context) error {
+		for _, m := range members {
+			n, err := m.host.etcdMembersHealthy(ctx, e.Timeout)
+			if err != nil {
+				return hostErr(m.host.Name(), err)
+			}
+			if n != len(members) {
+				return hostErr(m.host.Name(), fmt.Errorf("etcd has %d members after the restore, want %d", n, len(members)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return e.interrupted(err, id)
+	}
+	for _, m := range members {
+		if err := step(m.host, "start kube-apiserver, kube-controller-manager and kube-scheduler", "start", id, "rest"); err != nil {
+			return e.interrupted(err, id)
+		}
+	}
+	err = r.fx.Observe(ctx, "every apiserver ready", func(ctx context.Context) error {
+		for _, m := range members {
+			h := m.host
+			err := kubeapi.Poll(ctx, 2*time.Second, e.Timeout, "the apiserver on "+h.Name()+" ready", func(ctx context.Context) (bool, string, error) {
+				if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
+					return false, "/readyz: " + err.Error(), nil
+				}
+				return true, "", nil
+			})
+			if err != nil {
+				return hostErr(h.Name(), err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return e.interrupted(err, id)
+	}
+	return e.finish(ctx, r, members, id)
+}
+
+// finish marks the restore done on every control plane and waits for every node to be Ready.
+func (e EtcdRestore) finish(ctx context.Context, r *Run, members []restoreMember, id string) error {
+	for _, m := range members {
+		_, err := m.host.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args("finish", id)}, []string{"mark the restore done, remove its copy of the snapshot"})
+		if err != nil {
+			return hostErr(m.host.Name(), err)
+		}
+	}
+	return r.fx.Observe(ctx, "every node Ready", func(ctx context.Context) error {
+		c, err := r.client(ctx)
+		if err != nil {
+			return err
+		}
+		var nodes []string
+		for _, h := range r.All() {
+			nodes = append(nodes, h.Name())
+		}
+		return c.NodesReady(ctx, nodes, false, e.Timeout)
+	})
+}
+
+// interrupted adds to an error after the control plane stopped how to finish the restore.
+func (e EtcdRestore) interrupted(err error, id string) error {
+	return fmt.Errorf("%w (the restore %s stopped half-way and the API may be down: run etcd restore again with the same snapshot to finish it)", err, id)
+}
+
+// restoreID returns the ID of this snapshot's unfinished restore when a control plane has one (to
+// resume it, with the control planes that finished it already), else a new one. An unfinished
+// restore of another snapshot is refused.
+func (e EtcdRestore) restoreID(ctx context.Context, cps []*Host) (string, map[string]bool, error) {
+	suffix := "-" + short16(e.SHA256)
+	steps := map[string]map[string]string{} // ID -> host -> step
+	for _, h := range cps {
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args("status")})
+		if err != nil {
+			return "", nil, hostErr(h.Name(), fmt.Errorf("look for unfinished restores: %w", err))
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+			if f := strings.Fields(line); len(f) == 2 {
+				if steps[f[0]] == nil {
+					steps[f[0]] = map[string]string{}
+				}
+				steps[f[0]][h.Name()] = f[1]
+			}
+		}
+	}
+	var ours, others []string
+	for _, id := range slices.Sorted(maps.Keys(steps)) {
+		unfinished := false
+		for _, step := range steps[id] {
+			unfinished = unfinished || step != "done"
+		}
+		switch {
+		case !unfinished:
+		case strings.HasSuffix(id, suffix):
+			ours = append(ours, id)
+		default:
+			for _, h := range slices.Sorted(maps.Keys(steps[id])) {
+				others = append(others, fmt.Sprintf("%s on %s (%s)", id, h, steps[id][h]))
+			}
+		}
+	}
+	switch {
+	case len(others) > 0:
+		return "", nil, &guard.Refusal{Reason: "an unfinished restore of another snapshot is on the control planes: " + strings.Join(others, "; "),
+			Fix: "Finish it first: run etcd restore with the snapshot whose SHA-256 starts with that ID's last part"}
+	case len(ours) > 1:
+		return "", nil, &guard.Refusal{Reason: "several unfinished restores of this snapshot: " + strings.Join(ours, ", "),
+			Fix: "Look at " + EtcdRestoreDir + " on the control planes and keep one"}
+	case len(ours) == 1:
+		done := map[string]bool{}
+		for h, step := range steps[ours[0]] {
+			done[h] = step == "done"
+		}
+		return ours[0], done, nil
+	}
+	return e.now().UTC().Format("20060102T150405Z") + suffix, nil, nil
+}
+
+// manifestMember reads the member's name and peer URL from h's etcd manifest: in the static pod
+// directory, or in the restore's own directory once an interrupted run stopped h.
+func manifestMember(ctx context.Context, h *Host, id string) (restoreMember, error) {
+	var data []byte
+	var err error
+	for _, p := range []string{constants.EtcdManifest, EtcdRestoreDir + "/" + id + "/manifests/etcd.yaml"} {
+		if data, err = h.ReadFile(ctx, p); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return restoreMember{}, fmt.Errorf("no etcd manifest (%s): this control plane has no local etcd member to restore", constants.EtcdManifest)
+	}
+	var pod corev1.Pod
+	if err := yaml.Unmarshal(data, &pod); err != nil || len(pod.Spec.Containers) == 0 {
+		return restoreMember{}, fmt.Errorf("etcd manifest does not parse: %v", err)
+	}
+	m := restoreMember{host: h}
+	for _, arg := range pod.Spec.Containers[0].Command {
+		if v, ok := strings.CutPrefix(arg, "--name="); ok {
+			m.name = v
+		}
+		if v, ok := strings.CutPrefix(arg, "--initial-advertise-peer-urls="); ok {
+			m.peer = v
+		}
+	}
+	if m.name == "" || m.peer == "" || strings.ContainsAny(m.name+m.peer, ", =") {
+		return restoreMember{}, fmt.Errorf("etcd manifest: no usable --name (%q) and --initial-advertise-peer-urls (%q)", m.name, m.peer)
+	}
+	return m, nil
+}
+
+// short16 is the first 16 hex digits of a SHA-256: a restore's ID ends with it.
+func short16(sum string) string {
+	if len(sum) < 16 {
+		return sum
+	}
+	if _, err := hex.DecodeString(sum[:16]); err != nil {
+		return sum
+	}
+	return sum[:16]
+}
