@@ -66,6 +66,12 @@ func TestScenario1Create(t *testing.T) {
 		}
 	}
 	checkNoSecrets(t, c, first, second)
+
+	// Day 2 on one control plane: its certificates renewed (the API is down while it restarts),
+	// then etcd restored from a snapshot.
+	renew := renewExpiringCerts(ctx, t, c, k, []string{"cp1"}, false)
+	restoreScenario(ctx, t, c, k, []string{"cp1"}, false)
+	checkNoSecrets(t, c, renew)
 }
 
 // reportTimings prints the wall time, the time per phase, and the overhead ratio against the steps
