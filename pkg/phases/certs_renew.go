@@ -118,7 +118,7 @@ func (c CertsRenew) renew(ctx context.Context, r *Run, h *Host, done *RenewedHos
 		return hostErr(h.Name(), fmt.Errorf("restart the control plane's containers: %w", err))
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
-		if f := strings.Fields(line); len(f) == 3 && f[1] != "-" {
+		if f := strings.Fields(line); len(f) == 3 && f[2] != "-" {
 			done.Restarted = append(done.Restarted, line)
 		}
 	}

@@ -101,44 +101,59 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 		}
 	}
 	token := "installer-restore-" + id
-	step := func(h *Host, describe string, args ...string) error {
-		_, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args(args...)}, []string{describe})
-		if err != nil {
-			return hostErr(h.Name(), err)
+	// onEach runs one etcd-restore.sh step on every control plane at once (what describe returns is
+	// what a plan shows) and returns when all are done.
+	onEach := func(describe func(m restoreMember) string, args func(m restoreMember) []string) error {
+		byHost := map[*Host]restoreMember{}
+		hosts := make([]*Host, 0, len(members))
+		for _, m := range members {
+			byHost[m.host] = m
+			hosts = append(hosts, m.host)
 		}
-		return nil
+		return ForEachHost(ctx, hosts, r.Concurrency, func(ctx context.Context, h *Host) error {
+			m := byHost[h]
+			_, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args(args(m)...)}, []string{describe(m)})
+			return err
+		})
 	}
+	same := func(args ...string) func(restoreMember) []string { return func(restoreMember) []string { return args } }
+	dir := EtcdRestoreDir + "/" + id
 
 	// While the cluster runs: the snapshot on every control plane, restored beside etcd's data.
-	for _, m := range members {
-		_, err := m.host.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args("receive", id, e.SHA256), Stdin: e.Snapshot},
-			[]string{fmt.Sprintf("copy the snapshot (%d bytes, sha256 %s) to %s/%s/snapshot.db", len(e.Snapshot), short16(e.SHA256), EtcdRestoreDir, id)})
+	err = ForEachHost(ctx, hostsOf(members), r.Concurrency, func(ctx context.Context, h *Host) error {
+		_, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args("receive", id, e.SHA256), Stdin: e.Snapshot},
+			[]string{fmt.Sprintf("copy the snapshot (%d bytes, sha256 %s) to %s/snapshot.db", len(e.Snapshot), short16(e.SHA256), dir)})
 		if err != nil {
-			return hostErr(m.host.Name(), fmt.Errorf("copy the snapshot: %w", err))
+			return fmt.Errorf("copy the snapshot: %w", err)
 		}
-		if err := step(m.host, "restore it into "+EtcdRestoreDir+"/"+id+"/data as member "+m.name+" ("+m.peer+") of "+initial,
-			"prepare", id, m.name, initial, m.peer, token); err != nil {
-			return err
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	// From here the API is down until the last step.
+	err = onEach(func(m restoreMember) string {
+		return "restore it into " + dir + "/data as member " + m.name + " (" + m.peer + ") of " + initial
+	}, func(m restoreMember) []string { return []string{"prepare", id, m.name, initial, m.peer, token} })
+	if err != nil {
+		return err
+	}
+	// From here the API is down until every apiserver is back.
 	timeout := strconv.Itoa(int(e.Timeout.Seconds()))
 	r.Log.Warn("etcd restore: stopping the control plane on every control plane; the API is down until the restore completes", "id", id)
-	for _, m := range members {
-		if err := step(m.host, "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to "+EtcdRestoreDir+"/"+id+"/manifests)",
-			"stop", id, timeout); err != nil {
-			return e.interrupted(err, id)
-		}
+	err = onEach(func(restoreMember) string {
+		return "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to " + dir + "/manifests)"
+	}, same("stop", id, timeout))
+	if err != nil {
+		return e.interrupted(err, id)
 	}
-	for _, m := range members {
-		if err := step(m.host, "move "+constants.EtcdDataDir+"/member to "+EtcdRestoreDir+"/"+id+"/before/ (kept) and the restored data in", "swap", id); err != nil {
-			return e.interrupted(err, id)
-		}
+	err = onEach(func(restoreMember) string {
+		return "move " + constants.EtcdDataDir + "/member to " + dir + "/before/ (kept) and the restored data in"
+	}, same("swap", id))
+	if err != nil {
+		return e.interrupted(err, id)
 	}
-	for _, m := range members {
-		if err := step(m.host, "start etcd", "start", id, "etcd"); err != nil {
-			return e.interrupted(err, id)
-		}
+	if err := onEach(func(restoreMember) string { return "start etcd" }, same("start", id, "etcd")); err != nil {
+		return e.interrupted(err, id)
 	}
 	err = r.fx.Observe(ctx, "every etcd member healthy", func(ctx context.Context) error {
 		for _, m := range members {
@@ -155,10 +170,8 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return e.interrupted(err, id)
 	}
-	for _, m := range members {
-		if err := step(m.host, "start kube-apiserver, kube-controller-manager and kube-scheduler", "start", id, "rest"); err != nil {
-			return e.interrupted(err, id)
-		}
+	if err := onEach(func(restoreMember) string { return "start kube-apiserver, kube-controller-manager and kube-scheduler" }, same("start", id, "rest")); err != nil {
+		return e.interrupted(err, id)
 	}
 	err = r.fx.Observe(ctx, "every apiserver ready", func(ctx context.Context) error {
 		for _, m := range members {
@@ -194,9 +207,12 @@ func (e EtcdRestore) finish(ctx context.Context, r *Run, members []restoreMember
 		if err != nil {
 			return err
 		}
+		// The hosts that are nodes (a kubelet.conf): a host of the spec never joined is not waited for.
 		var nodes []string
 		for _, h := range r.All() {
-			nodes = append(nodes, h.Name())
+			if slices.Contains(h.Facts.Cluster.Present, constants.KubeletConf) {
+				nodes = append(nodes, h.Name())
+			}
 		}
 		return c.NodesReady(ctx, nodes, false, e.Timeout)
 	})
@@ -290,6 +306,14 @@ func manifestMember(ctx context.Context, h *Host, id string) (restoreMember, err
 		return restoreMember{}, fmt.Errorf("etcd manifest: no usable --name (%q) and --initial-advertise-peer-urls (%q)", m.name, m.peer)
 	}
 	return m, nil
+}
+
+func hostsOf(members []restoreMember) []*Host {
+	out := make([]*Host, len(members))
+	for i, m := range members {
+		out[i] = m.host
+	}
+	return out
 }
 
 // short16 is the first 16 hex digits of a SHA-256: a restore's ID ends with it.

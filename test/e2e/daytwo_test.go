@@ -221,7 +221,7 @@ func restoreScenario(ctx context.Context, t *testing.T, c *labCluster, k kuberne
 	// A dry run plans the whole restore and changes nothing.
 	before := c.managedState(cps...)
 	dry := c.installer("etcd", "restore", "--from", file, "--dry-run")
-	if dry.Code != 0 || !strings.Contains(dry.Stdout, "etcd-restore.sh swap") {
+	if dry.Code != 0 || !strings.Contains(dry.Stdout, "move /var/lib/etcd/member to") {
 		errorf(t, "etcd restore --dry-run: exit %d, want 0 and a plan with the swap\n%s\n%s", dry.Code, dry.Stdout, dry.Stderr)
 	}
 	if after := c.managedState(cps...); fmt.Sprint(after) != fmt.Sprint(before) {
