@@ -31,7 +31,8 @@ func (a *app) newEtcdCommand() *cobra.Command {
 	snapshot := &cobra.Command{
 		Use:   "snapshot",
 		Short: "Take a verified etcd snapshot into the state directory",
-		Long: `Takes a snapshot of etcd with etcdctl inside the first control plane's etcd pod, verifies it with
+		Long: `Takes a snapshot of etcd with etcdctl inside the etcd pod of the first control plane that answers
+and runs etcd (the others are tried in spec order when one cannot), verifies it with
 etcdutl there, streams it into <state>/etcd-snapshots/etcd-backup-<host>-<time>.db (0600) with its
 SHA-256 beside it (.sha256), checks the copy against the host's digest and removes the host's file.
 Keeps the newest --keep snapshots taken this way; the snapshots an upgrade takes are never removed.`,
@@ -166,17 +167,23 @@ func (a *app) etcdSnapshot(ctx context.Context, keep int) error {
 	if err != nil {
 		return err
 	}
-	cps := ls.Cluster.Spec.ControlPlanes()
+	var cps []string
+	for _, h := range ls.Cluster.Spec.ControlPlanes() {
+		cps = append(cps, h.Name)
+	}
 	if len(cps) == 0 {
 		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("the spec has no control plane"))
 	}
-	s, err := a.startSession(ctx, ls, "etcd-snapshot", []string{cps[0].Name}, nil, false, false)
+	s, err := a.startSession(ctx, ls, "etcd-snapshot", cps, nil, false, false)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	var saved string
-	err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIIfPresent},
+	var (
+		saved       string
+		unreachable []string
+	)
+	err = a.execute(ctx, s, []phases.Phase{phases.ConnectReachable{Unreachable: &unreachable}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIIfPresent},
 		phases.EtcdBackup{Keep: keep, Saved: &saved}})
 	if err != nil {
 		return err

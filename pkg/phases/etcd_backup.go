@@ -2,20 +2,23 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
 
 // backupPrefix names the snapshots `installer etcd snapshot` takes: etcd-backup-<host>-<time>.db.
 // Only these are ever pruned; an upgrade's snapshot (etcd-<host>-<from>-<to>-<time>.db) is kept.
 const backupPrefix = "etcd-backup-"
 
-// EtcdBackup takes a verified etcd snapshot on the first control plane into the state directory
-// (snapshotEtcd) and keeps the newest Keep snapshots of its own kind, removing older ones with their
+// EtcdBackup takes a verified etcd snapshot into the state directory (snapshotEtcd) on the first
+// control plane that is reachable and has a running etcd, and keeps the newest Keep snapshots of its own kind, removing older ones with their
 // checksum files.
 type EtcdBackup struct {
 	Keep int
@@ -26,16 +29,27 @@ type EtcdBackup struct {
 func (EtcdBackup) Name() string { return "etcd/snapshot" }
 
 func (b EtcdBackup) Run(ctx context.Context, r *Run) error {
-	cp, err := r.firstControlPlane()
-	if err != nil {
-		return err
+	// The first control plane that answers and has a running etcd: a snapshot is most needed when
+	// something is already wrong.
+	var errs []error
+	for _, cp := range connected(r.TargetsWithRole(v1alpha1.RoleControlPlane)) {
+		name := backupPrefix + cp.Name() + "-" + time.Now().UTC().Format(snapshotTimeFormat) + ".db"
+		local, err := snapshotEtcd(ctx, r, cp, name)
+		if err != nil {
+			r.Log.Warn("no etcd snapshot from this control plane; trying the next", "host", cp.Name(), "error", err)
+			errs = append(errs, err)
+			continue
+		}
+		*b.Saved = local
+		errs = nil
+		break
 	}
-	name := backupPrefix + cp.Name() + "-" + time.Now().UTC().Format(snapshotTimeFormat) + ".db"
-	local, err := snapshotEtcd(ctx, r, cp, name)
-	if err != nil {
-		return err
+	if *b.Saved == "" {
+		if len(errs) == 0 {
+			return errors.New("no control plane could be reached to take the snapshot from")
+		}
+		return errors.Join(errs...)
 	}
-	*b.Saved = local
 	if r.DryRun {
 		return nil
 	}

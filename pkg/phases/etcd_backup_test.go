@@ -2,12 +2,16 @@ package phases
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/state"
 )
 
@@ -53,5 +57,37 @@ func TestEtcdBackupKeepsItsNewest(t *testing.T) {
 	list, err := ListSnapshots(dir)
 	if err != nil || len(list) != 3 || list[0].Backup || !list[2].Backup || list[2].Path != saved[2] {
 		t.Errorf("ListSnapshots = %+v, %v", list, err)
+	}
+}
+
+// TestEtcdBackupFromAnotherControlPlane: with cp1's etcd stopped the snapshot comes from cp2, and
+// with cp1 unreachable as well; with no etcd running anywhere the run fails naming each host.
+func TestEtcdBackupFromAnotherControlPlane(t *testing.T) {
+	sc := newUpgradeCluster(t, "v1.37.2", "cp1", "cp2", "cp3", "w1")
+	backup := func(down ...string) (string, error) {
+		r := sc.newRun(t, []string{"cp1", "cp2", "cp3"})
+		connect := r.Connect
+		r.Connect = func(ctx context.Context, h v1alpha1.Host) (ssh.Runner, error) {
+			if slices.Contains(down, h.Name) {
+				return nil, &ssh.UnreachableError{Host: h.Name, Address: h.Address, Err: errors.New("no route to host")}
+			}
+			return connect(ctx, h)
+		}
+		var path string
+		var unreachable []string
+		_, err := Execute(context.Background(), r, []Phase{ConnectReachable{Unreachable: &unreachable}, GatherFacts{}, EtcdBackup{Keep: 5, Saved: &path}})
+		return path, err
+	}
+	sc.Host("cp1").StopEtcd()
+	if path, err := backup(); err != nil || !strings.HasPrefix(filepath.Base(path), "etcd-backup-cp2-") {
+		t.Errorf("cp1's etcd stopped: saved %q, %v; want cp2's", path, err)
+	}
+	if path, err := backup("cp1", "cp2"); err != nil || !strings.HasPrefix(filepath.Base(path), "etcd-backup-cp3-") {
+		t.Errorf("cp1 and cp2 down: saved %q, %v; want cp3's", path, err)
+	}
+	sc.Host("cp2").StopEtcd()
+	sc.Host("cp3").StopEtcd()
+	if _, err := backup(); err == nil || !strings.Contains(err.Error(), "cp1") || !strings.Contains(err.Error(), "cp3") {
+		t.Errorf("no etcd anywhere: err = %v", err)
 	}
 }

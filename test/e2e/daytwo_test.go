@@ -61,7 +61,8 @@ func TestScenario14DayTwoHA(t *testing.T) {
 // running processes keep the old ones until they restart.
 func shortenCerts(t *testing.T, c *labCluster, cps []string) {
 	t.Helper()
-	cfg := fmt.Sprintf("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: %s\ncertificateValidityPeriod: 240h\n", c.Spec.Spec.KubernetesVersion)
+	// One line of YAML (flow style): it travels as one shell word.
+	cfg := fmt.Sprintf("{apiVersion: kubeadm.k8s.io/v1beta4, kind: ClusterConfiguration, kubernetesVersion: %s, certificateValidityPeriod: 240h}", c.Spec.Spec.KubernetesVersion)
 	for _, cp := range cps {
 		script := fmt.Sprintf("sudo sh -c 'printf %%s \"$0\" > /tmp/short-certs.yaml && kubeadm certs renew all --config /tmp/short-certs.yaml' %q", cfg)
 		if out, err := sshRun(c.ctx, c.Lab, cp, script); err != nil {
