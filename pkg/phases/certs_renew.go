@@ -130,13 +130,7 @@ func (c CertsRenew) renew(ctx context.Context, r *Run, h *Host, done *RenewedHos
 			}
 			done.Served[s.addr] = cert
 		}
-		err := kubeapi.Poll(ctx, c.pollInterval, c.Timeout, "the apiserver on "+h.Name()+" ready", func(ctx context.Context) (bool, string, error) {
-			if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
-				return false, "/readyz: " + err.Error(), nil
-			}
-			return true, "", nil
-		})
-		if err != nil {
+		if err := h.waitReadyz(ctx, c.pollInterval, c.Timeout); err != nil {
 			return hostErr(h.Name(), err)
 		}
 		if err := h.etcdHealthy(ctx, c.Timeout); err != nil {

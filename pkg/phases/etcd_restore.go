@@ -16,7 +16,6 @@ import (
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/guard"
-	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -175,15 +174,8 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	}
 	err = r.fx.Observe(ctx, "every apiserver ready", func(ctx context.Context) error {
 		for _, m := range members {
-			h := m.host
-			err := kubeapi.Poll(ctx, 2*time.Second, e.Timeout, "the apiserver on "+h.Name()+" ready", func(ctx context.Context) (bool, string, error) {
-				if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
-					return false, "/readyz: " + err.Error(), nil
-				}
-				return true, "", nil
-			})
-			if err != nil {
-				return hostErr(h.Name(), err)
+			if err := m.host.waitReadyz(ctx, 2*time.Second, e.Timeout); err != nil {
+				return hostErr(m.host.Name(), err)
 			}
 		}
 		return nil

@@ -347,15 +347,10 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 	start := time.Now()
 	members := 0
 	err := l.r.fx.Observe(ctx, name+"'s apiserver and etcd healthy", func(ctx context.Context) error {
-		err := kubeapi.Poll(ctx, l.interval, l.timeout, "the apiserver on "+name+" ready", func(ctx context.Context) (bool, string, error) {
-			if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
-				return false, "/readyz: " + err.Error(), nil
-			}
-			return true, "", nil
-		})
-		if err != nil {
+		if err := h.waitReadyz(ctx, l.interval, l.timeout); err != nil {
 			return err
 		}
+		var err error
 		members, err = h.etcdMembersHealthy(ctx, l.timeout)
 		return err
 	})

@@ -347,6 +347,16 @@ func (n *nodeUpgrade) uncordon(ctx context.Context) error {
 // localReadyz asks the host's own apiserver whether it is ready.
 var localReadyz = []string{"curl", "-fsk", "--max-time", "5", "https://" + constants.LocalAPIServer + "/readyz"}
 
+// waitReadyz polls until the host's own apiserver answers /readyz, at most timeout.
+func (h *Host) waitReadyz(ctx context.Context, interval, timeout time.Duration) error {
+	return kubeapi.Poll(ctx, interval, timeout, "the apiserver on "+h.Name()+" ready", func(ctx context.Context) (bool, string, error) {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err != nil {
+			return false, "/readyz: " + err.Error(), nil
+		}
+		return true, "", nil
+	})
+}
+
 // recreateGrace is how long after a kubelet restart the installer waits for it to re-create a
 // static pod before deciding it keeps the old one (a kubelet whose pod hashes did not change).
 // Measured: a minor upgrade re-creates every static pod a few seconds after the node reports its
