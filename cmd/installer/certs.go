@@ -92,7 +92,11 @@ func (a *app) certsRenew(ctx context.Context, hosts []string, dryRun bool, timeo
 			return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--host %s: not a control plane (control planes: %s); a kubelet rotates its own client certificate", h, strings.Join(cps, ", ")))
 		}
 	}
-	s, err := a.startSession(ctx, ls, "certs-renew", cps, nil, dryRun, false)
+	command := "certs-renew"
+	if dryRun {
+		command += " --dry-run"
+	}
+	s, err := a.startSession(ctx, ls, command, cps, nil, dryRun, false)
 	if err != nil {
 		return err
 	}
@@ -100,11 +104,12 @@ func (a *app) certsRenew(ctx context.Context, hosts []string, dryRun bool, timeo
 	var report []phases.RenewedHost
 	err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
 		phases.CertsRenew{Only: hosts, Timeout: timeout, Report: &report}})
-	if err != nil {
+	if dryRun {
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
-	if dryRun {
-		return nil
+	if err != nil {
+		return err
 	}
 	for _, h := range report {
 		var served []string

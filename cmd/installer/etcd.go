@@ -136,7 +136,11 @@ func (a *app) etcdRestore(ctx context.Context, from string, yes, dryRun bool, ti
 			return err
 		}
 	}
-	s, err := a.startSession(ctx, ls, "etcd-restore", nil, nil, dryRun, false)
+	command := "etcd-restore"
+	if dryRun {
+		command += " --dry-run"
+	}
+	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, false)
 	if err != nil {
 		return err
 	}
@@ -144,11 +148,12 @@ func (a *app) etcdRestore(ctx context.Context, from string, yes, dryRun bool, ti
 	var report phases.RestoreReport
 	err = a.execute(ctx, s, []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
 		phases.EtcdRestore{Snapshot: snapshot, SHA256: sum, Timeout: timeout, Report: &report}})
-	if err != nil {
+	if dryRun {
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
 		return err
 	}
-	if dryRun {
-		return nil
+	if err != nil {
+		return err
 	}
 	verb := "restored"
 	if report.Resumed {

@@ -46,7 +46,11 @@ func (a *app) stateRecover(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	s, err := a.startSession(ctx, ls, "state-recover", nil, nil, dryRun, false)
+	command := "state-recover"
+	if dryRun {
+		command += " --dry-run"
+	}
+	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, false)
 	if err != nil {
 		return err
 	}
@@ -57,6 +61,9 @@ func (a *app) stateRecover(ctx context.Context, dryRun bool) error {
 	)
 	err = a.execute(ctx, s, []phases.Phase{phases.ConnectReachable{Unreachable: &unreachable}, phases.GatherFacts{},
 		phases.StateRecover{Secrets: s.local, Report: &report}, phases.ClusterIdentity{Policy: phases.PKIRequired}})
+	if dryRun {
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
+	}
 	if err != nil {
 		return err
 	}

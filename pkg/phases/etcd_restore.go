@@ -138,7 +138,9 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	}
 	// From here the API is down until every apiserver is back.
 	timeout := strconv.Itoa(int(e.Timeout.Seconds()))
-	r.Log.Warn("etcd restore: stopping the control plane on every control plane; the API is down until the restore completes", "id", id)
+	if !r.DryRun {
+		r.Log.Warn("etcd restore: stopping the control plane on every control plane; the API is down until the restore completes", "id", id)
+	}
 	err = onEach(func(restoreMember) string {
 		return "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to " + dir + "/manifests)"
 	}, same("stop", id, timeout))

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -61,10 +62,11 @@ func TestScenario14DayTwoHA(t *testing.T) {
 // running processes keep the old ones until they restart.
 func shortenCerts(t *testing.T, c *labCluster, cps []string) {
 	t.Helper()
-	// One line of YAML (flow style): it travels as one shell word.
-	cfg := fmt.Sprintf("{apiVersion: kubeadm.k8s.io/v1beta4, kind: ClusterConfiguration, kubernetesVersion: %s, certificateValidityPeriod: 240h}", c.Spec.Spec.KubernetesVersion)
+	cfg := fmt.Sprintf("apiVersion: kubeadm.k8s.io/v1beta4\nkind: ClusterConfiguration\nkubernetesVersion: %s\ncertificateValidityPeriod: 240h\n", c.Spec.Spec.KubernetesVersion)
+	// base64 travels as one plain shell word.
+	b64 := base64.StdEncoding.EncodeToString([]byte(cfg))
 	for _, cp := range cps {
-		script := fmt.Sprintf("sudo sh -c 'printf %%s \"$0\" > /tmp/short-certs.yaml && kubeadm certs renew all --config /tmp/short-certs.yaml' %q", cfg)
+		script := "echo " + b64 + " | base64 -d > /tmp/short-certs.yaml && sudo kubeadm certs renew all --config /tmp/short-certs.yaml"
 		if out, err := sshRun(c.ctx, c.Lab, cp, script); err != nil {
 			fatalf(t, "%s: kubeadm certs renew with a 10-day validity: %v\n%s", cp, err, out)
 		}
@@ -150,9 +152,19 @@ func renewExpiringCerts(ctx context.Context, t *testing.T, c *labCluster, k kube
 	}
 	// What clients see: each apiserver's and etcd's certificate, from this machine.
 	for _, cp := range cps {
-		h, _ := c.Spec.Spec.Host(cp)
+		// etcd listens on the node's address (the lab's second network), not the SSH address.
+		node, err := k.CoreV1().Nodes().Get(ctx, cp, metav1.GetOptions{})
+		if err != nil {
+			fatal(t, err)
+		}
+		ip := ""
+		for _, a := range node.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ip = a.Address
+			}
+		}
 		for _, port := range []string{"6443", "2379"} {
-			addr := net.JoinHostPort(h.Address, port)
+			addr := net.JoinHostPort(ip, port)
 			cert, err := servedCert(ctx, addr)
 			switch {
 			case err != nil:
