@@ -20,9 +20,9 @@ import (
 	"installer.dev/installer/pkg/ssh"
 )
 
-// renewedComponents are the static pods' containers that read the certificates and kubeconfigs
-// `kubeadm certs renew all` rewrites only when they start, in the order they are restarted: etcd
-// first (the apiserver's client of it), kube-vip last (it reads admin.conf; absent without it).
+// renewedComponents are the static pods that read the certificates and kubeconfigs `kubeadm certs
+// renew all` rewrites only when they start, in the order they are restarted: etcd first (the
+// apiserver is its client), kube-vip last (it reads admin.conf; it has no manifest without it).
 var renewedComponents = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-vip"}
 
 // servedCerts are the TLS endpoints on every control plane whose certificate must be the renewed
@@ -113,7 +113,7 @@ func (c CertsRenew) renew(ctx context.Context, r *Run, h *Host, done *RenewedHos
 	}
 	timeout := strconv.Itoa(int(c.Timeout.Seconds()))
 	res, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.RestartStaticPod.Args(append([]string{timeout}, renewedComponents...)...)},
-		[]string{"restart the containers of " + strings.Join(renewedComponents, ", ") + " (those running), each waited for"})
+		[]string{"restart the static pods " + strings.Join(renewedComponents, ", ") + " (those with a manifest): each manifest moved out until its container stopped, then back"})
 	if err != nil {
 		return hostErr(h.Name(), fmt.Errorf("restart the control plane's containers: %w", err))
 	}

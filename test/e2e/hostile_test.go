@@ -338,11 +338,14 @@ func (h *hostileLab) caseStateRecover(t *testing.T) {
 		errorf(t, "%s: the recovered admin kubeconfig lists nodes: %v (%d nodes, want %d)", what, err, len(nodes.Items), len(h.all))
 	}
 
+	recovered := r
 	r = h.installerIn(dir, h.Lab.SpecFile(), "create", "cluster")
 	t.Logf("%s, then create cluster: exit %d in %.1f s, %d changes", what, r.Code, r.Wall.Seconds(), r.TotalChanges())
 	if r.Code != 0 || r.TotalChanges() != 0 {
 		errorf(t, "%s, then create cluster: exit %d, %d changes (%v), want 0 and none\n%s", what, r.Code, r.TotalChanges(), r.Changes, r.Stderr)
 	}
+	// It read every key of the cluster: none may show in what it printed.
+	checkNoSecrets(t, h.labCluster, recovered, r)
 	h.hostsUnchanged(t, what+", then create cluster", before)
 	h.clusterIntact(t, what)
 }
