@@ -78,13 +78,20 @@ func (c CertsRenew) Run(ctx context.Context, r *Run) error {
 	if len(cps) == 0 {
 		return errors.New("no control plane to renew: certs renew renews the control planes' certificates (the kubelets rotate their own)")
 	}
+	down, err := apiDownOn(ctx, cps)
+	if err != nil {
+		return err
+	}
+	if down {
+		return c.renewAllAtOnce(ctx, r, cps)
+	}
 	lb := newAPILB(r, "certs renew", c.Timeout)
 	if lb != nil {
 		if err := lb.finishLeftovers(ctx); err != nil {
 			return err
 		}
 	}
-	cps, err := lb.lastHolder(ctx, cps)
+	cps, err = lb.lastHolder(ctx, cps)
 	if err != nil {
 		return err
 	}
@@ -92,7 +99,13 @@ func (c CertsRenew) Run(ctx context.Context, r *Run) error {
 		start := time.Now()
 		done := RenewedHost{Host: h.Name(), Served: map[string]*x509.Certificate{}}
 		err := lb.outOfService(ctx, h, "certs renew", false, func(ctx context.Context) error {
-			return c.renew(ctx, r, h, &done)
+			if err := c.renewFiles(ctx, h); err != nil {
+				return err
+			}
+			if err := c.restart(ctx, h, &done); err != nil {
+				return err
+			}
+			return c.verify(ctx, r, h, &done)
 		})
 		if err != nil {
 			if rest := hostNames(cps[i+1:]); rest != "" {
@@ -106,22 +119,70 @@ func (c CertsRenew) Run(ctx context.Context, r *Run) error {
 	return saveAdminKubeconfig(ctx, r, cps[0])
 }
 
-// renew renews h's certificates, restarts what reads them and waits until h is healthy with them.
-func (c CertsRenew) renew(ctx context.Context, r *Run, h *Host, done *RenewedHost) error {
+// apiDownOn reports whether no apiserver of cps answers /readyz: the cluster is down already (its
+// certificates expired, say), and one control plane renewed at a time would never become healthy
+// among peers whose certificates etcd and the apiserver still refuse.
+func apiDownOn(ctx context.Context, cps []*Host) (bool, error) {
+	for _, h := range cps {
+		if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err == nil {
+			return false, nil
+		} else if ssh.IsHostAccess(err) {
+			return false, hostErr(h.Name(), err)
+		}
+	}
+	return true, nil
+}
+
+// renewAllAtOnce is the renewal of a cluster whose API is down: every control plane's files, then
+// every control plane's static pods, then the checks; the load balancer has nothing to protect.
+func (c CertsRenew) renewAllAtOnce(ctx context.Context, r *Run, cps []*Host) error {
+	r.Log.Warn("certs renew: no apiserver answers /readyz (expired certificates?): renewing every control plane, then restarting them all", "hosts", hostNames(cps))
+	done := make([]RenewedHost, len(cps))
+	index := map[*Host]int{}
+	for i, h := range cps {
+		index[h] = i
+		done[i] = RenewedHost{Host: h.Name(), Served: map[string]*x509.Certificate{}}
+	}
+	for _, stage := range []func(ctx context.Context, h *Host) error{
+		c.renewFiles,
+		func(ctx context.Context, h *Host) error { return c.restart(ctx, h, &done[index[h]]) },
+		func(ctx context.Context, h *Host) error { return c.verify(ctx, r, h, &done[index[h]]) },
+	} {
+		if err := ForEachHost(ctx, cps, r.Concurrency, stage); err != nil {
+			return err
+		}
+	}
+	*c.Report = append(*c.Report, done...)
+	return saveAdminKubeconfig(ctx, r, cps[0])
+}
+
+// renewFiles has kubeadm renew every certificate and kubeconfig it made on h.
+func (c CertsRenew) renewFiles(ctx context.Context, h *Host) error {
 	if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "certs", "renew", "all"}}); err != nil {
 		return hostErr(h.Name(), fmt.Errorf("kubeadm certs renew all: %w", err))
 	}
+	return nil
+}
+
+// restart restarts the static pods that read the renewed files.
+func (c CertsRenew) restart(ctx context.Context, h *Host, done *RenewedHost) error {
 	timeout := strconv.Itoa(int(c.Timeout.Seconds()))
 	res, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.RestartStaticPod.Args(append([]string{timeout}, renewedComponents...)...)},
 		[]string{"restart the static pods " + strings.Join(renewedComponents, ", ") + " (those with a manifest): each manifest moved out until its container stopped, then back"})
 	if err != nil {
-		return hostErr(h.Name(), fmt.Errorf("restart the control plane's containers: %w", err))
+		return hostErr(h.Name(), fmt.Errorf("restart the control plane's static pods: %w", err))
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
 		if f := strings.Fields(line); len(f) == 3 && f[2] != "-" {
 			done.Restarted = append(done.Restarted, line)
 		}
 	}
+	return nil
+}
+
+// verify waits until etcd and the apiserver on h serve the renewed certificates, the apiserver is
+// ready and every etcd member healthy.
+func (c CertsRenew) verify(ctx context.Context, r *Run, h *Host, done *RenewedHost) error {
 	return r.fx.Observe(ctx, h.Name()+" serves the renewed certificates, its apiserver ready and etcd healthy", func(ctx context.Context) error {
 		for _, s := range servedCerts {
 			cert, err := c.waitServed(ctx, h, s.addr, s.file)

@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,7 @@ func newRenewSim(t *testing.T, sc *simCluster, cps ...string) *renewSim {
 				for _, c := range servedCerts {
 					s.served[name][c.addr] = s.files[name][c.file]
 				}
+				h.StartAPIServer()
 			}
 			var out []string
 			for i, c := range args[1:] {
@@ -168,5 +170,42 @@ func TestCertsRenewStopsWhenTheOldCertificateIsServed(t *testing.T) {
 	}
 	if len(report) != 0 || len(sim.order) != 2 {
 		t.Errorf("renewed %v, steps %v: want nothing after %s", report, sim.order, first)
+	}
+}
+
+// TestCertsRenewWhenTheAPIIsDown: no apiserver answers (the certificates expired): every control
+// plane is renewed first, then every one restarted, with no load-balancer steps (there is no API to
+// keep up), and each then serves its renewed certificates.
+func TestCertsRenewWhenTheAPIIsDown(t *testing.T) {
+	sc := haUpgradeCluster(t)
+	sim := newRenewSim(t, sc, "cp1", "cp2", "cp3")
+	for _, h := range []string{"cp1", "cp2", "cp3"} {
+		sc.Host(h).StopAPIServer()
+	}
+	events := len(sc.LBEvents())
+	r := sc.newRun(t, nil)
+	var report []RenewedHost
+	if _, err := Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, CertsRenew{Report: &report, pollInterval: time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(report) != 3 {
+		t.Fatalf("renewed %+v", report)
+	}
+	for _, h := range []string{"cp1", "cp2", "cp3"} {
+		for _, other := range []string{"cp1", "cp2", "cp3"} {
+			if slices.Index(sim.order, h+" renew all") > slices.Index(sim.order, other+" restart") {
+				t.Errorf("%s renewed after %s restarted: %v", h, other, sim.order)
+			}
+		}
+	}
+	for _, e := range sc.LBEvents()[events:] {
+		if strings.Contains(e, "haproxy:") || strings.Contains(e, "keepalived:") {
+			t.Errorf("a load-balancer step while the API was down: %s", e)
+		}
+	}
+	for _, h := range report {
+		if got := h.Served["127.0.0.1:6443"]; got == nil || string(got.Raw) != string(sim.files[h.Host]["/etc/kubernetes/pki/apiserver.crt"].Certificate[0]) {
+			t.Errorf("%s does not serve its renewed certificate", h.Host)
+		}
 	}
 }

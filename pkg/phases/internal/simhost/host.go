@@ -263,6 +263,13 @@ func (h *Host) StopAPIServer() {
 	h.apiServerDown = true
 }
 
+// StartAPIServer makes a stopped API server answer again (a restart that fixed it).
+func (h *Host) StartAPIServer() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.apiServerDown = false
+}
+
 // StopEtcd makes the host's etcd stop answering (etcd.sh fails).
 func (h *Host) StopEtcd() {
 	h.mu.Lock()
