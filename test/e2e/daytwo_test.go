@@ -130,6 +130,7 @@ func renewExpiringCerts(ctx context.Context, t *testing.T, c *labCluster, k kube
 	}
 	t.Logf("MEASURE certs renew of %d control plane(s): %s\n%s", len(cps), renew.Wall.Round(time.Second), renew.Stdout)
 	for _, l := range loops {
+		l.during = "certs renew"
 		l.report(t, renewStart, renewEnd)
 	}
 	if ha {

@@ -173,7 +173,9 @@ func serviceFailures(ctx context.Context, t *testing.T, k kubernetes.Interface, 
 
 // apiLoop sends GET /api/v1/nodes?limit=1 through the VIP every 200 ms and records each result.
 type apiLoop struct {
-	name    string
+	name string
+	// during names the window report measures ("the upgrade" unless set).
+	during  string
 	mu      sync.Mutex
 	samples []apiSample
 }
@@ -268,8 +270,12 @@ func (l *apiLoop) report(t *testing.T, start, end time.Time) {
 		kinds = append(kinds, fmt.Sprintf("%d× %s", n, e))
 	}
 	sort.Strings(kinds)
-	t.Logf("MEASURE %s during the upgrade: %d, failed %d, longest run of failures %s, at %v; errors: %v",
-		l.name, total, failed, longest.Round(10*time.Millisecond), compact(when), kinds)
+	during := l.during
+	if during == "" {
+		during = "the upgrade"
+	}
+	t.Logf("MEASURE %s during %s: %d, failed %d, longest run of failures %s, at %v; errors: %v",
+		l.name, during, total, failed, longest.Round(10*time.Millisecond), compact(when), kinds)
 	if total == 0 {
 		errorf(t, "%s: no requests recorded", l.name)
 	}
