@@ -142,7 +142,7 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 		r.Log.Warn("etcd restore: stopping the control plane on every control plane; the API is down until the restore completes", "id", id)
 	}
 	err = onEach(func(restoreMember) string {
-		return "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to " + dir + "/manifests)"
+		return "stop the kubelet, etcd, kube-apiserver, kube-controller-manager and kube-scheduler (their manifests moved to " + dir + "/manifests)"
 	}, same("stop", id, timeout))
 	if err != nil {
 		return e.interrupted(err, id)
@@ -153,7 +153,7 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return e.interrupted(err, id)
 	}
-	if err := onEach(func(restoreMember) string { return "start etcd" }, same("start", id, "etcd")); err != nil {
+	if err := onEach(func(restoreMember) string { return "start etcd and the kubelet" }, same("start", id, "etcd")); err != nil {
 		return e.interrupted(err, id)
 	}
 	err = r.fx.Observe(ctx, "every etcd member healthy", func(ctx context.Context) error {

@@ -160,7 +160,7 @@ func TestEtcdRestoreDryRun(t *testing.T) {
 	}
 	text := strings.Join(plan, "\n")
 	for _, want := range []string{"cp1: copy the snapshot (8 bytes, sha256 0123456789abcdef)", "cp3: restore it into /var/lib/installer/etcd-restore/20261206T010203Z-0123456789abcdef/data as member cp3 (https://10.0.0.13:2380)",
-		"cp2: move /var/lib/etcd/member to", "cp1: start etcd", "cp1: start kube-apiserver, kube-controller-manager and kube-scheduler"} {
+		"cp2: move /var/lib/etcd/member to", "cp1: start etcd and the kubelet", "cp1: start kube-apiserver, kube-controller-manager and kube-scheduler"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan lacks %q:\n%s", want, text)
 		}

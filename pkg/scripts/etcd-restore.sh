@@ -15,10 +15,12 @@
 #                                          with etcdutl from the etcd image (ctr), the revision bumped
 #                                          and marked compacted so every watcher lists again
 #   etcd-restore.sh stop ID TIMEOUT        moves the etcd, kube-apiserver, kube-controller-manager and
-#                                          kube-scheduler manifests into manifests/ and waits up to
-#                                          TIMEOUT seconds for their containers to stop
+#                                          kube-scheduler manifests into manifests/, stops the kubelet
+#                                          and those containers, and waits up to TIMEOUT seconds for
+#                                          them to stop
 #   etcd-restore.sh swap ID                moves /var/lib/etcd/member to before/, data/member in
-#   etcd-restore.sh start ID etcd|rest     moves etcd's manifest (etcd) or the others (rest) back
+#   etcd-restore.sh start ID etcd|rest     moves etcd's manifest (etcd) or the others (rest) back and
+#                                          starts the kubelet
 #   etcd-restore.sh finish ID              marks the restore done and removes snapshot.db
 set -eu
 # Everything the restore makes is root's only: directories 0700, the snapshot 0600.
@@ -27,6 +29,7 @@ base=/var/lib/installer/etcd-restore
 manifests=/etc/kubernetes/manifests
 etcd_data=/var/lib/etcd
 components="etcd kube-apiserver kube-controller-manager kube-scheduler"
+pattern='^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$'
 action=$1
 if [ "$action" = status ]; then
   [ -d "$base" ] || exit 0
@@ -101,10 +104,18 @@ stop)
       mv "$manifests/$c.yaml" "$dir/manifests/$c.yaml"
     fi
   done
+  # The kubelet stays stopped until etcd's data is swapped: a kubelet that cannot reach an API
+  # server may leave a removed static pod running (measured after a kubelet restart), and none may
+  # restart etcd on the data being replaced. The containers are stopped here instead; every other
+  # container keeps running without its kubelet.
+  systemctl stop kubelet
+  for c in $(crictl ps -q --state running --name "$pattern"); do
+    crictl stop --timeout 30 "$c" >/dev/null
+  done
   waited=0
-  while [ -n "$(crictl ps -q --state running --name '^(etcd|kube-apiserver|kube-controller-manager|kube-scheduler)$')" ]; do
+  while [ -n "$(crictl ps -q --state running --name "$pattern")" ]; do
     if [ "$waited" -ge "$timeout" ]; then
-      echo "the control plane's containers still run ${timeout}s after their manifests were moved away" >&2
+      echo "the control plane's containers still run ${timeout}s after they were stopped" >&2
       exit 1
     fi
     sleep 1
@@ -142,7 +153,8 @@ start)
     if [ -f "$dir/manifests/$c.yaml" ]; then
       mv "$dir/manifests/$c.yaml" "$manifests/$c.yaml"
     fi
-  done ;;
+  done
+  systemctl start kubelet ;;
 finish)
   : >"$dir/done"
   rm -f "$dir/snapshot.db"
