@@ -44,6 +44,8 @@ type EtcdRestore struct {
 	Report *RestoreReport
 	// now stamps a new restore's ID (tests fix it).
 	now func() time.Time
+	// settle is how long the VIP must stay put at the end (vipSettle when 0; tests shorten it).
+	settle time.Duration
 }
 
 // RestoreReport is what EtcdRestore did.
@@ -184,6 +186,13 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	})
 	if err != nil {
 		return e.interrupted(err, id)
+	}
+	// Every apiserver was down: with keepalived-haproxy the VIP may move a few times as they
+	// come back.
+	if lb := newAPILB(r, "etcd restore", e.Timeout); lb != nil {
+		if err := lb.settled(ctx, e.settle); err != nil {
+			return e.interrupted(err, id)
+		}
 	}
 	return e.finish(ctx, r, members, id)
 }

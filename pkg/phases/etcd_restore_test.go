@@ -64,7 +64,7 @@ func restoreRun(t *testing.T, sc *simCluster, sum string, dryRun bool) (*Run, Re
 	r.DryRun = dryRun
 	var rep RestoreReport
 	_, err := Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{},
-		EtcdRestore{Snapshot: []byte("snapshot"), SHA256: sum, Timeout: time.Second, Report: &rep, now: func() time.Time { return time.Date(2026, 12, 6, 1, 2, 3, 0, time.UTC) }}})
+		EtcdRestore{Snapshot: []byte("snapshot"), SHA256: sum, Timeout: time.Second, Report: &rep, settle: time.Millisecond, now: func() time.Time { return time.Date(2026, 12, 6, 1, 2, 3, 0, time.UTC) }}})
 	return r, rep, err
 }
 

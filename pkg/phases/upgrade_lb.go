@@ -443,6 +443,52 @@ func (l *apiLB) finishLeftovers(ctx context.Context) error {
 	return nil
 }
 
+// vipSettle is how long the VIP must stay on one holder, with every apiserver up in every haproxy,
+// before the load balancer counts as settled: keepalived may move the VIP again while control
+// planes come back one after the other.
+const vipSettle = 5 * time.Second
+
+// settled waits until one control plane holds the VIP, every haproxy sees every apiserver it
+// balances up, and both have stayed so for settle (vipSettle when 0): after every apiserver was
+// down at once (a restore), clients reach the API through the VIP only then.
+func (l *apiLB) settled(ctx context.Context, settle time.Duration) error {
+	if settle == 0 {
+		settle = vipSettle
+	}
+	var since time.Time
+	holder := ""
+	return l.r.fx.Observe(ctx, "the API's load balancer settled (one VIP holder, every apiserver up)", func(ctx context.Context) error {
+		return kubeapi.Poll(ctx, l.interval, l.timeout, "the API's load balancer to settle", func(ctx context.Context) (bool, string, error) {
+			views, err := l.views(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			var holders, down []string
+			for _, v := range views {
+				if v.vip {
+					holders = append(holders, v.host.Name())
+				}
+				for name := range v.servers {
+					if v.balances(name) && !v.up(name) {
+						down = append(down, v.host.Name()+" sees "+name+" "+v.servers[name].Status)
+					}
+				}
+			}
+			if len(holders) != 1 || len(down) > 0 {
+				since = time.Time{}
+				return false, fmt.Sprintf("VIP on %v; %s", holders, strings.Join(down, ", ")), nil
+			}
+			if holders[0] != holder || since.IsZero() {
+				holder, since = holders[0], time.Now()
+			}
+			if time.Since(since) < settle {
+				return false, "the VIP has been on " + holder + " for " + time.Since(since).Round(time.Second).String(), nil
+			}
+			return true, "", nil
+		})
+	})
+}
+
 // outOfService runs fn with h out of the load balancer, and without the VIP when moveVIP (l may be
 // nil: fn alone).
 func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, moveVIP bool, fn func(ctx context.Context) error) error {
