@@ -160,12 +160,8 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	}
 	err = r.fx.Observe(ctx, "every etcd member healthy", func(ctx context.Context) error {
 		for _, m := range members {
-			n, err := m.host.etcdMembersHealthy(ctx, e.Timeout)
-			if err != nil {
+			if _, err := m.host.etcdMembersHealthyN(ctx, e.Timeout, len(members)); err != nil {
 				return hostErr(m.host.Name(), err)
-			}
-			if n != len(members) {
-				return hostErr(m.host.Name(), fmt.Errorf("etcd has %d members after the restore, want %d", n, len(members)))
 			}
 		}
 		return nil

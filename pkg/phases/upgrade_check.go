@@ -201,6 +201,12 @@ func (h *Host) etcdHealthy(ctx context.Context, timeout time.Duration) error {
 
 // etcdMembersHealthy waits until every etcd member answers healthy and returns how many there are.
 func (h *Host) etcdMembersHealthy(ctx context.Context, timeout time.Duration) (int, error) {
+	return h.etcdMembersHealthyN(ctx, timeout, 0)
+}
+
+// etcdMembersHealthyN is etcdMembersHealthy that also waits for want members when want > 0: a
+// member that has not started yet since a restore has published no client URL and is not listed.
+func (h *Host) etcdMembersHealthyN(ctx context.Context, timeout time.Duration, want int) (int, error) {
 	n := 0
 	err := kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
 		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
@@ -219,6 +225,9 @@ func (h *Host) etcdMembersHealthy(ctx context.Context, timeout time.Duration) (i
 			}
 		}
 		n = len(members)
+		if want > 0 && n != want {
+			return false, fmt.Sprintf("%d members answer, want %d", n, want), nil
+		}
 		return len(bad) == 0 && err == nil, fmt.Sprintf("%d members, unhealthy: %s", len(members), strings.Join(bad, "; ")), nil
 	})
 	return n, err
