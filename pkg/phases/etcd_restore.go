@@ -93,6 +93,9 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 		cluster = append(cluster, m.name+"="+m.peer)
 	}
 	e.Report.Members = cluster
+	if err := checkMembership(ctx, r, members); err != nil {
+		return err
+	}
 	initial := strings.Join(cluster, ",")
 	for h := range done {
 		if done[h] {
@@ -273,6 +276,40 @@ func (e EtcdRestore) restoreID(ctx context.Context, cps []*Host) (string, map[st
 		return ours[0], done, nil
 	}
 	return e.now().UTC().Format("20060102T150405Z") + suffix, nil, nil
+}
+
+// checkMembership refuses a restore that would drop an etcd member: the restored cluster is made of
+// the spec's control planes, so a member running elsewhere (etcd is asked on the first control plane
+// that answers) must be one of them. When no etcd answers (the disaster a restore is for) there is
+// nothing to compare, and the spec is the cluster.
+func checkMembership(ctx context.Context, r *Run, members []restoreMember) error {
+	for _, m := range members {
+		res, err := m.host.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-list")})
+		if err != nil {
+			continue
+		}
+		running, err := parseEtcdMembers(string(res.Stdout))
+		if err != nil {
+			continue
+		}
+		var foreign []string
+		for _, rm := range running {
+			found := false
+			for _, want := range members {
+				found = found || rm.Name == want.name || slices.Contains(rm.PeerURLs, want.peer)
+			}
+			if !found {
+				foreign = append(foreign, fmt.Sprintf("%s (%s)", rm.Name, strings.Join(rm.PeerURLs, ",")))
+			}
+		}
+		if len(foreign) > 0 {
+			return &guard.Refusal{Reason: fmt.Sprintf("etcd (asked on %s) has members that are not control planes of the spec: %s; the restored cluster would drop them", m.host.Name(), strings.Join(foreign, "; ")),
+				Fix: "Add those hosts to the spec as control planes, or remove the members (etcdctl member remove) if they are gone for good"}
+		}
+		return nil
+	}
+	r.Log.Warn("etcd restore: no etcd answers, so its members cannot be compared with the spec's control planes")
+	return nil
 }
 
 // manifestMember reads the member's name and peer URL from h's etcd manifest: in the static pod

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/phases/internal/simhost"
@@ -164,5 +165,23 @@ func TestEtcdRestoreDryRun(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("plan lacks %q:\n%s", want, text)
 		}
+	}
+}
+
+// TestEtcdRestoreRefusesToDropAMember: etcd has a member that is not a control plane of the spec
+// (cp3 left out of it): the restore would drop it, so it is refused before any step.
+func TestEtcdRestoreRefusesToDropAMember(t *testing.T) {
+	sc := haUpgradeCluster(t)
+	// A spec without cp3, against the same hosts: etcd still lists cp3.
+	spec := *sc.spec
+	spec.Spec.Hosts = slices.DeleteFunc(slices.Clone(spec.Spec.Hosts), func(h v1alpha1.Host) bool { return h.Name == "cp3" })
+	sc.spec = &spec
+	sim := newRestoreSim(t, sc, "cp1", "cp2")
+	_, _, err := restoreRun(t, sc, restoreSum, false)
+	if exitcode.Of(err) != exitcode.Refused || !strings.Contains(err.Error(), "has members that are not control planes of the spec: cp3") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(sim.steps) != 0 {
+		t.Errorf("steps ran: %v", sim.steps)
 	}
 }
