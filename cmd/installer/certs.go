@@ -92,11 +92,7 @@ func (a *app) certsRenew(ctx context.Context, hosts []string, dryRun bool, timeo
 			return exitcode.New(exitcode.InvalidInput, fmt.Errorf("--host %s: not a control plane (control planes: %s); a kubelet rotates its own client certificate", h, strings.Join(cps, ", ")))
 		}
 	}
-	command := "certs-renew"
-	if dryRun {
-		command += " --dry-run"
-	}
-	s, err := a.startSession(ctx, ls, command, cps, nil, dryRun, false)
+	s, err := a.startSession(ctx, ls, runName("certs-renew", dryRun), cps, nil, dryRun, false)
 	if err != nil {
 		return err
 	}

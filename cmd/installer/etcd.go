@@ -136,11 +136,7 @@ func (a *app) etcdRestore(ctx context.Context, from string, yes, dryRun bool, ti
 			return err
 		}
 	}
-	command := "etcd-restore"
-	if dryRun {
-		command += " --dry-run"
-	}
-	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, false)
+	s, err := a.startSession(ctx, ls, runName("etcd-restore", dryRun), nil, nil, dryRun, false)
 	if err != nil {
 		return err
 	}

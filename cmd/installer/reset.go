@@ -78,10 +78,7 @@ func (a *app) reset(ctx context.Context, o resetOptions) error {
 			return err
 		}
 	}
-	command := "reset"
-	if o.dryRun {
-		command = "reset --dry-run"
-	}
+	command := runName("reset", o.dryRun)
 	var readOnly []string
 	if len(o.hosts) > 0 {
 		// The other control planes stay: one of them reaches the cluster API and etcd.

@@ -121,6 +121,14 @@ func (a *app) startSession(ctx context.Context, ls *loadedSpec, command string, 
 	return s, nil
 }
 
+// runName is a run's name in its log directory and lock: the command, and "--dry-run" for a dry run.
+func runName(command string, dryRun bool) string {
+	if dryRun {
+		return command + " --dry-run"
+	}
+	return command
+}
+
 // sshConfig fills the SSH client's configuration from the spec (spec.ssh merged with the host's).
 // spec.ssh.agent means "use the agent when there is one": it defaults to true, so it must not fail
 // on machines without SSH_AUTH_SOCK.

@@ -46,11 +46,7 @@ func (a *app) stateRecover(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
-	command := "state-recover"
-	if dryRun {
-		command += " --dry-run"
-	}
-	s, err := a.startSession(ctx, ls, command, nil, nil, dryRun, false)
+	s, err := a.startSession(ctx, ls, runName("state-recover", dryRun), nil, nil, dryRun, false)
 	if err != nil {
 		return err
 	}

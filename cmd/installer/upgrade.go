@@ -72,10 +72,7 @@ func (a *app) upgrade(ctx context.Context, o upgradeOptions) error {
 		fmt.Fprintf(a.streams.Err, "warning: upgrading to %s while %s says %s; set spec.kubernetesVersion to the version the cluster runs, or later create and join runs install %s\n",
 			o.to, ls.Path, specVersion, specVersion)
 	}
-	command := "upgrade"
-	if o.dryRun {
-		command = "upgrade --dry-run"
-	}
+	command := runName("upgrade", o.dryRun)
 	s, err := a.startSession(ctx, ls, command, nil, nil, o.dryRun, false)
 	if err != nil {
 		return err
