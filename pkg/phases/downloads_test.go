@@ -3,13 +3,16 @@ package phases
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/install"
 	"installer.dev/installer/pkg/manifests"
 )
 
@@ -86,5 +89,55 @@ func TestBundleNeedsNoPins(t *testing.T) {
 	r := sc.newRun(t, nil)
 	if err := checkDownloads(r); err != nil {
 		t.Errorf("bundle: %v", err)
+	}
+}
+
+// TestPreflightChecksWhatIsDownloaded: the files install.Downloads lists (what preflight and the
+// upgrade's check hold against the pins) are exactly the files create downloads, and include every
+// file an upgrade downloads. The two lists are built apart; this keeps them one.
+func TestPreflightChecksWhatIsDownloaded(t *testing.T) {
+	downloaded := func(sc *simCluster, mark simMarks) []string {
+		seen := map[string]bool{}
+		for _, l := range strings.Split(sc.transcript(mark), "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[len(f)-1] != "" {
+				for i, w := range f {
+					if w == "download.sh" && i+2 < len(f) {
+						seen[strings.Trim(f[i+2], "'")] = true
+					}
+				}
+			}
+		}
+		return slices.Sorted(maps.Keys(seen))
+	}
+	sc := newSimCluster(t, createSpec(t))
+	mark := sc.marks()
+	sc.create(t)
+	got := downloaded(sc, mark)
+	want, err := install.Downloads(&sc.spec.Spec, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("create downloaded\n  %s\npreflight checks\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	up := newUpgradeCluster(t, "v1.36.5", "cp1", "w1")
+	mark = up.marks()
+	if _, err := up.upgrade(t, t.TempDir(), false, testUpgradeOptions); err != nil {
+		t.Fatal(err)
+	}
+	checked, err := install.Downloads(&up.spec.Spec, "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upgraded := downloaded(up, mark)
+	if len(upgraded) < 3 {
+		t.Errorf("the upgrade downloaded %v; want at least kubeadm, kubelet and kubectl", upgraded)
+	}
+	for _, u := range upgraded {
+		if !slices.Contains(checked, u) {
+			t.Errorf("the upgrade downloaded %s, which its check does not hold against the pins", u)
+		}
 	}
 }
