@@ -24,7 +24,7 @@ import (
 func (a *app) newEtcdCommand() *cobra.Command {
 	etcd := &cobra.Command{
 		Use:   "etcd",
-		Short: "Snapshots of the cluster's etcd",
+		Short: "Snapshots of the cluster's etcd, and restoring one",
 		Args:  cobra.NoArgs,
 	}
 	var keep int
