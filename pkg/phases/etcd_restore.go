@@ -109,12 +109,10 @@ func (e EtcdRestore) Run(ctx context.Context, r *Run) error {
 	// what a plan shows) and returns when all are done.
 	onEach := func(describe func(m restoreMember) string, args func(m restoreMember) []string) error {
 		byHost := map[*Host]restoreMember{}
-		hosts := make([]*Host, 0, len(members))
 		for _, m := range members {
 			byHost[m.host] = m
-			hosts = append(hosts, m.host)
 		}
-		return ForEachHost(ctx, hosts, r.Concurrency, func(ctx context.Context, h *Host) error {
+		return ForEachHost(ctx, hostsOf(members), r.Concurrency, func(ctx context.Context, h *Host) error {
 			m := byHost[h]
 			_, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.EtcdRestore.Args(args(m)...)}, []string{describe(m)})
 			return err
