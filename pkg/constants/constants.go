@@ -46,6 +46,12 @@ const (
 	// KubeletClientCert is the kubelet's current client certificate, with its key (the kubelet
 	// rotates it; kubelet.conf names this file).
 	KubeletClientCert = KubeletDir + "/pki/kubelet-client-current.pem"
+	// KubeletConfigFile is the node's KubeletConfiguration, which kubeadm writes from the cluster's
+	// kubelet-config at join and upgrade.
+	KubeletConfigFile = KubeletDir + "/config.yaml"
+	// KubeadmFlagsFile holds the kubelet flags kubeadm wrote at init or join (node-ip, node-labels,
+	// register-with-taints).
+	KubeadmFlagsFile = KubeletDir + "/kubeadm-flags.env"
 )
 
 // The installer's own directories and files on a host.

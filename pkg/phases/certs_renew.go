@@ -201,9 +201,13 @@ func (c CertsRenew) verify(ctx context.Context, r *Run, h *Host, done *RenewedHo
 	})
 }
 
+func (c CertsRenew) waitServed(ctx context.Context, h *Host, addr, file string) (*x509.Certificate, error) {
+	return waitServed(ctx, h, addr, file, c.pollInterval, c.Timeout)
+}
+
 // waitServed polls until what listens on addr (from h's side) presents the certificate in file,
 // and returns it: a process still running with the old certificate never does.
-func (c CertsRenew) waitServed(ctx context.Context, h *Host, addr, file string) (*x509.Certificate, error) {
+func waitServed(ctx context.Context, h *Host, addr, file string, interval, timeout time.Duration) (*x509.Certificate, error) {
 	want, err := h.ReadFile(ctx, file)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", file, err)
@@ -213,13 +217,13 @@ func (c CertsRenew) waitServed(ctx context.Context, h *Host, addr, file string) 
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	var served *x509.Certificate
-	err = kubeapi.Poll(ctx, c.pollInterval, c.Timeout, addr+" to serve the renewed "+file, func(ctx context.Context) (bool, string, error) {
+	err = kubeapi.Poll(ctx, interval, timeout, addr+" to serve the certificate in "+file, func(ctx context.Context) (bool, string, error) {
 		cert, err := servedCertificate(ctx, h.Runner(), addr)
 		if err != nil {
 			return false, err.Error(), nil
 		}
 		if !bytes.Equal(cert.Raw, wantCert.Raw) {
-			return false, fmt.Sprintf("it serves a certificate valid until %s, not the renewed one (until %s)", cert.NotAfter.UTC().Format(time.RFC3339), wantCert.NotAfter.UTC().Format(time.RFC3339)), nil
+			return false, fmt.Sprintf("it serves a certificate valid until %s, not the one in the file (valid until %s)", cert.NotAfter.UTC().Format(time.RFC3339), wantCert.NotAfter.UTC().Format(time.RFC3339)), nil
 		}
 		served = cert
 		return true, "", nil

@@ -35,6 +35,9 @@ type Effects interface {
 	Drain(ctx context.Context, api *clusterAPI, node string, o kubeapi.DrainOptions) error
 	// DeleteNode deletes a Node object (gone already is fine).
 	DeleteNode(ctx context.Context, api *clusterAPI, node string) error
+	// SetNodeMeta sets a node's labels and taints (kubeapi.SetNodeMeta); describe is what changes,
+	// a line each, for the plan.
+	SetNodeMeta(ctx context.Context, api *clusterAPI, node, resourceVersion string, m kubeapi.NodeMeta, removedLabels, describe []string) error
 	// Restart restarts a Deployment's pods when its replicas share one node and reports whether
 	// it did (kubeapi.SpreadDeployment).
 	Spread(ctx context.Context, api *clusterAPI, namespace, name string) (bool, error)

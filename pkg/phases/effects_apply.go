@@ -142,6 +142,21 @@ func (e applyEffects) Drain(ctx context.Context, api *clusterAPI, node string, o
 	return nil
 }
 
+func (e applyEffects) SetNodeMeta(ctx context.Context, api *clusterAPI, node, resourceVersion string, m kubeapi.NodeMeta, removedLabels, describe []string) error {
+	c, err := api.get(ctx)
+	if err != nil {
+		return err
+	}
+	e.j.change(1)
+	if err := c.SetNodeMeta(ctx, node, resourceVersion, m, removedLabels); err != nil {
+		return err
+	}
+	for _, d := range describe {
+		e.performed(node, "node "+node+": "+d)
+	}
+	return nil
+}
+
 func (e applyEffects) DeleteNode(ctx context.Context, api *clusterAPI, node string) error {
 	c, err := api.get(ctx)
 	if err != nil {

@@ -100,6 +100,14 @@ func (e recordEffects) Drain(ctx context.Context, api *clusterAPI, node string, 
 	return nil
 }
 
+func (e recordEffects) SetNodeMeta(_ context.Context, _ *clusterAPI, node, _ string, _ kubeapi.NodeMeta, _, describe []string) error {
+	for _, d := range describe {
+		e.j.plan(PlannedAction{Host: node, Command: "node " + node + ": " + d}, false)
+	}
+	e.j.change(1)
+	return nil
+}
+
 func (e recordEffects) DeleteNode(_ context.Context, _ *clusterAPI, node string) error {
 	e.j.plan(PlannedAction{Host: node, Command: deleteNode(node)}, true)
 	return nil

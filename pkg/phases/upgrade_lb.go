@@ -499,7 +499,7 @@ func (l *apiLB) outOfService(ctx context.Context, h *Host, why string, moveVIP b
 		return err
 	}
 	if err := fn(ctx); err != nil {
-		return fmt.Errorf("%w (%s stays out of the API load balancer until the next run of upgrade or certs renew puts it back)", err, h.Name())
+		return fmt.Errorf("%w (%s stays out of the API load balancer until the next run of upgrade, certs renew or apply puts it back)", err, h.Name())
 	}
 	return l.putBack(ctx, h, moveVIP)
 }

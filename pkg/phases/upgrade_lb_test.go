@@ -236,7 +236,7 @@ func TestHAUpgradeResumesOutOfService(t *testing.T) {
 	sc.Host("cp2").FailAt("kubeadm upgrade node")
 	state := t.TempDir()
 	_, err := sc.upgrade(t, state, false, testUpgradeOptions)
-	if err == nil || !strings.Contains(err.Error(), "cp2 stays out of the API load balancer until the next run of upgrade or certs renew puts it back") {
+	if err == nil || !strings.Contains(err.Error(), "cp2 stays out of the API load balancer until the next run of upgrade, certs renew or apply puts it back") {
 		t.Fatalf("err = %v", err)
 	}
 	events := sc.LBEvents()

@@ -88,6 +88,8 @@ var (
 	EtcdRestore = load("etcd-restore.sh")
 	// RestartStaticPod restarts static pods' containers and waits for their new ones.
 	RestartStaticPod = load("restart-static-pod.sh")
+	// APIServerCert issues a new apiserver serving certificate with kubeadm, the old one kept.
+	APIServerCert = load("apiserver-cert.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
 	ResetHost = load("reset-host.sh")
 	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"installer.dev/installer/pkg/exitcode"
+	"installer.dev/installer/pkg/phases"
+)
+
+type applyOptions struct {
+	dryRun, yes bool
+	timeout     time.Duration
+}
+
+func (a *app) newApplyCommand() *cobra.Command {
+	var o applyOptions
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Change a running cluster to match the spec, one control plane and one node at a time",
+		Long: `Reads the running cluster (kubeadm's stored configuration, every control plane's static pods and
+apiserver certificate, every node's kubelet configuration, containerd files, labels and taints),
+prints what differs from the spec host by host with what each change costs, then makes the changes:
+new apiserver certificate names and control-plane flags the kubeadm way, one control plane at a time
+(out of the API's load balancer while its apiserver restarts); the kubelet configuration and
+containerd's files node by node; labels and taints through the API. Each control plane and node is
+checked before the next (the processes run the new flags, the apiserver serves the new certificate
+and is ready, the kubelet reports the new settings, the node is Ready).
+
+Changes apply does not make (the Kubernetes version, the pod or service network, the endpoint, adding
+or removing hosts) are refused before anything runs. Without a terminal to confirm on, --yes is
+needed. --dry-run prints the differences and the commands apply would run. A re-run after a failure
+continues; a run on a cluster that matches the spec prints "no changes".`,
+		Example: `  installer apply -f cluster.yaml --dry-run
+  installer apply -f cluster.yaml --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.timeout <= 0 {
+				return exitcode.New(exitcode.InvalidInput, errors.New("--timeout must be positive"))
+			}
+			return a.apply(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what differs and what apply would run; change nothing")
+	cmd.Flags().BoolVar(&o.yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long each wait (a restarted component, a ready apiserver, a node's kubelet) may take")
+	return cmd
+}
+
+func (a *app) apply(ctx context.Context, o applyOptions) error {
+	ls, err := a.loadSpecForHosts()
+	if err != nil {
+		return err
+	}
+	s, err := a.startSession(ctx, ls, runName("apply", o.dryRun), nil, nil, o.dryRun, false)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	diff := &phases.ApplyDiff{}
+	observe := []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired}, phases.ApplyObserve{Diff: diff}}
+	if _, err := phases.Execute(ctx, s.Run, observe); err != nil {
+		return err
+	}
+	printDiff(a.streams.Out, diff)
+	if len(diff.Refusals) > 0 {
+		var b strings.Builder
+		for _, r := range diff.Refusals {
+			fmt.Fprintf(&b, "\n  %s", r)
+		}
+		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("apply does not make these changes; nothing was changed:%s", b.String()))
+	}
+	if diff.Empty() {
+		return nil
+	}
+	reconcile := phases.ApplyCluster(diff, phases.ApplyOptions{Timeout: o.timeout})
+	if o.dryRun {
+		err := a.execute(ctx, s, reconcile)
+		fmt.Fprintln(a.streams.Out, "\nwhat apply would run:")
+		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
+		return err
+	}
+	if !o.yes {
+		f, ok := a.streams.In.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return exitcode.New(exitcode.InvalidInput, errors.New("apply needs confirmation: run it on a terminal, or pass --yes; nothing was changed"))
+		}
+		if err := confirm(a.streams.In, a.streams.Err, fmt.Sprintf("apply makes the %d changes above to cluster %s.", len(diff.Changes), ls.Cluster.Metadata.Name)); err != nil {
+			return err
+		}
+	}
+	if err := a.execute(ctx, s, reconcile); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.streams.Err, "cluster %s matches the spec: %d changes made\n", ls.Cluster.Metadata.Name, len(diff.Changes))
+	return nil
+}
+
+// printDiff prints what apply found, cluster-wide first, then host by host: each component's
+// differences, one per line, under what changing it costs.
+func printDiff(w io.Writer, d *phases.ApplyDiff) {
+	if d.Empty() {
+		if len(d.Refusals) == 0 {
+			fmt.Fprintln(w, "no changes: the cluster matches the spec")
+		}
+		return
+	}
+	host := "-"
+	for _, c := range d.Changes {
+		if c.Host != host {
+			host = c.Host
+			if host == "" {
+				fmt.Fprintln(w, "cluster:")
+			} else {
+				fmt.Fprintf(w, "host %s:\n", host)
+			}
+		}
+		fmt.Fprintf(w, "  %s: %s\n", c.Component, c.Cost)
+		for _, l := range c.Lines {
+			fmt.Fprintf(w, "    %s\n", l)
+		}
+	}
+	fmt.Fprintf(w, "%d changes\n", len(d.Changes))
+}

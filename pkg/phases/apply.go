@@ -1,0 +1,468 @@
+package phases
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
+	"sigs.k8s.io/yaml"
+
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
+	"installer.dev/installer/pkg/constants"
+	"installer.dev/installer/pkg/drift"
+	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/pki"
+)
+
+// ApplyDiff is what `installer apply` found between the spec and the running cluster: the changes
+// it makes, host by host, and the ones it refuses to make. The observe phase fills it; the
+// reconcile phases act on what it holds for each host.
+type ApplyDiff struct {
+	Changes  []drift.Change
+	Refusals []drift.Refusal
+
+	mu sync.Mutex
+	// observed: ApplyObserve ran to the end.
+	observed bool
+	// kubeadmConfig and kubeletConfig: the cluster's stored configurations differ from the spec's.
+	kubeadmConfig, kubeletConfig bool
+	// controlPlanes: per control plane, what its static pods need.
+	controlPlanes map[string]*controlPlaneDrift
+	// kubelet: nodes whose kubelet configuration differs.
+	kubelet map[string]bool
+	// runtime: per node, the containerd files that differ, and whether containerd must restart.
+	runtime map[string]runtimeDrift
+	// nodeMeta: per node, its labels and taints as they must become.
+	nodeMeta map[string]nodeMetaDrift
+}
+
+// controlPlaneDrift is what one control plane's static pods need.
+type controlPlaneDrift struct {
+	// components whose manifest kubeadm must render again (kubeadm's phase names: apiserver,
+	// controller-manager, scheduler).
+	components []string
+	// certificate: the apiserver's serving certificate lacks a wanted name or holds a removed one.
+	certificate bool
+}
+
+type runtimeDrift struct {
+	files   []manifests.File
+	restart bool
+}
+
+type nodeMetaDrift struct {
+	resourceVersion string
+	labels          map[string]string
+	removedLabels   []string
+	taints          []corev1.Taint
+	lines           []string
+}
+
+// Empty reports whether apply has nothing to change.
+func (d *ApplyDiff) Empty() bool { return len(d.Changes) == 0 }
+
+func (d *ApplyDiff) add(c drift.Change) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Changes = append(d.Changes, c)
+}
+
+func (d *ApplyDiff) refuse(field, reason string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.Refusals = append(d.Refusals, drift.Refusal{Field: field, Reason: reason})
+}
+
+// errNotObserved guards the reconcile phases: they act only on a completed observation.
+var errNotObserved = errors.New("apply: the cluster was not observed")
+
+// The annotations that record which labels and taints of a node are the installer's (set from
+// the spec by apply), so a label removed from the spec is removed from the node and nobody else's.
+const (
+	ManagedLabelsAnnotation = "installer.dev/managed-labels"
+	ManagedTaintsAnnotation = "installer.dev/managed-taints"
+)
+
+// kubeadm's phase name and the process name (comm, at most 15 characters) of each control-plane
+// component apply re-renders, by static pod name.
+var applyComponents = []struct{ pod, phase, comm string }{
+	{"kube-apiserver", "apiserver", "kube-apiserver"},
+	{"kube-controller-manager", "controller-manager", "kube-controller"},
+	{"kube-scheduler", "scheduler", "kube-scheduler"},
+}
+
+// ApplyObserve reads the running cluster and compares it with the spec: kubeadm's stored
+// ClusterConfiguration and KubeletConfiguration, each control plane's static pod manifests and
+// apiserver certificate, each node's kubelet configuration, containerd files, labels and taints,
+// and the nodes against the spec's hosts. It changes nothing; what differs goes into Diff.
+type ApplyObserve struct {
+	Diff *ApplyDiff
+}
+
+func (ApplyObserve) Name() string { return "apply/observe" }
+
+func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
+	d := o.Diff
+	d.controlPlanes, d.kubelet, d.runtime, d.nodeMeta = map[string]*controlPlaneDrift{}, map[string]bool{}, map[string]runtimeDrift{}, map[string]nodeMetaDrift{}
+	spec := &r.Cluster.Spec
+	c, err := r.client(ctx)
+	if err != nil {
+		return err
+	}
+	have, err := c.KubeadmConfig(ctx)
+	if err != nil {
+		return err
+	}
+	want, err := kubeadm.ClusterConfiguration(spec)
+	if err != nil {
+		return err
+	}
+	for _, ref := range drift.ClusterConfig(want, have) {
+		d.refuse(ref.Field, ref.Reason)
+	}
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	for i, h := range spec.Hosts {
+		n, ok := nodes[h.Name]
+		if !ok {
+			d.refuse(fmt.Sprintf("spec.hosts[%d]", i), fmt.Sprintf("host %s is not a node of the cluster: `installer join node --host %s` adds it (apply does not add hosts yet)", h.Name, h.Name))
+			continue
+		}
+		_, isCP := n.Labels[kubeadm.ControlPlaneTaintKey]
+		if isCP != (h.Role == v1alpha1.RoleControlPlane) {
+			d.refuse(fmt.Sprintf("spec.hosts[%d].role", i), fmt.Sprintf("node %s is a %s in the cluster: apply does not change a node's role", h.Name, roleOf(isCP)))
+		}
+	}
+	for _, name := range sortedKeys(nodes) {
+		if _, ok := spec.Host(name); !ok {
+			d.refuse("spec.hosts", fmt.Sprintf("node %s is in the cluster but not in the spec: apply does not remove nodes yet (`installer reset --host %s`, with the host still in the spec, does)", name, name))
+		}
+	}
+	if len(d.Refusals) > 0 {
+		return nil
+	}
+	if lines := clusterConfigLines(want, have); len(lines) > 0 {
+		d.kubeadmConfig = true
+		d.add(drift.Change{Component: "kubeadm-config", Lines: lines, Cost: "the cluster's stored ClusterConfiguration rewritten (`kubeadm init phase upload-config kubeadm`), once every control plane is done"})
+	}
+	wantKubelet, err := kubeadm.KubeletConfiguration(spec)
+	if err != nil {
+		return err
+	}
+	stored, err := c.KubeletConfig(ctx)
+	if err != nil {
+		return err
+	}
+	lines, err := drift.KubeletConfig(wantKubelet, stored)
+	if err != nil {
+		return err
+	}
+	if len(lines) > 0 {
+		d.kubeletConfig = true
+		d.add(drift.Change{Component: "kubelet-config", Lines: lines, Cost: "the cluster's stored KubeletConfiguration rewritten (`kubeadm init phase upload-config kubelet`); new nodes take it"})
+	}
+	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Spec.Role == v1alpha1.RoleControlPlane {
+			if err := o.controlPlane(ctx, h, want, have); err != nil {
+				return err
+			}
+		}
+		if err := o.kubelet(ctx, h, wantKubelet); err != nil {
+			return err
+		}
+		if err := o.runtime(ctx, r, h); err != nil {
+			return err
+		}
+		n := nodes[h.Name()]
+		return o.nodeMeta(ctx, r, h, &n)
+	})
+	if err != nil {
+		return err
+	}
+	d.sort(r)
+	d.observed = true
+	return nil
+}
+
+func roleOf(controlPlane bool) string {
+	if controlPlane {
+		return "control plane"
+	}
+	return "worker"
+}
+
+// clusterConfigLines are the differences apply makes in kubeadm-config: the apiserver's names and
+// the components' flags.
+func clusterConfigLines(want, have *kubeadmv1beta4.ClusterConfiguration) []string {
+	var out []string
+	for _, n := range want.APIServer.CertSANs {
+		if !slices.Contains(have.APIServer.CertSANs, n) {
+			out = append(out, "+ apiServer.certSANs "+n)
+		}
+	}
+	for _, n := range drift.Subtract(have.APIServer.CertSANs, want.APIServer.CertSANs) {
+		out = append(out, "- apiServer.certSANs "+n)
+	}
+	for _, c := range []struct {
+		name       string
+		want, have []kubeadmv1beta4.Arg
+	}{
+		{"apiServer", want.APIServer.ExtraArgs, have.APIServer.ExtraArgs},
+		{"controllerManager", want.ControllerManager.ExtraArgs, have.ControllerManager.ExtraArgs},
+		{"scheduler", want.Scheduler.ExtraArgs, have.Scheduler.ExtraArgs},
+	} {
+		w, h := kubeadm.ArgsMap(c.want), kubeadm.ArgsMap(c.have)
+		for _, k := range sortedKeys(w) {
+			if v, ok := h[k]; !ok {
+				out = append(out, fmt.Sprintf("+ %s.extraArgs --%s=%s", c.name, k, w[k]))
+			} else if v != w[k] {
+				out = append(out, fmt.Sprintf("~ %s.extraArgs --%s=%s (now %s)", c.name, k, w[k], v))
+			}
+		}
+		for _, k := range sortedKeys(drift.Removed(h, w)) {
+			out = append(out, fmt.Sprintf("- %s.extraArgs --%s=%s", c.name, k, h[k]))
+		}
+	}
+	return out
+}
+
+// controlPlane compares h's static pods' flags and its apiserver certificate's names with the
+// spec's. Flags and names the stored configuration had and the spec dropped must go too.
+func (o ApplyObserve) controlPlane(ctx context.Context, h *Host, want, have *kubeadmv1beta4.ClusterConfiguration) error {
+	cp := &controlPlaneDrift{}
+	wantArgs := map[string][]kubeadmv1beta4.Arg{"apiserver": want.APIServer.ExtraArgs, "controller-manager": want.ControllerManager.ExtraArgs, "scheduler": want.Scheduler.ExtraArgs}
+	haveArgs := map[string][]kubeadmv1beta4.Arg{"apiserver": have.APIServer.ExtraArgs, "controller-manager": have.ControllerManager.ExtraArgs, "scheduler": have.Scheduler.ExtraArgs}
+	for _, c := range applyComponents {
+		command, err := manifestCommand(ctx, h, c.pod)
+		if err != nil {
+			return err
+		}
+		w := kubeadm.ArgsMap(wantArgs[c.phase])
+		lines := drift.Flags(w, drift.Removed(kubeadm.ArgsMap(haveArgs[c.phase]), w), command)
+		if len(lines) == 0 {
+			continue
+		}
+		cp.components = append(cp.components, c.phase)
+		o.Diff.add(drift.Change{Host: h.Name(), Component: c.pod, Lines: lines,
+			Cost: c.pod + " manifest rendered again by kubeadm; the kubelet restarts it" + outOfLBNote(c.pod)})
+	}
+	data, err := h.ReadFile(ctx, constants.PKIDir+"/apiserver.crt")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read apiserver.crt: %w", err)
+	}
+	var lines []string
+	if errors.Is(err, fs.ErrNotExist) {
+		// An apply killed between moving the old certificate away and kubeadm writing the new one.
+		lines = []string{"+ a serving certificate (none at " + constants.PKIDir + "/apiserver.crt)"}
+	} else {
+		cert, err := pki.ParseCertificate(data)
+		if err != nil {
+			return fmt.Errorf("apiserver.crt: %w", err)
+		}
+		lines = drift.SANs(want.APIServer.CertSANs, drift.Subtract(have.APIServer.CertSANs, want.APIServer.CertSANs), cert)
+	}
+	if len(lines) > 0 {
+		cp.certificate = true
+		o.Diff.add(drift.Change{Host: h.Name(), Component: "apiserver certificate", Lines: lines,
+			Cost: "new serving certificate signed by the cluster CA (the old one kept in " + ApplyBackupDir + "); kube-apiserver restarted" + outOfLBNote("kube-apiserver")})
+	}
+	if len(cp.components) > 0 || cp.certificate {
+		o.Diff.mu.Lock()
+		o.Diff.controlPlanes[h.Name()] = cp
+		o.Diff.mu.Unlock()
+	}
+	return nil
+}
+
+func outOfLBNote(pod string) string {
+	if pod == "kube-apiserver" {
+		return " (the control plane leaves the API's load balancer meanwhile, when there is one)"
+	}
+	return ""
+}
+
+// manifestCommand reads a static pod manifest's command line.
+func manifestCommand(ctx context.Context, h *Host, pod string) ([]string, error) {
+	path := constants.StaticPodDir + "/" + pod + ".yaml"
+	data, err := h.ReadFile(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var p corev1.Pod
+	if err := yaml.Unmarshal(data, &p); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(p.Spec.Containers) == 0 {
+		return nil, fmt.Errorf("%s has no container", path)
+	}
+	return p.Spec.Containers[0].Command, nil
+}
+
+// kubelet compares the node's kubelet configuration file with the spec's.
+func (o ApplyObserve) kubelet(ctx context.Context, h *Host, want map[string]any) error {
+	data, err := h.ReadFile(ctx, constants.KubeletConfigFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", constants.KubeletConfigFile, err)
+	}
+	lines, err := drift.KubeletConfig(want, data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", constants.KubeletConfigFile, err)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	o.Diff.mu.Lock()
+	o.Diff.kubelet[h.Name()] = true
+	o.Diff.mu.Unlock()
+	o.Diff.add(drift.Change{Host: h.Name(), Component: "kubelet", Lines: lines,
+		Cost: "the node's kubelet configuration rewritten from kubelet-config (`kubeadm upgrade node phase kubelet-config`), the kubelet restarted (its pods keep running)"})
+	return nil
+}
+
+// runtime compares containerd's files on h with the spec's: its configuration, registry mirrors,
+// proxy drop-in and unit. A registry's hosts.toml is read at each pull; anything else needs a
+// restart of containerd.
+func (o ApplyObserve) runtime(ctx context.Context, r *Run, h *Host) error {
+	files, err := hostFiles(h, &r.Cluster.Spec, r.Inputs, h.Facts.AdminConfPresent)
+	if err != nil {
+		return err
+	}
+	var rd runtimeDrift
+	var lines []string
+	for _, f := range files.Runtime {
+		st, err := h.fileState(ctx, f.Path)
+		if err != nil {
+			return err
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		switch {
+		case !st.Exists:
+			lines = append(lines, "+ "+f.Path)
+		case st.SHA256 != f.SHA256() || st.Mode != mode:
+			lines = append(lines, "~ "+f.Path)
+		default:
+			continue
+		}
+		rd.files = append(rd.files, f)
+		if !strings.HasSuffix(f.Path, "/hosts.toml") {
+			rd.restart = true
+		}
+	}
+	if len(rd.files) == 0 {
+		return nil
+	}
+	cost := "written; containerd reads a registry's hosts.toml at its next pull (no restart)"
+	if rd.restart {
+		cost = "written, containerd restarted (its containers keep running)"
+	}
+	o.Diff.mu.Lock()
+	o.Diff.runtime[h.Name()] = rd
+	o.Diff.mu.Unlock()
+	o.Diff.add(drift.Change{Host: h.Name(), Component: "containerd", Lines: lines, Cost: cost})
+	return nil
+}
+
+// nodeMeta compares the node's labels and taints with the host's in the spec.
+func (o ApplyObserve) nodeMeta(ctx context.Context, r *Run, h *Host, n *corev1.Node) error {
+	m, err := nodeMetaFor(ctx, r, h, n)
+	if err != nil || m == nil {
+		return err
+	}
+	o.Diff.mu.Lock()
+	o.Diff.nodeMeta[h.Name()] = *m
+	o.Diff.mu.Unlock()
+	o.Diff.add(drift.Change{Host: h.Name(), Component: "node", Lines: m.lines, Cost: "the Node object updated through the API (no restart)"})
+	return nil
+}
+
+// nodeMetaFor is what node n's labels and taints must become for host h, nil when they are right.
+// The installer's own are those the managed annotations name, else those the kubelet registered
+// the node with (kubeadm-flags.env) and kubeadm's control-plane taint; no other is touched.
+func nodeMetaFor(ctx context.Context, r *Run, h *Host, n *corev1.Node) (*nodeMetaDrift, error) {
+	managedLabels, managedTaints := splitList(n.Annotations[ManagedLabelsAnnotation]), splitList(n.Annotations[ManagedTaintsAnnotation])
+	_, labelsRecorded := n.Annotations[ManagedLabelsAnnotation]
+	_, taintsRecorded := n.Annotations[ManagedTaintsAnnotation]
+	if !labelsRecorded || !taintsRecorded {
+		flags, err := h.ReadFile(ctx, constants.KubeadmFlagsFile)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", constants.KubeadmFlagsFile, err)
+		}
+		registered := drift.ParseFlags(strings.Fields(strings.Trim(strings.TrimPrefix(strings.TrimSpace(string(flags)), "KUBELET_KUBEADM_ARGS="), `"`)))
+		if !labelsRecorded {
+			for _, kv := range splitList(registered["node-labels"]) {
+				k, _, _ := strings.Cut(kv, "=")
+				managedLabels = append(managedLabels, k)
+			}
+		}
+		if !taintsRecorded {
+			managedTaints = append(managedTaints, kubeadm.ControlPlaneTaintKey+":"+string(corev1.TaintEffectNoSchedule))
+			for _, t := range splitList(registered["register-with-taints"]) {
+				kv, effect, _ := strings.Cut(t, ":")
+				k, _, _ := strings.Cut(kv, "=")
+				managedTaints = append(managedTaints, k+":"+effect)
+			}
+		}
+	}
+	labelLines, labels := drift.Labels(h.Spec.Labels, managedLabels, n.Labels)
+	taintLines, taints := drift.Taints(kubeadm.Taints(&r.Cluster.Spec, h.Spec), managedTaints, n.Spec.Taints)
+	if len(labelLines) == 0 && len(taintLines) == 0 {
+		return nil, nil
+	}
+	m := &nodeMetaDrift{resourceVersion: n.ResourceVersion, lines: append(labelLines, taintLines...), labels: labels, taints: taints}
+	if labels == nil {
+		m.labels = n.Labels
+	}
+	if taints == nil {
+		m.taints = n.Spec.Taints
+	}
+	for k := range n.Labels {
+		if _, ok := m.labels[k]; !ok {
+			m.removedLabels = append(m.removedLabels, k)
+		}
+	}
+	slices.Sort(m.removedLabels)
+	return m, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// sort orders the changes as they are printed and made: cluster-wide first, then hosts in spec
+// order, each host's in the order reconcile makes them.
+func (d *ApplyDiff) sort(r *Run) {
+	rank := map[string]int{"": -1}
+	for i, n := range r.order {
+		rank[n] = i
+	}
+	comp := map[string]int{"kubeadm-config": 0, "kubelet-config": 1, "apiserver certificate": 2, "kube-apiserver": 3, "kube-controller-manager": 4, "kube-scheduler": 5, "kubelet": 6, "containerd": 7, "node": 8}
+	slices.SortStableFunc(d.Changes, func(a, b drift.Change) int {
+		if rank[a.Host] != rank[b.Host] {
+			return rank[a.Host] - rank[b.Host]
+		}
+		return comp[a.Component] - comp[b.Component]
+	})
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
