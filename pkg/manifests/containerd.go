@@ -181,6 +181,10 @@ func RegistryServer(registry string) string {
 	return "https://" + registry
 }
 
+// WrittenByMarker starts every registry's hosts.toml the installer writes: the proof that a file
+// of a registry the spec no longer mirrors is the installer's to remove.
+const WrittenByMarker = "# Written by installer"
+
 // registryHosts renders certs.d/<registry>/hosts.toml for every mirrored registry, plus the CA files
 // the mirrors name, uploaded beside it.
 func registryHosts(spec *v1alpha1.ClusterSpec, in Inputs) ([]File, error) {

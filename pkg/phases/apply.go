@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ import (
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
+	"installer.dev/installer/pkg/scripts"
+	"installer.dev/installer/pkg/ssh"
 )
 
 // ApplyDiff is what `installer apply` found between the spec and the running cluster: the changes
@@ -34,6 +37,8 @@ type ApplyDiff struct {
 	observed bool
 	// kubeadmConfig and kubeletConfig: the cluster's stored configurations differ from the spec's.
 	kubeadmConfig, kubeletConfig bool
+	// lbLeftovers: an interrupted run left a control plane out of the API's load balancer.
+	lbLeftovers bool
 	// controlPlanes: per control plane, what its static pods need.
 	controlPlanes map[string]*controlPlaneDrift
 	// kubelet: nodes whose kubelet configuration differs.
@@ -54,7 +59,9 @@ type controlPlaneDrift struct {
 }
 
 type runtimeDrift struct {
-	files   []manifests.File
+	files []manifests.File
+	// stale: the spec no longer mirrors these registries; their hosts.toml goes.
+	stale   bool
 	restart bool
 }
 
@@ -91,9 +98,11 @@ const (
 	ManagedTaintsAnnotation = "installer.dev/managed-taints"
 )
 
+type applyComponent struct{ pod, phase, comm string }
+
 // kubeadm's phase name and the process name (comm, at most 15 characters) of each control-plane
 // component apply re-renders, by static pod name.
-var applyComponents = []struct{ pod, phase, comm string }{
+var applyComponents = []applyComponent{
 	{"kube-apiserver", "apiserver", "kube-apiserver"},
 	{"kube-controller-manager", "controller-manager", "kube-controller"},
 	{"kube-scheduler", "scheduler", "kube-scheduler"},
@@ -171,6 +180,19 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 		d.kubeletConfig = true
 		d.add(drift.Change{Component: "kubelet-config", Lines: lines, Cost: "the cluster's stored KubeletConfiguration rewritten (`kubeadm init phase upload-config kubelet`); new nodes take it"})
 	}
+	if lb := newAPILB(r, "apply", 0); lb != nil {
+		views, err := lb.views(ctx)
+		if err != nil {
+			return err
+		}
+		for _, v := range views {
+			if v.maintenance {
+				d.lbLeftovers = true
+				d.add(drift.Change{Host: v.host.Name(), Component: "API load balancer", Lines: []string{"+ back in service (an interrupted run left it out)"},
+					Cost: "put back into every control plane's haproxy and keepalived (no restart)"})
+			}
+		}
+	}
 	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Spec.Role == v1alpha1.RoleControlPlane {
 			if err := o.controlPlane(ctx, h, want, have); err != nil {
@@ -242,19 +264,41 @@ func (o ApplyObserve) controlPlane(ctx context.Context, h *Host, want, have *kub
 	cp := &controlPlaneDrift{}
 	wantArgs := map[string][]kubeadmv1beta4.Arg{"apiserver": want.APIServer.ExtraArgs, "controller-manager": want.ControllerManager.ExtraArgs, "scheduler": want.Scheduler.ExtraArgs}
 	haveArgs := map[string][]kubeadmv1beta4.Arg{"apiserver": have.APIServer.ExtraArgs, "controller-manager": have.ControllerManager.ExtraArgs, "scheduler": have.Scheduler.ExtraArgs}
+	running, err := runningCommands(ctx, h)
+	if err != nil {
+		return err
+	}
 	for _, c := range applyComponents {
-		command, err := manifestCommand(ctx, h, c.pod)
-		if err != nil {
-			return err
+		path := constants.StaticPodDir + "/" + c.pod + ".yaml"
+		data, err := h.ReadFile(ctx, path)
+		var lines []string
+		if errors.Is(err, fs.ErrNotExist) {
+			// An apply (or certs renew) killed while the pod was stopping holds its manifest aside.
+			held := restartHoldDir + "/" + c.pod + ".yaml"
+			if _, herr := h.ReadFile(ctx, held); herr != nil {
+				return fmt.Errorf("read %s: %w (and no manifest is held in %s)", path, err, restartHoldDir)
+			}
+			lines = []string{"+ " + path + " (an interrupted run holds it in " + restartHoldDir + ")"}
+		} else if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		} else {
+			command, err := parseCommand(path, data)
+			if err != nil {
+				return err
+			}
+			w := kubeadm.ArgsMap(wantArgs[c.phase])
+			lines = drift.Flags(w, drift.Removed(kubeadm.ArgsMap(haveArgs[c.phase]), w), command)
+			// A manifest rewritten in place that the kubelet has not acted on yet.
+			if procs := running[c.pod]; len(lines) == 0 && (len(procs) != 1 || !maps.Equal(drift.ParseFlags(procs[0]), drift.ParseFlags(command))) {
+				lines = []string{fmt.Sprintf("~ the running %s (%d processes) does not run its manifest's flags", c.pod, len(procs))}
+			}
 		}
-		w := kubeadm.ArgsMap(wantArgs[c.phase])
-		lines := drift.Flags(w, drift.Removed(kubeadm.ArgsMap(haveArgs[c.phase]), w), command)
 		if len(lines) == 0 {
 			continue
 		}
 		cp.components = append(cp.components, c.phase)
 		o.Diff.add(drift.Change{Host: h.Name(), Component: c.pod, Lines: lines,
-			Cost: c.pod + " manifest rendered again by kubeadm; the kubelet restarts it" + outOfLBNote(c.pod)})
+			Cost: c.pod + " stopped, its manifest rendered again by kubeadm, started" + outOfLBNote(c.pod)})
 	}
 	data, err := h.ReadFile(ctx, constants.PKIDir+"/apiserver.crt")
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -291,6 +335,35 @@ func outOfLBNote(pod string) string {
 	return ""
 }
 
+// runningCommands are the command lines of the control-plane components running on h, by static
+// pod name.
+func runningCommands(ctx context.Context, h *Host) (map[string][][]string, error) {
+	var comms []string
+	for _, c := range applyComponents {
+		comms = append(comms, c.comm)
+	}
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Processes.Args(comms...)})
+	if err != nil {
+		return nil, fmt.Errorf("list the control plane's processes: %w", err)
+	}
+	out := map[string][][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(res.Stdout)), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		// The pid, then the command line, whose binary is named as its static pod.
+		if pod := path.Base(f[1]); slices.ContainsFunc(applyComponents, func(c applyComponent) bool { return c.pod == pod }) {
+			out[pod] = append(out[pod], f[1:])
+		}
+	}
+	return out, nil
+}
+
+// restartHoldDir is where restart-static-pod.sh and render-static-pod.sh keep a manifest while its
+// pod stops.
+const restartHoldDir = constants.InstallerDataDir + "/restart"
+
 // manifestCommand reads a static pod manifest's command line.
 func manifestCommand(ctx context.Context, h *Host, pod string) ([]string, error) {
 	path := constants.StaticPodDir + "/" + pod + ".yaml"
@@ -298,6 +371,10 @@ func manifestCommand(ctx context.Context, h *Host, pod string) ([]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
+	return parseCommand(path, data)
+}
+
+func parseCommand(path string, data []byte) ([]string, error) {
 	var p corev1.Pod
 	if err := yaml.Unmarshal(data, &p); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -361,10 +438,18 @@ func (o ApplyObserve) runtime(ctx context.Context, r *Run, h *Host) error {
 			rd.restart = true
 		}
 	}
-	if len(rd.files) == 0 {
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.StaleMirrors.Args(append([]string{"list", manifests.WrittenByMarker}, sortedKeys(r.Cluster.Spec.Images.Mirrors)...)...)})
+	if err != nil {
+		return fmt.Errorf("list the registry mirror files: %w", err)
+	}
+	for _, p := range strings.Fields(string(res.Stdout)) {
+		lines = append(lines, "- "+p)
+		rd.stale = true
+	}
+	if len(rd.files) == 0 && !rd.stale {
 		return nil
 	}
-	cost := "written; containerd reads a registry's hosts.toml at its next pull (no restart)"
+	cost := "registry mirror files changed; containerd reads them at each pull (no restart)"
 	if rd.restart {
 		cost = "written, containerd restarted (its containers keep running)"
 	}
@@ -454,7 +539,7 @@ func (d *ApplyDiff) sort(r *Run) {
 	for i, n := range r.order {
 		rank[n] = i
 	}
-	comp := map[string]int{"kubeadm-config": 0, "kubelet-config": 1, "apiserver certificate": 2, "kube-apiserver": 3, "kube-controller-manager": 4, "kube-scheduler": 5, "kubelet": 6, "containerd": 7, "node": 8}
+	comp := map[string]int{"kubeadm-config": 0, "kubelet-config": 1, "API load balancer": 2, "apiserver certificate": 2, "kube-apiserver": 3, "kube-controller-manager": 4, "kube-scheduler": 5, "kubelet": 6, "containerd": 7, "node": 8}
 	slices.SortStableFunc(d.Changes, func(a, b drift.Change) int {
 		if rank[a.Host] != rank[b.Host] {
 			return rank[a.Host] - rank[b.Host]

@@ -15,6 +15,7 @@ import (
 	"installer.dev/installer/pkg/drift"
 	"installer.dev/installer/pkg/kubeadm"
 	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 )
@@ -72,7 +73,7 @@ type ApplyControlPlanes struct {
 func (ApplyControlPlanes) Name() string { return "apply/control-planes" }
 
 func (a ApplyControlPlanes) ShouldRun(*Run) (bool, string) {
-	if a.Diff.observed && len(a.Diff.controlPlanes) == 0 && !a.Diff.kubeadmConfig {
+	if a.Diff.observed && len(a.Diff.controlPlanes) == 0 && !a.Diff.kubeadmConfig && !a.Diff.lbLeftovers {
 		return false, "every control plane runs the spec's flags and certificate names"
 	}
 	return true, ""
@@ -156,14 +157,14 @@ func (a ApplyControlPlanes) reconcile(ctx context.Context, r *Run, h *Host, cp *
 			return hostErr(h.Name(), fmt.Errorf("issue the apiserver certificate: %w", err))
 		}
 	}
-	for _, c := range cp.components {
-		if _, err := h.Exec(ctx, ssh.Cmd{Args: []string{"kubeadm", "init", "phase", "control-plane", c, "--config", kubeadm.ReconfigurePath}}); err != nil {
-			return hostErr(h.Name(), fmt.Errorf("render the %s manifest: %w", c, err))
-		}
-	}
+	timeout := strconv.Itoa(int(o.Timeout.Seconds()))
 	for _, c := range applyComponents {
 		if !slices.Contains(cp.components, c.phase) {
 			continue
+		}
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.RenderStaticPod.Args(timeout, kubeadm.ReconfigurePath, c.phase, c.pod)},
+			[]string{"replace " + c.pod + ": its manifest moved out until its container stopped, then kubeadm init phase control-plane " + c.phase + " --config " + kubeadm.ReconfigurePath}); err != nil {
+			return hostErr(h.Name(), fmt.Errorf("replace %s with its new manifest: %w", c.pod, err))
 		}
 		err := r.fx.Observe(ctx, h.Name()+"'s "+c.pod+" running with its new manifest's flags", func(ctx context.Context) error {
 			return waitRunsManifest(ctx, h, c.pod, c.comm, o.pollInterval, o.Timeout)
@@ -174,7 +175,6 @@ func (a ApplyControlPlanes) reconcile(ctx context.Context, r *Run, h *Host, cp *
 	}
 	if cp.certificate && !slices.Contains(cp.components, "apiserver") {
 		// The manifest did not change: only a restart makes the apiserver read the new certificate.
-		timeout := strconv.Itoa(int(o.Timeout.Seconds()))
 		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.RestartStaticPod.Args(timeout, "kube-apiserver")},
 			[]string{"restart kube-apiserver: its manifest moved out until its container stopped, then back"}); err != nil {
 			return hostErr(h.Name(), fmt.Errorf("restart kube-apiserver: %w", err))
@@ -339,6 +339,13 @@ func (a ApplyRuntime) Run(ctx context.Context, r *Run) error {
 		start := time.Now()
 		if _, err := h.UploadAll(ctx, rd.files); err != nil {
 			return hostErr(h.Name(), err)
+		}
+		if rd.stale {
+			args := append([]string{"remove", manifests.WrittenByMarker}, sortedKeys(r.Cluster.Spec.Images.Mirrors)...)
+			if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.StaleMirrors.Args(args...)},
+				[]string{"remove the hosts.toml the installer wrote for registries the spec no longer mirrors"}); err != nil {
+				return hostErr(h.Name(), fmt.Errorf("remove registry mirror files: %w", err))
+			}
 		}
 		if !rd.restart {
 			continue

@@ -88,8 +88,12 @@ var (
 	EtcdRestore = load("etcd-restore.sh")
 	// RestartStaticPod restarts static pods' containers and waits for their new ones.
 	RestartStaticPod = load("restart-static-pod.sh")
+	// RenderStaticPod replaces a control-plane static pod with the manifest kubeadm renders anew.
+	RenderStaticPod = load("render-static-pod.sh")
 	// APIServerCert issues a new apiserver serving certificate with kubeadm, the old one kept.
 	APIServerCert = load("apiserver-cert.sh")
+	// StaleMirrors lists or removes the registry mirror files the spec no longer has.
+	StaleMirrors = load("stale-mirrors.sh")
 	// ResetHost lists or removes what a cluster leaves on a host besides the firewall.
 	ResetHost = load("reset-host.sh")
 	// ResetFirewall lists or removes the firewall state of kube-proxy, the kubelet and the CNI.
