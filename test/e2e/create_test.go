@@ -72,6 +72,16 @@ func TestScenario1Create(t *testing.T) {
 	renew := renewExpiringCerts(ctx, t, c, k, []string{"cp1"}, false)
 	restoreScenario(ctx, t, c, k, []string{"cp1"}, false)
 	checkNoSecrets(t, c, renew)
+
+	// apply on one control plane (the API is down while its apiserver restarts).
+	changed := c.specVariant("apply.yaml", applyChanges("w1"))
+	applied := applyWithLoops(ctx, t, c, k, changed, false)
+	checkApplied(ctx, t, c, k, []string{"cp1"}, names, "w1")
+	again := c.installerSpec(changed, "apply", "--yes")
+	if again.Code != 0 || !strings.Contains(again.Stdout, "no changes") {
+		errorf(t, "second apply: exit %d\n%s\n%s", again.Code, again.Stdout, again.Stderr)
+	}
+	checkNoSecrets(t, c, applied, again)
 }
 
 // reportTimings prints the wall time, the time per phase, and the overhead ratio against the steps
