@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
@@ -134,6 +135,52 @@ func KubeletRunning(set, configz map[string]any) ([]string, error) {
 		if !reflect.DeepEqual(w[k], h[k]) {
 			out = append(out, fmt.Sprintf("%s: %s (runs with %s)", k, compact(w[k]), compact(h[k])))
 		}
+	}
+	return out, nil
+}
+
+// KubeProxyConfig compares the fields the spec sets in its KubeProxyConfiguration (want) with the
+// configuration the cluster stores for kube-proxy (the kube-proxy ConfigMap's config.conf, YAML);
+// fields want does not set are not compared. Returns the fields that differ, sorted.
+func KubeProxyConfig(want map[string]any, have []byte) ([]string, error) {
+	var hm map[string]any
+	if err := yaml.Unmarshal(have, &hm); err != nil {
+		return nil, fmt.Errorf("the cluster's kube-proxy configuration: %w", err)
+	}
+	w, err := normal[kubeproxyv1alpha1.KubeProxyConfiguration](want)
+	if err != nil {
+		return nil, fmt.Errorf("the spec's kube-proxy configuration: %w", err)
+	}
+	h, err := normal[kubeproxyv1alpha1.KubeProxyConfiguration](hm)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's kube-proxy configuration: %w", err)
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if k == "apiVersion" || k == "kind" || reflect.DeepEqual(w[k], h[k]) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: %s (the cluster has %s)", k, compact(w[k]), compact(h[k])))
+	}
+	return out, nil
+}
+
+// normal round-trips a configuration through its typed struct T, as normalKubelet does.
+func normal[T any](m map[string]any) (map[string]any, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var typed T
+	if err := json.Unmarshal(b, &typed); err != nil {
+		return nil, err
+	}
+	if b, err = json.Marshal(&typed); err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

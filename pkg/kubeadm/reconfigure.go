@@ -77,3 +77,20 @@ func ArgsMap(a []kubeadmv1beta4.Arg) map[string]string {
 	}
 	return out
 }
+
+// KubeProxyConfiguration is the KubeProxyConfiguration document the spec renders.
+func KubeProxyConfiguration(spec *v1alpha1.ClusterSpec) (map[string]any, error) {
+	c, errs := kubeProxyConfiguration(spec)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("kubeadm: %w", errs.ToAggregate())
+	}
+	return c, nil
+}
+
+// KubeletFlags are the kubelet flags the spec gives host h's kubelet at join (kubeadm writes them
+// to kubeadm-flags.env), without node-labels: a node's labels are changed through the API.
+func KubeletFlags(spec *v1alpha1.ClusterSpec, h v1alpha1.Host) map[string]string {
+	m := kubeletArgs(spec, h)
+	delete(m, flagNodeLabels)
+	return m
+}

@@ -91,3 +91,17 @@ func (c *Client) KubeletConfigz(ctx context.Context, node string) (map[string]an
 	}
 	return out.KubeletConfig, nil
 }
+
+// KubeProxyConfig is the KubeProxyConfiguration (YAML) kubeadm stores for kube-proxy
+// (kube-system/kube-proxy, config.conf).
+func (c *Client) KubeProxyConfig(ctx context.Context) ([]byte, error) {
+	cm, err := c.Kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read kube-proxy's ConfigMap: %w", err)
+	}
+	data, ok := cm.Data["config.conf"]
+	if !ok {
+		return nil, fmt.Errorf("kube-proxy's ConfigMap has no config.conf")
+	}
+	return []byte(data), nil
+}

@@ -157,6 +157,27 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 			d.refuse("spec.hosts", fmt.Sprintf("node %s is in the cluster but not in the spec: apply does not remove nodes yet (`installer reset --host %s`, with the host still in the spec, does)", name, name))
 		}
 	}
+	wantProxy, err := kubeadm.KubeProxyConfiguration(spec)
+	if err != nil {
+		return err
+	}
+	haveProxy, err := c.KubeProxyConfig(ctx)
+	if err != nil {
+		return err
+	}
+	differs, err := drift.KubeProxyConfig(wantProxy, haveProxy)
+	if err != nil {
+		return err
+	}
+	if len(differs) > 0 {
+		d.refuse("spec.kubeProxy", "apply does not change kube-proxy's configuration yet: "+strings.Join(differs, "; "))
+	}
+	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		return o.kubeletFlags(ctx, r, h)
+	})
+	if err != nil {
+		return err
+	}
 	if len(d.Refusals) > 0 {
 		return nil
 	}
@@ -385,6 +406,41 @@ func parseCommand(path string, data []byte) ([]string, error) {
 	return p.Spec.Containers[0].Command, nil
 }
 
+// kubeletFlags refuses a spec whose kubelet flags (spec.kubelet.extraArgs, node-ip, the cloud
+// provider) differ from those h's kubelet was joined with: apply does not rewrite kubeadm-flags.env.
+func (o ApplyObserve) kubeletFlags(ctx context.Context, r *Run, h *Host) error {
+	data, err := h.ReadFile(ctx, constants.KubeadmFlagsFile)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", constants.KubeadmFlagsFile, err)
+	}
+	have := parseKubeadmFlags(data)
+	want := kubeadm.KubeletFlags(&r.Cluster.Spec, h.Spec)
+	var differs []string
+	for _, k := range sortedKeys(want) {
+		if v, ok := have[k]; !ok || v != want[k] {
+			differs = append(differs, fmt.Sprintf("--%s=%s (%s has %s)", k, want[k], constants.KubeadmFlagsFile, quoteOrNone(v, ok)))
+		}
+	}
+	if len(differs) > 0 {
+		o.Diff.refuse("spec.kubelet.extraArgs", fmt.Sprintf("host %s: apply does not change the kubelet's flags yet: %s", h.Name(), strings.Join(differs, ", ")))
+	}
+	return nil
+}
+
+func quoteOrNone(v string, ok bool) string {
+	if !ok {
+		return "none"
+	}
+	return v
+}
+
+// parseKubeadmFlags reads kubeadm-flags.env: KUBELET_KUBEADM_ARGS="--name=value ...".
+func parseKubeadmFlags(data []byte) map[string]string {
+	line := strings.TrimSpace(string(data))
+	line = strings.Trim(strings.TrimPrefix(line, "KUBELET_KUBEADM_ARGS="), `"`)
+	return drift.ParseFlags(strings.Fields(line))
+}
+
 // kubelet compares the node's kubelet configuration file with the spec's.
 func (o ApplyObserve) kubelet(ctx context.Context, h *Host, want map[string]any) error {
 	data, err := h.ReadFile(ctx, constants.KubeletConfigFile)
@@ -485,7 +541,7 @@ func nodeMetaFor(ctx context.Context, r *Run, h *Host, n *corev1.Node) (*nodeMet
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("read %s: %w", constants.KubeadmFlagsFile, err)
 		}
-		registered := drift.ParseFlags(strings.Fields(strings.Trim(strings.TrimPrefix(strings.TrimSpace(string(flags)), "KUBELET_KUBEADM_ARGS="), `"`)))
+		registered := parseKubeadmFlags(flags)
 		if !labelsRecorded {
 			for _, kv := range splitList(registered["node-labels"]) {
 				k, _, _ := strings.Cut(kv, "=")
