@@ -66,7 +66,8 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 	}
 	defer s.Close()
 	diff := &phases.ApplyDiff{}
-	observe := []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired}, phases.ApplyObserve{Diff: diff}}
+	observe := []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
+		phases.ApplyLeftovers{Options: phases.ApplyOptions{Timeout: o.timeout}}, phases.ApplyObserve{Diff: diff}}
 	if _, err := phases.Execute(ctx, s.Run, observe); err != nil {
 		return err
 	}

@@ -437,3 +437,38 @@ func (a ApplyNodeMeta) Run(ctx context.Context, r *Run) error {
 	}
 	return nil
 }
+
+// ApplyLeftovers puts back, on every control plane, the static pod manifests an interrupted apply
+// or certs renew held aside while their pod stopped (the hold directory is the installer's own, so
+// this only undoes its unfinished work): those pods run again as they were before, the API answers,
+// and the observation that follows sees the cluster as it is.
+type ApplyLeftovers struct {
+	Options ApplyOptions
+}
+
+func (ApplyLeftovers) Name() string { return "apply/leftovers" }
+
+func (a ApplyLeftovers) Run(ctx context.Context, r *Run) error {
+	o := a.Options.withDefaults()
+	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
+		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.HeldManifests.Args("list")})
+		if err != nil {
+			return fmt.Errorf("list the manifests held aside: %w", err)
+		}
+		held := strings.Fields(string(res.Stdout))
+		if len(held) == 0 {
+			return nil
+		}
+		r.Log.Warn("an interrupted run held these static pods' manifests aside; putting them back", "host", h.Name(), "pods", strings.Join(held, ","))
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.HeldManifests.Args("restore")},
+			[]string{"put back the manifests of " + strings.Join(held, ", ") + " that an interrupted run held in " + restartHoldDir}); err != nil {
+			return fmt.Errorf("put back the held manifests: %w", err)
+		}
+		if !slices.Contains(held, "kube-apiserver") {
+			return nil
+		}
+		return r.fx.Observe(ctx, h.Name()+"'s apiserver ready", func(ctx context.Context) error {
+			return h.waitReadyz(ctx, o.pollInterval, o.Timeout)
+		})
+	})
+}

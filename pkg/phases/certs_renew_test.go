@@ -164,7 +164,7 @@ func TestCertsRenewStopsWhenTheOldCertificateIsServed(t *testing.T) {
 	r := sc.newRun(t, nil)
 	var report []RenewedHost
 	_, err := Execute(context.Background(), r, []Phase{Connect{}, GatherFacts{}, CertsRenew{Report: &report, Timeout: time.Second, pollInterval: 10 * time.Millisecond}})
-	if err == nil || !strings.Contains(err.Error(), "host "+first+": ") || !strings.Contains(err.Error(), "not the renewed one") ||
+	if err == nil || !strings.Contains(err.Error(), "host "+first+": ") || !strings.Contains(err.Error(), "not the one in the file") ||
 		!strings.Contains(err.Error(), first+" stays out of the API load balancer") || !strings.Contains(err.Error(), "(not renewed after it: ") {
 		t.Fatalf("err = %v", err)
 	}

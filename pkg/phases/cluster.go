@@ -9,6 +9,7 @@ import (
 
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeapi"
+	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/manifests"
 )
 
@@ -18,6 +19,15 @@ func (r *Run) connectAPI(ctx context.Context) (*kubeapi.Client, error) {
 	cp, err := r.firstControlPlane()
 	if err != nil {
 		return nil, err
+	}
+	// Through the first control plane whose apiserver is ready: the first one's may be restarting
+	// (a run interrupted while it was out of the load balancer).
+	for _, s := range r.Cluster.Spec.ControlPlanes() {
+		if h, ok := r.Hosts[s.Name]; ok && h.Connected() {
+			if _, err := h.Query(ctx, ssh.Cmd{Args: localReadyz}); err == nil {
+				return apiThrough(ctx, h)
+			}
+		}
 	}
 	return apiThrough(ctx, cp)
 }

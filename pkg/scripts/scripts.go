@@ -88,6 +88,8 @@ var (
 	EtcdRestore = load("etcd-restore.sh")
 	// RestartStaticPod restarts static pods' containers and waits for their new ones.
 	RestartStaticPod = load("restart-static-pod.sh")
+	// HeldManifests lists or puts back the manifests an interrupted restart held aside.
+	HeldManifests = load("held-manifests.sh")
 	// RenderStaticPod replaces a control-plane static pod with the manifest kubeadm renders anew.
 	RenderStaticPod = load("render-static-pod.sh")
 	// APIServerCert issues a new apiserver serving certificate with kubeadm, the old one kept.
