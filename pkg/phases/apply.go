@@ -19,6 +19,7 @@ import (
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/drift"
 	"installer.dev/installer/pkg/kubeadm"
+	"installer.dev/installer/pkg/kubeapi"
 	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/pki"
 	"installer.dev/installer/pkg/scripts"
@@ -121,7 +122,6 @@ func (ApplyObserve) Name() string { return "apply/observe" }
 func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	d := o.Diff
 	d.controlPlanes, d.kubelet, d.runtime, d.nodeMeta = map[string]*controlPlaneDrift{}, map[string]bool{}, map[string]runtimeDrift{}, map[string]nodeMetaDrift{}
-	spec := &r.Cluster.Spec
 	c, err := r.client(ctx)
 	if err != nil {
 		return err
@@ -130,16 +130,54 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	want, err := kubeadm.ClusterConfiguration(spec)
+	want, err := kubeadm.ClusterConfiguration(&r.Cluster.Spec)
 	if err != nil {
 		return err
-	}
-	for _, ref := range drift.ClusterConfig(want, have) {
-		d.refuse(ref.Field, ref.Reason)
 	}
 	nodes, err := c.Nodes(ctx)
 	if err != nil {
 		return err
+	}
+	if err := o.refusals(ctx, r, c, want, have, nodes); err != nil || len(d.Refusals) > 0 {
+		return err
+	}
+	if err := o.clusterWide(ctx, r, c, want, have); err != nil {
+		return err
+	}
+	wantKubelet, err := kubeadm.KubeletConfiguration(&r.Cluster.Spec)
+	if err != nil {
+		return err
+	}
+	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+		if h.Spec.Role == v1alpha1.RoleControlPlane {
+			if err := o.controlPlane(ctx, h, want, have); err != nil {
+				return err
+			}
+		}
+		if err := o.kubelet(ctx, h, wantKubelet); err != nil {
+			return err
+		}
+		if err := o.runtime(ctx, r, h); err != nil {
+			return err
+		}
+		n := nodes[h.Name()]
+		return o.nodeMeta(ctx, r, h, &n)
+	})
+	if err != nil {
+		return err
+	}
+	d.sort(r)
+	d.observed = true
+	return nil
+}
+
+// refusals records what the spec asks that apply does not do: cluster-wide settings fixed at
+// creation or changed by other commands, hosts added, removed or with another role, kube-proxy's
+// configuration, the kubelets' flags.
+func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, want, have *kubeadmv1beta4.ClusterConfiguration, nodes map[string]corev1.Node) error {
+	d, spec := o.Diff, &r.Cluster.Spec
+	for _, ref := range drift.ClusterConfig(want, have) {
+		d.refuse(ref.Field, ref.Reason)
 	}
 	for i, h := range spec.Hosts {
 		n, ok := nodes[h.Name]
@@ -172,20 +210,20 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	if len(differs) > 0 {
 		d.refuse("spec.kubeProxy", "apply does not change kube-proxy's configuration yet: "+strings.Join(differs, "; "))
 	}
-	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
 		return o.kubeletFlags(ctx, r, h)
 	})
-	if err != nil {
-		return err
-	}
-	if len(d.Refusals) > 0 {
-		return nil
-	}
+}
+
+// clusterWide compares kubeadm's stored configurations with the spec's, and finds the control
+// planes an interrupted run left out of the API's load balancer.
+func (o ApplyObserve) clusterWide(ctx context.Context, r *Run, c *kubeapi.Client, want, have *kubeadmv1beta4.ClusterConfiguration) error {
+	d := o.Diff
 	if lines := clusterConfigLines(want, have); len(lines) > 0 {
 		d.kubeadmConfig = true
 		d.add(drift.Change{Component: "kubeadm-config", Lines: lines, Cost: "the cluster's stored ClusterConfiguration rewritten (`kubeadm init phase upload-config kubeadm`), once every control plane is done"})
 	}
-	wantKubelet, err := kubeadm.KubeletConfiguration(spec)
+	wantKubelet, err := kubeadm.KubeletConfiguration(&r.Cluster.Spec)
 	if err != nil {
 		return err
 	}
@@ -201,39 +239,21 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 		d.kubeletConfig = true
 		d.add(drift.Change{Component: "kubelet-config", Lines: lines, Cost: "the cluster's stored KubeletConfiguration rewritten (`kubeadm init phase upload-config kubelet`); new nodes take it"})
 	}
-	if lb := newAPILB(r, "apply", 0); lb != nil {
-		views, err := lb.views(ctx)
-		if err != nil {
-			return err
-		}
-		for _, v := range views {
-			if v.maintenance {
-				d.lbLeftovers = true
-				d.add(drift.Change{Host: v.host.Name(), Component: "API load balancer", Lines: []string{"+ back in service (an interrupted run left it out)"},
-					Cost: "put back into every control plane's haproxy and keepalived (no restart)"})
-			}
-		}
+	lb := newAPILB(r, "apply", 0)
+	if lb == nil {
+		return nil
 	}
-	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
-		if h.Spec.Role == v1alpha1.RoleControlPlane {
-			if err := o.controlPlane(ctx, h, want, have); err != nil {
-				return err
-			}
-		}
-		if err := o.kubelet(ctx, h, wantKubelet); err != nil {
-			return err
-		}
-		if err := o.runtime(ctx, r, h); err != nil {
-			return err
-		}
-		n := nodes[h.Name()]
-		return o.nodeMeta(ctx, r, h, &n)
-	})
+	views, err := lb.views(ctx)
 	if err != nil {
 		return err
 	}
-	d.sort(r)
-	d.observed = true
+	for _, v := range views {
+		if v.maintenance {
+			d.lbLeftovers = true
+			d.add(drift.Change{Host: v.host.Name(), Component: "API load balancer", Lines: []string{"+ back in service (an interrupted run left it out)"},
+				Cost: "put back into every control plane's haproxy and keepalived (no restart)"})
+		}
+	}
 	return nil
 }
 

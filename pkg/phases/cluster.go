@@ -9,8 +9,8 @@ import (
 
 	"installer.dev/installer/pkg/constants"
 	"installer.dev/installer/pkg/kubeapi"
-	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/manifests"
+	"installer.dev/installer/pkg/ssh"
 )
 
 // connectAPI connects to the cluster through the first control plane's local apiserver (the
