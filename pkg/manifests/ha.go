@@ -36,6 +36,10 @@ const (
 	// is under /run, so a reboot ends a maintenance an interrupted run left behind.
 	KeepalivedMaintenanceDir  = "/run/installer/keepalived"
 	KeepalivedMaintenanceFile = KeepalivedMaintenanceDir + "/maintenance"
+	// HAProxyOutMarker exists on a control plane while a run has it out of every haproxy (upgrade,
+	// certs renew, apply): the proof that a server left in maintenance is the installer's to put
+	// back. Under /run like haproxy's own state, which a reboot also resets.
+	HAProxyOutMarker = "/run/installer/haproxy-out"
 )
 
 // HAProxyBackend is the name of the API's backend in haproxy.cfg.

@@ -248,7 +248,11 @@ func (o ApplyObserve) clusterWide(ctx context.Context, r *Run, c *kubeapi.Client
 		return err
 	}
 	for _, v := range views {
-		if v.maintenance {
+		out, err := lb.leftOut(ctx, v)
+		if err != nil {
+			return err
+		}
+		if out {
 			d.lbLeftovers = true
 			d.add(drift.Change{Host: v.host.Name(), Component: "API load balancer", Lines: []string{"+ back in service (an interrupted run left it out)"},
 				Cost: "put back into every control plane's haproxy and keepalived (no restart)"})

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"installer.dev/installer/pkg/manifests"
 	"installer.dev/installer/pkg/phases/internal/simhost"
 )
 
@@ -170,6 +171,33 @@ func TestCertsRenewStopsWhenTheOldCertificateIsServed(t *testing.T) {
 	}
 	if len(report) != 0 || len(sim.order) != 2 {
 		t.Errorf("renewed %v, steps %v: want nothing after %s", report, sim.order, first)
+	}
+
+	// The next run of any command that uses the load balancer finds the leftover by its marker
+	// (certs renew never touches keepalived, so there is no keepalived marker) and puts it back.
+	if !sc.Host(first).Exists(manifests.HAProxyOutMarker) {
+		t.Fatalf("%s is out of the load balancer without the haproxy marker", first)
+	}
+	next := sc.newRun(t, nil)
+	if _, err := Execute(context.Background(), next, []Phase{Connect{}, GatherFacts{}}); err != nil {
+		t.Fatal(err)
+	}
+	lb := newAPILB(next, "apply", time.Second)
+	lb.interval = 10 * time.Millisecond
+	if err := lb.finishLeftovers(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	views, err := lb.views(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range views {
+		if !v.up(first) {
+			t.Errorf("haproxy on %s: %s is %s after the leftovers were finished", v.host.Name(), first, v.servers[first].Status)
+		}
+	}
+	if sc.Host(first).Exists(manifests.HAProxyOutMarker) {
+		t.Errorf("the marker on %s stays", first)
 	}
 }
 

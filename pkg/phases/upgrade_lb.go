@@ -297,6 +297,13 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 	}
 
 	// haproxy: no new connections to h, a few seconds for requests in flight, then the rest closed.
+	// The marker first: a run killed in the middle leaves proof that it took h out.
+	if len(balancers) > 0 {
+		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.HAProxyOutMarker)},
+			[]string{"mark " + name + " as out of the API load balancer (" + manifests.HAProxyOutMarker + ")"}); err != nil {
+			return hostErr(name, fmt.Errorf("mark out of the load balancer: %w", err))
+		}
+	}
 	server := manifests.HAProxyBackend + "/" + name
 	for _, v := range balancers {
 		if err := l.haproxy(ctx, v.host, "set server "+server+" state drain", "haproxy on "+v.host.Name()+": no new connections to "+name); err != nil {
@@ -386,6 +393,10 @@ func (l *apiLB) putBack(ctx context.Context, h *Host, release bool) error {
 	if err != nil {
 		return err
 	}
+	if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.HAProxyOutMarker)},
+		[]string{"unmark " + name + " (back in the API load balancer)"}); err != nil {
+		return hostErr(name, fmt.Errorf("unmark: %w", err))
+	}
 	if release {
 		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("release", manifests.KeepalivedMaintenanceFile)},
 			[]string{"keepalived on " + name + " may hold the VIP again (maintenance marker removed)"}); err != nil {
@@ -432,15 +443,32 @@ func (l *apiLB) finishLeftovers(ctx context.Context) error {
 		return err
 	}
 	for _, v := range views {
-		if !v.maintenance {
+		out, err := l.leftOut(ctx, v)
+		if err != nil {
+			return err
+		}
+		if !out {
 			continue
 		}
 		l.r.Log.Info(l.command+": an earlier run left this control plane out of the API load balancer; putting it back", "host", v.host.Name())
-		if err := l.putBack(ctx, v.host, true); err != nil {
+		if err := l.putBack(ctx, v.host, v.maintenance); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// leftOut reports whether an interrupted run left v's control plane out of the load balancer: its
+// keepalived maintenance marker or its haproxy marker is there.
+func (l *apiLB) leftOut(ctx context.Context, v lbView) (bool, error) {
+	if v.maintenance {
+		return true, nil
+	}
+	st, err := v.host.fileState(ctx, manifests.HAProxyOutMarker)
+	if err != nil {
+		return false, hostErr(v.host.Name(), err)
+	}
+	return st.Exists, nil
 }
 
 // vipSettle is how long the VIP must stay on one holder, with every apiserver up in every haproxy,

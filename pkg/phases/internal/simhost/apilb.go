@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"installer.dev/installer/pkg/constants"
+	"installer.dev/installer/pkg/manifests"
 )
 
 // apiLB is the API endpoint's load balancer of loadBalancer keepalived-haproxy across the simulated
@@ -188,6 +189,15 @@ func (h *Host) apiLBScript(args []string) Reply {
 		}
 		return Out(answer.String())
 	case "hold", "release":
+		if args[1] != manifests.KeepalivedMaintenanceFile {
+			// Any other marker is a plain file.
+			if args[0] == "hold" {
+				h.SetFile(args[1], nil, 0o644, "root:root")
+			} else {
+				h.remove([]string{args[1]})
+			}
+			return Out("")
+		}
 		lb.marker[h.name] = args[0] == "hold"
 		lb.events = append(lb.events, h.name+" keepalived: "+args[0])
 		c.settleVIP(lb)

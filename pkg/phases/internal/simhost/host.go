@@ -397,3 +397,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Exists reports whether a file or directory exists on the host.
+func (h *Host) Exists(p string) bool { return h.exists(p) }
