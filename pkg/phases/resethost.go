@@ -61,7 +61,7 @@ func (h *Host) resetArgs(s *v1alpha1.ClusterSpec, mode string) []string {
 		// The HA endpoint's configuration lives outside /etc/kubernetes; keepalived's holds the VRRP
 		// password. Only control planes ever got it, and the upgrade's runtime directories for it.
 		args = append(args, manifests.KeepalivedConfigPath, manifests.KeepalivedCheckPath, manifests.HAProxyConfigPath,
-			manifests.HAProxyAdminDir, manifests.KeepalivedMaintenanceDir)
+			manifests.HAProxyAdminDir, manifests.KeepalivedMaintenanceDir, manifests.HAProxyOutMarker)
 	}
 	return scripts.ResetHost.Args(args...)
 }
