@@ -61,26 +61,13 @@ func KubeletConfig(want map[string]any, have []byte) ([]string, error) {
 	return out, nil
 }
 
-// normalKubelet round-trips a configuration through the typed struct: field names checked, values
-// in their canonical form, apiVersion and kind dropped.
+// normalKubelet round-trips a kubelet configuration through the typed struct: field names checked,
+// values in their canonical form, apiVersion and kind dropped.
 func normalKubelet(m map[string]any) (map[string]any, error) {
-	b, err := json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	var typed kubeletv1beta1.KubeletConfiguration
-	if err := json.Unmarshal(b, &typed); err != nil {
-		return nil, err
-	}
-	typed.TypeMeta.APIVersion, typed.TypeMeta.Kind = "", ""
-	if b, err = json.Marshal(&typed); err != nil {
-		return nil, err
-	}
-	var out map[string]any
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, err
-	}
-	return out, nil
+	out, err := normal[kubeletv1beta1.KubeletConfiguration](m)
+	delete(out, "apiVersion")
+	delete(out, "kind")
+	return out, err
 }
 
 // isEmpty reports whether a JSON value is what the typed struct writes for a field nobody set:
@@ -165,7 +152,8 @@ func KubeProxyConfig(want map[string]any, have []byte) ([]string, error) {
 	return out, nil
 }
 
-// normal round-trips a configuration through its typed struct T, as normalKubelet does.
+// normal round-trips a configuration through its typed struct T: field names checked, values in
+// their canonical form ("60s" and "1m0s", 120 and 120.0 are the same).
 func normal[T any](m map[string]any) (map[string]any, error) {
 	b, err := json.Marshal(m)
 	if err != nil {

@@ -19,7 +19,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 )
@@ -163,41 +162,11 @@ func applyWithLoops(ctx context.Context, t *testing.T, c *labCluster, k kubernet
 		errorf(t, "apply without --yes and without a terminal: exit %d\n%s", r.Code, r.Stderr)
 	}
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Lab.StateDir(), "admin.conf"))
-	if err != nil {
-		fatal(t, err)
-	}
-	loopCtx, stopLoops := context.WithCancel(ctx)
-	defer stopLoops()
-	var loops []*apiLoop
-	var readiness *nodeWatch
-	if ha {
-		loops = []*apiLoop{startAPILoop(loopCtx, t, cfg, false), startAPILoop(loopCtx, t, cfg, true)}
-		readiness = watchNodesReady(loopCtx, k)
-	}
-	loopStart := time.Now()
-	time.Sleep(5 * time.Second) // a baseline
-	start := time.Now()
-	r := c.installerSpec(spec, "apply", "--yes")
-	end := time.Now()
-	time.Sleep(5 * time.Second)
-	stopLoops()
+	r := underLoad(ctx, t, c, k, "apply", ha, func() installerRun { return c.installerSpec(spec, "apply", "--yes") })
 	if r.Code != 0 {
 		fatalf(t, "apply: exit %d\n%s\n%s", r.Code, r.Stdout, r.Stderr)
 	}
 	t.Logf("MEASURE apply: %s\n%s", r.Wall.Round(time.Second), r.Stdout)
-	for _, l := range loops {
-		l.during = "apply"
-		l.report(t, start, end)
-	}
-	if ha {
-		reportRequests(ctx, t, k, loopStart, []window{
-			{"before apply", loopStart, start},
-			{"during apply", start, end},
-			{"after apply", end, time.Now()},
-		})
-		serviceFailures(ctx, t, k, start, end, readiness)
-	}
 	return r
 }
 

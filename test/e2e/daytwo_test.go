@@ -106,41 +106,11 @@ func renewExpiringCerts(ctx context.Context, t *testing.T, c *labCluster, k kube
 		errorf(t, "certs check with 10-day certificates: exit %d, apiserver.crt expiring on %v; want exit 1 and all of %v\n%s", r.Code, expiring, cps, r.Stderr)
 	}
 
-	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Lab.StateDir(), "admin.conf"))
-	if err != nil {
-		fatal(t, err)
-	}
-	loopCtx, stopLoops := context.WithCancel(ctx)
-	defer stopLoops()
-	var loops []*apiLoop
-	var readiness *nodeWatch
-	if ha {
-		loops = []*apiLoop{startAPILoop(loopCtx, t, cfg, false), startAPILoop(loopCtx, t, cfg, true)}
-		readiness = watchNodesReady(loopCtx, k)
-	}
-	loopStart := time.Now()
-	time.Sleep(5 * time.Second) // a baseline
-	renewStart := time.Now()
-	renew := c.installer("certs", "renew")
-	renewEnd := time.Now()
-	time.Sleep(5 * time.Second)
-	stopLoops()
+	renew := underLoad(ctx, t, c, k, "certs renew", ha, func() installerRun { return c.installer("certs", "renew") })
 	if renew.Code != 0 {
 		fatalf(t, "certs renew: exit %d\n%s", renew.Code, renew.Stderr)
 	}
 	t.Logf("MEASURE certs renew of %d control plane(s): %s\n%s", len(cps), renew.Wall.Round(time.Second), renew.Stdout)
-	for _, l := range loops {
-		l.during = "certs renew"
-		l.report(t, renewStart, renewEnd)
-	}
-	if ha {
-		reportRequests(ctx, t, k, loopStart, []window{
-			{"before certs renew", loopStart, renewStart},
-			{"during certs renew", renewStart, renewEnd},
-			{"after certs renew", renewEnd, time.Now()},
-		})
-		serviceFailures(ctx, t, k, renewStart, renewEnd, readiness)
-	}
 
 	r, lines = certsCheckJSON(t, c)
 	if r.Code != 0 {
@@ -362,4 +332,40 @@ func checkRestored(ctx context.Context, t *testing.T, c *labCluster, k kubernete
 			errorf(t, "%s: no etcd data kept from before the restore (%s %v)", cp, out, err)
 		}
 	}
+}
+
+// underLoad runs a command; when ha, with two request loops through the VIP (a kept connection and
+// a new one per request) and the loop from a pod to the Service running from 5 s before to 5 s
+// after it, and reports the requests and failures of each before, during and after it.
+func underLoad(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.Interface, what string, ha bool, run func() installerRun) installerRun {
+	t.Helper()
+	if !ha {
+		return run()
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.Lab.StateDir(), "admin.conf"))
+	if err != nil {
+		fatal(t, err)
+	}
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	loops := []*apiLoop{startAPILoop(loopCtx, t, cfg, false), startAPILoop(loopCtx, t, cfg, true)}
+	readiness := watchNodesReady(loopCtx, k)
+	loopStart := time.Now()
+	time.Sleep(5 * time.Second) // a baseline
+	start := time.Now()
+	r := run()
+	end := time.Now()
+	time.Sleep(5 * time.Second)
+	stopLoops()
+	for _, l := range loops {
+		l.during = what
+		l.report(t, start, end)
+	}
+	reportRequests(ctx, t, k, loopStart, []window{
+		{"before " + what, loopStart, start},
+		{"during " + what, start, end},
+		{"after " + what, end, time.Now()},
+	})
+	serviceFailures(ctx, t, k, start, end, readiness)
+	return r
 }
