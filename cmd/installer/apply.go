@@ -31,12 +31,13 @@ apiserver certificate, every node's kubelet configuration, containerd files, lab
 prints what differs from the spec host by host with what each change costs, then makes the changes:
 new apiserver certificate names and control-plane flags the kubeadm way, one control plane at a time
 (out of the API's load balancer while its apiserver restarts); the kubelet configuration and
-containerd's files node by node; labels and taints through the API. Each control plane and node is
-checked before the next (the processes run the new flags, the apiserver serves the new certificate
-and is ready, the kubelet reports the new settings, the node is Ready).
+containerd's files node by node; labels and taints through the API; then workers of the spec that
+are not nodes yet are joined. Each control plane and node is checked before the next (the processes
+run the new flags, the apiserver serves the new certificate and is ready, the kubelet reports the new
+settings, the node is Ready).
 
 Changes apply does not make (the Kubernetes version, the pod or service network, the endpoint, adding
-or removing hosts) are refused before anything runs. Without a terminal to confirm on, --yes is
+a control plane, removing a host) are refused before anything runs. Without a terminal to confirm on, --yes is
 needed. --dry-run prints the differences and the commands apply would run. A re-run after a failure
 continues; a run on a cluster that matches the spec prints "no changes".`,
 		Example: `  installer apply -f cluster.yaml --dry-run

@@ -48,6 +48,8 @@ type ApplyDiff struct {
 	runtime map[string]runtimeDrift
 	// nodeMeta: per node, its labels and taints as they must become.
 	nodeMeta map[string]nodeMetaDrift
+	// join: workers of the spec that are not nodes yet, in spec order.
+	join []string
 }
 
 // controlPlaneDrift is what one control plane's static pods need.
@@ -148,7 +150,7 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	err = ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	err = ForEachHost(ctx, o.nodes(r), r.Concurrency, func(ctx context.Context, h *Host) error {
 		if h.Spec.Role == v1alpha1.RoleControlPlane {
 			if err := o.controlPlane(ctx, h, want, have); err != nil {
 				return err
@@ -181,8 +183,14 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 	}
 	for i, h := range spec.Hosts {
 		n, ok := nodes[h.Name]
-		if !ok {
-			d.refuse(fmt.Sprintf("spec.hosts[%d]", i), fmt.Sprintf("host %s is not a node of the cluster: `installer join node --host %s` adds it (apply does not add hosts yet)", h.Name, h.Name))
+		switch {
+		case !ok && h.Role == v1alpha1.RoleWorker:
+			d.join = append(d.join, h.Name)
+			d.add(drift.Change{Host: h.Name, Component: "node", Lines: []string{"+ joined as a worker"},
+				Cost: "containerd, the kubelet and kubeadm installed, `kubeadm join` with a fresh bootstrap token (the `join node` workflow), once every change above is made"})
+			continue
+		case !ok:
+			d.refuse(fmt.Sprintf("spec.hosts[%d]", i), fmt.Sprintf("host %s is not a node of the cluster: apply does not add control planes yet (`installer join node --host %s` joins it, but the other control planes' haproxy backends and certificates do not follow)", h.Name, h.Name))
 			continue
 		}
 		_, isCP := n.Labels[kubeadm.ControlPlaneTaintKey]
@@ -210,9 +218,20 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 	if len(differs) > 0 {
 		d.refuse("spec.kubeProxy", "apply does not change kube-proxy's configuration yet: "+strings.Join(differs, "; "))
 	}
-	return ForEachHost(ctx, r.Targets(), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, o.nodes(r), r.Concurrency, func(ctx context.Context, h *Host) error {
 		return o.kubeletFlags(ctx, r, h)
 	})
+}
+
+// nodes are the run's hosts that are nodes already (not joined by this apply).
+func (o ApplyObserve) nodes(r *Run) []*Host {
+	var out []*Host
+	for _, h := range r.Targets() {
+		if !slices.Contains(o.Diff.join, h.Name()) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // clusterWide compares kubeadm's stored configurations with the spec's, and finds the control

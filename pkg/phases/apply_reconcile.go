@@ -48,13 +48,14 @@ func (o ApplyOptions) withDefaults() ApplyOptions {
 
 // ApplyCluster is the reconcile part of `installer apply`, in order: the control planes' static
 // pods and certificates (one at a time), the kubelets' configuration (node by node), containerd's
-// files (node by node), the nodes' labels and taints.
+// files (node by node), the nodes' labels and taints, then the new workers joined.
 func ApplyCluster(d *ApplyDiff, o ApplyOptions) []Phase {
 	return []Phase{
 		ApplyControlPlanes{Diff: d, Options: o},
 		ApplyKubelet{Diff: d, Options: o},
 		ApplyRuntime{Diff: d, Options: o},
 		ApplyNodeMeta{Diff: d},
+		ApplyJoin{Diff: d},
 	}
 }
 

@@ -65,38 +65,44 @@ func applyChanges(worker string) func(*v1alpha1.Cluster) {
 
 // TestScenario15ApplyHA: 3 control planes behind the keepalived-haproxy VIP and a worker, with a
 // request loop through the VIP (a kept and a fresh connection per request) and one to a Service
-// with a PodDisruptionBudget from a pod.
+// with a PodDisruptionBudget from a pod; a fifth host, w2, is not in the spec yet.
 //   - A converged cluster: apply prints "no changes". A spec changing the pod network is refused
 //     with the field, before anything runs; without --yes and a terminal apply refuses too.
-//   - apply of every change above (failed requests counted during it): the certificate verifies for
-//     both new names on every apiserver, the flags are in the running processes, every kubelet
-//     reports the setting, the mirror file is on every node, the worker has its label and taint;
-//     a second apply changes nothing.
+//   - apply of every change above, with w2 added to the spec (failed requests counted during it):
+//     w2 is joined; the certificate verifies for both new names on every apiserver, the flags are
+//     in the running processes, every kubelet (w2's too) reports the setting, the mirror file is on
+//     every node, the worker has its label and taint; a second apply changes nothing.
 //   - Back to the lab's spec, killed (SIGKILL) while the first control plane is out of the load
 //     balancer: the re-run puts it back and finishes, everything above is gone again, and the next
 //     apply changes nothing.
 func TestScenario15ApplyHA(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
 	defer cancel()
-	c := startLab(ctx, t, "-n", "4", "--control-planes", "3", "--lb", "keepalived-haproxy")
-	create := c.installer("create", "cluster")
+	c := startLab(ctx, t, "-n", "5", "--control-planes", "3", "--lb", "keepalived-haproxy")
+	// w2 is not in the spec the cluster is made from: the first apply joins it.
+	initial := c.specWithout("apply-initial.yaml", "w2")
+	create := c.installerSpec(initial, "create", "cluster")
 	if create.Code != 0 {
 		fatalf(t, "create cluster: exit %d\n%s", create.Code, create.Stderr)
 	}
 	k := c.kube()
 	checkNodeCountVersions(ctx, t, k, 4, c.Spec.Spec.KubernetesVersion)
 	deployWorkloadOn(ctx, t, k, true)
-	nodes := []string{"cp1", "cp2", "cp3", "w1"}
+	nodes := []string{"cp1", "cp2", "cp3", "w1", "w2"}
 	cps := nodes[:3]
 
-	converged := c.installer("apply", "--dry-run")
+	converged := c.installerSpec(initial, "apply", "--dry-run")
 	if converged.Code != 0 || !strings.Contains(converged.Stdout, "no changes") {
 		errorf(t, "apply --dry-run on the cluster create made: exit %d\n%s\n%s", converged.Code, converged.Stdout, converged.Stderr)
 	}
 	t.Logf("MEASURE apply --dry-run on a converged cluster of 4: %s", converged.Wall.Round(time.Millisecond))
 
 	changed := c.specVariant("apply.yaml", applyChanges("w1"))
-	applied := applyWithLoops(ctx, t, c, k, changed, true)
+	applied := applyWithLoops(ctx, t, c, k, changed, true, "+ joined as a worker", "phase apply/join:")
+	if !strings.Contains(applied.Stdout, "host w2:\n  node:") || !strings.Contains(applied.Stdout, "+ joined as a worker") {
+		errorf(t, "apply did not say it joins w2:\n%s", applied.Stdout)
+	}
+	checkNodeCountVersions(ctx, t, k, 5, c.Spec.Spec.KubernetesVersion)
 	checkApplied(ctx, t, c, k, cps, nodes, "w1")
 	again := c.installerSpec(changed, "apply", "--yes")
 	if again.Code != 0 || !strings.Contains(again.Stdout, "no changes") {
@@ -136,9 +142,10 @@ func TestScenario15ApplyHA(t *testing.T) {
 	checkNoSecrets(t, c, create, applied, again, resumed, final)
 }
 
-// applyWithLoops checks the refusals and the dry run of spec, then applies it, with request loops
+// applyWithLoops checks the refusals and the dry run of spec (its plan must also hold planWants),
+// then applies it, with request loops
 // through the VIP and to the Service when ha, and reports the failed requests. Returns the apply.
-func applyWithLoops(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.Interface, spec string, ha bool) installerRun {
+func applyWithLoops(ctx context.Context, t *testing.T, c *labCluster, k kubernetes.Interface, spec string, ha bool, planWants ...string) installerRun {
 	t.Helper()
 	refused := c.specVariant("apply-refused.yaml", func(cl *v1alpha1.Cluster) {
 		applyChanges("w1")(cl)
@@ -151,8 +158,8 @@ func applyWithLoops(ctx context.Context, t *testing.T, c *labCluster, k kubernet
 	if plan.Code != 0 {
 		fatalf(t, "apply --dry-run: exit %d\n%s", plan.Code, plan.Stderr)
 	}
-	for _, want := range []string{"+ " + applyDNSName, "+ " + applyIP, "+ " + applyAPIFlag, "+ " + applyKCMFlag, fmt.Sprintf("+ maxPods: %d", applyMaxPods),
-		"+ " + applyMirrorDir + "/hosts.toml", "+ label " + applyLabelKey + "=web", "+ taint " + applyTaintKey + "=web:PreferNoSchedule", "what apply would run:"} {
+	for _, want := range append([]string{"+ " + applyDNSName, "+ " + applyIP, "+ " + applyAPIFlag, "+ " + applyKCMFlag, fmt.Sprintf("+ maxPods: %d", applyMaxPods),
+		"+ " + applyMirrorDir + "/hosts.toml", "+ label " + applyLabelKey + "=web", "+ taint " + applyTaintKey + "=web:PreferNoSchedule", "what apply would run:"}, planWants...) {
 		if !strings.Contains(plan.Stdout, want) {
 			errorf(t, "apply --dry-run lacks %q:\n%s", want, plan.Stdout)
 		}
