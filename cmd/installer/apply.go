@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/phases"
@@ -91,11 +89,7 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 		return err
 	}
 	if !o.yes {
-		f, ok := a.streams.In.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return exitcode.New(exitcode.InvalidInput, errors.New("apply needs confirmation: run it on a terminal, or pass --yes; nothing was changed"))
-		}
-		if err := confirm(a.streams.In, a.streams.Err, fmt.Sprintf("apply makes the %d changes above to cluster %s.", len(diff.Changes), ls.Cluster.Metadata.Name)); err != nil {
+		if err := a.confirmOnTerminal("apply", fmt.Sprintf("apply makes the %d changes above to cluster %s.", len(diff.Changes), ls.Cluster.Metadata.Name)); err != nil {
 			return err
 		}
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/phases"
@@ -126,13 +125,9 @@ func (a *app) etcdRestore(ctx context.Context, from string, yes, dryRun bool, ti
 		a.log.Warn("the snapshot has no .sha256 beside it: only etcdutl's own integrity check guards it", "file", from)
 	}
 	if !yes && !dryRun {
-		f, ok := a.streams.In.(*os.File)
-		if !ok || !term.IsTerminal(int(f.Fd())) {
-			return exitcode.New(exitcode.InvalidInput, errors.New("etcd restore needs confirmation: run it on a terminal, or pass --yes; nothing was changed"))
-		}
 		what := fmt.Sprintf("This restores cluster %s's etcd from %s (sha256 %s).\nEverything the cluster stored after that snapshot was taken is lost, and the API is down while the control planes restart.",
 			ls.Cluster.Metadata.Name, from, sum[:16])
-		if err := confirm(a.streams.In, a.streams.Err, what); err != nil {
+		if err := a.confirmOnTerminal("etcd restore", what); err != nil {
 			return err
 		}
 	}

@@ -124,11 +124,17 @@ func describeTargets(c *v1alpha1.Cluster, names []string) string {
 // confirmReset asks on a terminal; without one it refuses rather than wait for an answer that
 // cannot come.
 func (a *app) confirmReset(c *v1alpha1.Cluster, names []string) error {
+	return a.confirmOnTerminal("reset", fmt.Sprintf("This removes Kubernetes and its data from %s.\nWorkloads on them stop; etcd data on reset control planes is deleted.", describeTargets(c, names)))
+}
+
+// confirmOnTerminal asks the user on the terminal to confirm what command is about to do; without
+// a terminal to ask on it refuses (the command's --yes skips the question).
+func (a *app) confirmOnTerminal(command, what string) error {
 	f, ok := a.streams.In.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return exitcode.New(exitcode.InvalidInput, errors.New("reset needs confirmation: run it on a terminal, or pass --yes; nothing was changed"))
+		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("%s needs confirmation: run it on a terminal, or pass --yes; nothing was changed", command))
 	}
-	return confirm(a.streams.In, a.streams.Err, fmt.Sprintf("This removes Kubernetes and its data from %s.\nWorkloads on them stop; etcd data on reset control planes is deleted.", describeTargets(c, names)))
+	return confirm(a.streams.In, a.streams.Err, what)
 }
 
 // confirm prints what is about to happen and accepts only "yes".
