@@ -50,6 +50,9 @@ type ApplyDiff struct {
 	nodeMeta map[string]nodeMetaDrift
 	// join: workers of the spec that are not nodes yet, in spec order.
 	join []string
+	// registered: per node, the kubelet flags it was joined with (kubeadm-flags.env, which apply
+	// never changes), read once.
+	registered map[string]map[string]string
 }
 
 // controlPlaneDrift is what one control plane's static pods need.
@@ -124,6 +127,7 @@ func (ApplyObserve) Name() string { return "apply/observe" }
 func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	d := o.Diff
 	d.controlPlanes, d.kubelet, d.runtime, d.nodeMeta = map[string]*controlPlaneDrift{}, map[string]bool{}, map[string]runtimeDrift{}, map[string]nodeMetaDrift{}
+	d.registered = map[string]map[string]string{}
 	c, err := r.client(ctx)
 	if err != nil {
 		return err
@@ -457,6 +461,9 @@ func (o ApplyObserve) kubeletFlags(ctx context.Context, r *Run, h *Host) error {
 		return fmt.Errorf("read %s: %w", constants.KubeadmFlagsFile, err)
 	}
 	have := parseKubeadmFlags(data)
+	o.Diff.mu.Lock()
+	o.Diff.registered[h.Name()] = have
+	o.Diff.mu.Unlock()
 	want := kubeadm.KubeletFlags(&r.Cluster.Spec, h.Spec)
 	var differs []string
 	for _, k := range sortedKeys(want) {
@@ -561,9 +568,9 @@ func (o ApplyObserve) runtime(ctx context.Context, r *Run, h *Host) error {
 
 // nodeMeta compares the node's labels and taints with the host's in the spec.
 func (o ApplyObserve) nodeMeta(ctx context.Context, r *Run, h *Host, n *corev1.Node) error {
-	m, err := nodeMetaFor(ctx, r, h, n)
-	if err != nil || m == nil {
-		return err
+	m := nodeMetaFor(r, h, n, o.Diff.registeredFlags(h.Name()))
+	if m == nil {
+		return nil
 	}
 	o.Diff.mu.Lock()
 	o.Diff.nodeMeta[h.Name()] = *m
@@ -572,19 +579,21 @@ func (o ApplyObserve) nodeMeta(ctx context.Context, r *Run, h *Host, n *corev1.N
 	return nil
 }
 
+func (d *ApplyDiff) registeredFlags(host string) map[string]string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.registered[host]
+}
+
 // nodeMetaFor is what node n's labels and taints must become for host h, nil when they are right.
 // The installer's own are those the managed annotations name, else those the kubelet registered
-// the node with (kubeadm-flags.env) and kubeadm's control-plane taint; no other is touched.
-func nodeMetaFor(ctx context.Context, r *Run, h *Host, n *corev1.Node) (*nodeMetaDrift, error) {
+// the node with (registered: its kubeadm-flags.env) and kubeadm's control-plane taint; no other
+// is touched.
+func nodeMetaFor(r *Run, h *Host, n *corev1.Node, registered map[string]string) *nodeMetaDrift {
 	managedLabels, managedTaints := splitList(n.Annotations[ManagedLabelsAnnotation]), splitList(n.Annotations[ManagedTaintsAnnotation])
 	_, labelsRecorded := n.Annotations[ManagedLabelsAnnotation]
 	_, taintsRecorded := n.Annotations[ManagedTaintsAnnotation]
 	if !labelsRecorded || !taintsRecorded {
-		flags, err := h.ReadFile(ctx, constants.KubeadmFlagsFile)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", constants.KubeadmFlagsFile, err)
-		}
-		registered := parseKubeadmFlags(flags)
 		if !labelsRecorded {
 			for _, kv := range splitList(registered["node-labels"]) {
 				k, _, _ := strings.Cut(kv, "=")
@@ -603,7 +612,7 @@ func nodeMetaFor(ctx context.Context, r *Run, h *Host, n *corev1.Node) (*nodeMet
 	labelLines, labels := drift.Labels(h.Spec.Labels, managedLabels, n.Labels)
 	taintLines, taints := drift.Taints(kubeadm.Taints(&r.Cluster.Spec, h.Spec), managedTaints, n.Spec.Taints)
 	if len(labelLines) == 0 && len(taintLines) == 0 {
-		return nil, nil
+		return nil
 	}
 	m := &nodeMetaDrift{resourceVersion: n.ResourceVersion, lines: append(labelLines, taintLines...), labels: labels, taints: taints}
 	if labels == nil {
@@ -618,7 +627,7 @@ func nodeMetaFor(ctx context.Context, r *Run, h *Host, n *corev1.Node) (*nodeMet
 		}
 	}
 	slices.Sort(m.removedLabels)
-	return m, nil
+	return m
 }
 
 func splitList(s string) []string {

@@ -417,10 +417,7 @@ func (a ApplyNodeMeta) Run(ctx context.Context, r *Run) error {
 		if err != nil {
 			return hostErr(h.Name(), err)
 		}
-		m, err := nodeMetaFor(ctx, r, h, n)
-		if err != nil {
-			return hostErr(h.Name(), err)
-		}
+		m := nodeMetaFor(r, h, n, d.registeredFlags(h.Name()))
 		if m == nil {
 			continue
 		}
