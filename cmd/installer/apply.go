@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/exitcode"
 	"installer.dev/installer/pkg/phases"
 )
@@ -34,8 +35,12 @@ are not nodes yet are joined. Each control plane and node is checked before the 
 run the new flags, the apiserver serves the new certificate and is ready, the kubelet reports the new
 settings, the node is Ready).
 
-Changes apply does not make (the Kubernetes version, the pod or service network, the endpoint, adding
-a control plane, removing a host) are refused before anything runs. Without a terminal to confirm on, --yes is
+Hosts of the spec that are not nodes join (control planes too); hosts marked remove: true are taken
+out (drained, reset, their etcd member and Node removed, one control plane at a time while etcd stays
+healthy); then every control plane's haproxy balances the control planes as they now are.
+
+Changes apply does not make (the Kubernetes version, the pod or service network, the endpoint, a
+node's role) are refused before anything runs. Without a terminal to confirm on, --yes is
 needed. --dry-run prints the differences and the commands apply would run. A re-run after a failure
 continues; a run on a cluster that matches the spec prints "no changes".`,
 		Example: `  installer apply -f cluster.yaml --dry-run
@@ -55,9 +60,17 @@ continues; a run on a cluster that matches the spec prints "no changes".`,
 }
 
 func (a *app) apply(ctx context.Context, o applyOptions) error {
-	ls, err := a.loadSpecForHosts()
+	ls, err := a.loadSpecForApply()
 	if err != nil {
 		return err
+	}
+	// The run works on the cluster as it must become; the hosts marked remove are reached through
+	// the spec as written.
+	written := ls.Cluster
+	var marked *v1alpha1.Cluster
+	if len(written.Spec.Removing()) > 0 {
+		marked = written
+		ls.Cluster = written.WithoutRemoved()
 	}
 	s, err := a.startSession(ctx, ls, runName("apply", o.dryRun), nil, nil, o.dryRun, false)
 	if err != nil {
@@ -66,7 +79,7 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 	defer s.Close()
 	diff := &phases.ApplyDiff{}
 	observe := []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
-		phases.ApplyLeftovers{Options: phases.ApplyOptions{Timeout: o.timeout}}, phases.ApplyObserve{Diff: diff}}
+		phases.ApplyLeftovers{Options: phases.ApplyOptions{Timeout: o.timeout}}, phases.ApplyObserve{Diff: diff, Spec: marked}}
 	if _, err := phases.Execute(ctx, s.Run, observe); err != nil {
 		return err
 	}

@@ -384,3 +384,34 @@ func TestInterruptExits130AndReleasesLock(t *testing.T) {
 	}
 	_ = lock.Release()
 }
+
+// TestRemoveOnlyForApply: a host marked remove is apply's alone; every other command that connects
+// refuses the spec with the field and exit 2 before dialing anything (runCLI fails on any dial),
+// and render leaves the host out.
+func TestRemoveOnlyForApply(t *testing.T) {
+	dir := t.TempDir()
+	spec := validSpec(t, dir)
+	data, err := os.ReadFile(spec)
+	must(t, err)
+	must(t, os.WriteFile(spec, []byte(strings.Replace(string(data), "role: worker}", "role: worker, remove: true}", 1)), 0o644))
+	if r := runCLI(t, nil, dir, "validate", "-f", spec); r.code != 0 {
+		t.Fatalf("validate: a host marked remove is valid: %+v", r)
+	}
+	for _, args := range [][]string{{"create", "cluster"}, {"join", "node", "--host", "w1"}, {"upgrade", "--to", "v1.37.2"}, {"reset", "--yes"}, {"certs", "check"}, {"etcd", "snapshot"}} {
+		r := runCLI(t, nil, dir, append(args, "-f", spec, "--state-dir", filepath.Join(dir, "state"))...)
+		want := "spec.hosts[1].remove: Invalid value: true: host w1 is to be removed: `installer apply` removes it; then delete its entry"
+		if r.code != 2 || !strings.Contains(r.stderr, want) {
+			t.Errorf("%v with a host marked remove: exit %d\n%s\nwant exit 2 and %q", args, r.code, r.stderr, want)
+		}
+	}
+	out := filepath.Join(dir, "out")
+	if r := runCLI(t, nil, dir, "render", "-f", spec, "-o", out); r.code != 0 {
+		t.Fatalf("render: %+v", r)
+	}
+	if _, err := os.Stat(filepath.Join(out, "hosts", "w1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("render wrote files for w1, which is marked remove (stat: %v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "hosts", "cp1")); err != nil {
+		t.Errorf("render wrote no files for cp1: %v", err)
+	}
+}

@@ -33,6 +33,8 @@ masked: the bootstrap token shows as abcdef.0123456789abcdef, passwords and keys
 			if err != nil {
 				return err
 			}
+			// Hosts marked remove are on their way out: the files are the cluster's without them.
+			ls.Cluster = ls.Cluster.WithoutRemoved()
 			return a.render(cmd.Context(), ls, outDir)
 		},
 	}

@@ -73,8 +73,28 @@ func (a *app) loadSpecChecking(checkLocal func(*v1alpha1.Cluster) field.ErrorLis
 }
 
 // loadSpecForHosts additionally checks what a command that connects needs from the environment
-// (password and cloud credential variables).
+// (password and cloud credential variables). A host marked remove is apply's alone: every other
+// connecting command refuses the spec before dialing anything.
 func (a *app) loadSpecForHosts() (*loadedSpec, error) {
+	ls, err := a.loadSpecForApply()
+	if err != nil {
+		return nil, err
+	}
+	var errs field.ErrorList
+	for i, h := range ls.Cluster.Spec.Hosts {
+		if h.Remove {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "hosts").Index(i).Child("remove"), true,
+				fmt.Sprintf("host %s is to be removed: `installer apply` removes it; then delete its entry", h.Name)))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, exitcode.New(exitcode.InvalidInput, &specErrors{path: ls.Path, errs: errs})
+	}
+	return ls, nil
+}
+
+// loadSpecForApply is loadSpecForHosts accepting hosts marked remove.
+func (a *app) loadSpecForApply() (*loadedSpec, error) {
 	ls, err := a.loadSpec()
 	if err != nil {
 		return nil, err

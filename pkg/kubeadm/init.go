@@ -85,11 +85,11 @@ func clusterConfiguration(spec *v1alpha1.ClusterSpec) (*kubeadmv1beta4.ClusterCo
 			DNSDomain:     spec.Networking.DNSDomain,
 		},
 		APIServer: kubeadmv1beta4.APIServer{
-			ControlPlaneComponent: kubeadmv1beta4.ControlPlaneComponent{ExtraArgs: args(spec.APIServer.ExtraArgs)},
+			ControlPlaneComponent: controlPlaneComponent(spec.APIServer),
 			CertSANs:              CertSANs(spec),
 		},
-		ControllerManager: kubeadmv1beta4.ControlPlaneComponent{ExtraArgs: args(spec.ControllerManager.ExtraArgs)},
-		Scheduler:         kubeadmv1beta4.ControlPlaneComponent{ExtraArgs: args(spec.Scheduler.ExtraArgs)},
+		ControllerManager: controlPlaneComponent(spec.ControllerManager),
+		Scheduler:         controlPlaneComponent(spec.Scheduler),
 		DNS:               kubeadmv1beta4.DNS{ImageMeta: dns},
 	}
 	if etcd != (kubeadmv1beta4.ImageMeta{}) {
@@ -125,6 +125,18 @@ func CertSANs(spec *v1alpha1.ClusterSpec) []string {
 		add(h.Name)
 	}
 	return slices.Sorted(maps.Keys(set))
+}
+
+// controlPlaneComponent is a component's extra flags and extra volumes, the volumes in spec order
+// (validation keeps their names unique).
+func controlPlaneComponent(c v1alpha1.ControlPlaneComponent) kubeadmv1beta4.ControlPlaneComponent {
+	out := kubeadmv1beta4.ControlPlaneComponent{ExtraArgs: args(c.ExtraArgs)}
+	for _, v := range c.ExtraVolumes {
+		out.ExtraVolumes = append(out.ExtraVolumes, kubeadmv1beta4.HostPathMount{
+			Name: v.Name, HostPath: v.HostPath, MountPath: v.MountPath, ReadOnly: v.ReadOnly, PathType: corev1.HostPathType(v.PathType),
+		})
+	}
+	return out
 }
 
 // args turns a flag map into v1beta4's {name, value} list, sorted by name for stable output.

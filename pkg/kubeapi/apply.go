@@ -76,11 +76,11 @@ func (c *Client) Apply(ctx context.Context, manifest []byte) (int, error) {
 
 func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured) (bool, error) {
 	gvk := obj.GroupVersionKind()
-	var mapping *meta.RESTMapping
+	var ri dynamic.ResourceInterface
 	err := Poll(ctx, pollInterval, crdWait, "kind "+gvk.String()+" served", func(ctx context.Context) (bool, string, error) {
-		m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+		r, err := c.resourceFor(obj)
 		if err == nil {
-			mapping = m
+			ri = r
 			return true, "", nil
 		}
 		if meta.IsNoMatchError(err) {
@@ -92,33 +92,58 @@ func (c *Client) applyOne(ctx context.Context, obj *unstructured.Unstructured) (
 	if err != nil {
 		return false, err
 	}
-	var ri dynamic.ResourceInterface = c.Dynamic.Resource(mapping.Resource)
-	if mapping.Scope.Name() == meta.RESTScopeNameNamespace {
-		ns := obj.GetNamespace()
-		if ns == "" {
-			ns = metav1.NamespaceDefault
-		}
-		ri = c.Dynamic.Resource(mapping.Resource).Namespace(ns)
-	}
-	var before *unstructured.Unstructured
-	if cur, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{}); err == nil {
-		before = cur
-	} else if !apierrors.IsNotFound(err) {
+	before, err := current(ctx, ri, obj)
+	if err != nil {
 		return false, err
 	}
+	after, err := serverSideApply(ctx, ri, obj, nil)
+	if err != nil {
+		return false, err
+	}
+	return before == nil || changed(before, after), nil
+}
+
+// resourceFor is the API resource of obj's kind, in obj's namespace (default when it names none)
+// when the kind is namespaced. A kind the API does not serve is a meta.NoKindMatchError.
+func (c *Client) resourceFor(obj *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	gvk := obj.GroupVersionKind()
+	mapping, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return nil, err
+	}
+	if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
+		return c.Dynamic.Resource(mapping.Resource), nil
+	}
+	ns := obj.GetNamespace()
+	if ns == "" {
+		ns = metav1.NamespaceDefault
+	}
+	return c.Dynamic.Resource(mapping.Resource).Namespace(ns), nil
+}
+
+// current is obj as the API holds it, nil when it does not exist.
+func current(ctx context.Context, ri dynamic.ResourceInterface, obj *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	cur, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return cur, err
+}
+
+// serverSideApply applies obj as the installer's field manager, taking over conflicting fields,
+// and returns the object the API made of it; dryRun ([]string{metav1.DryRunAll}) stores nothing.
+func serverSideApply(ctx context.Context, ri dynamic.ResourceInterface, obj *unstructured.Unstructured, dryRun []string) (*unstructured.Unstructured, error) {
 	data, err := obj.MarshalJSON()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	force := true
-	after, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
-	if err != nil {
-		return false, err
-	}
-	if before == nil {
-		return true, nil
-	}
-	return !equality.Semantic.DeepEqual(content(before), content(after)), nil
+	return ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force, DryRun: dryRun})
+}
+
+// changed reports whether an apply changed an object's content.
+func changed(before, after *unstructured.Unstructured) bool {
+	return !equality.Semantic.DeepEqual(content(before), content(after))
 }
 
 // content is an object without the metadata every write touches (resourceVersion, managedFields

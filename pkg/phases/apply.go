@@ -48,8 +48,16 @@ type ApplyDiff struct {
 	runtime map[string]runtimeDrift
 	// nodeMeta: per node, its labels and taints as they must become.
 	nodeMeta map[string]nodeMetaDrift
-	// join: workers of the spec that are not nodes yet, in spec order.
+	// join: hosts of the spec that are not nodes yet, in spec order.
 	join []string
+	// removal: the hosts marked remove that are still part of the cluster.
+	removal *removal
+	// lb: per control plane, its API load balancer files that differ from the spec's (the
+	// control-plane set changed).
+	lb map[string][]manifests.File
+	// addons: the cluster files (cni.yaml, ccm.yaml, addons/*.yaml) with an object to create or
+	// change, in create's order.
+	addons []manifests.File
 	// registered: per node, the kubelet flags it was joined with (kubeadm-flags.env, which apply
 	// never changes), read once.
 	registered map[string]map[string]string
@@ -117,9 +125,13 @@ var applyComponents = []applyComponent{
 // ApplyObserve reads the running cluster and compares it with the spec: kubeadm's stored
 // ClusterConfiguration and KubeletConfiguration, each control plane's static pod manifests and
 // apiserver certificate, each node's kubelet configuration, containerd files, labels and taints,
-// and the nodes against the spec's hosts. It changes nothing; what differs goes into Diff.
+// the nodes against the spec's hosts, and the objects of the CNI, CCM and add-on files (a
+// server-side dry-run apply). It changes nothing; what differs goes into Diff.
 type ApplyObserve struct {
 	Diff *ApplyDiff
+	// Spec is the spec as written, hosts marked remove included (the run's own cluster is the spec
+	// without them); nil: none is marked.
+	Spec *v1alpha1.Cluster
 }
 
 func (ApplyObserve) Name() string { return "apply/observe" }
@@ -127,7 +139,7 @@ func (ApplyObserve) Name() string { return "apply/observe" }
 func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	d := o.Diff
 	d.controlPlanes, d.kubelet, d.runtime, d.nodeMeta = map[string]*controlPlaneDrift{}, map[string]bool{}, map[string]runtimeDrift{}, map[string]nodeMetaDrift{}
-	d.registered = map[string]map[string]string{}
+	d.registered, d.lb = map[string]map[string]string{}, map[string][]manifests.File{}
 	c, err := r.client(ctx)
 	if err != nil {
 		return err
@@ -148,6 +160,15 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 		return err
 	}
 	if err := o.clusterWide(ctx, r, c, want, have); err != nil {
+		return err
+	}
+	if err := o.addons(ctx, r, c); err != nil {
+		return err
+	}
+	if err := o.removals(ctx, r, nodes); err != nil || len(d.Refusals) > 0 {
+		return err
+	}
+	if err := o.lbMembers(ctx, r); err != nil {
 		return err
 	}
 	wantKubelet, err := kubeadm.KubeletConfiguration(&r.Cluster.Spec)
@@ -191,10 +212,12 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 		case !ok && h.Role == v1alpha1.RoleWorker:
 			d.join = append(d.join, h.Name)
 			d.add(drift.Change{Host: h.Name, Component: "node", Lines: []string{"+ joined as a worker"},
-				Cost: "containerd, the kubelet and kubeadm installed, `kubeadm join` with a fresh bootstrap token (the `join node` workflow), once every change above is made"})
+				Cost: "containerd, the kubelet and kubeadm installed, `kubeadm join` with a fresh bootstrap token (the `join node` workflow), once the changes to the nodes are made"})
 			continue
 		case !ok:
-			d.refuse(fmt.Sprintf("spec.hosts[%d]", i), fmt.Sprintf("host %s is not a node of the cluster: apply does not add control planes yet (`installer join node --host %s` joins it, but the other control planes' haproxy backends and certificates do not follow)", h.Name, h.Name))
+			d.join = append(d.join, h.Name)
+			d.add(drift.Change{Host: h.Name, Component: "node", Lines: []string{"+ joined as a control plane"},
+				Cost: "its load balancer files and the cluster's PKI laid down, `kubeadm join --control-plane` (etcd grows by one member), once the changes to the nodes are made; then every control plane's haproxy balances it"})
 			continue
 		}
 		_, isCP := n.Labels[kubeadm.ControlPlaneTaintKey]
@@ -203,9 +226,15 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 		}
 	}
 	for _, name := range sortedKeys(nodes) {
-		if _, ok := spec.Host(name); !ok {
-			d.refuse("spec.hosts", fmt.Sprintf("node %s is in the cluster but not in the spec: apply does not remove nodes yet (`installer reset --host %s`, with the host still in the spec, does)", name, name))
+		if _, ok := spec.Host(name); ok {
+			continue
 		}
+		if o.Spec != nil {
+			if h, ok := o.Spec.Spec.Host(name); ok && h.Remove {
+				continue
+			}
+		}
+		d.refuse("spec.hosts", fmt.Sprintf("node %s is in the cluster but not in the spec: apply removes a host only when the spec says so: put its entry back with remove: true", name))
 	}
 	wantProxy, err := kubeadm.KubeProxyConfiguration(spec)
 	if err != nil {
@@ -647,7 +676,12 @@ func (d *ApplyDiff) sort(r *Run) {
 	for i, n := range r.order {
 		rank[n] = i
 	}
-	comp := map[string]int{"kubeadm-config": 0, "kubelet-config": 1, "API load balancer": 2, "apiserver certificate": 2, "kube-apiserver": 3, "kube-controller-manager": 4, "kube-scheduler": 5, "kubelet": 6, "containerd": 7, "node": 8}
+	if d.removal != nil {
+		for i, n := range d.removal.hosts {
+			rank[n] = len(r.order) + i // hosts marked remove are not apply's own: last
+		}
+	}
+	comp := map[string]int{"kubeadm-config": 0, "kubelet-config": 1, "API load balancer": 2, "apiserver certificate": 2, "kube-apiserver": 3, "kube-controller-manager": 4, "kube-scheduler": 5, "kubelet": 6, "containerd": 7, "node": 8, clusterFilesComponent: 9}
 	slices.SortStableFunc(d.Changes, func(a, b drift.Change) int {
 		if rank[a.Host] != rank[b.Host] {
 			return rank[a.Host] - rank[b.Host]

@@ -6,10 +6,12 @@ import (
 	"strings"
 )
 
-// ApplyJoin joins the spec's workers that are not nodes yet with the `join node` workflow (its own
+// ApplyJoin joins the spec's hosts that are not nodes yet (workers, and control planes, whose
+// etcd members join kubeadm's way) with the `join node` workflow (its own
 // checks included: the cluster answers, hosts that are nodes already are left alone), in a run of
-// its own that changes only them and reads from the first control plane. It runs after every other
-// change, so the new workers join with the configuration apply just stored.
+// its own that changes only them and reads from the first control plane. It runs after the changes
+// to the nodes, so the new hosts join with the configuration apply just stored, and before any
+// host is removed.
 type ApplyJoin struct {
 	Diff *ApplyDiff
 }
@@ -32,34 +34,13 @@ func (a ApplyJoin) Run(ctx context.Context, r *Run) error {
 	if err != nil {
 		return err
 	}
-	sub, err := NewRun(r.Cluster, d.join, first.Name())
+	sub, err := subRun(r, r.Cluster, d.join, []string{first.Name()})
 	if err != nil {
 		return err
 	}
-	sub.Input, sub.Concurrency, sub.Log, sub.Progress, sub.Connect = r.Input, r.Concurrency, r.Log, r.Progress, r.Connect
-	sub.DryRun = r.fx.DryRun()
-	for name, h := range sub.Hosts {
-		if own := r.Hosts[name]; own != nil {
-			own.mu.Lock()
-			h.log = own.log
-			own.mu.Unlock()
-		}
-	}
 	_, err = Execute(ctx, sub, JoinNode())
 	// What the join changed (or would change) is this phase's: counted, and in the plan.
-	sub.j.mu.Lock()
-	planned, performed, changes := sub.j.planned, sub.j.performed, 0
-	for _, n := range sub.j.changes {
-		changes += n
-	}
-	sub.j.mu.Unlock()
-	r.j.change(changes)
-	for _, p := range planned {
-		r.j.plan(p, false)
-	}
-	for _, p := range performed {
-		r.j.did(p)
-	}
+	mergeSubRun(r, sub)
 	if err != nil {
 		return fmt.Errorf("join %s: %w", strings.Join(d.join, ", "), err)
 	}

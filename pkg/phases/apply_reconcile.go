@@ -48,14 +48,20 @@ func (o ApplyOptions) withDefaults() ApplyOptions {
 
 // ApplyCluster is the reconcile part of `installer apply`, in order: the control planes' static
 // pods and certificates (one at a time), the kubelets' configuration (node by node), containerd's
-// files (node by node), the nodes' labels and taints, then the new workers joined.
+// files (node by node), the nodes' labels and taints, the CNI, CCM and add-on files whose objects
+// differ (server-side apply), the new hosts joined, the hosts marked remove removed (etcd grows
+// before it shrinks when a control plane is replaced), then every haproxy made to balance the
+// control planes as they now are.
 func ApplyCluster(d *ApplyDiff, o ApplyOptions) []Phase {
 	return []Phase{
 		ApplyControlPlanes{Diff: d, Options: o},
 		ApplyKubelet{Diff: d, Options: o},
 		ApplyRuntime{Diff: d, Options: o},
 		ApplyNodeMeta{Diff: d},
+		ApplyAddons{Diff: d},
 		ApplyJoin{Diff: d},
+		ApplyRemove{Diff: d, Options: o},
+		ApplyLBMembers{Diff: d, Options: o},
 	}
 }
 

@@ -1,6 +1,7 @@
 package phases
 
 import (
+	"maps"
 	"slices"
 	"testing"
 
@@ -38,5 +39,34 @@ func TestClusterConfigLines(t *testing.T) {
 	}
 	if got := clusterConfigLines(want, want); len(got) != 0 {
 		t.Errorf("the same configuration differs: %q", got)
+	}
+}
+
+func TestHAProxyServers(t *testing.T) {
+	cfg := []byte(`global
+  stats socket /run/installer/haproxy/admin.sock mode 600 level admin
+frontend k8s-api
+  bind *:8443
+  default_backend k8s-api
+# a comment: server x 1.2.3.4:1
+backend k8s-api
+  option httpchk GET /readyz
+  server cp1 10.0.0.11:6443
+  server cp3 10.0.0.13:6443
+backend other
+  server z 10.9.9.9:80
+`)
+	got := haproxyServers(cfg)
+	want := map[string]string{"cp1": "10.0.0.11:6443", "cp3": "10.0.0.13:6443"}
+	if !maps.Equal(got, want) {
+		t.Errorf("haproxyServers = %v, want %v", got, want)
+	}
+	added, removed := backendChanges(map[string]string{"cp1": "10.0.0.11:6443", "cp2": "10.0.0.12:6443", "cp3": "10.0.0.13:6443"},
+		map[string]string{"cp1": "10.0.0.11:6443", "cp3": "10.0.0.23:6443", "cp4": "10.0.0.14:6443"})
+	if !slices.Equal(added, []string{"cp3", "cp4"}) || !slices.Equal(removed, []string{"cp2"}) {
+		t.Errorf("backendChanges: added %v, removed %v; want [cp3 cp4] (cp3 at a new address) and [cp2]", added, removed)
+	}
+	if a, r := backendChanges(want, want); len(a)+len(r) != 0 {
+		t.Errorf("the same servers differ: %v %v", a, r)
 	}
 }

@@ -197,6 +197,19 @@ func (h *Host) fileState(ctx context.Context, path string) (ssh.FileState, error
 	return st, nil
 }
 
+// fileDiffers reports whether f on h is missing or has other content or mode than f.
+func (h *Host) fileDiffers(ctx context.Context, f manifests.File) (bool, error) {
+	st, err := h.fileState(ctx, f.Path)
+	if err != nil {
+		return false, err
+	}
+	mode := f.Mode
+	if mode == 0 {
+		mode = 0o644
+	}
+	return !st.Exists || st.SHA256 != f.SHA256() || st.Mode != mode, nil
+}
+
 func (h *Host) logCommand(kind string, cmd ssh.Cmd, res ssh.Result, err error) {
 	if h.log == nil {
 		return

@@ -24,6 +24,9 @@ type ResetOptions struct {
 	DrainTimeout time.Duration
 	// Force also deletes pods no controller manages while draining.
 	Force bool
+	// beforeControlPlane runs after a control plane's drain, before its reset (apply takes it out of
+	// the API's load balancer there); survivor is the control plane that checks etcd's members.
+	beforeControlPlane func(ctx context.Context, r *Run, h, survivor *Host) error
 }
 
 // Reset is the workflow of `installer reset` (DESIGN.md §3). The run's targets are the hosts to
@@ -346,6 +349,15 @@ func (p resetNodes) resetOne(ctx context.Context, r *Run, h *Host) error {
 		err := r.fx.Drain(ctx, st.api, h.Name(), kubeapi.DrainOptions{Timeout: p.o.DrainTimeout, Force: p.o.Force,
 			Report: func(msg string) { r.Log.Warn(msg, "host", h.Name()) }})
 		if err != nil {
+			return err
+		}
+	}
+	if h.Spec.Role == v1alpha1.RoleControlPlane && p.o.beforeControlPlane != nil {
+		survivor := st.survivor
+		if survivor == h {
+			survivor = nil
+		}
+		if err := p.o.beforeControlPlane(ctx, r, h, survivor); err != nil {
 			return err
 		}
 	}

@@ -265,31 +265,8 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 	switch {
 	case !moveVIP:
 	case self.keepalived:
-		if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.KeepalivedMaintenanceFile)},
-			[]string{"keepalived on " + name + " gives up the VIP (maintenance marker " + manifests.KeepalivedMaintenanceFile + ")"}); err != nil {
-			return hostErr(name, fmt.Errorf("keepalived maintenance: %w", err))
-		}
-		if self.vip {
-			err := l.r.fx.Observe(ctx, "the VIP away from "+name, func(ctx context.Context) error {
-				return kubeapi.Poll(ctx, l.interval, l.timeout, "the VIP to leave "+name, func(ctx context.Context) (bool, string, error) {
-					vs, err := l.views(ctx)
-					if err != nil {
-						return false, err.Error(), nil
-					}
-					for _, v := range vs {
-						if v.vip && v.host != h {
-							movedTo = v.host.Name()
-						}
-						if v.vip && v.host == h {
-							return false, name + " still holds it", nil
-						}
-					}
-					return movedTo != "", "no control plane holds it", nil
-				})
-			})
-			if err != nil {
-				return err
-			}
+		if movedTo, err = l.moveVIPAway(ctx, h, self.vip); err != nil {
+			return err
 		}
 	default:
 		l.warnOnce("keepalived", l.command+": keepalived's check has no maintenance marker (its files predate this installer; `installer create cluster` renews them): the VIP moves only once its haproxy stops",
@@ -344,6 +321,38 @@ func (l *apiLB) takeOut(ctx context.Context, h *Host, why string, moveVIP bool) 
 	l.r.Log.Info(l.command+": out of the API load balancer", "host", name, "for", why, "vip", movedTo,
 		"closed", left, "seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// moveVIPAway makes keepalived on h give up the VIP (its maintenance marker fails its check) and,
+// when h holds it, waits until another control plane does; it returns that one.
+func (l *apiLB) moveVIPAway(ctx context.Context, h *Host, holds bool) (string, error) {
+	name := h.Name()
+	if _, err := h.ExecDescribed(ctx, ssh.Cmd{Args: scripts.APILB.Args("hold", manifests.KeepalivedMaintenanceFile)},
+		[]string{"keepalived on " + name + " gives up the VIP (maintenance marker " + manifests.KeepalivedMaintenanceFile + ")"}); err != nil {
+		return "", hostErr(name, fmt.Errorf("keepalived maintenance: %w", err))
+	}
+	if !holds {
+		return "", nil
+	}
+	movedTo := ""
+	err := l.r.fx.Observe(ctx, "the VIP away from "+name, func(ctx context.Context) error {
+		return kubeapi.Poll(ctx, l.interval, l.timeout, "the VIP to leave "+name, func(ctx context.Context) (bool, string, error) {
+			vs, err := l.views(ctx)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, v := range vs {
+				if v.vip && v.host != h {
+					movedTo = v.host.Name()
+				}
+				if v.vip && v.host == h {
+					return false, name + " still holds it", nil
+				}
+			}
+			return movedTo != "", "no control plane holds it", nil
+		})
+	})
+	return movedTo, err
 }
 
 // putBack waits until h's apiserver answers /readyz and every etcd member is healthy, puts h back

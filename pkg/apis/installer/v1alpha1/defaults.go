@@ -180,6 +180,30 @@ func (s *ClusterSpec) hostsWithRole(r Role) []Host {
 	return out
 }
 
+// Removing returns the hosts marked remove, in spec order.
+func (s *ClusterSpec) Removing() []Host {
+	var out []Host
+	for _, h := range s.Hosts {
+		if h.Remove {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// WithoutRemoved is a copy of the cluster without the hosts marked remove: the cluster as it must
+// become, which every file is rendered for.
+func (c *Cluster) WithoutRemoved() *Cluster {
+	out := *c
+	out.Spec.Hosts = nil
+	for _, h := range c.Spec.Hosts {
+		if !h.Remove {
+			out.Spec.Hosts = append(out.Spec.Hosts, h)
+		}
+	}
+	return &out
+}
+
 // Host finds a host by name.
 func (s *ClusterSpec) Host(name string) (Host, bool) {
 	for _, h := range s.Hosts {

@@ -157,6 +157,11 @@ type Host struct {
 	Labels         map[string]string `json:"labels,omitempty"`
 	Taints         []Taint           `json:"taints,omitempty"`
 	SSH            *HostSSH          `json:"ssh,omitempty"`
+	// Remove asks `installer apply` to take this host out of the cluster: drained, its etcd member
+	// removed, its Node deleted, the host reset (or, when it cannot be reached and its kubelet has
+	// been silent for minutes, removed from the surviving side only). Then delete the entry. Every
+	// other command refuses a spec holding such a host.
+	Remove bool `json:"remove,omitempty"`
 }
 
 // Taint is a node taint set at registration.
@@ -258,9 +263,31 @@ type Kubelet struct {
 	Config map[string]any `json:"config,omitempty"`
 }
 
-// ControlPlaneComponent carries extra flags for a control-plane component.
+// ControlPlaneComponent carries extra flags and host directories for a control-plane component.
 type ControlPlaneComponent struct {
 	ExtraArgs map[string]string `json:"extraArgs,omitempty"`
+	// ExtraVolumes are host paths mounted into the component's static pod (kubeadm's extraVolumes),
+	// such as an audit policy directory for the apiserver.
+	ExtraVolumes []HostPathMount `json:"extraVolumes,omitempty"`
+}
+
+// HostPathMount is a host path mounted into a control-plane component's static pod: a hostPath
+// volume and the container's volumeMount of the same name.
+type HostPathMount struct {
+	// Name names the volume and its mount: a DNS-1123 label, unique within the component, and none
+	// of the names kubeadm gives the component's own volumes (k8s-certs, ca-certs, kubeconfig, ...).
+	Name string `json:"name"`
+	// HostPath is the absolute path on the control plane.
+	HostPath string `json:"hostPath"`
+	// MountPath is the absolute path inside the container.
+	MountPath string `json:"mountPath"`
+	// ReadOnly mounts the path read-only.
+	ReadOnly bool `json:"readOnly,omitempty"`
+	// PathType is the hostPath volume's type: empty (no check), DirectoryOrCreate, Directory,
+	// FileOrCreate, File, Socket, CharDevice or BlockDevice. The kubelet creates the path for the
+	// *OrCreate types; for the others it must exist on every control plane (the installer does not
+	// create it).
+	PathType string `json:"pathType,omitempty"`
 }
 
 // KubeProxy configures kube-proxy.

@@ -7,10 +7,12 @@ import (
 	"math/big"
 	"net"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -44,6 +46,7 @@ func Validate(c *Cluster) (field.ErrorList, []Warning) {
 	v.runtime()
 	v.images()
 	v.components()
+	v.extraVolumes()
 	v.cni()
 	v.cloud()
 	v.addons()
@@ -168,7 +171,9 @@ func (v *validator) hosts() {
 
 		switch h.Role {
 		case RoleControlPlane:
-			controlPlanes++
+			if !h.Remove {
+				controlPlanes++
+			}
 		case RoleWorker:
 		case "":
 			v.add(field.Required(hp.Child("role"), "control-plane or worker"))
@@ -192,7 +197,9 @@ func (v *validator) hosts() {
 			v.envName(hp.Child("ssh", "passwordEnv"), h.SSH.PasswordEnv)
 		}
 	}
-	if controlPlanes == 0 {
+	if controlPlanes == 0 && len(s.Removing()) > 0 {
+		v.add(field.Required(p, "at least one control plane must stay (not marked remove)"))
+	} else if controlPlanes == 0 {
 		v.add(field.Required(p, "at least one host needs role control-plane"))
 	} else if controlPlanes > 1 && controlPlanes%2 == 0 {
 		v.warn(p, "%d control planes: stacked etcd with an even member count tolerates no more failures than one fewer; use 1 or 3", controlPlanes)
@@ -616,6 +623,96 @@ func (v *validator) components() {
 	if f, ok := s.Kubelet.Config["failCgroupV1"]; ok && f == false {
 		v.warn(specPath.Child("kubelet", "config", "failCgroupV1"), "false lets Kubernetes ≥ 1.35 run on cgroup v1, which upstream no longer supports; kubeadm also needs SystemVerification in spec.kubeadm.ignorePreflightErrors")
 	}
+}
+
+// kubeadmVolumes are the hostPath volumes kubeadm gives each control-plane component's static pod
+// (cmd/kubeadm/app/phases/controlplane/volumes.go of v1.34 to v1.37), name → mount path. An extra
+// volume of the same name would replace kubeadm's (its certificates, its kubeconfig), and one at
+// the same mount path makes the pod invalid. The ca-certificate directories are mounted only where
+// they exist on the host; flexvolume-dir is gone from kubeadm v1.37 on.
+var kubeadmVolumes = map[string]map[string]string{
+	"apiServer": caCertVolumes(),
+	"controllerManager": caCertVolumes(map[string]string{
+		"kubeconfig":     constants.ControllerManagerConf,
+		"flexvolume-dir": "/usr/libexec/kubernetes/kubelet-plugins/volume/exec",
+	}),
+	"scheduler": {"kubeconfig": constants.SchedulerConf},
+}
+
+func caCertVolumes(more ...map[string]string) map[string]string {
+	out := map[string]string{"k8s-certs": constants.PKIDir, "ca-certs": "/etc/ssl/certs"}
+	for _, d := range []string{"/etc/pki/ca-trust", "/etc/pki/tls/certs", "/etc/ca-certificates", "/usr/share/ca-certificates", "/usr/local/share/ca-certificates"} {
+		out[strings.ReplaceAll(d[1:], "/", "-")] = d
+	}
+	for _, m := range more {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// hostPathTypes are Kubernetes' HostPathType values; empty checks nothing.
+var hostPathTypes = []corev1.HostPathType{corev1.HostPathUnset, corev1.HostPathDirectoryOrCreate, corev1.HostPathDirectory,
+	corev1.HostPathFileOrCreate, corev1.HostPathFile, corev1.HostPathSocket, corev1.HostPathCharDev, corev1.HostPathBlockDev}
+
+// extraVolumes checks each control-plane component's extra volumes: a name kubeadm does not use
+// itself, once per component; clean absolute paths, a mount path used once; a known path type.
+func (v *validator) extraVolumes() {
+	s := &v.c.Spec
+	for _, c := range []struct {
+		name string
+		vols []HostPathMount
+	}{
+		{"apiServer", s.APIServer.ExtraVolumes},
+		{"controllerManager", s.ControllerManager.ExtraVolumes},
+		{"scheduler", s.Scheduler.ExtraVolumes},
+	} {
+		own := kubeadmVolumes[c.name]
+		names, mounts := map[string]bool{}, map[string]bool{}
+		for i, m := range c.vols {
+			p := specPath.Child(c.name, "extraVolumes").Index(i)
+			switch {
+			case m.Name == "":
+				v.add(field.Required(p.Child("name"), "names the volume and its mount"))
+			case own[m.Name] != "":
+				v.add(field.Invalid(p.Child("name"), m.Name, "kubeadm gives the component a volume of this name; choose another"))
+			case names[m.Name]:
+				v.add(field.Duplicate(p.Child("name"), m.Name))
+			default:
+				for _, msg := range validation.IsDNS1123Label(m.Name) {
+					v.add(field.Invalid(p.Child("name"), m.Name, msg))
+				}
+			}
+			names[m.Name] = true
+			v.absPath(p.Child("hostPath"), m.HostPath)
+			if v.absPath(p.Child("mountPath"), m.MountPath) {
+				if slices.Contains(slices.Collect(maps.Values(own)), m.MountPath) {
+					v.add(field.Invalid(p.Child("mountPath"), m.MountPath, "kubeadm mounts one of the component's own volumes there"))
+				} else if mounts[m.MountPath] {
+					v.add(field.Duplicate(p.Child("mountPath"), m.MountPath))
+				}
+				mounts[m.MountPath] = true
+			}
+			if !slices.Contains(hostPathTypes, corev1.HostPathType(m.PathType)) {
+				v.add(field.NotSupported(p.Child("pathType"), m.PathType, hostPathTypes[1:]))
+			}
+		}
+	}
+}
+
+// absPath checks a required, absolute, clean path (Linux's, on the hosts) and reports whether it
+// is one.
+func (v *validator) absPath(p *field.Path, value string) bool {
+	switch {
+	case value == "":
+		v.add(field.Required(p, "an absolute path"))
+	case !path.IsAbs(value):
+		v.add(field.Invalid(p, value, "must be an absolute path"))
+	case path.Clean(value) != value:
+		v.add(field.Invalid(p, value, "must be a clean path such as "+path.Clean(value)))
+	default:
+		return true
+	}
+	return false
 }
 
 var cniPlugins = []CNIPlugin{CNIFlannel, CNICalico, CNICilium, CNICustom, CNINone}
