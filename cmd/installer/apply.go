@@ -16,8 +16,8 @@ import (
 )
 
 type applyOptions struct {
-	dryRun, yes bool
-	timeout     time.Duration
+	dryRun, yes, skipUnreachable bool
+	timeout                      time.Duration
 }
 
 func (a *app) newApplyCommand() *cobra.Command {
@@ -55,6 +55,7 @@ continues; a run on a cluster that matches the spec prints "no changes".`,
 	}
 	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print what differs and what apply would run; change nothing")
 	cmd.Flags().BoolVar(&o.yes, "yes", false, "do not ask for confirmation")
+	cmd.Flags().BoolVar(&o.skipUnreachable, "skip-unreachable", false, "leave out the hosts that cannot be reached, change the others, and exit 4 naming them (without it, an unreachable host stops apply before any change)")
 	cmd.Flags().DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long each wait (a restarted component, a ready apiserver, a node's kubelet) may take")
 	return cmd
 }
@@ -78,10 +79,17 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 	}
 	defer s.Close()
 	diff := &phases.ApplyDiff{}
-	observe := []phases.Phase{phases.Connect{}, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
+	var connect phases.Phase = phases.Connect{}
+	if o.skipUnreachable {
+		connect = phases.ConnectReachable{Unreachable: &diff.Skipped}
+	}
+	observe := []phases.Phase{connect, phases.GatherFacts{}, phases.ClusterIdentity{Policy: phases.PKIRequired},
 		phases.ApplyLeftovers{Options: phases.ApplyOptions{Timeout: o.timeout}}, phases.ApplyObserve{Diff: diff, Spec: marked}}
 	if _, err := phases.Execute(ctx, s.Run, observe); err != nil {
 		return err
+	}
+	if len(diff.Skipped) > 0 {
+		fmt.Fprintf(a.streams.Out, "not reached, left out (--skip-unreachable): %s\n", strings.Join(diff.Skipped, ", "))
 	}
 	printDiff(a.streams.Out, diff)
 	if len(diff.Refusals) > 0 {
@@ -92,13 +100,16 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 		return exitcode.New(exitcode.InvalidInput, fmt.Errorf("apply does not make these changes; nothing was changed:%s", b.String()))
 	}
 	if diff.Empty() {
-		return nil
+		return skippedError(diff)
 	}
 	reconcile := phases.ApplyCluster(diff, phases.ApplyOptions{Timeout: o.timeout})
 	if o.dryRun {
 		err := a.execute(ctx, s, reconcile)
 		fmt.Fprintln(a.streams.Out, "\nwhat apply would run:")
 		printPlan(a.streams.Out, s.Run.Planned(), a.global.Verbose > 0, err)
+		if err == nil {
+			err = skippedError(diff)
+		}
 		return err
 	}
 	if !o.yes {
@@ -109,15 +120,31 @@ func (a *app) apply(ctx context.Context, o applyOptions) error {
 	if err := a.execute(ctx, s, reconcile); err != nil {
 		return err
 	}
+	if len(diff.Skipped) > 0 {
+		fmt.Fprintf(a.streams.Err, "cluster %s: %d changes made on the hosts reached\n", ls.Cluster.Metadata.Name, len(diff.Changes))
+		return skippedError(diff)
+	}
 	fmt.Fprintf(a.streams.Err, "cluster %s matches the spec: %d changes made\n", ls.Cluster.Metadata.Name, len(diff.Changes))
 	return nil
+}
+
+// skippedError is the end of a run that left hosts out: exit 4, naming them.
+func skippedError(d *phases.ApplyDiff) error {
+	if len(d.Skipped) == 0 {
+		return nil
+	}
+	return exitcode.New(exitcode.Unreachable, fmt.Errorf("not reached, so neither compared nor changed: %s; run apply again once they answer", strings.Join(d.Skipped, ", ")))
 }
 
 // printDiff prints what apply found, cluster-wide first, then host by host: each component's
 // differences, one per line, under what changing it costs.
 func printDiff(w io.Writer, d *phases.ApplyDiff) {
 	if d.Empty() {
-		if len(d.Refusals) == 0 {
+		switch {
+		case len(d.Refusals) > 0:
+		case len(d.Skipped) > 0:
+			fmt.Fprintln(w, "no changes on the hosts reached")
+		default:
 			fmt.Fprintln(w, "no changes: the cluster matches the spec")
 		}
 		return

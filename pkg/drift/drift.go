@@ -1,7 +1,8 @@
 // Package drift compares what a running cluster holds with what its spec asks for, as pure
-// functions of both: the control-plane components' flags, the apiserver certificate's names, the
-// kubelet configuration, a node's labels and taints, and the cluster-wide settings apply refuses to
-// change. `installer apply` reads the cluster and prints and reconciles what these report.
+// functions of both: the control-plane components' flags and extra volumes, the apiserver
+// certificate's names, the kubelet configuration, a node's labels and taints, and the cluster-wide
+// settings apply refuses to change. `installer apply` reads the cluster and prints and reconciles
+// what these report.
 package drift
 
 import (

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
+	"sigs.k8s.io/yaml"
 )
 
 func TestFlags(t *testing.T) {
@@ -196,5 +197,112 @@ func TestClusterConfig(t *testing.T) {
 	if len(got) != 2 || got[0].Field != "spec.kubernetesVersion" || !strings.Contains(got[0].Reason, "installer upgrade") ||
 		got[1].Field != "spec.networking.podSubnet" || !strings.Contains(got[1].Reason, `the cluster has "10.244.0.0/16", the spec "10.200.0.0/16"`) {
 		t.Errorf("refusals: %v", got)
+	}
+}
+
+// A kube-apiserver manifest as kubeadm writes it, with extra volumes besides kubeadm's own.
+const apiServerPod = `apiVersion: v1
+kind: Pod
+metadata: {name: kube-apiserver, namespace: kube-system}
+spec:
+  containers:
+  - name: kube-apiserver
+    command: [kube-apiserver, --advertise-address=10.0.0.1]
+    volumeMounts:
+    - {mountPath: /etc/ssl/certs, name: ca-certs, readOnly: true}
+    - {mountPath: /etc/kubernetes/pki, name: k8s-certs, readOnly: true}
+    - {mountPath: /etc/audit, name: audit, readOnly: true}
+    - {mountPath: /var/log/audit, name: audit-log}
+    - {mountPath: /etc/old, name: old}
+    - {mountPath: /etc/policy, name: policy}
+    - {mountPath: /etc/ghost, name: ghost}
+  volumes:
+  - {name: ca-certs, hostPath: {path: /etc/ssl/certs, type: DirectoryOrCreate}}
+  - {name: k8s-certs, hostPath: {path: /etc/kubernetes/pki, type: DirectoryOrCreate}}
+  - {name: audit, hostPath: {path: /etc/k/audit, type: DirectoryOrCreate}}
+  - {name: audit-log, hostPath: {path: /var/log/k/audit, type: ""}}
+  - {name: old, hostPath: {path: /etc/k/old, type: Directory}}
+  - {name: policy, emptyDir: {}}
+  - {name: unmounted, hostPath: {path: /etc/k/unmounted}}
+`
+
+func TestMounts(t *testing.T) {
+	var pod corev1.Pod
+	if err := yaml.Unmarshal([]byte(apiServerPod), &pod); err != nil {
+		t.Fatal(err)
+	}
+	audit := kubeadmv1beta4.HostPathMount{Name: "audit", HostPath: "/etc/k/audit", MountPath: "/etc/audit", ReadOnly: true, PathType: corev1.HostPathDirectoryOrCreate}
+	auditLog := kubeadmv1beta4.HostPathMount{Name: "audit-log", HostPath: "/var/log/k/audit", MountPath: "/var/log/audit"}
+	old := kubeadmv1beta4.HostPathMount{Name: "old", HostPath: "/etc/k/old", MountPath: "/etc/old", PathType: corev1.HostPathDirectory}
+	with := func(m kubeadmv1beta4.HostPathMount, change func(*kubeadmv1beta4.HostPathMount)) kubeadmv1beta4.HostPathMount {
+		change(&m)
+		return m
+	}
+	type mounts = []kubeadmv1beta4.HostPathMount
+	for _, tc := range []struct {
+		name         string
+		want, stored mounts
+		lines        []string
+	}{
+		// An empty path type and none are the same; kubeadm's own volumes are not compared.
+		{name: "matches", want: mounts{auditLog, audit, old}, stored: mounts{audit, auditLog, old}},
+		{name: "added", want: mounts{audit, {Name: "tmp", HostPath: "/tmp/k", MountPath: "/tmp/k"}, old},
+			lines: []string{"+ volume tmp /tmp/k -> /tmp/k"}},
+		{name: "host path, read-only and type changed", want: mounts{
+			with(audit, func(m *kubeadmv1beta4.HostPathMount) { m.HostPath = "/etc/k/audit2" }),
+			with(auditLog, func(m *kubeadmv1beta4.HostPathMount) { m.ReadOnly = true }),
+			with(old, func(m *kubeadmv1beta4.HostPathMount) {
+				m.PathType = corev1.HostPathDirectoryOrCreate
+				m.MountPath = "/etc/new"
+			}),
+		}, lines: []string{
+			"~ volume audit /etc/k/audit2 -> /etc/audit (ro, DirectoryOrCreate) (now /etc/k/audit -> /etc/audit (ro, DirectoryOrCreate))",
+			"~ volume audit-log /var/log/k/audit -> /var/log/audit (ro) (now /var/log/k/audit -> /var/log/audit)",
+			"~ volume old /etc/k/old -> /etc/new (DirectoryOrCreate) (now /etc/k/old -> /etc/old (Directory))",
+		}},
+		{name: "not a hostPath volume, not mounted, no volume", want: mounts{
+			{Name: "policy", HostPath: "/etc/k/policy", MountPath: "/etc/policy"},
+			{Name: "unmounted", HostPath: "/etc/k/unmounted", MountPath: "/etc/unmounted"},
+			{Name: "ghost", HostPath: "/etc/k/ghost", MountPath: "/etc/ghost"},
+		}, lines: []string{
+			"~ volume ghost /etc/k/ghost -> /etc/ghost (now no volume, mounted at /etc/ghost)",
+			"~ volume policy /etc/k/policy -> /etc/policy (now not a hostPath volume)",
+			"~ volume unmounted /etc/k/unmounted -> /etc/unmounted (now /etc/k/unmounted, not mounted)",
+		}},
+		{name: "removed from the spec, still there", want: mounts{audit}, stored: mounts{old, audit, auditLog},
+			lines: []string{"- volume audit-log /var/log/k/audit -> /var/log/audit", "- volume old /etc/k/old -> /etc/old (Directory)"}},
+		// A name the stored configuration had that the pod holds at another host path is kubeadm's own.
+		{name: "removed, kubeadm's own volume of the name back", stored: mounts{{Name: "k8s-certs", HostPath: "/srv/pki", MountPath: "/etc/kubernetes/pki"}}},
+		{name: "removed and gone", stored: mounts{{Name: "gone", HostPath: "/etc/gone", MountPath: "/etc/gone"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Mounts(tc.want, tc.stored, &pod)
+			if !slices.Equal(got, tc.lines) {
+				t.Errorf("Mounts =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tc.lines, "\n"))
+			}
+		})
+	}
+	if got := Mounts([]kubeadmv1beta4.HostPathMount{audit}, nil, &corev1.Pod{}); !slices.Equal(got, []string{"+ volume audit /etc/k/audit -> /etc/audit (ro, DirectoryOrCreate)"}) {
+		t.Errorf("a pod without containers: %q", got)
+	}
+}
+
+func TestMountLines(t *testing.T) {
+	audit := kubeadmv1beta4.HostPathMount{Name: "audit", HostPath: "/etc/k/audit", MountPath: "/etc/audit", ReadOnly: true}
+	moved := audit
+	moved.HostPath, moved.PathType = "/srv/audit", corev1.HostPathDirectory
+	logs := kubeadmv1beta4.HostPathMount{Name: "logs", HostPath: "/var/log/k", MountPath: "/var/log/k"}
+	tmp := kubeadmv1beta4.HostPathMount{Name: "tmp", HostPath: "/tmp/k", MountPath: "/tmp/k", PathType: corev1.HostPathDirectoryOrCreate}
+	got := MountLines("apiServer.extraVolumes", []kubeadmv1beta4.HostPathMount{tmp, moved}, []kubeadmv1beta4.HostPathMount{logs, audit})
+	want := []string{
+		"~ apiServer.extraVolumes audit: /srv/audit -> /etc/audit (ro, Directory) (now /etc/k/audit -> /etc/audit (ro))",
+		"+ apiServer.extraVolumes tmp: /tmp/k -> /tmp/k (DirectoryOrCreate)",
+		"- apiServer.extraVolumes logs: /var/log/k -> /var/log/k",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("MountLines =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := MountLines("scheduler.extraVolumes", []kubeadmv1beta4.HostPathMount{logs, audit}, []kubeadmv1beta4.HostPathMount{audit, logs}); len(got) != 0 {
+		t.Errorf("the same volumes in another order differ: %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package kubeapi
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -55,4 +56,20 @@ func (c *Client) KubeadmClusterVersion(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("kubeadm-config: %w", err)
 	}
 	return cc.KubernetesVersion, nil
+}
+
+// LeaseRenewed is when node's kubelet last renewed its Lease (kube-node-lease); zero when the
+// Lease does not exist or was never renewed.
+func (c *Client) LeaseRenewed(ctx context.Context, node string) (time.Time, error) {
+	lease, err := c.Kube.CoordinationV1().Leases("kube-node-lease").Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("node %s's lease: %w", node, err)
+	}
+	if lease.Spec.RenewTime == nil {
+		return time.Time{}, nil
+	}
+	return lease.Spec.RenewTime.Time, nil
 }

@@ -32,6 +32,9 @@ import (
 type ApplyDiff struct {
 	Changes  []drift.Change
 	Refusals []drift.Refusal
+	// Skipped are the hosts that could not be reached and were left out (--skip-unreachable:
+	// ConnectReachable fills it); nothing is observed or changed on them.
+	Skipped []string
 
 	mu sync.Mutex
 	// observed: ApplyObserve ran to the end.
@@ -165,7 +168,7 @@ func (o ApplyObserve) Run(ctx context.Context, r *Run) error {
 	if err := o.addons(ctx, r, c); err != nil {
 		return err
 	}
-	if err := o.removals(ctx, r, nodes); err != nil || len(d.Refusals) > 0 {
+	if err := o.removals(ctx, r, c, nodes); err != nil || len(d.Refusals) > 0 {
 		return err
 	}
 	if err := o.lbMembers(ctx, r); err != nil {
@@ -207,6 +210,9 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 		d.refuse(ref.Field, ref.Reason)
 	}
 	for i, h := range spec.Hosts {
+		if slices.Contains(d.Skipped, h.Name) {
+			continue
+		}
 		n, ok := nodes[h.Name]
 		switch {
 		case !ok && h.Role == v1alpha1.RoleWorker:
@@ -256,10 +262,11 @@ func (o ApplyObserve) refusals(ctx context.Context, r *Run, c *kubeapi.Client, w
 	})
 }
 
-// nodes are the run's hosts that are nodes already (not joined by this apply).
+// nodes are the run's hosts that are nodes already (not joined by this apply) and were reached
+// (with --skip-unreachable, the others are left out).
 func (o ApplyObserve) nodes(r *Run) []*Host {
 	var out []*Host
-	for _, h := range r.Targets() {
+	for _, h := range connected(r.Targets()) {
 		if !slices.Contains(o.Diff.join, h.Name()) {
 			out = append(out, h)
 		}
@@ -321,7 +328,7 @@ func roleOf(controlPlane bool) string {
 }
 
 // clusterConfigLines are the differences apply makes in kubeadm-config: the apiserver's names and
-// the components' flags.
+// the components' flags and extra volumes.
 func clusterConfigLines(want, have *kubeadmv1beta4.ClusterConfiguration) []string {
 	var out []string
 	for _, n := range want.APIServer.CertSANs {
@@ -352,11 +359,12 @@ func clusterConfigLines(want, have *kubeadmv1beta4.ClusterConfiguration) []strin
 			out = append(out, fmt.Sprintf("- %s.extraArgs --%s=%s", c.name, k, h[k]))
 		}
 	}
-	return out
+	return append(out, extraVolumeLines(want, have)...)
 }
 
-// controlPlane compares h's static pods' flags and its apiserver certificate's names with the
-// spec's. Flags and names the stored configuration had and the spec dropped must go too.
+// controlPlane compares h's static pods' flags and extra volumes and its apiserver certificate's
+// names with the spec's. Flags, volumes and names the stored configuration had and the spec dropped
+// must go too.
 func (o ApplyObserve) controlPlane(ctx context.Context, h *Host, want, have *kubeadmv1beta4.ClusterConfiguration) error {
 	cp := &controlPlaneDrift{}
 	wantArgs := map[string][]kubeadmv1beta4.Arg{"apiserver": want.APIServer.ExtraArgs, "controller-manager": want.ControllerManager.ExtraArgs, "scheduler": want.Scheduler.ExtraArgs}
@@ -379,12 +387,14 @@ func (o ApplyObserve) controlPlane(ctx context.Context, h *Host, want, have *kub
 		} else if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		} else {
-			command, err := parseCommand(path, data)
+			pod, err := parsePod(path, data)
 			if err != nil {
 				return err
 			}
+			command := pod.Spec.Containers[0].Command
 			w := kubeadm.ArgsMap(wantArgs[c.phase])
 			lines = drift.Flags(w, drift.Removed(kubeadm.ArgsMap(haveArgs[c.phase]), w), command)
+			lines = append(lines, drift.Mounts(componentVolumes(want, c.phase), componentVolumes(have, c.phase), pod)...)
 			// A manifest rewritten in place that the kubelet has not acted on yet.
 			if procs := running[c.pod]; len(lines) == 0 && (len(procs) != 1 || !maps.Equal(drift.ParseFlags(procs[0]), drift.ParseFlags(command))) {
 				lines = []string{fmt.Sprintf("~ the running %s (%d processes) does not run its manifest's flags", c.pod, len(procs))}

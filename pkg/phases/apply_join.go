@@ -30,7 +30,7 @@ func (a ApplyJoin) Run(ctx context.Context, r *Run) error {
 	if !d.observed {
 		return errNotObserved
 	}
-	first, err := r.firstControlPlane()
+	first, err := d.firstControlPlane(r)
 	if err != nil {
 		return err
 	}

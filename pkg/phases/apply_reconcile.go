@@ -46,7 +46,8 @@ func (o ApplyOptions) withDefaults() ApplyOptions {
 	return o
 }
 
-// ApplyCluster is the reconcile part of `installer apply`, in order: the control planes' static
+// ApplyCluster is the reconcile part of `installer apply`, in order: the hosts gone for good
+// removed from the surviving side, the control planes' static
 // pods and certificates (one at a time), the kubelets' configuration (node by node), containerd's
 // files (node by node), the nodes' labels and taints, the CNI, CCM and add-on files whose objects
 // differ (server-side apply), the new hosts joined, the hosts marked remove removed (etcd grows
@@ -54,6 +55,7 @@ func (o ApplyOptions) withDefaults() ApplyOptions {
 // control planes as they now are.
 func ApplyCluster(d *ApplyDiff, o ApplyOptions) []Phase {
 	return []Phase{
+		ApplyRemoveGone{Diff: d, Options: o},
 		ApplyControlPlanes{Diff: d, Options: o},
 		ApplyKubelet{Diff: d, Options: o},
 		ApplyRuntime{Diff: d, Options: o},
@@ -127,7 +129,7 @@ func (a ApplyControlPlanes) Run(ctx context.Context, r *Run) error {
 	if !d.kubeadmConfig {
 		return nil
 	}
-	first, err := r.firstControlPlane()
+	first, err := d.firstControlPlane(r)
 	if err != nil {
 		return err
 	}
@@ -252,7 +254,7 @@ func (a ApplyKubelet) Run(ctx context.Context, r *Run) error {
 		return errNotObserved
 	}
 	if d.kubeletConfig {
-		first, err := r.firstControlPlane()
+		first, err := d.firstControlPlane(r)
 		if err != nil {
 			return err
 		}
@@ -454,7 +456,7 @@ func (ApplyLeftovers) Name() string { return "apply/leftovers" }
 
 func (a ApplyLeftovers) Run(ctx context.Context, r *Run) error {
 	o := a.Options.withDefaults()
-	return ForEachHost(ctx, r.TargetsWithRole(v1alpha1.RoleControlPlane), r.Concurrency, func(ctx context.Context, h *Host) error {
+	return ForEachHost(ctx, connected(r.TargetsWithRole(v1alpha1.RoleControlPlane)), r.Concurrency, func(ctx context.Context, h *Host) error {
 		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.HeldManifests.Args("list")})
 		if err != nil {
 			return fmt.Errorf("list the manifests held aside: %w", err)

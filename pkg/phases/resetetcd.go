@@ -14,8 +14,8 @@ import (
 
 // etcdMember is one line of `etcdctl member list -w simple` (etcd.sh member-list).
 type etcdMember struct {
-	ID, Status, Name string
-	PeerURLs         []string
+	ID, Status, Name     string
+	PeerURLs, ClientURLs []string
 }
 
 var etcdMemberID = regexp.MustCompile(`^[0-9a-f]{1,16}$`)
@@ -31,7 +31,7 @@ func parseEtcdMembers(out string) ([]etcdMember, error) {
 		if len(f) < 5 || !etcdMemberID.MatchString(f[0]) {
 			return nil, fmt.Errorf("unexpected etcd member line %q", l)
 		}
-		members = append(members, etcdMember{ID: f[0], Status: f[1], Name: f[2], PeerURLs: strings.Split(f[3], ",")})
+		members = append(members, etcdMember{ID: f[0], Status: f[1], Name: f[2], PeerURLs: strings.Split(f[3], ","), ClientURLs: strings.Split(f[4], ",")})
 	}
 	if len(members) == 0 {
 		return nil, fmt.Errorf("etcd listed no members")

@@ -204,6 +204,31 @@ func (h *Host) etcdMembersHealthy(ctx context.Context, timeout time.Duration) (i
 	return h.etcdMembersHealthyN(ctx, timeout, 0)
 }
 
+// etcdUnhealthy reads, once, which of etcd's client endpoints do not answer healthy (etcd.sh health
+// on h), with the reason each gives.
+func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
+	var members []struct {
+		Endpoint string `json:"endpoint"`
+		Health   bool   `json:"health"`
+		Error    string `json:"error"`
+	}
+	// etcdctl exits non-zero when a member is unhealthy, and still prints every member's health.
+	if jerr := json.Unmarshal(res.Stdout, &members); jerr != nil || len(members) == 0 {
+		if err == nil {
+			err = fmt.Errorf("no member health in %q", strings.TrimSpace(string(res.Stdout)))
+		}
+		return nil, hostErr(h.Name(), fmt.Errorf("etcd's health: %w", err))
+	}
+	bad := map[string]string{}
+	for _, m := range members {
+		if !m.Health {
+			bad[m.Endpoint] = m.Error
+		}
+	}
+	return bad, nil
+}
+
 // etcdMembersHealthyN is etcdMembersHealthy that also waits for want members when want > 0: a
 // member that has not started yet since a restore has published no client URL and is not listed.
 func (h *Host) etcdMembersHealthyN(ctx context.Context, timeout time.Duration, want int) (int, error) {
