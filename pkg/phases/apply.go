@@ -298,7 +298,7 @@ func (o ApplyObserve) clusterWide(ctx context.Context, r *Run, c *kubeapi.Client
 		d.kubeletConfig = true
 		d.add(drift.Change{Component: "kubelet-config", Lines: lines, Cost: "the cluster's stored KubeletConfiguration rewritten (`kubeadm init phase upload-config kubelet`); new nodes take it"})
 	}
-	lb := newAPILB(r, "apply", 0)
+	lb := d.apiLB(r, 0)
 	if lb == nil {
 		return nil
 	}

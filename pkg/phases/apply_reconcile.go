@@ -99,7 +99,7 @@ func (a ApplyControlPlanes) Run(ctx context.Context, r *Run) error {
 			cps = append(cps, h)
 		}
 	}
-	lb := newAPILB(r, "apply", o.Timeout)
+	lb := d.apiLB(r, o.Timeout)
 	if lb != nil {
 		if err := lb.finishLeftovers(ctx); err != nil {
 			return err

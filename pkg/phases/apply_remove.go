@@ -183,6 +183,20 @@ func (d *ApplyDiff) firstControlPlane(r *Run) (*Host, error) {
 	return nil, errors.New("no control plane of the spec that is a node could be reached")
 }
 
+// apiLB is the API's load balancer over the control planes that are nodes already: one this apply
+// joins has no haproxy before its join.
+func (d *ApplyDiff) apiLB(r *Run, timeout time.Duration) *apiLB {
+	lb := newAPILB(r, "apply", timeout)
+	if lb == nil {
+		return nil
+	}
+	lb.cps = slices.DeleteFunc(lb.cps, func(h *Host) bool { return slices.Contains(d.join, h.Name()) })
+	if len(lb.cps) < 2 {
+		return nil
+	}
+	return lb
+}
+
 // ApplyRemoveGone removes the hosts marked remove that are gone for good from the surviving side,
 // before any other change: with a member that never answers, etcd tolerates one loss less, and
 // every control plane that leaves the load balancer waits for all members healthy to come back.
@@ -269,7 +283,15 @@ func (a ApplyRemove) Run(ctx context.Context, r *Run) error {
 				return hostErr(h.Name(), fmt.Errorf("not removed: etcd is not healthy, and one member less could cost its quorum: %w", err))
 			}
 		}
-		lb := newAPILB(sub, "apply", o.Timeout)
+		// Every haproxy: those of the control planes that stay (one joined by this apply too: its
+		// keepalived may take the VIP) and h's own.
+		cps := []*Host{h}
+		for _, cp := range r.Cluster.Spec.ControlPlanes() {
+			if own := r.Hosts[cp.Name]; own != nil && own.Connected() && !(r.fx.DryRun() && slices.Contains(d.join, cp.Name)) {
+				cps = append(cps, own)
+			}
+		}
+		lb := apiLBOver(sub, "apply", cps, o.Timeout)
 		if lb == nil {
 			return nil
 		}

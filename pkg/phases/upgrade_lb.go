@@ -54,17 +54,19 @@ func (l *apiLB) warnOnce(key, msg, host string) {
 const sessionDrain = 5 * time.Second
 
 func newAPILB(r *Run, command string, timeout time.Duration) *apiLB {
-	s := &r.Cluster.Spec
-	if s.LoadBalancer.Type != v1alpha1.LoadBalancerKeepalivedHAProxy {
-		return nil
-	}
 	var cps []*Host
-	for _, cp := range s.ControlPlanes() {
+	for _, cp := range r.Cluster.Spec.ControlPlanes() {
 		if h, ok := r.Hosts[cp.Name]; ok && h.Connected() {
 			cps = append(cps, h)
 		}
 	}
-	if len(cps) < 2 {
+	return apiLBOver(r, command, cps, timeout)
+}
+
+// apiLBOver is newAPILB over the given control planes (apply's removal reaches those that stay
+// through its own run).
+func apiLBOver(r *Run, command string, cps []*Host, timeout time.Duration) *apiLB {
+	if r.Cluster.Spec.LoadBalancer.Type != v1alpha1.LoadBalancerKeepalivedHAProxy || len(cps) < 2 {
 		return nil
 	}
 	return &apiLB{command: command, r: r, cps: cps, timeout: timeout, interval: 500 * time.Millisecond, warned: map[string]bool{}}
