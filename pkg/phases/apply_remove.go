@@ -42,10 +42,6 @@ type goneHost struct {
 // Lease not renewed) before apply counts the host as gone for good.
 const goneAfter = 2 * time.Minute
 
-// etcdHealthWait is how long apply waits for every etcd member to answer healthy before it counts
-// etcd as unhealthy.
-const etcdHealthWait = 30 * time.Second
-
 // removals finds which hosts marked remove are still part of the cluster, connects to them, and
 // checks that they hold this cluster's CA (a host of another cluster stops the run, exit 6). A host
 // that cannot be reached is gone for good only once its kubelet has been silent for goneAfter;

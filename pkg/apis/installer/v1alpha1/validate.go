@@ -629,7 +629,7 @@ func (v *validator) components() {
 // (cmd/kubeadm/app/phases/controlplane/volumes.go of v1.34 to v1.37), name → mount path. An extra
 // volume of the same name would replace kubeadm's (its certificates, its kubeconfig), and one at
 // the same mount path makes the pod invalid. The ca-certificate directories are mounted only where
-// they exist on the host; flexvolume-dir is gone from kubeadm v1.37 on.
+// they exist on the host; flexvolume-dir is gone from kubeadm v1.36 on.
 var kubeadmVolumes = map[string]map[string]string{
 	"apiServer": caCertVolumes(),
 	"controllerManager": caCertVolumes(map[string]string{
