@@ -37,6 +37,9 @@ const (
 	applyLabelKey  = "tier"
 	applyTaintKey  = "dedicated"
 	applyMirrorDir = "/etc/containerd/certs.d/" + applyRegistry
+	// applyVolume is an apiserver extra volume (a host directory the kubelet creates).
+	applyVolume    = "apply-e2e"
+	applyVolumeDir = "/var/log/apply-e2e"
 )
 
 // applyChanges edits a spec with every change above; the label and taint go to worker.
@@ -46,6 +49,7 @@ func applyChanges(worker string) func(*v1alpha1.Cluster) {
 		s.CertSANs = append(s.CertSANs, applyDNSName, applyIP)
 		s.APIServer.ExtraArgs = map[string]string{"event-ttl": "2h"}
 		s.ControllerManager.ExtraArgs = map[string]string{"terminated-pod-gc-threshold": "500"}
+		s.APIServer.ExtraVolumes = []v1alpha1.HostPathMount{{Name: applyVolume, HostPath: applyVolumeDir, MountPath: applyVolumeDir, PathType: "DirectoryOrCreate"}}
 		if s.Kubelet.Config == nil {
 			s.Kubelet.Config = map[string]any{}
 		}
@@ -159,7 +163,7 @@ func applyWithLoops(ctx context.Context, t *testing.T, c *labCluster, k kubernet
 		fatalf(t, "apply --dry-run: exit %d\n%s", plan.Code, plan.Stderr)
 	}
 	for _, want := range append([]string{"+ " + applyDNSName, "+ " + applyIP, "+ " + applyAPIFlag, "+ " + applyKCMFlag, fmt.Sprintf("+ maxPods: %d", applyMaxPods),
-		"+ " + applyMirrorDir + "/hosts.toml", "+ label " + applyLabelKey + "=web", "+ taint " + applyTaintKey + "=web:PreferNoSchedule", "what apply would run:"}, planWants...) {
+		"+ " + applyMirrorDir + "/hosts.toml", "+ volume " + applyVolume, "+ apiServer.extraVolumes " + applyVolume, "+ label " + applyLabelKey + "=web", "+ taint " + applyTaintKey + "=web:PreferNoSchedule", "what apply would run:"}, planWants...) {
 		if !strings.Contains(plan.Stdout, want) {
 			errorf(t, "apply --dry-run lacks %q:\n%s", want, plan.Stdout)
 		}
@@ -196,6 +200,9 @@ func checkApplied(ctx context.Context, t *testing.T, c *labCluster, k kubernetes
 		if got := processArgs(t, c, cp, "kube-controller"); !slices.Contains(got, applyKCMFlag) {
 			errorf(t, "%s: kube-controller-manager runs without %s", cp, applyKCMFlag)
 		}
+		if got := apiserverMounts(t, c, cp); !strings.Contains(got, applyVolumeDir) {
+			errorf(t, "%s: the running kube-apiserver does not mount %s: %s", cp, applyVolumeDir, got)
+		}
 	}
 	for _, n := range nodes {
 		if got := kubeletMaxPods(ctx, t, k, n); got != applyMaxPods {
@@ -231,6 +238,9 @@ func checkReverted(ctx context.Context, t *testing.T, c *labCluster, k kubernete
 		if got := processArgs(t, c, cp, "kube-controller"); slices.Contains(got, applyKCMFlag) {
 			errorf(t, "%s: kube-controller-manager still runs with %s", cp, applyKCMFlag)
 		}
+		if got := apiserverMounts(t, c, cp); strings.Contains(got, applyVolumeDir) {
+			errorf(t, "%s: the running kube-apiserver still mounts %s", cp, applyVolumeDir)
+		}
 	}
 	for _, n := range nodes {
 		if got := kubeletMaxPods(ctx, t, k, n); got != 110 {
@@ -247,6 +257,13 @@ func checkReverted(ctx context.Context, t *testing.T, c *labCluster, k kubernete
 	if _, ok := node.Labels[applyLabelKey]; ok || slices.ContainsFunc(node.Spec.Taints, func(t corev1.Taint) bool { return t.Key == applyTaintKey }) {
 		errorf(t, "%s: labels %v, taints %v after the revert", worker, node.Labels, node.Spec.Taints)
 	}
+}
+
+// apiserverMounts lists the mount destinations of the running kube-apiserver container on host (its
+// runtime's view, not the manifest's).
+func apiserverMounts(t *testing.T, c *labCluster, host string) string {
+	t.Helper()
+	return c.ssh(host, `sudo sh -c 'crictl inspect $(crictl ps -q --name "^kube-apiserver$" --state running | head -n 1)' | grep -o '"containerPath": *"[^"]*"' | sort -u | tr '\n' ' '`)
 }
 
 func clusterCAPool(t *testing.T, c *labCluster) *x509.CertPool {
