@@ -149,6 +149,12 @@ func (o ApplyObserve) removals(ctx context.Context, r *Run, c *kubeapi.Client, n
 				strings.Join(rm.controlPlanes, ", "), ep, why))
 		}
 	}
+	// A member that still answers is no proof of a host gone for good (only SSH may be cut off).
+	for _, g := range rm.gone {
+		if g.member != nil && !slices.ContainsFunc(g.member.ClientURLs, func(u string) bool { _, down := bad[u]; return down }) {
+			d.refuse("spec.hosts", fmt.Sprintf("host %s is marked remove and cannot be reached over SSH, but its etcd member answers healthy: it is not gone for good. Bring SSH back so apply can reset it", g.name))
+		}
+	}
 	return nil
 }
 
@@ -226,10 +232,15 @@ func (a ApplyRemoveGone) Run(ctx context.Context, r *Run) error {
 			if err != nil {
 				return err
 			}
+			down := false
 			for ep, why := range bad {
 				if !slices.Contains(g.member.ClientURLs, ep) {
 					return hostErr(g.name, fmt.Errorf("its etcd member is not removed: member %s is not healthy either (%s), and etcd could lose its quorum", ep, why))
 				}
+				down = true
+			}
+			if !down {
+				return hostErr(g.name, errors.New("its etcd member is not removed: it answers healthy again, so the host is not gone; run apply again"))
 			}
 			if _, err := survivor.ExecDescribed(ctx, ssh.Cmd{Args: scripts.Etcd.Args("member-remove", g.member.ID)},
 				[]string{fmt.Sprintf("remove etcd member %s (%s, gone) on %s", g.member.ID, g.name, survivor.Name())}); err != nil {
