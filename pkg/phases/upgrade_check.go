@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,9 +206,9 @@ func (h *Host) etcdMembersHealthy(ctx context.Context, timeout time.Duration) (i
 	return h.etcdMembersHealthyN(ctx, timeout, 0)
 }
 
-// etcdUnhealthy reads, once, which of etcd's client endpoints do not answer healthy (etcd.sh health
-// on h), with the reason each gives.
-func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
+// etcdHealth reads every etcd member's health once (etcd.sh health on h): how many members there
+// are, and the client endpoints that do not answer healthy with the reason each gives.
+func (h *Host) etcdHealth(ctx context.Context) (int, map[string]string, error) {
 	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
 	var members []struct {
 		Endpoint string `json:"endpoint"`
@@ -218,7 +220,7 @@ func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
 		if err == nil {
 			err = fmt.Errorf("no member health in %q", strings.TrimSpace(string(res.Stdout)))
 		}
-		return nil, hostErr(h.Name(), fmt.Errorf("etcd's health: %w", err))
+		return 0, nil, hostErr(h.Name(), fmt.Errorf("etcd's health: %w", err))
 	}
 	bad := map[string]string{}
 	for _, m := range members {
@@ -226,7 +228,13 @@ func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
 			bad[m.Endpoint] = m.Error
 		}
 	}
-	return bad, nil
+	return len(members), bad, nil
+}
+
+// etcdUnhealthy: the client endpoints of etcd that do not answer healthy, read once.
+func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
+	_, bad, err := h.etcdHealth(ctx)
+	return bad, err
 }
 
 // etcdMembersHealthyN is etcdMembersHealthy that also waits for want members when want > 0: a
@@ -234,26 +242,19 @@ func (h *Host) etcdUnhealthy(ctx context.Context) (map[string]string, error) {
 func (h *Host) etcdMembersHealthyN(ctx context.Context, timeout time.Duration, want int) (int, error) {
 	n := 0
 	err := kubeapi.Poll(ctx, 2*time.Second, timeout, "etcd members healthy", func(ctx context.Context) (bool, string, error) {
-		res, err := h.Query(ctx, ssh.Cmd{Args: scripts.Etcd.Args("health")})
-		var members []struct {
-			Endpoint string `json:"endpoint"`
-			Health   bool   `json:"health"`
-			Error    string `json:"error"`
+		total, bad, err := h.etcdHealth(ctx)
+		if err != nil {
+			return false, err.Error(), nil
 		}
-		if jerr := json.Unmarshal(res.Stdout, &members); jerr != nil || len(members) == 0 {
-			return false, fmt.Sprintf("etcdctl on %s: %v", h.Name(), err), nil
-		}
-		var bad []string
-		for _, m := range members {
-			if !m.Health {
-				bad = append(bad, m.Endpoint+" "+m.Error)
-			}
-		}
-		n = len(members)
+		n = total
 		if want > 0 && n != want {
 			return false, fmt.Sprintf("%d members answer, want %d", n, want), nil
 		}
-		return len(bad) == 0 && err == nil, fmt.Sprintf("%d members, unhealthy: %s", len(members), strings.Join(bad, "; ")), nil
+		var why []string
+		for _, ep := range slices.Sorted(maps.Keys(bad)) {
+			why = append(why, ep+" "+bad[ep])
+		}
+		return len(bad) == 0, fmt.Sprintf("%d members, unhealthy: %s", n, strings.Join(why, "; ")), nil
 	})
 	return n, err
 }
