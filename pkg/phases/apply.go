@@ -13,7 +13,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	kubeadmv1beta4 "k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
-	"sigs.k8s.io/yaml"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/constants"
@@ -482,12 +481,9 @@ func manifestCommand(ctx context.Context, h *Host, pod string) ([]string, error)
 }
 
 func parseCommand(path string, data []byte) ([]string, error) {
-	var p corev1.Pod
-	if err := yaml.Unmarshal(data, &p); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(p.Spec.Containers) == 0 {
-		return nil, fmt.Errorf("%s has no container", path)
+	p, err := parsePod(path, data)
+	if err != nil {
+		return nil, err
 	}
 	return p.Spec.Containers[0].Command, nil
 }
