@@ -89,6 +89,11 @@ lab: prereqs build lab-build ## start the offline lab (3 hosts) and create a clu
 lab-down: lab-tool ## stop and remove everything the lab created
 	$(LAB) down
 
+# FOCUS and SKIP are ginkgo regexps for a quick run, e.g. make conformance FOCUS='\[sig-network\]'.
+.PHONY: conformance
+conformance: lab-tool ## kubeadm suite + [Conformance] tests against the running lab (FOCUS=, SKIP=; docs/conformance.md)
+	$(LAB) conformance $(if $(FOCUS),--focus '$(FOCUS)') $(if $(SKIP),--skip '$(SKIP)')
+
 .PHONY: clean
 clean: ## remove build outputs (not the lab's caches in ~/.cache/installer-lab)
 	rm -rf bin dist out

@@ -40,6 +40,9 @@ func (b *Builder) buildUnit(ctx context.Context, cache string, u *unit, outDir s
 		t, _ := u.tool(n)
 		out := filepath.Join(outDir, t.Name)
 		args := []string{"build", "-p", fmt.Sprint(b.opts.Parallel), "-trimpath"}
+		if t.Test {
+			args = []string{"test", "-c", "-p", fmt.Sprint(b.opts.Parallel), "-trimpath"}
+		}
 		if t.Tags != "" {
 			args = append(args, "-tags", t.Tags)
 		}
@@ -103,7 +106,7 @@ func (b *Builder) prepare(ctx context.Context, u *unit, work string) error {
 	}
 	var tools []string
 	for _, t := range u.Tools {
-		if !strings.HasPrefix(t.Package, "./") {
+		if !strings.HasPrefix(t.Package, "./") && !t.Test {
 			tools = append(tools, t.Package)
 		}
 	}
@@ -126,6 +129,11 @@ func (b *Builder) prepare(ctx context.Context, u *unit, work string) error {
 	}
 	if err := b.goCmd(ctx, work, nil, "mod", "tidy"); err != nil {
 		return fmt.Errorf("go mod tidy: %w", err)
+	}
+	for _, args := range u.PostTidy {
+		if err := b.goCmd(ctx, work, nil, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

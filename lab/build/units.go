@@ -30,6 +30,9 @@ type tool struct {
 	LDFlags string // may contain {{buildDate}}
 	Tags    string
 	CGO     bool
+	// Test builds the package's test binary (go test -c) instead of a command; omitempty keeps the
+	// cache keys of every other unit unchanged.
+	Test bool `json:",omitempty"`
 }
 
 // derivedFile is a file of the wrapper module copied from a downloaded module with some import lines
@@ -52,7 +55,10 @@ type unit struct {
 	Require []string          // "module version"
 	Sources map[string]string // wrapper-module path -> content (stand-in sources read from the repository)
 	Derived []derivedFile
-	Tools   []tool
+	// PostTidy are go commands run in the wrapper module after go mod tidy (go get -t of test
+	// packages, whose test-only dependencies tidy does not keep); omitempty keeps other keys unchanged.
+	PostTidy [][]string `json:",omitempty"`
+	Tools    []tool
 }
 
 func (u *unit) tool(name string) (tool, bool) {

@@ -41,6 +41,10 @@ type spec struct {
 	Entrypoint []string
 	Cmd        []string
 	Env        []string
+	// User is the image's default user (e.g. "1234"); WorkingDir its working directory. Both are
+	// hashed only when set, so the keys of images without them stay unchanged.
+	User       string
+	WorkingDir string
 	files      *fileSet
 }
 
@@ -54,6 +58,9 @@ func (s *spec) key() string {
 		Files                      []entry
 	}{s.Name, s.Entrypoint, s.Cmd, s.Env, s.files.sorted()})
 	h.Write(data)
+	if s.User != "" || s.WorkingDir != "" {
+		fmt.Fprintf(h, "\nuser %q workdir %q\n", s.User, s.WorkingDir)
+	}
 	return hex.EncodeToString(h.Sum(nil))[:20]
 }
 
@@ -144,6 +151,7 @@ func (st *store) build(s *spec) (Image, error) {
 	cfg.OS, cfg.Architecture = "linux", "amd64"
 	cfg.Config.Entrypoint, cfg.Config.Cmd = s.Entrypoint, s.Cmd
 	cfg.Config.Env = append([]string{"PATH=" + defaultPath}, s.Env...)
+	cfg.Config.User, cfg.Config.WorkingDir = s.User, s.WorkingDir
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return Image{}, err
 	}

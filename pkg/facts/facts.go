@@ -29,6 +29,9 @@ type Host struct {
 	DefaultRouteInterface string
 	ProductUUID           string
 	SwapEnabled           bool
+	// KubeadmRunning: a kubeadm process was running when the facts were read (one an earlier,
+	// stopped run left is still changing the host; GatherFacts waits for it and reads again).
+	KubeadmRunning bool
 	// Installed versions ("" when absent), without a leading "v" for containerd ("1.6.20").
 	ContainerdVersion string
 	// RuncVersion is what `runc --version` reports ("1.5.3"; "" when absent).

@@ -76,6 +76,7 @@ func Parse(out string) (Host, error) {
 	h.DefaultRouteInterface = parseDefaultRoute(sections["default-route"])
 	h.ProductUUID = strings.ToLower(first("product-uuid"))
 	h.SwapEnabled = len(sections["swaps"]) > 1 // the first line is the header
+	h.KubeadmRunning = len(sections["kubeadm-running"]) > 0
 	h.ContainerdVersion = ParseContainerdVersion(first("containerd"))
 	h.RuncVersion = parseRuncVersion(first("runc"))
 	h.KubeletVersion = lastField(first("kubelet"))

@@ -104,6 +104,11 @@ func TestParse(t *testing.T) {
 	if !h.Listening(10250) || h.Listening(6443) {
 		t.Error("Listening is wrong")
 	}
+	// A kubeadm still running (its PID listed) is a fact: GatherFacts waits and reads again.
+	running := strings.Replace(labHostOutput, "==swaps\n", "==kubeadm-running\n4242\n==swaps\n", 1)
+	if h, err := Parse(running); err != nil || !h.KubeadmRunning {
+		t.Errorf("KubeadmRunning = %v, %v; want true", h.KubeadmRunning, err)
+	}
 }
 
 func TestParseVariants(t *testing.T) {

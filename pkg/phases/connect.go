@@ -90,20 +90,25 @@ func classifyConnect(err error) error {
 }
 
 // GatherFacts reads every connected host's facts in one round trip each (reset goes on without
-// hosts it cannot reach; every other workflow stops at connect when one is missing), once no
-// kubeadm left by an earlier run still changes the host.
+// hosts it cannot reach; every other workflow stops at connect when one is missing). Facts read
+// while a kubeadm left by an earlier run still changed the host are read again once it is done.
 type GatherFacts struct{}
 
 func (GatherFacts) Name() string { return "facts" }
 
 func (GatherFacts) Run(ctx context.Context, r *Run) error {
 	err := ForEachHost(ctx, connected(r.All()), r.Concurrency, func(ctx context.Context, h *Host) error {
-		if err := waitForLeftoverKubeadm(ctx, r, h); err != nil {
-			return err
-		}
 		f, err := facts.Gather(ctx, h.Runner())
 		if err != nil {
 			return err
+		}
+		if f.KubeadmRunning {
+			if err := waitForLeftoverKubeadm(ctx, r, h); err != nil {
+				return err
+			}
+			if f, err = facts.Gather(ctx, h.Runner()); err != nil {
+				return err
+			}
 		}
 		f.Name = h.Name()
 		h.Facts = f

@@ -22,7 +22,9 @@ type Effects interface {
 	// describe when given (what the command would remove, say), and reports success.
 	Exec(ctx context.Context, h *Host, cmd ssh.Cmd, describe ...string) (ssh.Result, error)
 	// Upload writes a file on h when its content or mode differ, and reports whether it did.
-	Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode) (bool, error)
+	// Upload writes f unless it is already in place; observed, when not nil, is the file's state
+	// read moments ago (UploadAll reads a group's in one round trip), so it is not read again.
+	Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode, observed *ssh.FileState) (bool, error)
 	// BootstrapToken creates a short-lived join token on h; a recorder returns a placeholder.
 	BootstrapToken(ctx context.Context, h *Host) (string, error)
 

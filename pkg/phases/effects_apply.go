@@ -39,11 +39,11 @@ func (e applyEffects) Exec(ctx context.Context, h *Host, cmd ssh.Cmd, _ ...strin
 	return res, err
 }
 
-func (e applyEffects) Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode) (bool, error) {
+func (e applyEffects) Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode, observed *ssh.FileState) (bool, error) {
 	if h.conn == nil {
 		return false, errNotConnected
 	}
-	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive, NoReplace: f.NoReplace})
+	changed, err := h.conn.WriteFile(ctx, ssh.File{Path: f.Path, Content: f.Content, Mode: mode, Owner: "root:root", Sudo: true, Sensitive: f.Sensitive, NoReplace: f.NoReplace, Observed: observed})
 	if changed {
 		e.j.change(1)
 	}

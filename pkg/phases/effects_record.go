@@ -40,10 +40,15 @@ func (e recordEffects) Exec(_ context.Context, h *Host, cmd ssh.Cmd, describe ..
 	return ssh.Result{}, nil
 }
 
-func (e recordEffects) Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode) (bool, error) {
-	st, err := h.fileState(ctx, f.Path)
-	if err != nil {
-		return false, err
+func (e recordEffects) Upload(ctx context.Context, h *Host, f manifests.File, mode fs.FileMode, observed *ssh.FileState) (bool, error) {
+	var st ssh.FileState
+	if observed != nil {
+		st = *observed
+	} else {
+		var err error
+		if st, err = h.fileState(ctx, f.Path); err != nil {
+			return false, err
+		}
 	}
 	if st.Exists && st.SHA256 == f.SHA256() && st.Mode == mode {
 		return false, nil

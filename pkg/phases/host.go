@@ -139,6 +139,11 @@ func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 	if h.conn == nil {
 		return false, errNotConnected
 	}
+	return h.fx.Upload(ctx, h, f, uploadMode(f), nil)
+}
+
+// uploadMode is the mode a rendered file is written with.
+func uploadMode(f manifests.File) fs.FileMode {
 	mode := f.Mode
 	if mode == 0 {
 		mode = 0o644
@@ -146,16 +151,34 @@ func (h *Host) Upload(ctx context.Context, f manifests.File) (bool, error) {
 	if f.Sensitive {
 		mode &= 0o600 // secrets are never readable by group or others
 	}
-	return h.fx.Upload(ctx, h, f, mode)
+	return mode
 }
 
-// UploadAll uploads files in path order and returns how many changed.
+// UploadAll uploads files in path order and returns how many changed. It reads every file's state
+// in one round trip first: a converged host costs that one, not one per file, and each file that
+// differs is written without being read again.
 func (h *Host) UploadAll(ctx context.Context, files []manifests.File) (int, error) {
+	if h.conn == nil {
+		return 0, errNotConnected
+	}
 	sorted := append([]manifests.File(nil), files...)
 	manifests.SortFiles(sorted)
+	paths := make([]string, len(sorted))
+	for i, f := range sorted {
+		paths[i] = f.Path
+	}
+	states, err := h.fileStates(ctx, paths)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for _, f := range sorted {
-		changed, err := h.Upload(ctx, f)
+	for i, f := range sorted {
+		mode, st := uploadMode(f), states[i]
+		// What the upload keeps as it is: uploads write root:root (effects_apply.go).
+		if st.Exists && st.SHA256 == f.SHA256() && st.Mode == mode && st.Owner == "root" && st.Group == "root" {
+			continue
+		}
+		changed, err := h.fx.Upload(ctx, h, f, mode, &st)
 		if err != nil {
 			return n, err
 		}
@@ -195,6 +218,22 @@ func (h *Host) fileState(ctx context.Context, path string) (ssh.FileState, error
 		return ssh.FileState{}, fmt.Errorf("compare %s: %w", path, err)
 	}
 	return st, nil
+}
+
+// fileStates reads many files' states in one round trip (file-states.sh).
+func (h *Host) fileStates(ctx context.Context, paths []string) ([]ssh.FileState, error) {
+	if len(paths) == 0 {
+		return nil, nil
+	}
+	res, err := h.Query(ctx, ssh.Cmd{Args: scripts.FileStates.Args(paths...), Idempotent: true})
+	if err != nil {
+		return nil, fmt.Errorf("compare %d files: %w", len(paths), err)
+	}
+	states, err := ssh.ParseFileStates(string(res.Stdout), len(paths))
+	if err != nil {
+		return nil, fmt.Errorf("compare %d files: %w", len(paths), err)
+	}
+	return states, nil
 }
 
 // fileDiffers reports whether f on h is missing or has other content or mode than f.

@@ -184,8 +184,8 @@ func TestJoinNodeLeavesExistingNodeAlone(t *testing.T) {
 		t.Errorf("targets %d, settled %v", len(r.Targets()), r.Settled())
 	}
 	sc.changedNothing(t, r, mark)
-	if got := sc.Host("w1").Transcript(mark.hosts["w1"]); len(got) != 2 || got[0] != leftoverCheck || got[1] != scripts.Facts.Name {
-		t.Errorf("w1 saw %q, want only the check for a leftover kubeadm and the facts", got)
+	if got := sc.Host("w1").Transcript(mark.hosts["w1"]); len(got) != 1 || got[0] != scripts.Facts.Name {
+		t.Errorf("w1 saw %q, want only the facts", got)
 	}
 }
 

@@ -117,8 +117,10 @@ func TestAptPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := sim.Transcript(0)
-			head := []string{written(manifests.AptKeyringPath), written(manifests.AptSourcesPath), "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")}
-			if !reflect.DeepEqual(got[:3], head) || !reflect.DeepEqual(got[3:], append([]string(nil), tt.cmds...)) && !(len(got) == 3 && tt.cmds == nil) {
+			compare := "file-states.sh " + manifests.AptKeyringPath + " " + manifests.AptSourcesPath
+			query := "installed.sh " + install.CNIVersionAt + " " + strings.Join(install.PrerequisiteArgs(), " ")
+			head := []string{compare, written(manifests.AptKeyringPath), written(manifests.AptSourcesPath), query}
+			if !reflect.DeepEqual(got[:4], head) || !reflect.DeepEqual(got[4:], append([]string(nil), tt.cmds...)) && !(len(got) == 4 && tt.cmds == nil) {
 				t.Errorf("commands:\n got %q\nwant %q + %q", got, head, tt.cmds)
 			}
 			src, _ := sim.File(manifests.AptSourcesPath)
@@ -131,8 +133,8 @@ func TestAptPackages(t *testing.T) {
 			if err := installWith(t, r, h, tt.want); err != nil {
 				t.Fatal(err)
 			}
-			if again := sim.Transcript(n); len(again) != 3 {
-				t.Errorf("second call ran more than the uploads and the query: %q", again)
+			if again := sim.Transcript(n); !reflect.DeepEqual(again, []string{compare, query}) {
+				t.Errorf("second call ran more than one comparison of the files and the query: %q", again)
 			}
 		})
 	}
@@ -193,7 +195,8 @@ func TestRPMPackages(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := sim.Transcript(0)
-			if len(got) < 3 || got[0] != written(manifests.RPMKeyPath) || got[1] != written(manifests.RPMRepoPath) || !reflect.DeepEqual(got[3:], tt.cmds) && !(tt.cmds == nil && len(got) == 3) {
+			compare := "file-states.sh " + manifests.RPMKeyPath + " " + manifests.RPMRepoPath
+			if len(got) < 4 || got[0] != compare || got[1] != written(manifests.RPMKeyPath) || got[2] != written(manifests.RPMRepoPath) || !reflect.DeepEqual(got[4:], tt.cmds) && !(tt.cmds == nil && len(got) == 4) {
 				t.Errorf("commands: %q, want the key, the repo file, the query and %q", got, tt.cmds)
 			}
 			repo, _ := sim.File(manifests.RPMRepoPath)
@@ -250,8 +253,8 @@ func TestRepositoryKeyPinned(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := sim.Transcript(0)
-		want := []string{"read " + manifests.AptKeyringPath, fetch, written(manifests.AptKeyringPath), written(manifests.AptSourcesPath)}
-		if !reflect.DeepEqual(got[:4], want) {
+		want := []string{"read " + manifests.AptKeyringPath, fetch, written(manifests.AptKeyringPath), "file-states.sh " + manifests.AptSourcesPath, written(manifests.AptSourcesPath)}
+		if !reflect.DeepEqual(got[:5], want) {
 			t.Fatalf("commands:\n got %q\nwant %q first", got, want)
 		}
 		if f, _ := sim.File(manifests.AptKeyringPath); !bytes.Equal(f.Content, simhost.RepositoryKey) || f.Mode != 0o644 {

@@ -13,6 +13,7 @@ section addrs; ip -o addr show 2>/dev/null
 section default-route; ip -4 route show default 2>/dev/null
 section product-uuid; cat /sys/class/dmi/id/product_uuid 2>/dev/null
 section swaps; cat /proc/swaps 2>/dev/null
+section kubeadm-running; for d in /proc/[0-9]*; do read -r c < "$d/comm" 2>/dev/null && [ "$c" = kubeadm ] && echo "${d#/proc/}"; done
 section containerd; command -v containerd >/dev/null 2>&1 && containerd --version 2>/dev/null
 section runc; command -v runc >/dev/null 2>&1 && runc --version 2>/dev/null | head -n 1
 section kubelet; [ -x /usr/bin/kubelet ] && /usr/bin/kubelet --version 2>/dev/null

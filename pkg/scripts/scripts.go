@@ -53,6 +53,8 @@ var (
 	FileRead = load("file-read.sh")
 	// FileState prints a file's mode, owner, group and SHA-256, or "missing" (pkg/ssh, pkg/phases).
 	FileState = load("file-state.sh")
+	// FileStates prints the state of many files in one round trip (pkg/phases).
+	FileStates = load("file-states.sh")
 	// FileInstall puts a file in place atomically with its mode and owner (pkg/ssh).
 	FileInstall = load("file-install.sh")
 	// FileMeta sets a file's mode and owner (pkg/ssh).

@@ -105,6 +105,26 @@ type FileState struct {
 	SHA256 string
 }
 
+// ParseFileStates reads file-states.sh's output for n paths: one line each, in order.
+func ParseFileStates(out string, n int) ([]FileState, error) {
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if n == 0 && out == "" {
+		return nil, nil
+	}
+	if len(lines) != n {
+		return nil, fmt.Errorf("file states: %d lines for %d files", len(lines), n)
+	}
+	states := make([]FileState, n)
+	for i, line := range lines {
+		st, err := ParseFileState(line)
+		if err != nil {
+			return nil, err
+		}
+		states[i] = st
+	}
+	return states, nil
+}
+
 // ParseFileState reads file-state.sh's output.
 func ParseFileState(out string) (FileState, error) {
 	fields := strings.Fields(out)
@@ -159,14 +179,19 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 	var refused error
 	var stderr bytes.Buffer
 	err := c.withConn(ctx, true, func(cn *conn) error {
-		var stdout bytes.Buffer
 		stderr.Reset()
-		if err := c.exec(ctx, cn, CommandLine(scripts.FileState.Args(f.Path), sudo), nil, &stdout, &stderr); err != nil {
-			return err
-		}
-		state, err := ParseFileState(stdout.String())
-		if err != nil {
-			return err
+		var state FileState
+		if f.Observed != nil {
+			state = *f.Observed
+		} else {
+			var stdout bytes.Buffer
+			if err := c.exec(ctx, cn, CommandLine(scripts.FileState.Args(f.Path), sudo), nil, &stdout, &stderr); err != nil {
+				return err
+			}
+			var err error
+			if state, err = ParseFileState(stdout.String()); err != nil {
+				return err
+			}
 		}
 		if state.Exists && state.SHA256 != sum && f.NoReplace {
 			refused = &ReplaceRefusedError{Host: c.cfg.Name, Path: f.Path}
@@ -208,18 +233,18 @@ func (c *Client) WriteFile(ctx context.Context, f File) (bool, error) {
 // SFTP OPEN (pkg/sftp sends no attributes with it) creates a file with the
 // server's umask, usually 0644, and a chmod comes one round trip later, when
 // someone may already hold the file open. So:
-//   - under sudo, or without SFTP, the content streams over the stdin of
-//     file-install.sh, which creates the temporary file with umask 077 next
-//     to the destination, sets mode and owner, and renames it;
+//   - under sudo, with an owner to set, or without SFTP, the content streams
+//     over the stdin of file-install.sh, which creates the temporary file
+//     with umask 077 next to the destination, sets mode and owner, and
+//     renames it: one session;
 //   - otherwise SFTP writes into a fresh directory next to the destination
 //     that is made 0700 before anything is created in it: the file's mode
 //     does not matter while no one else can look it up there. It is renamed
-//     over the destination (through file-install.sh when an owner is set),
-//     and the directory is removed.
+//     over the destination, and the directory is removed.
 func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sudo bool, stderr *bytes.Buffer) error {
 	dir, base := path.Split(f.Path)
 	var sc *sftp.Client
-	if !sudo {
+	if !sudo && f.Owner == "" {
 		var done func()
 		var err error
 		if sc, done, err = c.openSFTP(ctx, cn); err != nil {
@@ -254,13 +279,10 @@ func (c *Client) upload(ctx context.Context, cn *conn, f File, octal string, sud
 	if err := sftpPut(sc, src, mode, f.Content); err != nil {
 		return err
 	}
-	if f.Owner == "" {
-		if err := sc.PosixRename(src, f.Path); err != nil {
-			return fmt.Errorf("rename into place: %w", err)
-		}
-		return nil
+	if err := sc.PosixRename(src, f.Path); err != nil {
+		return fmt.Errorf("rename into place: %w", err)
 	}
-	return c.exec(ctx, cn, CommandLine(scripts.FileInstall.Args(src, src, f.Path, octal, f.Owner), sudo), nil, io.Discard, stderr)
+	return nil
 }
 
 // sftpCreated, when set (by tests), is called with the path of each file

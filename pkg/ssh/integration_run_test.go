@@ -23,6 +23,7 @@ import (
 
 	gossh "golang.org/x/crypto/ssh"
 
+	"installer.dev/installer/pkg/scripts"
 	"installer.dev/installer/pkg/ssh"
 	"installer.dev/installer/pkg/ssh/sshtest"
 )
@@ -692,4 +693,50 @@ func sharedTempDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// TestFileStatesAndObserved: file-states.sh reports many files in one session, in order, as
+// ParseFileStates reads them; WriteFile with that state does not read the file again.
+func TestFileStatesAndObserved(t *testing.T) {
+	srv, userCfg := newServer(t, sshtest.ServerOptions{})
+	root := dial(t, asRoot(userCfg), ssh.Options{})
+	base := "/tmp/installer-ssh-states-" + itoa(srv.Port)
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	run(t, root, ssh.Cmd{Args: []string{"mkdir", "-p", base + "/dir"}})
+	if err := os.WriteFile(base+"/a", []byte("a\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res, err := root.Run(ctxT(t), ssh.Cmd{Args: scripts.FileStates.Args(base+"/a", base+"/missing")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := ssh.ParseFileStates(string(res.Stdout), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("a\n"))
+	if want := (ssh.FileState{Exists: true, Mode: 0o640, Owner: "root", Group: "root", SHA256: hex.EncodeToString(sum[:])}); states[0] != want || states[1].Exists {
+		t.Fatalf("states %+v, want %+v and missing", states, want)
+	}
+	if _, err := root.Run(ctxT(t), ssh.Cmd{Args: scripts.FileStates.Args(base+"/a", base+"/dir")}); err == nil {
+		t.Fatal("a directory among the paths: no error")
+	}
+	if _, err := ssh.ParseFileStates("missing\n", 2); err == nil {
+		t.Fatal("one line for two files: no error")
+	}
+
+	// The caller's observation is trusted, not read again: a file said missing is written though
+	// it is there with this content; one said identical to new content is left as it is.
+	f := ssh.File{Path: base + "/a", Content: []byte("a\n"), Mode: 0o640, Observed: &ssh.FileState{}}
+	if changed, err := root.WriteFile(ctxT(t), f); err != nil || !changed {
+		t.Fatalf("write with an observed missing file = %v, %v; want written", changed, err)
+	}
+	sumB := sha256.Sum256([]byte("b\n"))
+	f.Content, f.Observed = []byte("b\n"), &ssh.FileState{Exists: true, Mode: 0o640, Owner: "root", Group: "root", SHA256: hex.EncodeToString(sumB[:])}
+	if changed, err := root.WriteFile(ctxT(t), f); err != nil || changed {
+		t.Fatalf("write with an observed identical file = %v, %v; want left alone", changed, err)
+	}
+	if data, _ := os.ReadFile(base + "/a"); string(data) != "a\n" {
+		t.Fatalf("content %q, want the file untouched", data)
+	}
 }

@@ -134,7 +134,7 @@ func TestWriteFileUnreadableWhileUploading(t *testing.T) {
 	}{
 		{"root login", root, ssh.File{Path: base + "/pki/ca.key", Mode: 0o600}, "600 root root", true},
 		{"root login, replacing", root, ssh.File{Path: base + "/pki/ca.key", Mode: 0o600}, "600 root root", true},
-		{"root login, owner", root, ssh.File{Path: base + "/pki/sa.key", Mode: 0o600, Owner: "nobody:nogroup"}, "600 nobody nogroup", true},
+		{"root login, owner (streamed to file-install.sh)", root, ssh.File{Path: base + "/pki/sa.key", Mode: 0o600, Owner: "nobody:nogroup"}, "600 nobody nogroup", false},
 		{"sudo login", usr, ssh.File{Path: base + "/kubeadm/kubeadm.yaml", Mode: 0o600, Sudo: true}, "600 root root", false},
 		{"sudo login, owner", usr, ssh.File{Path: base + "/keepalived/keepalived.conf", Mode: 0o600, Owner: "nobody:nogroup", Sudo: true}, "600 nobody nogroup", false},
 	}

@@ -83,6 +83,9 @@ type File struct {
 	Sensitive bool
 	// NoReplace refuses (*ReplaceRefusedError) to overwrite an existing file whose content differs.
 	NoReplace bool
+	// Observed is the file's state as the caller read it moments ago (file-states.sh, one round
+	// trip for many files); WriteFile then does not read it again. Nil: WriteFile reads it.
+	Observed *FileState
 }
 
 // DefaultFileMode is used when File.Mode is 0.

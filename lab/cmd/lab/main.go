@@ -36,5 +36,6 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newStatusCmd())
 	root.AddCommand(newSSHCmd())
 	root.AddCommand(newHostsCmd())
+	root.AddCommand(newConformanceCmd())
 	return root
 }

@@ -49,6 +49,11 @@ func (h *Host) softwareFacts(sec func(name, body string)) {
 		swaps += "/swap file 1024 0 -2\n"
 	}
 	sec("swaps", swaps)
+	running := ""
+	if h.leftoverPolls > 0 {
+		running = "4242\n" // the leftover kubeadm's PID (SetLeftoverKubeadm)
+	}
+	sec("kubeadm-running", running)
 	version := func(p, format string) string {
 		if v := h.bins[p]; v != "" {
 			return fmt.Sprintf(format, v)

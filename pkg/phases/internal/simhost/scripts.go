@@ -24,6 +24,7 @@ func (h *Host) registerScripts() {
 	}{
 		{scripts.Facts, func([]string) Reply { return Out(h.factsOutput()) }},
 		{scripts.FileState, h.fileState},
+		{scripts.FileStates, h.fileStates},
 		{scripts.SwapOff, h.swapOff},
 		{scripts.MissingModules, func([]string) Reply { return Out("") }},
 		{scripts.UnitState, h.unitStateScript},
@@ -135,6 +136,25 @@ func (h *Host) fileState(args []string) Reply {
 	owner, group, _ := strings.Cut(f.Owner, ":")
 	sum := sha256.Sum256(f.Content)
 	return Out(fmt.Sprintf("%o %s %s\n%s  %s\n", f.Mode, owner, group, hex.EncodeToString(sum[:]), p))
+}
+
+// fileStates is file-states.sh: one line per path, "missing" or mode, owner, group and digest.
+func (h *Host) fileStates(args []string) Reply {
+	var b strings.Builder
+	for _, p := range args {
+		f, ok := h.File(p)
+		if !ok {
+			if h.dirExists(p) {
+				return Exit(1, p+" is a directory")
+			}
+			b.WriteString("missing\n")
+			continue
+		}
+		owner, group, _ := strings.Cut(f.Owner, ":")
+		sum := sha256.Sum256(f.Content)
+		fmt.Fprintf(&b, "%o %s %s %s\n", f.Mode, owner, group, hex.EncodeToString(sum[:]))
+	}
+	return Out(b.String())
 }
 
 // installedScript is installed.sh MARKER [PACKAGE:CHECK...].

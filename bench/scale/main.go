@@ -1,0 +1,114 @@
+// Command scale measures the installer's remote engine on N real OpenSSH servers on loopback,
+// side by side with the same remote steps as an Ansible playbook and with a bare x/crypto/ssh client
+// (the floor), cold and converged (docs/performance.md).
+//
+//	go run ./bench/scale -n 10,50,200
+//
+// Each "host" is its own sshd on 127.0.1.x with its own host key, verified through a collected
+// known_hosts by every client. The steps per host: read the facts (the installer's facts script),
+// put the node files the installer renders for that host in place (under a per-host root directory,
+// since every host is this machine), and run one command when a file changed.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) > 1 && (os.Args[1] == childEngine || os.Args[1] == childFloor) {
+		// A child run: the orchestrator starts each client as its own process, so its memory and
+		// only its memory is measured.
+		if err := runChild(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "scale:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	var sizes string
+	flag.StringVar(&sizes, "n", "10,50,200", "comma-separated host counts, each measured in turn")
+	flag.StringVar(&o.dir, "dir", ".bench-scale", "working directory (host keys, logs, rendered files, results)")
+	flag.StringVar(&o.clients, "clients", "installer,floor,ansible", "comma-separated clients to measure")
+	flag.IntVar(&o.concurrency, "concurrency", 32, "hosts handled at once by the installer and the floor (the installer's --concurrency default)")
+	flag.IntVar(&o.port, "port", 2222, "port every sshd listens on, each on its own 127.0.1.x address")
+	flag.Parse()
+	for _, s := range strings.Split(sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 250 {
+			fmt.Fprintf(os.Stderr, "scale: -n: %q is not a host count from 1 to 250 (127.0.1.1-127.0.1.250)\n", s)
+			os.Exit(2)
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	sizes       []int
+	dir         string
+	clients     string
+	concurrency int
+	port        int
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return err
+	}
+	largest := 0
+	for _, n := range o.sizes {
+		largest = max(largest, n)
+	}
+	fleet, err := startFleet(ctx, dir, largest, o.port)
+	if err != nil {
+		return err
+	}
+	defer fleet.stop()
+	var results []result
+	for _, n := range o.sizes {
+		hosts := fleet.hosts[:n]
+		job, err := prepareJob(ctx, dir, hosts, fleet, o.concurrency)
+		if err != nil {
+			return err
+		}
+		for _, client := range strings.Split(o.clients, ",") {
+			for _, mode := range []string{"cold", "converged"} {
+				if mode == "cold" {
+					if err := job.clearRoots(); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(os.Stderr, "N=%d %s %s ...\n", n, client, mode)
+				res, err := measure(ctx, job, fleet, client, mode)
+				if err != nil {
+					return fmt.Errorf("N=%d %s %s: %w", n, client, mode, err)
+				}
+				fmt.Fprintf(os.Stderr, "N=%d %s %s: %.1fs, %d files changed, %.1f sessions/host, peak RSS %.0f MB\n",
+					n, client, mode, res.Wall.Seconds(), res.Changed, res.sessionsPerHost(), res.PeakRSSMB)
+				results = append(results, res)
+			}
+		}
+	}
+	table := formatTable(results)
+	fmt.Print(table)
+	data, _ := json.MarshalIndent(results, "", "  ")
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(table), 0o644)
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// result is one client's run on one host count.
+type result struct {
+	Hosts  int           `json:"hosts"`
+	Client string        `json:"client"`
+	Mode   string        `json:"mode"` // cold or converged
+	Wall   time.Duration `json:"wallNs"`
+	// Changed is how many files the run replaced or created, seen on the hosts' side.
+	Changed int `json:"filesWritten"`
+	// Connections and Sessions are what the sshds logged during the run, summed over hosts;
+	// MaxSessions is the most one host saw.
+	Connections int `json:"connections"`
+	Sessions    int `json:"sessions"`
+	MaxSessions int `json:"maxSessionsOneHost"`
+	// PeakRSSMB is the largest sum of resident memory over the client's processes, sampled
+	// every 100 ms (Ansible's workers and ssh control masters included).
+	PeakRSSMB float64 `json:"peakRSSMB"`
+}
+
+func (r result) sessionsPerHost() float64 { return float64(r.Sessions) / float64(r.Hosts) }
+
+// measure runs one client once and checks what it left on the hosts.
+func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (result, error) {
+	res := result{Hosts: len(j.Hosts), Client: client, Mode: mode}
+	offsets := map[string]int64{}
+	for _, h := range j.Hosts {
+		if st, err := os.Stat(h.Log); err == nil {
+			offsets[h.Name] = st.Size()
+		}
+	}
+	before := j.fileIDs()
+	var cmd *exec.Cmd
+	var controlDir string
+	switch client {
+	case "installer", "floor":
+		self, err := os.Executable()
+		if err != nil {
+			return res, err
+		}
+		kind := map[string]string{"installer": childEngine, "floor": childFloor}[client]
+		cmd = exec.CommandContext(ctx, self, kind, filepath.Join(j.Dir, "job.json"))
+	case "ansible":
+		dir, cd, err := writeAnsible(j)
+		if err != nil {
+			return res, err
+		}
+		controlDir = cd
+		cmd = exec.CommandContext(ctx, "ansible-playbook", "site.yml")
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+filepath.Join(dir, "ansible.cfg"), "ANSIBLE_NOCOLOR=1")
+	default:
+		return res, fmt.Errorf("unknown client %q (installer, floor, ansible)", client)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return res, err
+	}
+	var peak atomic.Int64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		listeners := fl.listenerPIDs()
+		for {
+			if kb := treeRSS(cmd.Process.Pid, controlDir, listeners); kb > peak.Load() {
+				peak.Store(kb)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
+	res.Wall = time.Since(start)
+	close(done)
+	<-sampled
+	if controlDir != "" {
+		stopControlMasters(controlDir)
+	}
+	res.PeakRSSMB = float64(peak.Load()) / 1024
+	if err != nil {
+		out := stdout.String() + stderr.String()
+		if len(out) > 4000 {
+			out = out[len(out)-4000:]
+		}
+		return res, fmt.Errorf("%v:\n%s", err, out)
+	}
+	if client != "ansible" {
+		var child childResult
+		if err := json.Unmarshal(stdout.Bytes(), &child); err != nil {
+			return res, fmt.Errorf("child output %q: %w", stdout.String(), err)
+		}
+	}
+	counts, _, err := countLogs(j.Hosts, offsets)
+	if err != nil {
+		return res, err
+	}
+	for _, c := range counts {
+		res.Connections += c.connections
+		res.Sessions += c.sessions
+		res.MaxSessions = max(res.MaxSessions, c.sessions)
+	}
+	after := j.fileIDs()
+	for p, id := range after {
+		if before[p] != id {
+			res.Changed++
+		}
+	}
+	if err := j.verify(); err != nil {
+		return res, fmt.Errorf("after the run: %w", err)
+	}
+	want := 0
+	if mode == "cold" {
+		want = len(j.Hosts) * len(j.Files)
+	}
+	if res.Changed != want {
+		return res, fmt.Errorf("%d files written, want %d for a %s run", res.Changed, want, mode)
+	}
+	return res, nil
+}
+
+// treeRSS sums the resident memory (kB) of pid's process tree, plus any process whose command
+// line names controlDir (OpenSSH control masters leave their parent's tree), leaving out the
+// sshds.
+func treeRSS(pid int, controlDir string, listeners map[int]bool) int64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	parent := map[int]int{}
+	var extra []int
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) < 2 {
+			continue
+		}
+		parent[p], _ = strconv.Atoi(fields[1])
+		if controlDir != "" {
+			if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(controlDir)) {
+				extra = append(extra, p)
+			}
+		}
+	}
+	in := func(p int) bool {
+		for hops := 0; p > 1 && hops < 64; hops++ {
+			if listeners[p] {
+				return false
+			}
+			if p == pid {
+				return true
+			}
+			p = parent[p]
+		}
+		return false
+	}
+	var total int64
+	counted := map[int]bool{}
+	for p := range parent {
+		if in(p) {
+			total += rssKB(p)
+			counted[p] = true
+		}
+	}
+	for _, p := range extra {
+		if !counted[p] {
+			total += rssKB(p)
+		}
+	}
+	return total
+}
+
+func rssKB(pid int) int64 {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "statm"))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize()) / 1024
+}
+
+// stopControlMasters ends the ssh control masters an Ansible run left (ControlPersist), so the
+// next run connects afresh as a later re-run would.
+func stopControlMasters(controlDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(controlDir)) {
+			_ = syscall.Kill(p, syscall.SIGTERM)
+		}
+	}
+	sockets, _ := filepath.Glob(filepath.Join(controlDir, "*"))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sockets) > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		sockets, _ = filepath.Glob(filepath.Join(controlDir, "*"))
+	}
+}
+
+// formatTable is the results as one Markdown table per host count.
+func formatTable(results []result) string {
+	var b strings.Builder
+	floor := map[string]time.Duration{}
+	for _, r := range results {
+		if r.Client == "floor" {
+			floor[fmt.Sprintf("%d/%s", r.Hosts, r.Mode)] = r.Wall
+		}
+	}
+	b.WriteString("| hosts | client | run | wall | × floor | sessions/host | connections/host | files written | peak RSS |\n")
+	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		ratio := "-"
+		if f := floor[fmt.Sprintf("%d/%s", r.Hosts, r.Mode)]; f > 0 {
+			ratio = fmt.Sprintf("%.2f", r.Wall.Seconds()/f.Seconds())
+		}
+		fmt.Fprintf(&b, "| %d | %s | %s | %.1f s | %s | %.1f (max %d) | %.1f | %d | %.0f MB |\n",
+			r.Hosts, r.Client, r.Mode, r.Wall.Seconds(), ratio, r.sessionsPerHost(), r.MaxSessions,
+			float64(r.Connections)/float64(r.Hosts), r.Changed, r.PeakRSSMB)
+	}
+	return b.String()
+}

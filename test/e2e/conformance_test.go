@@ -1,0 +1,113 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"installer.dev/installer/lab/conformance"
+)
+
+// conformanceCISubset are [Conformance] specs that fit CI's time and between them use every kind of
+// lab-built test image (agnhost, busybox, DNS tools, sample-apiserver with etcd) plus kubectl and
+// cross-node pod traffic. The full suite is `make conformance` (docs/conformance.md).
+var conformanceCISubset = []string{
+	"[sig-network] DNS should provide DNS for the cluster [Conformance]",
+	"[sig-network] Services should serve a basic endpoint from pods [Conformance]",
+	"[sig-network] Networking Granular Checks: Pods should function for intra-pod communication: http [NodeConformance] [Conformance]",
+	"[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]",
+	"[sig-node] Security Context When creating a pod with readOnlyRootFilesystem should run the container with writable rootfs when readOnlyRootFilesystem=false [NodeConformance] [Conformance]",
+	"[sig-apps] Deployment RollingUpdateDeployment should delete old pods and create new ones [Conformance]",
+	"[sig-cli] Kubectl client Kubectl version should check is all data is printed [Conformance]",
+	"[sig-api-machinery] Aggregator Should be able to support the 1.17 Sample API Server using the current Aggregator [Conformance]",
+}
+
+// TestScenario17Conformance: a cluster made by `installer create cluster` (1 control plane, 2
+// workers) passes upstream's kubeadm suite (every spec that runs; the documented [copy-certs] specs
+// are left out) and a focused [Conformance] subset, offline, with the lab's binaries and images.
+func TestScenario17Conformance(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	lab, _ := buildBinaries(t)
+
+	// The suites and images first (cached; ~9 min cold for e2e.test), before any host runs.
+	start := time.Now()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fatal(t, err)
+	}
+	build := exec.CommandContext(ctx, lab, "conformance", "--build-only", "--lab-dir", filepath.Join(root, ".lab", "e2e"))
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fatalf(t, "lab conformance --build-only: %v\n%s", err, out)
+	}
+	t.Logf("MEASURE conformance build (binaries + test images): %s", time.Since(start).Round(time.Millisecond))
+
+	c := startLab(ctx, t, "-n", "3")
+	if r := c.installer("create", "cluster"); r.Code != 0 {
+		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
+	}
+	k := c.kube()
+	checkNodes(ctx, t, c, k)
+	checkCoreDNS(ctx, t, k)
+
+	kubeadm := runConformance(t, c, "kubeadm", "--suites", "kubeadm")
+	if len(kubeadm.Results) != 1 {
+		fatalf(t, "kubeadm suite: %d runs, want 1", len(kubeadm.Results))
+	}
+	r := kubeadm.Results[0]
+	if !r.OK() || r.Run() == 0 || len(r.Skipped) != 0 || r.Run() != len(r.Passed) {
+		errorf(t, "kubeadm suite: ran %d, passed %d, failed %d, skipped %d; want every spec that runs to pass", r.Run(), len(r.Passed), len(r.Failed)+len(r.SetupFailures), len(r.Skipped))
+	}
+	if len(r.LabSkipped) != 3 {
+		errorf(t, "kubeadm suite: %d specs left out by the lab's skips, want the 3 documented [copy-certs] specs", len(r.LabSkipped))
+	}
+
+	focus := make([]string, len(conformanceCISubset))
+	for i, n := range conformanceCISubset {
+		focus[i] = regexp.QuoteMeta(n)
+	}
+	subset := runConformance(t, c, "subset", "--suites", "conformance", "--focus", strings.Join(focus, "|"))
+	ran, passed := 0, 0
+	for _, r := range subset.Results {
+		ran += r.Run()
+		passed += len(r.Passed)
+		if !r.OK() {
+			errorf(t, "%s: %d failed", r.Name, len(r.Failed)+len(r.SetupFailures))
+		}
+	}
+	if ran != len(conformanceCISubset) || passed != ran {
+		errorf(t, "conformance subset: ran %d, passed %d; want all %d", ran, passed, len(conformanceCISubset))
+	}
+}
+
+// runConformance runs `lab conformance` against the scenario's lab with its output in
+// <lab>/conformance-<name>, logs the summary and returns it.
+func runConformance(t *testing.T, c *labCluster, name string, args ...string) *conformance.Summary {
+	t.Helper()
+	out := filepath.Join(c.Lab.Dir(), "conformance-"+name)
+	start := time.Now()
+	cmd := exec.CommandContext(c.ctx, c.lab, append([]string{"conformance", "--lab-dir", c.Lab.Dir(), "--out", out}, args...)...)
+	combined, err := cmd.CombinedOutput()
+	t.Logf("MEASURE lab conformance %s: %s\n%s", name, time.Since(start).Round(time.Millisecond), tailLines(string(combined), 60))
+	data, rerr := os.ReadFile(filepath.Join(out, "summary.json"))
+	if rerr != nil {
+		fatalf(t, "lab conformance %s: %v; no summary (%v)", name, err, rerr)
+	}
+	var s conformance.Summary
+	if err := json.Unmarshal(data, &s); err != nil {
+		fatal(t, err)
+	}
+	if err != nil {
+		errorf(t, "lab conformance %s: %v", name, err)
+	}
+	return &s
+}
