@@ -94,6 +94,16 @@ lab-down: lab-tool ## stop and remove everything the lab created
 conformance: lab-tool ## kubeadm suite + [Conformance] tests against the running lab (FOCUS=, SKIP=; docs/conformance.md)
 	$(LAB) conformance $(if $(FOCUS),--focus '$(FOCUS)') $(if $(SKIP),--skip '$(SKIP)')
 
+# N: comma-separated host counts (each one sshd on 127.0.1.x); CLIENTS: installer,floor,ansible.
+N       ?= 10,50,200
+CLIENTS ?= installer,floor,ansible
+
+.PHONY: bench-scale
+bench-scale: prereqs ## the installer's engine vs Ansible vs bare x/crypto/ssh on N real sshds (docs/performance.md)
+	@command -v ansible-playbook >/dev/null || { echo "installing Debian's ansible-core for the side-by-side run"; \
+	  apt-get install -y --no-install-recommends ansible-core >/dev/null; }
+	$(GO) run ./bench/scale -n '$(N)' -clients '$(CLIENTS)'
+
 .PHONY: clean
 clean: ## remove build outputs (not the lab's caches in ~/.cache/installer-lab)
 	rm -rf bin dist out

@@ -44,7 +44,7 @@ func startFleet(ctx context.Context, dir string, n, port int) (*fleet, error) {
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil { // sshd's privilege separation directory
 		return nil, fmt.Errorf("create /run/sshd (run as root): %w", err)
 	}
-	for _, d := range []string{"keys", "logs", "roots", "config"} {
+	for _, d := range []string{"keys", "logs", "roots", "config", "home"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -118,6 +118,10 @@ func (f *fleet) start(h *benchHost, hostKey, authorized, dir string) error {
 		"LogLevel VERBOSE",
 		"MaxStartups 1000:30:1000",
 		"Subsystem sftp /usr/lib/openssh/sftp-server",
+		// root's own ~/.bashrc on a developer machine may be slow (pyenv's init here: over a
+		// second, and bash reads it for every command sshd starts). A clean host's root has
+		// none, so every client's sessions run with an empty home instead.
+		"SetEnv HOME=" + filepath.Join(dir, "home"),
 	}, "\n") + "\n"
 	path := filepath.Join(dir, "config", h.Name+".sshd_config")
 	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {

@@ -51,10 +51,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, o); err != nil {
+	results, err := run(ctx, o)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
 		os.Exit(1)
 	}
+	fmt.Print(formatTable(results))
 }
 
 type options struct {
@@ -65,10 +67,11 @@ type options struct {
 	port        int
 }
 
-func run(ctx context.Context, o options) error {
+// run measures every client on every host count and writes the results under o.dir.
+func run(ctx context.Context, o options) ([]result, error) {
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	largest := 0
 	for _, n := range o.sizes {
@@ -76,7 +79,7 @@ func run(ctx context.Context, o options) error {
 	}
 	fleet, err := startFleet(ctx, dir, largest, o.port)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer fleet.stop()
 	var results []result
@@ -84,19 +87,19 @@ func run(ctx context.Context, o options) error {
 		hosts := fleet.hosts[:n]
 		job, err := prepareJob(ctx, dir, hosts, fleet, o.concurrency)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, client := range strings.Split(o.clients, ",") {
 			for _, mode := range []string{"cold", "converged"} {
 				if mode == "cold" {
 					if err := job.clearRoots(); err != nil {
-						return err
+						return nil, err
 					}
 				}
 				fmt.Fprintf(os.Stderr, "N=%d %s %s ...\n", n, client, mode)
 				res, err := measure(ctx, job, fleet, client, mode)
 				if err != nil {
-					return fmt.Errorf("N=%d %s %s: %w", n, client, mode, err)
+					return nil, fmt.Errorf("N=%d %s %s: %w", n, client, mode, err)
 				}
 				fmt.Fprintf(os.Stderr, "N=%d %s %s: %.1fs, %d files changed, %.1f sessions/host, peak RSS %.0f MB\n",
 					n, client, mode, res.Wall.Seconds(), res.Changed, res.sessionsPerHost(), res.PeakRSSMB)
@@ -104,11 +107,9 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
-	table := formatTable(results)
-	fmt.Print(table)
 	data, _ := json.MarshalIndent(results, "", "  ")
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), data, 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	return os.WriteFile(filepath.Join(dir, "results.md"), []byte(table), 0o644)
+	return results, os.WriteFile(filepath.Join(dir, "results.md"), []byte(formatTable(results)), 0o644)
 }
