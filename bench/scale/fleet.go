@@ -35,7 +35,7 @@ type fleet struct {
 
 const sshd = "/usr/sbin/sshd"
 
-// startFleet starts n sshds on 127.0.1.1..n, each with its own ed25519 host key (kept under dir
+// startFleet starts n sshds on 127.0.1.1 and on (hostAddress), each with its own ed25519 host key (kept under dir
 // and reused by later runs), and collects their keys into one known_hosts.
 func startFleet(ctx context.Context, dir string, n, port int) (*fleet, error) {
 	if _, err := os.Stat(sshd); err != nil {
@@ -63,7 +63,7 @@ func startFleet(ctx context.Context, dir string, n, port int) (*fleet, error) {
 	}
 	var known strings.Builder
 	for i := 1; i <= n; i++ {
-		h := &benchHost{Name: fmt.Sprintf("h%03d", i), Address: fmt.Sprintf("127.0.1.%d", i), Port: port}
+		h := &benchHost{Name: fmt.Sprintf("h%03d", i), Address: hostAddress(i), Port: port}
 		h.Root = filepath.Join(dir, "roots", h.Name)
 		h.Log = filepath.Join(dir, "logs", h.Name+".log")
 		key := filepath.Join(dir, "keys", h.Name)
@@ -97,6 +97,12 @@ func startFleet(ctx context.Context, dir string, n, port int) (*fleet, error) {
 		}
 	}
 	return f, nil
+}
+
+// hostAddress is the i-th host's loopback address (from 1): 127.0.1.1-250, then 127.0.2.1-250, ...
+// (all of 127.0.0.0/8 is on lo).
+func hostAddress(i int) string {
+	return fmt.Sprintf("127.0.%d.%d", 1+(i-1)/250, 1+(i-1)%250)
 }
 
 func (h *benchHost) addr() string { return net.JoinHostPort(h.Address, strconv.Itoa(h.Port)) }

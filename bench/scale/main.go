@@ -4,7 +4,7 @@
 //
 //	go run ./bench/scale -n 10,50,200
 //
-// Each "host" is its own sshd on 127.0.1.x with its own host key, verified through a collected
+// Each "host" is its own sshd on a loopback address (127.0.1.1, 127.0.1.2, ...) with its own host key, verified through a collected
 // known_hosts by every client. The steps per host: read the facts (the installer's facts script),
 // put the node files the installer renders for that host in place (under a per-host root directory,
 // since every host is this machine), and run one command when a file changed.
@@ -40,11 +40,13 @@ func main() {
 	flag.StringVar(&o.clients, "clients", "installer,floor,ansible", "comma-separated clients to measure")
 	flag.IntVar(&o.concurrency, "concurrency", 32, "hosts handled at once by the installer and the floor (the installer's --concurrency default)")
 	flag.IntVar(&o.port, "port", 2222, "port every sshd listens on, each on its own 127.0.1.x address")
+	flag.StringVar(&o.modes, "modes", "cold,converged", "runs per client: cold (every host's files removed first), converged (a re-run)")
+	flag.IntVar(&o.ansibleMax, "ansible-max", 200, "largest host count Ansible is run on (forks = hosts: each fork is a Python process of ~40 MB)")
 	flag.Parse()
 	for _, s := range strings.Split(sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 250 {
-			fmt.Fprintf(os.Stderr, "scale: -n: %q is not a host count from 1 to 250 (127.0.1.1-127.0.1.250)\n", s)
+		if err != nil || n < 1 || n > 2000 {
+			fmt.Fprintf(os.Stderr, "scale: -n: %q is not a host count from 1 to 2000\n", s)
 			os.Exit(2)
 		}
 		o.sizes = append(o.sizes, n)
@@ -65,6 +67,8 @@ type options struct {
 	clients     string
 	concurrency int
 	port        int
+	ansibleMax  int
+	modes       string
 }
 
 // run measures every client on every host count and writes the results under o.dir.
@@ -90,7 +94,14 @@ func run(ctx context.Context, o options) ([]result, error) {
 			return nil, err
 		}
 		for _, client := range strings.Split(o.clients, ",") {
-			for _, mode := range []string{"cold", "converged"} {
+			if client == "ansible" && o.ansibleMax > 0 && n > o.ansibleMax {
+				fmt.Fprintf(os.Stderr, "N=%d ansible: not run (above -ansible-max %d)\n", n, o.ansibleMax)
+				continue
+			}
+			for _, mode := range strings.Split(o.modes, ",") {
+				if mode != "cold" && mode != "converged" {
+					return nil, fmt.Errorf("-modes: %q is neither cold nor converged", mode)
+				}
 				if mode == "cold" {
 					if err := job.clearRoots(); err != nil {
 						return nil, err

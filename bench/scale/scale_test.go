@@ -27,7 +27,7 @@ func TestRoundTripsAgainstRealSSHD(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Fatal("the bench's sshds log in as root: run as root (make test does)")
 	}
-	results, err := run(context.Background(), options{sizes: []int{2}, dir: t.TempDir(), clients: "installer,floor", concurrency: 32, port: 2322})
+	results, err := run(context.Background(), options{sizes: []int{2}, dir: t.TempDir(), clients: "installer,floor", modes: "cold,converged", concurrency: 32, port: 2322})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ func BenchmarkCreate1000Hosts(b *testing.B) {
 		c.Spec.Hosts = append(c.Spec.Hosts, v1alpha1.Host{Name: fmt.Sprintf("h%04d", i), Address: fmt.Sprintf("10.%d.%d.%d", i/65536, (i/256)%256, i%256+1), Role: role})
 	}
 	c.Default()
+	c.Spec.Install.ChecksumsFile = simPins(b, &c.Spec) // preflight refuses unpinned downloads
 	bundle, err := pki.LoadOrGenerate(filepath.Join(b.TempDir(), "pki"), pki.Options{})
 	if err != nil {
 		b.Fatal(err)

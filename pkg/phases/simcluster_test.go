@@ -71,7 +71,7 @@ func simPin(url string) string {
 // simPins writes an install.checksumsFile that pins every file of every supported release on
 // the spec's mirrors for amd64 (the simulated hosts do not check the digests; download.sh does, in
 // pkg/install's tests).
-func simPins(t *testing.T, s *v1alpha1.ClusterSpec) string {
+func simPins(t testing.TB, s *v1alpha1.ClusterSpec) string {
 	t.Helper()
 	table := pins.Table{}
 	for _, r := range versions.Releases() {
