@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
 
 	"installer.dev/installer/pkg/apis/installer/v1alpha1"
 	"installer.dev/installer/pkg/phases"
@@ -19,6 +22,10 @@ const (
 // childResult is what a child client prints on stdout when it is done.
 type childResult struct {
 	Changed int `json:"changed"` // files it wrote (its own count; the orchestrator counts too)
+	// PeakHeapMB and PeakGoroutines are the Go runtime's own view, sampled every 50 ms: what of
+	// the process's resident memory is live heap.
+	PeakHeapMB     float64 `json:"peakHeapMB"`
+	PeakGoroutines int     `json:"peakGoroutines"`
 }
 
 func runChild(kind string, args []string) error {
@@ -34,6 +41,21 @@ func runChild(kind string, args []string) error {
 		return err
 	}
 	ctx := context.Background()
+	var heap, goroutines atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			heap.Store(max(heap.Load(), int64(ms.HeapInuse)))
+			goroutines.Store(max(goroutines.Load(), int64(runtime.NumGoroutine())))
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	var res childResult
 	switch kind {
 	case childEngine:
@@ -41,9 +63,11 @@ func runChild(kind string, args []string) error {
 	case childFloor:
 		res, err = runFloor(ctx, &j)
 	}
+	close(done)
 	if err != nil {
 		return err
 	}
+	res.PeakHeapMB, res.PeakGoroutines = float64(heap.Load())/(1<<20), int(goroutines.Load())
 	return json.NewEncoder(os.Stdout).Encode(res)
 }
 

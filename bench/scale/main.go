@@ -112,8 +112,9 @@ func run(ctx context.Context, o options) ([]result, error) {
 				if err != nil {
 					return nil, fmt.Errorf("N=%d %s %s: %w", n, client, mode, err)
 				}
-				fmt.Fprintf(os.Stderr, "N=%d %s %s: %.1fs, %d files changed, %.1f sessions/host, peak RSS %.0f MB\n",
-					n, client, mode, res.Wall.Seconds(), res.Changed, res.sessionsPerHost(), res.PeakRSSMB)
+				fmt.Fprintf(os.Stderr, "N=%d %s %s: %.1fs, %d files changed, %.1f sessions/host (max %d), %.1f connections/host, controller CPU %.1fs, peak RSS %.0f MB (Go heap %.0f MB, %d goroutines)\n",
+					n, client, mode, res.Wall.Seconds(), res.Changed, res.sessionsPerHost(), res.MaxSessions,
+					float64(res.Connections)/float64(res.Hosts), res.ControllerCPU.Seconds(), res.PeakRSSMB, res.PeakHeapMB, res.PeakGoroutines)
 				results = append(results, res)
 			}
 		}

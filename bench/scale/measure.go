@@ -31,6 +31,12 @@ type result struct {
 	// PeakRSSMB is the largest sum of resident memory over the client's processes, sampled
 	// every 100 ms (Ansible's workers and ssh control masters included).
 	PeakRSSMB float64 `json:"peakRSSMB"`
+	// ControllerCPU is the user and system time of the client and the children it waited for
+	// (Ansible's workers and ssh clients; not its control masters, which it never waits for).
+	ControllerCPU time.Duration `json:"controllerCPUNs"`
+	// PeakHeapMB and PeakGoroutines: the Go clients' own runtime figures (childResult).
+	PeakHeapMB     float64 `json:"peakHeapMB,omitempty"`
+	PeakGoroutines int     `json:"peakGoroutines,omitempty"`
 }
 
 func (r result) sessionsPerHost() float64 { return float64(r.Sessions) / float64(r.Hosts) }
@@ -98,6 +104,9 @@ func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (resul
 		stopControlMasters(controlDir)
 	}
 	res.PeakRSSMB = float64(peak.Load()) / 1024
+	if cmd.ProcessState != nil {
+		res.ControllerCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	if err != nil {
 		out := stdout.String() + stderr.String()
 		if len(out) > 4000 {
@@ -110,6 +119,7 @@ func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (resul
 		if err := json.Unmarshal(stdout.Bytes(), &child); err != nil {
 			return res, fmt.Errorf("child output %q: %w", stdout.String(), err)
 		}
+		res.PeakHeapMB, res.PeakGoroutines = child.PeakHeapMB, child.PeakGoroutines
 	}
 	counts, _, err := countLogs(j.Hosts, offsets)
 	if err != nil {
@@ -244,16 +254,16 @@ func formatTable(results []result) string {
 			floor[fmt.Sprintf("%d/%s", r.Hosts, r.Mode)] = r.Wall
 		}
 	}
-	b.WriteString("| hosts | client | run | wall | × floor | sessions/host | connections/host | files written | peak RSS |\n")
-	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| hosts | client | run | wall | × floor | sessions/host | connections/host | files written | controller CPU | peak RSS |\n")
+	b.WriteString("|---:|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range results {
 		ratio := "-"
 		if f := floor[fmt.Sprintf("%d/%s", r.Hosts, r.Mode)]; f > 0 {
 			ratio = fmt.Sprintf("%.2f", r.Wall.Seconds()/f.Seconds())
 		}
-		fmt.Fprintf(&b, "| %d | %s | %s | %.1f s | %s | %.1f (max %d) | %.1f | %d | %.0f MB |\n",
+		fmt.Fprintf(&b, "| %d | %s | %s | %.1f s | %s | %.1f (max %d) | %.1f | %d | %.1f s | %.0f MB |\n",
 			r.Hosts, r.Client, r.Mode, r.Wall.Seconds(), ratio, r.sessionsPerHost(), r.MaxSessions,
-			float64(r.Connections)/float64(r.Hosts), r.Changed, r.PeakRSSMB)
+			float64(r.Connections)/float64(r.Hosts), r.Changed, r.ControllerCPU.Seconds(), r.PeakRSSMB)
 	}
 	return b.String()
 }
