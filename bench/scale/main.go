@@ -110,7 +110,7 @@ func run(ctx context.Context, o options) ([]result, error) {
 				fmt.Fprintf(os.Stderr, "N=%d %s %s ...\n", n, client, mode)
 				res, err := measure(ctx, job, fleet, client, mode)
 				if err != nil {
-					return nil, fmt.Errorf("N=%d %s %s: %w", n, client, mode, err)
+					return nil, fmt.Errorf("%d hosts, %s, %s run: %w", n, client, mode, err)
 				}
 				fmt.Fprintf(os.Stderr, "N=%d %s %s: %.1fs, %d files changed, %.1f sessions/host (max %d), %.1f connections/host, controller CPU %.1fs, peak RSS %.0f MB (Go heap %.0f MB, %d goroutines)\n",
 					n, client, mode, res.Wall.Seconds(), res.Changed, res.sessionsPerHost(), res.MaxSessions,
