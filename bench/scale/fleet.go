@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"installer.dev/installer/pkg/ssh/sshtest"
 )
 
 // benchHost is one sshd "host": its own address, host key, log and root directory for the files.
@@ -88,7 +90,7 @@ func startFleet(ctx context.Context, dir string, n, port int) (*fleet, error) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for _, h := range f.hosts {
-		for !banner(h.addr()) {
+		for !sshtest.Banner(h.addr()) {
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				f.stop()
 				return nil, fmt.Errorf("sshd for %s did not answer on %s: see %s", h.Name, h.addr(), h.Log)
@@ -157,18 +159,6 @@ func (f *fleet) stop() {
 	}
 }
 
-// listenerPIDs are the sshd processes themselves: their subtrees are the hosts' side, not a
-// client's.
-func (f *fleet) listenerPIDs() map[int]bool {
-	out := map[int]bool{}
-	for _, h := range f.hosts {
-		if h.cmd != nil && h.cmd.Process != nil {
-			out[h.cmd.Process.Pid] = true
-		}
-	}
-	return out
-}
-
 // logCounts are what one host's sshd logged: connections accepted and sessions started.
 type logCounts struct{ connections, sessions int }
 
@@ -216,16 +206,4 @@ func keygen(path, comment string) error {
 		return fmt.Errorf("ssh-keygen %s: %v: %s", path, err, out)
 	}
 	return nil
-}
-
-// banner reports whether an SSH server answers at addr.
-func banner(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer func() { _ = c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "SSH-2.0-")
 }

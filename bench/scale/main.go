@@ -108,7 +108,7 @@ func run(ctx context.Context, o options) ([]result, error) {
 					}
 				}
 				fmt.Fprintf(os.Stderr, "N=%d %s %s ...\n", n, client, mode)
-				res, err := measure(ctx, job, fleet, client, mode)
+				res, err := measure(ctx, job, client, mode)
 				if err != nil {
 					return nil, fmt.Errorf("%d hosts, %s, %s run: %w", n, client, mode, err)
 				}

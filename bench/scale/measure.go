@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"installer.dev/installer/pkg/ssh/sshtest"
 )
 
 // result is one client's run on one host count.
@@ -42,7 +44,7 @@ type result struct {
 func (r result) sessionsPerHost() float64 { return float64(r.Sessions) / float64(r.Hosts) }
 
 // measure runs one client once and checks what it left on the hosts.
-func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (result, error) {
+func measure(ctx context.Context, j *job, client, mode string) (result, error) {
 	res := result{Hosts: len(j.Hosts), Client: client, Mode: mode}
 	offsets := map[string]int64{}
 	for _, h := range j.Hosts {
@@ -84,9 +86,8 @@ func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (resul
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		listeners := fl.listenerPIDs()
 		for {
-			if kb := treeRSS(cmd.Process.Pid, controlDir, listeners); kb > peak.Load() {
+			if kb := treeRSS(cmd.Process.Pid, controlDir); kb > peak.Load() {
 				peak.Store(kb)
 			}
 			select {
@@ -149,62 +150,25 @@ func measure(ctx context.Context, j *job, fl *fleet, client, mode string) (resul
 	return res, nil
 }
 
-// treeRSS sums the resident memory (kB) of pid's process tree, plus any process whose command
-// line names controlDir (OpenSSH control masters leave their parent's tree), leaving out the
-// sshds.
-func treeRSS(pid int, controlDir string, listeners map[int]bool) int64 {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0
+// treeRSS sums the resident memory (kB) of pid and its descendants, plus any process whose command
+// line names controlDir (OpenSSH control masters leave their parent's tree).
+func treeRSS(pid int, controlDir string) int64 {
+	counted := map[int]bool{pid: true}
+	total := rssKB(pid)
+	for _, p := range sshtest.Descendants(pid) {
+		counted[p] = true
+		total += rssKB(p)
 	}
-	parent := map[int]int{}
-	var extra []int
+	if controlDir == "" {
+		return total
+	}
+	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || counted[p] {
 			continue
 		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) < 2 {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(fields[1])
-		if controlDir != "" {
-			if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(controlDir)) {
-				extra = append(extra, p)
-			}
-		}
-	}
-	in := func(p int) bool {
-		for hops := 0; p > 1 && hops < 64; hops++ {
-			if listeners[p] {
-				return false
-			}
-			if p == pid {
-				return true
-			}
-			p = parent[p]
-		}
-		return false
-	}
-	var total int64
-	counted := map[int]bool{}
-	for p := range parent {
-		if in(p) {
-			total += rssKB(p)
-			counted[p] = true
-		}
-	}
-	for _, p := range extra {
-		if !counted[p] {
+		if cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && bytes.Contains(cmdline, []byte(controlDir)) {
 			total += rssKB(p)
 		}
 	}

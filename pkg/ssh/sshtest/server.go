@@ -177,7 +177,7 @@ func startSSHD(dir string, port int, keyFile, akDir string, o ServerOptions, ext
 			return nil, fmt.Errorf("sshd exited (%v): %s", err, strings.TrimSpace(log.String()))
 		default:
 		}
-		if banner(s.Addr()) {
+		if Banner(s.Addr()) {
 			go func() { <-exited }()
 			return s, nil
 		}
@@ -187,8 +187,8 @@ func startSSHD(dir string, port int, keyFile, akDir string, o ServerOptions, ext
 	return nil, fmt.Errorf("sshd did not answer on %s within 10s: %s", s.Addr(), log.String())
 }
 
-// banner reports whether an SSH server answers at addr.
-func banner(addr string) bool {
+// Banner reports whether an SSH server answers at addr (its version line).
+func Banner(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return false
@@ -208,7 +208,7 @@ func (s *Server) stop() {
 // every connection while the server keeps listening. It returns how many
 // processes it killed.
 func (s *Server) KillSessions() (int, error) {
-	kids := descendants(s.cmd.Process.Pid)
+	kids := Descendants(s.cmd.Process.Pid)
 	for _, pid := range kids {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return 0, fmt.Errorf("kill sshd child %d: %w", pid, err)
@@ -220,7 +220,7 @@ func (s *Server) KillSessions() (int, error) {
 // Running reports whether a process the server started has substr in its
 // command line (read from /proc, so no procps is needed).
 func (s *Server) Running(substr string) bool {
-	for _, pid := range descendants(s.cmd.Process.Pid) {
+	for _, pid := range Descendants(s.cmd.Process.Pid) {
 		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
 		if err == nil && bytes.Contains(bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}), []byte(substr)) {
 			return true
@@ -229,8 +229,8 @@ func (s *Server) Running(substr string) bool {
 	return false
 }
 
-// descendants lists the processes below pid, read from /proc.
-func descendants(pid int) []int {
+// Descendants lists the processes below pid, read from /proc.
+func Descendants(pid int) []int {
 	parents := map[int][]int{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
