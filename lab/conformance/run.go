@@ -199,6 +199,9 @@ func runOne(ctx context.Context, o Options, r run) (Result, error) {
 	report := filepath.Join(o.OutDir, "junit_"+r.name+".xml")
 	logPath := filepath.Join(o.OutDir, r.name+".log")
 	_ = os.Remove(report)
+	if err := os.MkdirAll(filepath.Join(o.OutDir, r.name), 0o755); err != nil {
+		return Result{}, fmt.Errorf("conformance: %w", err)
+	}
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return Result{}, fmt.Errorf("conformance: %w", err)

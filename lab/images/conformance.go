@@ -217,6 +217,9 @@ func (t *tree) toolbox(s *fileSet, users ...string) error {
 	if err := t.addAllBusybox(s); err != nil {
 		return err
 	}
+	// Debian's static busybox runs its own applets first (sh standalone), so `sh -c 'nc -v …'` would
+	// get busybox's nc, which lacks -v: sh is bash here, and PATH decides.
+	s.symlink("/usr/bin/sh", "bash")
 	etcUsers(s, users...)
 	s.content("/etc/nsswitch.conf", "passwd: files\ngroup: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n", 0o644)
 	for _, f := range []string{"/etc/protocols", "/etc/services"} {
