@@ -20,7 +20,7 @@ import (
 // RootfsPackages: nginx, dig/nslookup/host and netcat. A root filesystem of its own (keyed by its
 // package set), so the product images' keys do not change.
 func TestRootfsPackages() []string {
-	return append(RootfsPackages(), "nginx-light", "bind9-dnsutils", "netcat-openbsd")
+	return append(RootfsPackages(), "nginx-light", "bind9-dnsutils", "netcat-openbsd", "bash-static")
 }
 
 // TestImage is one image of the e2e image manifest (test/utils/image/manifest.go of a release).
@@ -270,6 +270,7 @@ func testRecipe(kind, name string, set build.Set, t *tree, k8sDir string) (*spec
 		}
 		s.files.content("/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nuser-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n", 0o644)
 		s.files.content("/etc/group", "root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\nnogroup:x:65534:\n", 0o644)
+		s.files.content("/etc/os-release", agnhostOSRelease, 0o644)
 		s.Entrypoint, s.Cmd = []string{"/agnhost"}, []string{"pause"}
 		return nil
 	}
@@ -278,6 +279,15 @@ func testRecipe(kind, name string, set build.Set, t *tree, k8sDir string) (*spec
 		if err := t.addAllBusybox(s.files); err != nil {
 			return err
 		}
+		// Debian's busybox sh (1.35, and 1.37 too) drops environment variables whose names are not
+		// shell identifiers ("data-1", "p-data-1"), which Kubernetes allows and the ConfigMap and
+		// Secret specs read back with `sh -c env`; upstream's image (Docker Hub's busybox) passes
+		// them on. Debian's static bash does: sh is bash here, every other command busybox.
+		if _, err := t.add(s.files, "/usr/bin/bash-static"); err != nil {
+			return err
+		}
+		s.files.symlink("/usr/bin/sh", "bash-static")
+		s.files.symlink("/usr/bin/bash", "bash-static")
 		etcUsers(s.files)
 		s.files.dir("/tmp", 0o1777)
 		s.files.dir("/root", 0o700)
@@ -345,6 +355,15 @@ func testRecipe(kind, name string, set build.Set, t *tree, k8sDir string) (*spec
 	}
 	return s, nil
 }
+
+// agnhostOSRelease says what the agnhost images are. Upstream's are built on Alpine Linux, and the
+// ImageVolume spec reads /etc/os-release through an image volume of kitten expecting those words:
+// the file names upstream's base as such and this image's real userland.
+const agnhostOSRelease = `PRETTY_NAME="e2e test image rebuilt by the installer lab (upstream builds it on Alpine Linux; this userland is Debian 12)"
+NAME="installer lab e2e image"
+ID=installer-lab-e2e
+HOME_URL="https://github.com/kubernetes/kubernetes/tree/master/test/images"
+`
 
 const nginxConf = `user nginx;
 worker_processes 1;

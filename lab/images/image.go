@@ -81,7 +81,7 @@ func (st *store) layoutDir() string { return filepath.Join(st.dir, "oci") }
 // ensure builds the image unless an image with the same key is already in the layout.
 func (st *store) ensure(ctx context.Context, s *spec) (Image, error) {
 	stamp := filepath.Join(st.dir, "built", s.key()+".json")
-	if img, err := readStamp(stamp); err == nil {
+	if img, err := st.stamped(stamp); err == nil {
 		return img, nil
 	}
 	lock, err := flock.Acquire(ctx, filepath.Join(st.dir, "images.lock"))
@@ -89,7 +89,7 @@ func (st *store) ensure(ctx context.Context, s *spec) (Image, error) {
 		return Image{}, err
 	}
 	defer lock.Unlock()
-	if img, err := readStamp(stamp); err == nil {
+	if img, err := st.stamped(stamp); err == nil {
 		return img, nil
 	}
 	start := time.Now()
@@ -106,6 +106,34 @@ func (st *store) ensure(ctx context.Context, s *spec) (Image, error) {
 	}
 	fmt.Fprintf(st.log, "image: %s built in %s\n", s.Name, time.Since(start).Round(time.Millisecond))
 	return img, nil
+}
+
+// stamped returns the image a stamp records if the layout still holds it under that name. Stamps
+// are keyed by recipe but the layout by name: building another recipe under the same name
+// replaces the image, and the older recipe's stamp must then not be trusted.
+func (st *store) stamped(stamp string) (Image, error) {
+	img, err := readStamp(stamp)
+	if err != nil {
+		return Image{}, err
+	}
+	p, err := layout.FromPath(st.layoutDir())
+	if err != nil {
+		return Image{}, err
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return Image{}, err
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		return Image{}, err
+	}
+	for _, d := range m.Manifests {
+		if d.Annotations[refNameAnnotation] == img.Name && d.Digest == img.Digest {
+			return img, nil
+		}
+	}
+	return Image{}, fmt.Errorf("image %s %s is no longer in the layout", img.Name, img.Digest)
 }
 
 func readStamp(p string) (Image, error) {

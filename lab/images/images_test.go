@@ -3,10 +3,13 @@ package images
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 )
 
 func TestLayerIsReproducibleWithModesAndParents(t *testing.T) {
@@ -134,5 +137,45 @@ func TestSpecCheckReportsMissingPaths(t *testing.T) {
 	err := s.check([]string{"/flannel"}, []string{"nft"})
 	if err == nil || err.Error() != "image example/img:1 lacks /flannel, nft (on PATH)" {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// Two recipes under one name: switching back to the first must rebuild it, not trust its stamp,
+// because the second replaced the image in the layout (the push then found no descriptor).
+func TestStoreRebuildsWhenTheNameWasReplaced(t *testing.T) {
+	st := &store{dir: t.TempDir(), log: io.Discard}
+	recipe := func(content string) *spec {
+		s := &spec{Name: "registry.test/e2e/box:1", Cmd: []string{"sh"}, files: newFileSet()}
+		s.files.content("/etc/recipe", content, 0o644)
+		return s
+	}
+	ctx := context.Background()
+	first, err := st.ensure(ctx, recipe("one\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := st.ensure(ctx, recipe("two\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Digest == second.Digest {
+		t.Fatalf("two recipes gave one digest %s", first.Digest)
+	}
+	again, err := st.ensure(ctx, recipe("one\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Digest != first.Digest {
+		t.Fatalf("rebuilt first recipe: digest %s, want %s (layers are reproducible)", again.Digest, first.Digest)
+	}
+	p, err := layout.FromPath(st.layoutDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Image(again.Digest); err != nil {
+		t.Fatalf("the stamp's image is not in the layout: %v", err)
+	}
+	if _, err := st.stamped(filepath.Join(st.dir, "built", recipe("two\n").key()+".json")); err == nil {
+		t.Fatal("the replaced recipe's stamp is still trusted")
 	}
 }
