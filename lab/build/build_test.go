@@ -80,3 +80,32 @@ replace (
 		t.Errorf("replaces = %q, want %q", repl, want)
 	}
 }
+
+// The suites must compile with the Kubernetes commands' build settings: then Go's build cache, warm
+// from `make lab`, already holds every package they share, and only test code compiles (CI's time).
+func TestSuitesShareTheCommandsBuildSettings(t *testing.T) {
+	for _, r := range versions.Releases() {
+		var cmds *unit
+		for _, u := range unitsFor(r, map[string]string{}) {
+			if u.ID == "kubernetes-"+r.Kubernetes {
+				cmds = u
+			}
+		}
+		if cmds == nil {
+			t.Fatalf("%s: no kubernetes unit", r.Kubernetes)
+		}
+		want, _ := cmds.tool("kubelet")
+		suite := testUnit(r)
+		if suite.K8s != cmds.K8s {
+			t.Errorf("%s: suite builds against %s, commands against %s", r.Kubernetes, suite.K8s, cmds.K8s)
+		}
+		for _, tl := range suite.Tools {
+			if !strings.HasPrefix(tl.Package, "k8s.io/") {
+				continue
+			}
+			if tl.Tags != want.Tags || tl.CGO != want.CGO {
+				t.Errorf("%s: %s builds with tags %q cgo %v; the commands with %q cgo %v", r.Kubernetes, tl.Name, tl.Tags, tl.CGO, want.Tags, want.CGO)
+			}
+		}
+	}
+}

@@ -52,12 +52,16 @@ func testUnit(r versions.Release) *unit {
 		PostTidy: [][]string{
 			{"get", "-t", "k8s.io/kubernetes/test/e2e@" + v, "k8s.io/kubernetes/test/e2e_kubeadm@" + v},
 		},
+		// The Kubernetes commands' tags, as upstream's hack/lib/golang.sh builds its test binaries:
+		// with the same tags (and CGO_ENABLED=0) Go's build cache already holds every package the
+		// commands share with the suites, so only test code compiles. grpcnotrace alone, missing,
+		// would recompile everything that imports grpc.
 		Tools: []tool{
-			{Name: E2EKubeadmTest, Package: "k8s.io/kubernetes/test/e2e_kubeadm", LDFlags: ld, Test: true},
+			{Name: E2EKubeadmTest, Package: "k8s.io/kubernetes/test/e2e_kubeadm", LDFlags: ld, Tags: k8sTags, Test: true},
 			{Name: Ginkgo, Package: "github.com/onsi/ginkgo/v2/ginkgo", LDFlags: ldStrip},
-			{Name: Agnhost, Package: "k8s.io/kubernetes/test/images/agnhost", LDFlags: ldStrip},
-			{Name: E2ETest, Package: "k8s.io/kubernetes/test/e2e", LDFlags: ld, Test: true},
-			{Name: SampleAPIServer, Package: "k8s.io/sample-apiserver", LDFlags: ld},
+			{Name: Agnhost, Package: "k8s.io/kubernetes/test/images/agnhost", LDFlags: ldStrip, Tags: k8sTags},
+			{Name: E2ETest, Package: "k8s.io/kubernetes/test/e2e", LDFlags: ld, Tags: k8sTags, Test: true},
+			{Name: SampleAPIServer, Package: "k8s.io/sample-apiserver", LDFlags: ld, Tags: k8sTags},
 		},
 	}
 }
