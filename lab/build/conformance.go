@@ -78,12 +78,13 @@ func TestNames(kubernetesVersion string) ([]string, error) {
 			names = append(names, t.Name)
 		}
 	}
+	names = append(names, Busybox)
 	sort.Strings(names)
 	return names, nil
 }
 
 // TestBinaries builds (or finds cached) the conformance binaries of a release: e2e.test,
-// e2e_kubeadm.test, ginkgo, and agnhost, sample-apiserver and nnp for the test images. They are not
+// e2e_kubeadm.test, ginkgo, and agnhost, sample-apiserver, nnp and busybox for the test images. They are not
 // part of Set: `make lab` does not build them (e2e.test alone is ~9 min cold on 2 cores).
 func (b *Builder) TestBinaries(ctx context.Context, kubernetesVersion string) (Set, error) {
 	return b.testBinaries(ctx, kubernetesVersion, nil)
@@ -126,6 +127,14 @@ func (b *Builder) testBinaries(ctx context.Context, kubernetesVersion string, na
 		for n, p := range paths {
 			set.Paths[n] = p
 		}
+	}
+	if names == nil || want[Busybox] {
+		p, err := b.BusyboxBinary(ctx)
+		if err != nil {
+			return Set{}, err
+		}
+		set.Paths[Busybox] = p
+		delete(want, Busybox)
 	}
 	for n := range want {
 		return Set{}, fmt.Errorf("no conformance binary %q for %s", n, kubernetesVersion)

@@ -20,7 +20,7 @@ import (
 // RootfsPackages: nginx, dig/nslookup/host and netcat. A root filesystem of its own (keyed by its
 // package set), so the product images' keys do not change.
 func TestRootfsPackages() []string {
-	return append(RootfsPackages(), "nginx-light", "bind9-dnsutils", "netcat-openbsd", "bash-static")
+	return append(RootfsPackages(), "nginx-light", "bind9-dnsutils", "netcat-openbsd")
 }
 
 // TestImage is one image of the e2e image manifest (test/utils/image/manifest.go of a release).
@@ -231,13 +231,19 @@ func (t *tree) toolbox(s *fileSet, users ...string) error {
 	return nil
 }
 
-// addAllBusybox adds Debian's static busybox with every applet it lists (the upstream busybox image
-// has them all), leaving real binaries of the same name alone.
+// addAllBusybox adds Debian's static busybox with every applet it lists, leaving real binaries of
+// the same name alone: the rest of the userland of the agnhost-based images.
 func (t *tree) addAllBusybox(s *fileSet) error {
 	if _, err := t.add(s, "/usr/bin/busybox"); err != nil {
 		return err
 	}
-	out, err := exec.Command(filepath.Join(t.root, "usr/bin/busybox"), "--list").Output()
+	return linkApplets(s, filepath.Join(t.root, "usr/bin/busybox"))
+}
+
+// linkApplets links every applet a busybox binary lists to /usr/bin/busybox, unless the image
+// already has a file of that name.
+func linkApplets(s *fileSet, busybox string) error {
+	out, err := exec.Command(busybox, "--list").Output()
 	if err != nil {
 		return fmt.Errorf("busybox --list: %w", err)
 	}
@@ -275,19 +281,13 @@ func testRecipe(kind, name string, set build.Set, t *tree, k8sDir string) (*spec
 		return nil
 	}
 	busybox := func() error {
+		// Upstream's busybox built from its release tarball (build.BusyboxBinary says why not
+		// Debian's), with every applet, sh included.
 		usrMerge(s.files)
-		if err := t.addAllBusybox(s.files); err != nil {
+		s.files.file("/usr/bin/busybox", set.Path(build.Busybox), 0o755)
+		if err := linkApplets(s.files, set.Path(build.Busybox)); err != nil {
 			return err
 		}
-		// Debian's busybox sh (1.35, and 1.37 too) drops environment variables whose names are not
-		// shell identifiers ("data-1", "p-data-1"), which Kubernetes allows and the ConfigMap and
-		// Secret specs read back with `sh -c env`; upstream's image (Docker Hub's busybox) passes
-		// them on. Debian's static bash does: sh is bash here, every other command busybox.
-		if _, err := t.add(s.files, "/usr/bin/bash-static"); err != nil {
-			return err
-		}
-		s.files.symlink("/usr/bin/sh", "bash-static")
-		s.files.symlink("/usr/bin/bash", "bash-static")
 		etcUsers(s.files)
 		s.files.dir("/tmp", 0o1777)
 		s.files.dir("/root", 0o700)
