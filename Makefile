@@ -70,9 +70,11 @@ release-check: ## validate .goreleaser.yaml with the pinned goreleaser (hack/too
 lab-build: prereqs lab-tool ## build (or find cached) the default release's lab set: binaries, images, mirror files (lab build --k8s all: every release)
 	$(LAB) build
 
+# E2E_TIMEOUT: go test's limit for the whole run (TestConformanceFull: about 70 min on 2 cores; give it 3h).
+E2E_TIMEOUT ?= 85m
 .PHONY: e2e
 e2e: prereqs build lab-build ## the lab scenarios (test/e2e, build tag e2e; E2E_RUN=regexp selects)
-	$(GO) test -tags e2e -p 1 -count=1 -timeout 85m ./test/e2e $(if $(E2E_RUN),-run '$(E2E_RUN)') -v
+	$(GO) test -tags e2e -p 1 -count=1 -timeout $(E2E_TIMEOUT) ./test/e2e $(if $(E2E_RUN),-run '$(E2E_RUN)') -v
 
 # LAB_INSTALL=package installs kubeadm, kubelet and kubectl from the lab's signed apt repository.
 LAB_INSTALL ?= binary

@@ -18,6 +18,7 @@ packages=(
   # the lab: Debian root filesystem, rootful podman hosts, apt cache, image userland.
   mmdebstrap podman runc conmon netavark aardvark-dns iptables nftables uidmap catatonit apt-cacher-ng busybox-static
   # lab/build: runc is a static cgo binary with seccomp (kubeadm's static pods ask for RuntimeDefault).
+  # lab/build also compiles upstream busybox (static) for the conformance test images.
   gcc libc6-dev libseccomp-dev
   git make ca-certificates curl
   # make lint and pkg/scripts' tests check the scripts the installer runs on hosts.
