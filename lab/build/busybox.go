@@ -105,11 +105,8 @@ func (b *Builder) BusyboxBinary(ctx context.Context) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", fmt.Errorf("busybox: %w", err)
 	}
-	if err := copyFile(filepath.Join(src, "busybox"), out+".tmp", 0o755); err != nil {
-		return "", fmt.Errorf("busybox: %w", err)
-	}
-	// Rename last: a binary that exists is complete.
-	if err := os.Rename(out+".tmp", out); err != nil {
+	// Rename last (the work tree is in the same cache): a binary that exists is complete.
+	if err := os.Rename(filepath.Join(src, "busybox"), out); err != nil {
 		return "", fmt.Errorf("busybox: %w", err)
 	}
 	_ = os.RemoveAll(work)
@@ -245,21 +242,4 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-func copyFile(src, dst string, mode os.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

@@ -42,22 +42,7 @@ var conformanceCISubset = []string{
 func TestScenario17Conformance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	lab, _ := buildBinaries(t)
-
-	// The suites, busybox and the test images first (cached; ~9 min cold after make lab-build), before
-	// any host runs.
-	start := time.Now()
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		fatal(t, err)
-	}
-	build := exec.CommandContext(ctx, lab, "conformance", "--build-only", "--lab-dir", filepath.Join(root, ".lab", "e2e"))
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fatalf(t, "lab conformance --build-only: %v\n%s", err, out)
-	}
-	t.Logf("MEASURE conformance build (binaries + test images): %s", time.Since(start).Round(time.Millisecond))
-
+	buildConformance(ctx, t)
 	c := startLab(ctx, t, "-n", "3")
 	if r := c.installer("create", "cluster"); r.Code != 0 {
 		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
@@ -109,16 +94,7 @@ func TestScenario17Conformance(t *testing.T) {
 func TestConformanceFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
-	lab, _ := buildBinaries(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		fatal(t, err)
-	}
-	build := exec.CommandContext(ctx, lab, "conformance", "--build-only", "--lab-dir", filepath.Join(root, ".lab", "e2e"))
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		fatalf(t, "lab conformance --build-only: %v\n%s", err, out)
-	}
+	buildConformance(ctx, t)
 	c := startLab(ctx, t, "-n", "3")
 	if r := c.installer("create", "cluster"); r.Code != 0 {
 		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
@@ -141,6 +117,24 @@ func TestConformanceFull(t *testing.T) {
 	for n := range want {
 		errorf(t, "run %s is missing from the summary", n)
 	}
+}
+
+// buildConformance builds the suites, busybox and the test images (cached; ~9 min cold after make
+// lab-build) before any host runs.
+func buildConformance(ctx context.Context, t *testing.T) {
+	t.Helper()
+	lab, _ := buildBinaries(t)
+	start := time.Now()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		fatal(t, err)
+	}
+	build := exec.CommandContext(ctx, lab, "conformance", "--build-only", "--lab-dir", filepath.Join(root, ".lab", "e2e"))
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		fatalf(t, "lab conformance --build-only: %v\n%s", err, out)
+	}
+	t.Logf("MEASURE conformance build (binaries + test images): %s", time.Since(start).Round(time.Millisecond))
 }
 
 // runConformance runs `lab conformance` against the scenario's lab with its output in
