@@ -85,7 +85,7 @@ func (b *Builder) BusyboxBinary(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("busybox source: %w", err)
 	}
 	src := filepath.Join(work, "busybox-"+busyboxSource.Version)
-	make := func(args ...string) error {
+	runMake := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "make", args...)
 		cmd.Dir = src
 		if o, err := cmd.CombinedOutput(); err != nil {
@@ -93,13 +93,13 @@ func (b *Builder) BusyboxBinary(ctx context.Context) (string, error) {
 		}
 		return nil
 	}
-	if err := make("defconfig"); err != nil {
+	if err := runMake("defconfig"); err != nil {
 		return "", fmt.Errorf("busybox: %w", err)
 	}
 	if err := setKconfig(filepath.Join(src, ".config"), busyboxConfig); err != nil {
 		return "", fmt.Errorf("busybox: %w", err)
 	}
-	if err := make("-j", fmt.Sprint(b.opts.Parallel), "busybox"); err != nil {
+	if err := runMake("-j", fmt.Sprint(b.opts.Parallel), "busybox"); err != nil {
 		return "", fmt.Errorf("busybox: %w", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
