@@ -42,14 +42,7 @@ var conformanceCISubset = []string{
 func TestScenario17Conformance(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
-	buildConformance(ctx, t)
-	c := startLab(ctx, t, "-n", "3")
-	if r := c.installer("create", "cluster"); r.Code != 0 {
-		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
-	}
-	k := c.kube()
-	checkNodes(ctx, t, c, k)
-	checkCoreDNS(ctx, t, k)
+	c := conformanceCluster(ctx, t)
 
 	kubeadm := runConformance(t, c, "kubeadm", "--suites", "kubeadm")
 	if len(kubeadm.Results) != 1 {
@@ -94,14 +87,7 @@ func TestScenario17Conformance(t *testing.T) {
 func TestConformanceFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
-	buildConformance(ctx, t)
-	c := startLab(ctx, t, "-n", "3")
-	if r := c.installer("create", "cluster"); r.Code != 0 {
-		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
-	}
-	k := c.kube()
-	checkNodes(ctx, t, c, k)
-	checkCoreDNS(ctx, t, k)
+	c := conformanceCluster(ctx, t)
 
 	s := runConformance(t, c, "full")
 	want := map[string]bool{"kubeadm": true, "conformance-parallel": true, "conformance-serial": true}
@@ -117,6 +103,21 @@ func TestConformanceFull(t *testing.T) {
 	for n := range want {
 		errorf(t, "run %s is missing from the summary", n)
 	}
+}
+
+// conformanceCluster builds the conformance parts, then brings up 3 hosts (1 control plane, 2
+// workers) and creates the cluster with the installer.
+func conformanceCluster(ctx context.Context, t *testing.T) *labCluster {
+	t.Helper()
+	buildConformance(ctx, t)
+	c := startLab(ctx, t, "-n", "3")
+	if r := c.installer("create", "cluster"); r.Code != 0 {
+		fatalf(t, "create cluster: exit %d\n%s", r.Code, r.Stderr)
+	}
+	k := c.kube()
+	checkNodes(ctx, t, c, k)
+	checkCoreDNS(ctx, t, k)
+	return c
 }
 
 // buildConformance builds the suites, busybox and the test images (cached; ~9 min cold after make
