@@ -85,7 +85,7 @@ func TestNames(kubernetesVersion string) ([]string, error) {
 
 // TestBinaries builds (or finds cached) the conformance binaries of a release: e2e.test,
 // e2e_kubeadm.test, ginkgo, and agnhost, sample-apiserver, nnp and busybox for the test images. They are not
-// part of Set: `make lab` does not build them (e2e.test alone is ~9 min cold on 2 cores).
+// part of Set: `make lab` does not build them (about 5 min on 2 cores, even with Go's cache warm).
 func (b *Builder) TestBinaries(ctx context.Context, kubernetesVersion string) (Set, error) {
 	return b.testBinaries(ctx, kubernetesVersion, nil)
 }
